@@ -1,0 +1,1 @@
+"""Art and fonts (package data); see LICENSES.md beside each file."""

@@ -1,0 +1,1 @@
+"""Jac sources (package data): level types and the `by llm()` functions."""
