@@ -1,0 +1,29 @@
+"""Dungeon Forge level generator: facade, validation, backends, capture and store.
+
+The public API is imported lazily so ``import generator`` stays cheap (no
+jaclang, no torch) for games that only need validation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LevelGenerator": "generator.facade",
+    "GeneratedLevel": "generator.facade",
+    "validate_level": "generator.validation",
+    "validate_batch": "generator.validation",
+    "ValidationReport": "generator.validation",
+    "generate_procedural": "generator.procedural",
+    "GeneratorError": "generator.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'generator' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
