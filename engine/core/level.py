@@ -96,7 +96,17 @@ def _spec_error_from(exc: msgspec.ValidationError) -> SpecError:
     if text.startswith("LevelSpec."):
         field = text.split(":", 1)[0].removeprefix("LevelSpec.")
         return SpecError(field, text.split(": ", 1)[1].split(" - at ")[0])
-    field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "<object>"
+    if "`$." in text:
+        field = text.rsplit("`$.", 1)[-1].rstrip("`")
+    elif text.startswith(("Object missing required field `", "Object contains unknown field `")):
+        field = text.split("`")[1]  # msgspec names the field between backticks
+    else:
+        field = "<object>"
+    if text.startswith("Object missing required field"):
+        lo_hi = SPEC_RANGES.get(field)
+        text = f"missing; expected an integer in {lo_hi[0]}..{lo_hi[1]}" if lo_hi else f"{text}"
+    elif text.startswith("Object contains unknown field"):
+        text = f"unknown field; a spec has only {', '.join(LevelSpec.__struct_fields__)}"
     return SpecError(field, text)
 
 
