@@ -1,0 +1,392 @@
+"""The project's one implementation of each level metric.
+
+The training gates (``trainer/gates.py``) and the evaluation framework
+(``generator/evaluate``) both score generators with these functions, so a
+number in a training report and a number in an evaluation report mean the
+same thing.  Everything here is pure NumPy and takes plain inputs: levels (a
+:class:`~engine.core.level.Level`, a Level JSON object, or ``None`` for an
+output that did not parse), specs, validity flags, latencies.
+
+Tile distances compare terrain only (entities are not tiles).  Two levels are
+aligned at their top-left corner; the distance between them is the share of
+tiles in the union of their footprints that differ, so a size mismatch counts
+as difference and the distance is always in ``[0, 1]``.
+
+>>> lo, hi = wilson_interval(9, 10)
+>>> round(lo, 3), round(hi, 3)
+(0.596, 0.982)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from engine.core.content import ENEMY_KINDS
+from engine.core.errors import EngineError
+from engine.core.level import SPEC_RANGES, Level, LevelDoc, LevelSpec
+
+__all__ = [
+    "Proportion",
+    "Summary",
+    "Controllability",
+    "wilson_interval",
+    "validity",
+    "count_tolerance",
+    "estimate_difficulty",
+    "controllability",
+    "tile_distance_matrix",
+    "diversity",
+    "novelty",
+    "near_duplicates",
+    "summarize",
+    "as_level",
+    "as_spec",
+]
+
+#: A level is *novel* when no training level lies within this share of differing tiles.
+NOVELTY_THRESHOLD = 0.05
+#: Requested vs estimated difficulty may differ by this much and still count as "in band".
+DIFFICULTY_TOLERANCE = 2.0
+
+LevelLike = Level | Mapping[str, Any] | None
+
+
+# ---------------------------------------------------------------- proportions
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes out of ``n`` (95 % for ``z=1.96``).
+
+    Unlike the normal approximation it stays inside ``[0, 1]`` and is
+    sensible for small ``n`` and rates near 0 or 1, which is exactly where a
+    promotion gate sits.  ``n == 0`` gives the uninformative ``(0, 1)``.
+
+    >>> wilson_interval(0, 0)
+    (0.0, 1.0)
+    >>> lo, hi = wilson_interval(100, 100)
+    >>> round(lo, 4), round(hi, 4)
+    (0.963, 1.0)
+    """
+    if n < 0 or k < 0 or k > n:
+        raise ValueError(f"wilson_interval: need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True, slots=True)
+class Proportion:
+    """``k`` of ``n`` with its rate and Wilson 95 % interval."""
+
+    k: int
+    n: int
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else 0.0
+
+    @property
+    def lower95(self) -> float:
+        return wilson_interval(self.k, self.n)[0]
+
+    @property
+    def upper95(self) -> float:
+        return wilson_interval(self.k, self.n)[1]
+
+    @classmethod
+    def of(cls, flags: Iterable[bool]) -> Proportion:
+        arr = np.fromiter((bool(f) for f in flags), dtype=bool)
+        return cls(int(arr.sum()), int(arr.size))
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"k": self.k, "n": self.n, "rate": self.rate, "lower95": self.lower95, "upper95": self.upper95}
+
+
+def validity(valid: Iterable[bool | None]) -> Proportion:
+    """Share of outputs that passed every validation gate (``None`` = not judged = not valid).
+
+    >>> v = validity([True, True, False, None])
+    >>> v.k, v.n, v.rate
+    (2, 4, 0.5)
+    """
+    return Proportion.of(bool(v) for v in valid)
+
+
+# ------------------------------------------------------------------ coercion
+
+
+def as_level(x: LevelLike) -> Level | None:
+    """A :class:`Level` from a level, a Level JSON object or ``None``; ``None`` if it cannot be built."""
+    if x is None or isinstance(x, Level):
+        return x
+    try:
+        return Level.from_doc(msgspec.convert(x, type=LevelDoc))
+    except (msgspec.ValidationError, EngineError, TypeError, ValueError):
+        return None
+
+
+def as_spec(x: LevelSpec | Mapping[str, Any]) -> LevelSpec:
+    return x if isinstance(x, LevelSpec) else LevelSpec.from_dict(dict(x))
+
+
+# ----------------------------------------------------------- controllability
+
+
+def count_tolerance(requested: int) -> int:
+    """How far an enemy or item count may stray from the spec: ``max(1, floor(0.25 n))`` (gate V5).
+
+    >>> [count_tolerance(n) for n in (0, 3, 4, 8, 30)]
+    [1, 1, 1, 2, 7]
+    """
+    return max(1, int(requested) // 4)
+
+
+#: Strongest enemy in the catalogue, so threat per enemy is in (0, 1].
+_MAX_THREAT = max(k.hp * k.attack for k in ENEMY_KINDS.values())
+
+
+def estimate_difficulty(level: Level) -> float:
+    """Read a 1..10 difficulty from the level itself (a documented proxy, not ground truth).
+
+    Difficulty grows with how many enemies there are for the floor space and
+    how strong they are (``hp * attack`` against the catalogue's strongest)::
+
+        load  = sum(threat_i) / sqrt(floor_tiles / 100)   # enemies per ~100 floor tiles, weighted
+        score = 1 + 9 * (1 - exp(-load / 3))
+
+    An empty level is 1; a dense crowd of the strongest kind tends to 10.
+    The evaluation framework may calibrate this against bot play later; the
+    gates only use it within a tolerance band (``DIFFICULTY_TOLERANCE``).
+
+    >>> from engine.core.level import rows_to_grid
+    >>> g = rows_to_grid(["#" * 16] + ["#" + "." * 14 + "#"] * 10 + ["#" * 16])
+    >>> estimate_difficulty(Level(name="x", grid=g, spawn=(1, 1), exit=(14, 10), theme="crypt"))
+    1.0
+    """
+    floor = max(1, int(np.count_nonzero(level.grid != 1)))
+    threat = 0.0
+    for e in level.enemies:
+        kind = ENEMY_KINDS.get(e.kind)
+        threat += (kind.hp * kind.attack / _MAX_THREAT) if kind else 0.5
+    load = threat / math.sqrt(floor / 100.0)
+    return round(1.0 + 9.0 * (1.0 - math.exp(-load / 3.0)), 3)
+
+
+@dataclass(frozen=True, slots=True)
+class Controllability:
+    """Per spec field share of outputs that honour the request, and all at once (``joint``)."""
+
+    size: Proportion
+    enemies: Proportion
+    items: Proportion
+    difficulty: Proportion
+    theme: Proportion
+    joint: Proportion
+
+    @property
+    def fields(self) -> dict[str, Proportion]:
+        return {"size": self.size, "enemies": self.enemies, "items": self.items,
+                "difficulty": self.difficulty, "theme": self.theme}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v.to_dict() for k, v in self.fields.items()}
+        out["joint"] = self.joint.to_dict()
+        return out
+
+
+def controllability(
+    levels: Sequence[LevelLike],
+    specs: Sequence[LevelSpec | Mapping[str, Any]],
+    *,
+    difficulty_of: Callable[[Level], float] = estimate_difficulty,
+    difficulty_tolerance: float = DIFFICULTY_TOLERANCE,
+) -> Controllability:
+    """How well outputs follow their spec, field by field.
+
+    - ``size``: width and height exactly as requested;
+    - ``enemies`` / ``items``: count within :func:`count_tolerance` of the request;
+    - ``difficulty``: :func:`estimate_difficulty` within ``difficulty_tolerance``;
+    - ``theme``: the level names the requested theme;
+    - ``joint``: all of the above.
+
+    An output that did not parse (``None``) fails every field.
+    """
+    if len(levels) != len(specs):
+        raise ValueError(f"controllability: {len(levels)} levels but {len(specs)} specs")
+    n = len(levels)
+    ok = np.zeros((5, n), dtype=bool)
+    for i, (raw, raw_spec) in enumerate(zip(levels, specs)):
+        level, spec = as_level(raw), as_spec(raw_spec)
+        if level is None:
+            continue
+        ok[0, i] = level.width == spec.width and level.height == spec.height
+        ok[1, i] = abs(len(level.enemies) - spec.enemies) <= count_tolerance(spec.enemies)
+        ok[2, i] = abs(len(level.items) - spec.items) <= count_tolerance(spec.items)
+        ok[3, i] = abs(difficulty_of(level) - spec.difficulty) <= difficulty_tolerance
+        ok[4, i] = level.theme == spec.theme
+    props = [Proportion(int(row.sum()), n) for row in ok]
+    joint = Proportion(int(ok.all(axis=0).sum()) if n else 0, n)
+    return Controllability(*props, joint=joint)
+
+
+# ---------------------------------------------------------- tile distances
+
+_N_TILE_VALUES = 3  # floor, wall, door (engine.core.content.Tile)
+_MAX_H, _MAX_W = SPEC_RANGES["height"][1], SPEC_RANGES["width"][1]
+
+
+def _grids(levels: Sequence[LevelLike]) -> list[NDArray[np.uint8]]:
+    out = []
+    for x in levels:
+        level = as_level(x)
+        if level is not None:
+            out.append(level.grid)
+    return out
+
+
+def _encode(grids: Sequence[NDArray[np.uint8]], h: int, w: int) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.int64]]:
+    """One-hot tiles on an ``h x w`` canvas (padding is all-zero, so it never 'matches')."""
+    x = np.zeros((len(grids), h, w, _N_TILE_VALUES), dtype=np.float32)
+    hs = np.empty(len(grids), dtype=np.int64)
+    ws = np.empty(len(grids), dtype=np.int64)
+    for i, g in enumerate(grids):
+        gh, gw = g.shape
+        hs[i], ws[i] = gh, gw
+        gg = np.minimum(g, _N_TILE_VALUES - 1)
+        x[i, np.arange(gh)[:, None], np.arange(gw)[None, :], gg] = 1.0
+    return x.reshape(len(grids), -1), hs, ws
+
+
+def _pair_distances(a: Sequence[NDArray[np.uint8]], b: Sequence[NDArray[np.uint8]], chunk: int = 512) -> NDArray[np.float32]:
+    if not a or not b:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    h = max(max(g.shape[0] for g in a), max(g.shape[0] for g in b))
+    w = max(max(g.shape[1] for g in a), max(g.shape[1] for g in b))
+    xb, hb, wb = _encode(b, h, w)
+    area_b = hb * wb
+    out = np.empty((len(a), len(b)), dtype=np.float32)
+    for start in range(0, len(a), chunk):
+        xa, ha, wa = _encode(a[start:start + chunk], h, w)
+        same = xa @ xb.T  # tiles equal in both (inside the overlap only)
+        overlap = np.minimum(ha[:, None], hb[None, :]) * np.minimum(wa[:, None], wb[None, :])
+        union = (ha * wa)[:, None] + area_b[None, :] - overlap
+        out[start:start + chunk] = (union - same) / union
+    return out
+
+
+def tile_distance_matrix(levels: Sequence[LevelLike], others: Sequence[LevelLike] | None = None) -> NDArray[np.float32]:
+    """Normalised tile Hamming distances, ``[i, j]`` between ``levels[i]`` and ``others[j]``
+    (``others`` defaults to ``levels``).  Unparsable outputs are dropped first.
+
+    One matrix product on one-hot tiles, so a thousand levels take well under a second.
+
+    >>> from engine.core.level import rows_to_grid
+    >>> a = Level(name="a", grid=rows_to_grid(["####", "#..#", "####"]), spawn=(1, 1), exit=(2, 1), theme="cave")
+    >>> b = Level(name="b", grid=rows_to_grid(["####", "#.##", "####"]), spawn=(1, 1), exit=(1, 1), theme="cave")
+    >>> [[round(float(d), 3) for d in row] for row in tile_distance_matrix([a, b])]
+    [[0.0, 0.083], [0.083, 0.0]]
+    """
+    ga = _grids(levels)
+    gb = ga if others is None else _grids(others)
+    return _pair_distances(ga, gb)
+
+
+def diversity(levels: Sequence[LevelLike]) -> float:
+    """Mean pairwise normalised tile Hamming distance (0 = all identical, 1 = nothing shared).
+
+    Fewer than two parsed levels give 0.0.
+    """
+    d = tile_distance_matrix(levels)
+    n = d.shape[0]
+    if n < 2:
+        return 0.0
+    return float(d[np.triu_indices(n, k=1)].mean())
+
+
+def novelty(levels: Sequence[LevelLike], training: Sequence[LevelLike], threshold: float = NOVELTY_THRESHOLD) -> float:
+    """Share of ``levels`` farther than ``threshold`` (share of differing tiles) from every training level.
+
+    A student that replays its training data scores 0; an empty training set makes everything novel.
+    Unparsable outputs count as not novel (they are not levels at all).
+    """
+    if not levels:
+        return 0.0
+    ga, gt = _grids(levels), _grids(training)
+    if not ga:
+        return 0.0
+    if not gt:
+        return len(ga) / len(levels)
+    nearest = _pair_distances(ga, gt).min(axis=1)
+    return float(np.count_nonzero(nearest > threshold)) / len(levels)
+
+
+def near_duplicates(grids: Sequence[NDArray[np.uint8]], threshold: float = NOVELTY_THRESHOLD) -> NDArray[np.bool_]:
+    """Mask of grids to drop because an earlier grid is within ``threshold`` (exact copies included).
+
+    Only grids of the same shape can be that close, so the work is done per
+    shape, one distance matrix at a time; the first of each cluster is kept.
+    """
+    drop = np.zeros(len(grids), dtype=bool)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, g in enumerate(grids):
+        by_shape.setdefault(tuple(g.shape), []).append(i)
+    for idx in by_shape.values():
+        if len(idx) < 2:
+            continue
+        d = _pair_distances([grids[i] for i in idx], [grids[i] for i in idx])
+        close = np.triu(d <= threshold, k=1)
+        keep = np.ones(len(idx), dtype=bool)
+        for j in range(len(idx)):  # greedy: a kept level removes everything close to it
+            if keep[j]:
+                keep[j + 1:] &= ~close[j, j + 1:]
+        drop[np.asarray(idx)[~keep]] = True
+    return drop
+
+
+# ---------------------------------------------------------------- summaries
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Distribution summary of a per-output quantity (latency in ms, tokens...)."""
+
+    n: int
+    mean: float
+    p50: float
+    p95: float
+    max: float
+    total: float = field(default=0.0)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def summarize(values: Iterable[float]) -> Summary:
+    """``n``, mean, median, 95th percentile, max and total; all zero for no values.
+
+    >>> summarize([1, 2, 3, 4]).p50
+    2.5
+    """
+    arr = np.fromiter((float(v) for v in values), dtype=np.float64)
+    if arr.size == 0:
+        return Summary(0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    return Summary(
+        n=int(arr.size),
+        mean=float(arr.mean()),
+        p50=float(np.percentile(arr, 50)),
+        p95=float(np.percentile(arr, 95)),
+        max=float(arr.max()),
+        total=float(arr.sum()),
+    )
