@@ -1,0 +1,1 @@
+"""Arcade rendering of the headless core: views, camera, sprites, HUD, screenshots."""

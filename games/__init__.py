@@ -1,0 +1,1 @@
+"""The sample games shipped with Dungeon Forge (nothing imports this package)."""

@@ -1,0 +1,1 @@
+"""The sample dungeon: a small roguelike built on the engine and the generator facade."""
