@@ -1,0 +1,123 @@
+"""Backends: the one small protocol every level producer implements.
+
+A backend turns a :class:`BackendRequest` (spec, seed, the previous attempt's
+validation feedback, a deadline) into a :class:`BackendOutput` (the raw text it
+produced, plus what it cost).  It does not validate: the facade
+(:class:`generator.facade.LevelGenerator`) validates every output, retries with
+the failures as feedback and falls through to the next backend.
+
+A backend raises :class:`~generator.errors.BackendError` when it cannot
+produce anything (API down, model missing, timeout); any other exception is
+treated the same way by the facade, but is a bug worth a log line.
+
+>>> from engine.core.level import LevelSpec
+>>> spec = LevelSpec(width=16, height=12, difficulty=2, enemies=1, items=1, theme="crypt")
+>>> out = ProceduralBackend().generate(BackendRequest(spec=spec, seed=7))  # doctest: +SKIP
+>>> out.level.width  # doctest: +SKIP
+16
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from generator.errors import BackendError
+
+if TYPE_CHECKING:
+    from engine.core.level import Level, LevelSpec
+
+__all__ = [
+    "Backend",
+    "BackendOutput",
+    "BackendRequest",
+    "ProceduralBackend",
+    "time_left",
+]
+
+
+@dataclass(frozen=True)
+class BackendRequest:
+    """What the facade asks one backend for, for one attempt."""
+
+    spec: LevelSpec
+    seed: int
+    feedback: str | None = None  #: the previous attempt's ``ValidationReport.feedback()``
+    attempt: int = 1  #: 1-based attempt number at this backend
+    deadline: float | None = None  #: ``time.monotonic()`` value by which to answer, if any
+
+    def seconds_left(self) -> float | None:
+        """Seconds until :attr:`deadline` (may be negative), or None without a deadline."""
+        return time_left(self.deadline)
+
+
+@dataclass
+class BackendOutput:
+    """What a backend produced.  ``raw`` is always the text the validator sees;
+    ``level`` may carry an already-parsed level (procedural, student) so the
+    facade can skip a decode."""
+
+    raw: str
+    model: str
+    model_version: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    messages: list[Any] | None = None
+    confidence: float | None = None
+    level: Level | None = None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can propose a level for a spec.
+
+    ``name`` is what the store records as the call's backend ("procedural",
+    "llm", "student", ...).  ``generate`` raises
+    :class:`~generator.errors.BackendError` when it cannot answer.
+    """
+
+    name: str
+
+    def generate(self, request: BackendRequest) -> BackendOutput: ...
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until a ``time.monotonic()`` deadline, or None when there is none."""
+    return None if deadline is None else deadline - time.monotonic()
+
+
+class ProceduralBackend:
+    """The embedded, offline default: rooms-and-corridors or caves, seeded.
+
+    Always valid for a spec in range (the procedural generator's own property
+    test proves it), so the facade keeps it last in every cascade.  Later
+    attempts use a shifted seed so a retry is not the same level again.
+    """
+
+    name = "procedural"
+    model_version = "procedural-1"
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        try:
+            from generator.procedural import generate_procedural
+        except ImportError as exc:  # pragma: no cover - the module ships with the package
+            raise BackendError(f"procedural backend unavailable: {exc}; reinstall dungeon-forge") from exc
+        seed = request.seed + (request.attempt - 1) * 7919
+        try:
+            level = generate_procedural(request.spec, seed)
+        except Exception as exc:
+            raise BackendError(
+                f"procedural generator failed for spec {request.spec.to_json().decode()} "
+                f"seed {seed}: {exc}"
+            ) from exc
+        return BackendOutput(
+            raw=level.to_json().decode(),
+            model="procedural",
+            model_version=self.model_version,
+            level=level,
+        )
+
+    def __repr__(self) -> str:
+        return "ProceduralBackend()"
