@@ -1,0 +1,534 @@
+"""Per-call-site routing: who answers a call site, and when that changes.
+
+Each call site moves through four states (``docs/routing.md`` has the picture)::
+
+    teacher ──(a version is promoted in the registry)──▶ shadow
+    shadow  ──(Wilson 95 % lower bound of shadow validity ≥ threshold,
+               over ≥ min samples)──────────────────────▶ local
+    local   ──(live validity or fun significantly below the
+               predecessor's)──▶ previous version (local) or rolled_back
+    rolled_back ──(a *different* version is promoted)──▶ shadow
+
+* **teacher**: the configured teacher (LLM, or procedural offline) serves.
+* **shadow**: the teacher serves; the student answers the same request beside
+  it, its output is validated and recorded (``served=False``), never shown.
+* **local**: the student serves when its output is valid and confident,
+  otherwise the facade's cascade moves on to the teacher, then procedural.
+  A small share of locally served requests is spot-checked against the
+  teacher and the comparison is recorded.
+* **rolled_back**: the teacher serves again after a regression; the evidence
+  is in the store's site events.
+
+Transitions are decided only in :meth:`Router.refresh`, which the facade calls
+at the start of each play session, so a new model takes effect at the next
+session and a generation already in flight finishes on the backends it
+started with (a request holds the backend list it was given).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from generator.backends import Backend, BackendOutput, BackendRequest
+from generator.errors import BackendError, GeneratorError
+from generator.metrics import wilson_interval
+from generator.records import CallRecord
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ConfidenceGate",
+    "Decision",
+    "Router",
+    "RoutingPolicy",
+    "ShadowBackend",
+    "SiteState",
+    "SpotCheckBackend",
+    "decide",
+]
+
+
+class SiteState(StrEnum):
+    TEACHER = "teacher"
+    SHADOW = "shadow"
+    LOCAL = "local"
+    ROLLED_BACK = "rolled_back"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    """The numbers behind every routing decision (defaults documented in docs/routing.md)."""
+
+    min_shadow_samples: int = 30
+    """Shadow answers needed before a student may serve."""
+    promote_lower_bound: float = 0.80
+    """Wilson 95 % lower bound of shadow validity (first attempt) that promotion needs."""
+    min_confidence: float | None = None
+    """Serve a student output only if its mean token log-probability is at least this (None: any)."""
+    spot_check_rate: float = 0.05
+    """Share of locally served requests also sent to the teacher for comparison."""
+    rollback_min_samples: int = 20
+    """Live samples of a version (and of its predecessor) needed before a rollback is judged."""
+    rollback_validity_margin: float = 0.10
+    """Roll back when live validity's Wilson upper bound is below the predecessor's rate minus this."""
+    rollback_fun_margin: float = 0.10
+    """... or when mean fun is this much below the predecessor's and the drop is significant."""
+    alpha: float = 0.05
+    """Significance level of the fun test (one-sided Mann-Whitney U)."""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RoutingPolicy:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise GeneratorError(f"unknown routing setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+
+# ---------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a decision was based on; stored with every state change."""
+
+    n: int = 0
+    valid: int = 0
+    rate: float = 0.0
+    lower: float = 0.0
+    upper: float = 1.0
+    fun_mean: float | None = None
+    fun_n: int = 0
+
+    @classmethod
+    def of(cls, valid_flags: Sequence[bool], funs: Sequence[float] = ()) -> Evidence:
+        n = len(valid_flags)
+        k = int(sum(1 for v in valid_flags if v))
+        lo, hi = wilson_interval(k, n)
+        fun_mean = float(np.mean(funs)) if len(funs) else None
+        return cls(n=n, valid=k, rate=(k / n if n else 0.0), lower=lo, upper=hi, fun_mean=fun_mean, fun_n=len(funs))
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    """A site's persisted routing state."""
+
+    state: SiteState = SiteState.TEACHER
+    version: str | None = None
+    """The student version the state refers to (shadowed, served, or rolled back)."""
+    rejected: tuple[str, ...] = ()
+    """Versions rolled back at this site; never shadowed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A transition (or none) with the reason and the evidence behind it."""
+
+    site: str
+    before: SiteStatus
+    after: SiteStatus
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def _fun_drop_significant(current: Sequence[float], baseline: Sequence[float], policy: RoutingPolicy) -> tuple[bool, float]:
+    """True when ``current`` fun is lower than ``baseline`` by the margin and a one-sided
+    Mann-Whitney U test says the drop is not chance.  Returns (significant, p-value)."""
+    if len(current) < policy.rollback_min_samples or len(baseline) < policy.rollback_min_samples:
+        return False, 1.0
+    from scipy.stats import mannwhitneyu
+
+    if float(np.mean(baseline)) - float(np.mean(current)) < policy.rollback_fun_margin:
+        return False, 1.0
+    p = float(mannwhitneyu(current, baseline, alternative="less").pvalue)
+    return p < policy.alpha, p
+
+
+def decide(
+    site: str,
+    status: SiteStatus,
+    *,
+    promoted: str | None,
+    previous: str | None,
+    shadow: Evidence,
+    live: Evidence,
+    live_fun: Sequence[float],
+    baseline: Evidence,
+    baseline_fun: Sequence[float],
+    policy: RoutingPolicy,
+) -> Decision:
+    """The routing state machine as a pure function (tested without a store or a model).
+
+    ``promoted`` is the registry's current version for the site, ``previous`` the
+    one before it (the rollback target).  ``shadow`` is the shadow evidence of
+    ``promoted``; ``live`` / ``live_fun`` the first-attempt validity and fun
+    scores of ``status.version`` while it serves; ``baseline`` / ``baseline_fun``
+    those of its predecessor (the teacher, or the previous version).
+    """
+    s = status
+    if promoted is None:
+        if s.state in (SiteState.SHADOW, SiteState.LOCAL):
+            return Decision(site, s, SiteStatus(SiteState.TEACHER, None, s.rejected), "no promoted version in the registry")
+        return Decision(site, s, s, "no promoted version")
+
+    if s.state in (SiteState.TEACHER, SiteState.ROLLED_BACK):
+        if promoted in s.rejected:
+            return Decision(site, s, s, f"version {promoted} was rolled back here; waiting for a new one")
+        return Decision(site, s, SiteStatus(SiteState.SHADOW, promoted, s.rejected), f"version {promoted} promoted: shadowing it")
+
+    if s.version != promoted:
+        # The registry moved on (a newer promotion, or a manual rollback): shadow what it holds now.
+        if promoted in s.rejected:
+            return Decision(site, s, SiteStatus(SiteState.TEACHER, None, s.rejected), f"registry points at rejected {promoted}")
+        return Decision(site, s, SiteStatus(SiteState.SHADOW, promoted, s.rejected), f"registry now holds {promoted}: shadowing it")
+
+    if s.state is SiteState.SHADOW:
+        ev = {"shadow": asdict(shadow), "threshold": policy.promote_lower_bound, "min_samples": policy.min_shadow_samples}
+        if shadow.n < policy.min_shadow_samples:
+            return Decision(site, s, s, f"shadowing: {shadow.n}/{policy.min_shadow_samples} samples", ev)
+        if shadow.lower >= policy.promote_lower_bound:
+            return Decision(
+                site, s, SiteStatus(SiteState.LOCAL, promoted, s.rejected),
+                f"shadow validity {shadow.rate:.1%} (95 % lower bound {shadow.lower:.3f} ≥ {policy.promote_lower_bound}) over {shadow.n}: serving locally",
+                ev,
+            )
+        return Decision(site, s, s, f"shadow lower bound {shadow.lower:.3f} < {policy.promote_lower_bound}: keep shadowing", ev)
+
+    # LOCAL: watch for a regression against the predecessor.
+    ev = {"live": asdict(live), "baseline": asdict(baseline)}
+    reasons: list[str] = []
+    if live.n >= policy.rollback_min_samples and baseline.n >= policy.rollback_min_samples:
+        if live.upper < baseline.rate - policy.rollback_validity_margin:
+            reasons.append(
+                f"live validity {live.rate:.1%} (upper bound {live.upper:.3f}) below predecessor {baseline.rate:.1%} - {policy.rollback_validity_margin}"
+            )
+    significant, p = _fun_drop_significant(live_fun, baseline_fun, policy)
+    ev["fun_p_value"] = p
+    if significant:
+        reasons.append(f"fun {np.mean(live_fun):.3f} below predecessor {np.mean(baseline_fun):.3f} (p={p:.3g})")
+    if not reasons:
+        return Decision(site, s, s, "serving locally; no regression", ev)
+    rejected = (*s.rejected, promoted)
+    if previous is not None and previous not in rejected:
+        after = SiteStatus(SiteState.LOCAL, previous, rejected)
+        target = f"previous version {previous}"
+    else:
+        after = SiteStatus(SiteState.ROLLED_BACK, None, rejected)
+        target = "the teacher"
+    return Decision(site, s, after, "regression: " + "; ".join(reasons) + f" -> rolled back to {target}", ev)
+
+
+# ---------------------------------------------------------------- backend wrappers
+
+
+class Recorder(Protocol):
+    """Where wrappers write what they observed (the store, or a list in tests)."""
+
+    def record_call(self, record: CallRecord) -> None: ...
+
+
+Validator = Callable[[BackendOutput, BackendRequest], tuple[bool, list[dict[str, Any]]]]
+
+
+def validate_output(out: BackendOutput, req: BackendRequest) -> tuple[bool, list[dict[str, Any]]]:
+    """Judge a level backend's output with the gates (the site validator for levels)."""
+    from generator.validation import validate_level
+
+    report = validate_level(out.level if out.level is not None else out.raw, req.spec)
+    return report.valid, [dict(f) if isinstance(f, Mapping) else _failure_dict(f) for f in report.failures]
+
+
+def _failure_dict(f: Any) -> dict[str, Any]:
+    return {k: getattr(f, k) for k in ("gate", "code", "message", "where") if hasattr(f, k)}
+
+
+def _result_of(out: BackendOutput) -> Any:
+    if out.level is not None:
+        return out.level.to_dict()
+    try:
+        import msgspec
+
+        return msgspec.json.decode(out.raw)
+    except Exception:  # noqa: BLE001 - unparsable output is recorded raw
+        return None
+
+
+@dataclass
+class ShadowBackend:
+    """Serve ``primary``; run ``shadow`` on the same request and record it, unserved."""
+
+    primary: Backend
+    shadow: Backend
+    site: str
+    recorder: Recorder | None
+    version: str | None = None
+    validator: Validator = validate_output
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.primary.name
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        out = self.primary.generate(request)
+        self._shadow(request)
+        return out
+
+    def _shadow(self, request: BackendRequest) -> None:
+        if request.deadline is not None and time.monotonic() >= request.deadline:
+            return
+        t0 = time.perf_counter()
+        rec = CallRecord(site=self.site, backend=self.shadow.name, model_version=self.version,
+                         args={"spec": _spec_dict(request.spec), "seed": request.seed}, served=False, attempt=1)
+        try:
+            sout = self.shadow.generate(BackendRequest(request.spec, request.seed, None, 1, request.deadline))
+            rec.valid, rec.failures = self.validator(sout, request)
+            rec.raw_output, rec.result, rec.model = sout.raw, _result_of(sout), sout.model
+            rec.confidence, rec.completion_tokens = sout.confidence, sout.completion_tokens
+        except Exception as exc:  # noqa: BLE001 - a shadow failure must never reach the player
+            rec.valid, rec.error = False, f"{type(exc).__name__}: {exc}"
+        rec.latency_ms = (time.perf_counter() - t0) * 1000
+        _record(self.recorder, rec)
+
+
+@dataclass
+class ConfidenceGate:
+    """Pass a backend's output through only when its confidence clears ``min_confidence``;
+    otherwise raise :class:`BackendError` so the facade's cascade moves on."""
+
+    inner: Backend
+    min_confidence: float | None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.inner.name
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        out = self.inner.generate(request)
+        if self.min_confidence is not None and out.confidence is not None and out.confidence < self.min_confidence:
+            raise BackendError(f"{self.name}: confidence {out.confidence:.3f} below {self.min_confidence}")
+        return out
+
+
+@dataclass
+class SpotCheckBackend:
+    """Serve ``inner``; for a seeded share of requests also ask ``reference`` and record it unserved."""
+
+    inner: Backend
+    reference: Backend
+    site: str
+    recorder: Recorder | None
+    rate: float
+    seed: int = 0
+    validator: Validator = validate_output
+    name: str = ""
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.inner.name
+        self._rng = random.Random(self.seed)
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        out = self.inner.generate(request)
+        with self._lock:
+            check = self._rng.random() < self.rate
+        if check:
+            t0 = time.perf_counter()
+            rec = CallRecord(site=self.site, backend=self.reference.name, served=False,
+                             args={"spec": _spec_dict(request.spec), "seed": request.seed, "spot_check": True})
+            try:
+                ref = self.reference.generate(BackendRequest(request.spec, request.seed, None, 1, request.deadline))
+                rec.valid, rec.failures = self.validator(ref, request)
+                rec.raw_output, rec.result, rec.model = ref.raw, _result_of(ref), ref.model
+            except Exception as exc:  # noqa: BLE001
+                rec.valid, rec.error = False, f"{type(exc).__name__}: {exc}"
+            rec.latency_ms = (time.perf_counter() - t0) * 1000
+            _record(self.recorder, rec)
+        return out
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    import msgspec
+
+    return msgspec.to_builtins(spec)
+
+
+def _record(recorder: Recorder | None, rec: CallRecord) -> None:
+    if recorder is None:
+        return
+    try:
+        recorder.record_call(rec)
+    except Exception:  # noqa: BLE001 - recording must not break serving
+        log.exception("could not record a %s call at %s", rec.backend, rec.site)
+
+
+# ---------------------------------------------------------------- the router
+
+
+StudentFactory = Callable[[str, Path, str], Backend]
+"""``(site, model_dir, version) -> Backend`` — builds a student backend for a registry version."""
+
+
+class Router:
+    """Routes call sites between teacher and student, persisting state in the store.
+
+    ``backends_for(site, defaults)`` returns the backend list a facade request
+    uses (the facade appends procedural last).  ``refresh()`` applies the state
+    machine once per session; the facade calls it from ``start_session``.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        registry: Any,
+        *,
+        policy: RoutingPolicy | None = None,
+        student_factory: StudentFactory | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.policy = policy or RoutingPolicy()
+        self._student_factory = student_factory or _default_student_factory
+        self._students: dict[tuple[str, str], Backend] = {}
+        self._seed = seed
+        self._lock = threading.Lock()
+
+    # -- state persistence -------------------------------------------------
+    def status(self, site: str) -> SiteStatus:
+        row = self.store.get_site_state(site)
+        if row is None:
+            return SiteStatus()
+        evidence = getattr(row, "evidence", None) or {}
+        return SiteStatus(SiteState(row.state), row.version, tuple(evidence.get("rejected", ())))
+
+    def _save(self, d: Decision) -> None:
+        ev = dict(d.evidence, rejected=list(d.after.rejected), reason=d.reason)
+        self.store.set_site_state(d.site, d.after.state.value, d.after.version, ev)
+        self.store.add_site_event(d.site, f"{d.before.state.value}->{d.after.state.value}", ev)
+        log.info("site %s: %s", d.site, d.reason)
+
+    # -- evidence from the store ------------------------------------------
+    def _evidence(self, site: str, status: SiteStatus, promoted: str | None) -> dict[str, Any]:
+        shadow_flags: list[bool] = []
+        live_flags: list[bool] = []
+        live_fun: list[float] = []
+        base_flags: list[bool] = []
+        base_fun: list[float] = []
+        previous = self._previous(site, status.version)
+        for sc in self.store.iter_calls(site):
+            r = sc.record
+            if r.valid is None or r.attempt != 1:
+                continue
+            is_student = r.backend == "student"
+            if is_student and not r.served and r.model_version == promoted and not (r.args or {}).get("spot_check"):
+                shadow_flags.append(bool(r.valid))
+            if status.version is not None and is_student and r.model_version == status.version and (r.served or r.valid is False):
+                live_flags.append(bool(r.valid))
+                if sc.fun is not None:
+                    live_fun.append(float(sc.fun))
+            elif r.served and ((previous is None and not is_student) or (previous is not None and r.model_version == previous)):
+                base_flags.append(bool(r.valid))
+                if sc.fun is not None:
+                    base_fun.append(float(sc.fun))
+        return {
+            "shadow": Evidence.of(shadow_flags),
+            "live": Evidence.of(live_flags, live_fun),
+            "live_fun": live_fun,
+            "baseline": Evidence.of(base_flags, base_fun),
+            "baseline_fun": base_fun,
+        }
+
+    def _previous(self, site: str, version: str | None) -> str | None:
+        for m in self.registry.versions(site):
+            if getattr(m, "version", None) == version:
+                return getattr(m, "parent", None)
+        return None
+
+    # -- public -------------------------------------------------------------
+    def sites(self) -> list[str]:
+        names = set(self.registry.sites()) if hasattr(self.registry, "sites") else set()
+        names.update(row.site for row in self.store.list_site_states()) if hasattr(self.store, "list_site_states") else None
+        return sorted(names)
+
+    def refresh(self, sites: Iterable[str] | None = None) -> list[Decision]:
+        """Apply the state machine to every known site; persist and return the decisions."""
+        decisions = []
+        for site in sites if sites is not None else self.sites():
+            status = self.status(site)
+            current = self.registry.current(site)
+            promoted = getattr(current, "version", None)
+            ev = self._evidence(site, status, promoted)
+            d = decide(
+                site, status, promoted=promoted, previous=self._previous(site, status.version),
+                shadow=ev["shadow"], live=ev["live"], live_fun=ev["live_fun"],
+                baseline=ev["baseline"], baseline_fun=ev["baseline_fun"], policy=self.policy,
+            )
+            if d.changed:
+                if d.after.state is SiteState.ROLLED_BACK or (d.after.state is SiteState.LOCAL and d.after.version != promoted):
+                    self._registry_rollback(site, d)
+                self._save(d)
+            decisions.append(d)
+        return decisions
+
+    def _registry_rollback(self, site: str, d: Decision) -> None:
+        try:
+            self.registry.rollback(site)
+        except Exception:  # noqa: BLE001 - the routing state is authoritative for serving
+            log.exception("registry rollback at %s failed; routing still serves %s", site, d.after.state)
+
+    def student(self, site: str, version: str) -> Backend:
+        """The student backend for a version, loaded once and kept for the session."""
+        key = (site, version)
+        with self._lock:
+            if key not in self._students:
+                manifest = next((m for m in self.registry.versions(site) if m.version == version), None)
+                if manifest is None:
+                    raise GeneratorError(f"site {site}: version {version} is not in the registry")
+                self._students[key] = self._student_factory(site, Path(self.registry.version_dir(site, version)), version)
+            return self._students[key]
+
+    def backends_for(self, site: str, defaults: Sequence[Backend]) -> list[Backend]:
+        """The cascade a request at ``site`` uses now (procedural is appended by the facade)."""
+        status = self.status(site)
+        if status.state is SiteState.SHADOW and status.version and defaults:
+            try:
+                student = self.student(site, status.version)
+            except Exception:  # noqa: BLE001 - a broken model means teacher only
+                log.exception("site %s: cannot load student %s for shadowing", site, status.version)
+                return list(defaults)
+            return [ShadowBackend(defaults[0], student, site, self.store, status.version), *defaults[1:]]
+        if status.state is SiteState.LOCAL and status.version:
+            try:
+                student = self.student(site, status.version)
+            except Exception:  # noqa: BLE001
+                log.exception("site %s: cannot load student %s; serving the teacher", site, status.version)
+                return list(defaults)
+            served: Backend = ConfidenceGate(student, self.policy.min_confidence)
+            if defaults and self.policy.spot_check_rate > 0:
+                served = SpotCheckBackend(served, defaults[0], site, self.store, self.policy.spot_check_rate, seed=self._seed)
+            return [served, *defaults]
+        return list(defaults)
+
+
+def _default_student_factory(site: str, model_dir: Path, version: str) -> Backend:
+    from generator.local.student import StudentBackend
+
+    backend = StudentBackend(model_dir)
+    if hasattr(backend, "model_version"):
+        backend.model_version = version
+    return backend
