@@ -1,0 +1,121 @@
+"""The student's compact text form: lossless round trips and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.core.content import ENEMY_KINDS, ITEM_KINDS
+from generator.local.codec import (
+    ROW_PREFIX_LEN,
+    CodecError,
+    decode_result,
+    encode_completion,
+    encode_example,
+    encode_prompt,
+    is_level_site,
+)
+
+LEVEL_SITE = "jac.levels:design_level#00000000"
+
+
+@st.composite
+def levels(draw):
+    w = draw(st.integers(16, 40))
+    h = draw(st.integers(12, 30))
+    rows = [["#"] * w for _ in range(h)]
+    for y in range(1, h - 1):
+        for x in range(1, w - 1):
+            rows[y][x] = draw(st.sampled_from(".....#+")) if x % 7 else "."
+    floor = [(x, y) for y in range(1, h - 1) for x in range(1, w - 1) if rows[y][x] == "."]
+    n_e = draw(st.integers(0, 6))
+    n_i = draw(st.integers(0, 4))
+    cells = draw(st.permutations(floor))[: 2 + n_e + n_i]
+    (sx, sy), (ex, ey), *rest = cells
+    enemies = [{"kind": draw(st.sampled_from(sorted(ENEMY_KINDS))), "x": x, "y": y} for x, y in rest[:n_e]]
+    items = [{"kind": draw(st.sampled_from(sorted(ITEM_KINDS))), "x": x, "y": y} for x, y in rest[n_e:]]
+    spec = {"width": w, "height": h, "difficulty": draw(st.integers(1, 10)), "enemies": n_e,
+            "items": n_i, "theme": draw(st.sampled_from(["crypt", "cave", "fortress", "sewer"]))}
+    level = {"name": "student", "width": w, "height": h, "rows": ["".join(r) for r in rows],
+             "spawn": {"x": sx, "y": sy}, "exit": {"x": ex, "y": ey},
+             "enemies": enemies, "items": items, "theme": spec["theme"]}
+    return spec, level
+
+
+def _canonical(level):
+    key = lambda t: (t["y"], t["x"])  # noqa: E731 - the codec lists things in reading order
+    return {**level, "enemies": sorted(level["enemies"], key=key), "items": sorted(level["items"], key=key)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(levels())
+def test_level_round_trip_is_lossless(case):
+    spec, level = case
+    text = encode_example(LEVEL_SITE, {"spec": spec}, level)
+    assert decode_result(LEVEL_SITE, text) == _canonical(level)
+    completion = encode_completion(LEVEL_SITE, {"spec": spec}, level)
+    assert decode_result(LEVEL_SITE, completion, args={"spec": spec}) == _canonical(level)
+
+
+@settings(max_examples=30, deadline=None)
+@given(levels())
+def test_level_rows_carry_what_is_left_to_place(case):
+    spec, level = case
+    lines = encode_completion(LEVEL_SITE, spec, level).splitlines()
+    assert len(lines) == spec["height"]
+    assert all(len(line) == ROW_PREFIX_LEN + spec["width"] for line in lines)
+    assert lines[0][:ROW_PREFIX_LEN] == f"00{spec['enemies']:02d}{spec['items']:02d}3"
+    last = lines[-1][:ROW_PREFIX_LEN]
+    assert last[0:2] == f"{spec['height'] - 1:02d}"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+       st.dictionaries(st.text(max_size=6), json_values, max_size=4))
+def test_generic_round_trip_is_lossless(args, result):
+    site = "app.story:write_quest#12345678"
+    text = encode_example(site, args, result)
+    assert text.startswith(encode_prompt(site, args))
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert decode_result(site, text) == result
+
+
+def test_level_site_is_recognised_by_its_qualname_not_its_hash():
+    assert is_level_site("jac.levels:design_level#deadbeef")
+    assert is_level_site("level")
+    assert not is_level_site("jac.levels:choose_next_spec#deadbeef")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("L 16x12 d1 e0 i0 crypt\n0000003####\n", "row 0 has 4 tiles"),
+        ("nonsense", "header line"),
+        ("L 16x12 d1 e0 i0 crypt\n0000003" + "#" * 16 + "\n", "row lines"),
+        ("L 16x12 d1 e0 i0 crypt\n" + "".join(f"{y:02d}00003" + "#" * 16 + "\n" for y in range(12)), "spawn"),
+        ("L 16x12 d1 e0 i0 crypt\n" + "".join(f"{y:02d}00003" + "#" * 15 + "Q\n" for y in range(12)), "unknown glyph"),
+    ],
+)
+def test_malformed_level_text_says_where(text, where):
+    with pytest.raises(CodecError, match=where):
+        decode_result(LEVEL_SITE, text)
+
+
+def test_malformed_generic_text_is_a_clear_error():
+    with pytest.raises(CodecError, match="not JSON"):
+        decode_result("a:b#1", '{"x":1}\t{"y":\n')
+    with pytest.raises(CodecError, match="expected an object"):
+        decode_result("a:b#1", "{}\t[1]\n")
+
+
+def test_level_args_without_a_spec_are_refused():
+    with pytest.raises(CodecError, match="expected a spec"):
+        encode_prompt(LEVEL_SITE, {"width": 3})
