@@ -1,0 +1,46 @@
+"""Keep API keys out of everything the store writes.
+
+Keys are only ever read from the environment, so the values of the
+environment's key-like variables are the secrets to look for; a few common
+key shapes are masked as well in case a key reached a prompt or an error text
+some other way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Final
+
+REDACTED: Final = "[redacted]"
+
+_KEY_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)$|^(OPENAI|ANTHROPIC|GEMINI|GOOGLE|AZURE|HF)_.*KEY", re.I)
+_KEY_SHAPES = re.compile(
+    r"(\bsk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"  # OpenAI / Anthropic
+    r"|\bAIza[0-9A-Za-z_\-]{30,}"  # Google
+    r"|\bhf_[A-Za-z0-9]{20,}"  # Hugging Face
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,})"
+)
+_MIN_SECRET_LEN: Final = 8  # shorter values would blank out ordinary words
+
+
+def secret_values() -> list[str]:
+    """Values of key-like environment variables, longest first."""
+    found = {
+        value
+        for name, value in os.environ.items()
+        if len(value) >= _MIN_SECRET_LEN and _KEY_NAME.search(name)
+    }
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    """``text`` with every known secret value and key-shaped string replaced.
+
+    >>> scrub("auth failed for sk-abcdefghijklmnopqrstuv", secrets=[])
+    'auth failed for [redacted]'
+    """
+    for value in secret_values() if secrets is None else secrets:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return _KEY_SHAPES.sub(REDACTED, text)
