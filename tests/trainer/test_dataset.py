@@ -1,0 +1,130 @@
+"""Dataset curation: only valid outputs, duplicates removed, specs never straddle the split,
+fun oversampling, and a JSONL export that `datasets` can load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.core.level import Level, Placed
+from generator.callsite import LEVEL_SITE
+from generator.records import CallRecord
+from generator.store import Store
+from trainer.config import DatasetConfig
+from trainer.dataset import build_dataset, load_exported, random_spec
+from trainer.errors import DatasetError
+
+
+def _level(rng: np.random.Generator, spec: dict) -> Level:
+    w, h = spec["width"], spec["height"]
+    grid = np.ones((h, w), dtype=np.uint8)
+    grid[1:-1, 1:-1] = 0
+    inner = rng.random((h - 2, w - 2)) < 0.15
+    inner[:2, :2] = inner[-2:, -2:] = False
+    grid[1:-1, 1:-1][inner] = 1
+    free = [(x, y) for y in range(1, h - 1) for x in range(1, w - 1) if grid[y, x] == 0 and x + y > 8]
+    picks = rng.permutation(len(free))
+    ens = [Placed("rat", *free[i]) for i in picks[: spec["enemies"]]]
+    its = [Placed("potion", *free[i]) for i in picks[spec["enemies"]: spec["enemies"] + spec["items"]]]
+    return Level(name="t", grid=grid, spawn=(1, 1), exit=(w - 2, h - 2), enemies=ens, items=its, theme=spec["theme"])
+
+
+def fill_store(store: Store, n: int, *, seed: int = 0, site: str = LEVEL_SITE) -> list[CallRecord]:
+    rng = np.random.default_rng(seed)
+    cfg = DatasetConfig(bootstrap_width=(16, 18), bootstrap_height=(12, 13), bootstrap_enemies=(0, 2), bootstrap_items=(0, 2))
+    recs = []
+    for _ in range(n):
+        spec = random_spec(rng, cfg)
+        rec = CallRecord(site=site, backend="procedural", args={"spec": spec}, result=_level(rng, spec).to_dict(), valid=True)
+        store.record_call(rec)
+        recs.append(rec)
+    return recs
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "forge.db") as s:
+        yield s
+
+
+def test_only_valid_unique_levels_and_no_spec_in_both_splits(store):
+    recs = fill_store(store, 40)
+    # an invalid output, an exact copy and a near-copy (one tile differs) must all go
+    store.record_call(CallRecord(site=LEVEL_SITE, backend="llm", args=recs[0].args, result=recs[1].result, valid=False))
+    store.record_call(CallRecord(site=LEVEL_SITE, backend="llm", args=recs[2].args, result=recs[2].result, valid=True))
+    near = json.loads(json.dumps(recs[3].result))
+    row = list(near["rows"][5]); row[8] = "#" if row[8] == "." and (8, 5) not in {(e["x"], e["y"]) for e in near["enemies"] + near["items"]} else row[8]
+    near["rows"][5] = "".join(row)
+    store.record_call(CallRecord(site=LEVEL_SITE, backend="llm", args={"spec": {**recs[3].args["spec"], "difficulty": 1}}, result=near, valid=True))
+    ds = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=10, heldout_fraction=0.2))
+    assert ds.stats["not_valid"] == 0  # valid_only=True: invalid rows never leave the store
+    assert ds.stats["exact_duplicates"] == 1 and ds.stats["near_duplicates"] >= 1
+    assert len(ds.train) + len(ds.eval) == 40
+    assert {e.spec_key for e in ds.train}.isdisjoint({e.spec_key for e in ds.eval})
+    assert len(ds.eval) == 8 and len(ds.heldout_specs) == 8
+    ex = ds.train[0]
+    assert ex.text.startswith(ex.prompt) and ex.prompt.startswith("L ") and ex.completion.count("\n") == ex.result["height"]
+
+
+def test_same_spec_stays_on_one_side(store):
+    fill_store(store, 20)
+    recs = fill_store(store, 6, seed=5)
+    for r in recs:  # several different levels for one spec
+        store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args=recs[0].args,
+                                     result=_level(np.random.default_rng(len(r.call_id) + hash(r.call_id) % 1000), recs[0].args["spec"]).to_dict(), valid=True))
+    ds = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=5, heldout_fraction=0.3, seed=3))
+    key = json.dumps(recs[0].args, sort_keys=True, separators=(",", ":"))
+    sides = {("train" if e in ds.train else "eval") for e in ds.train + ds.eval if e.spec_key == key}
+    assert len(sides) == 1
+
+
+def test_fun_scores_oversample_enjoyed_levels(store):
+    recs = fill_store(store, 30)
+    for r in recs[:10]:
+        store.record_fun(r.call_id, 1.0 if r is recs[0] else 0.01, {})
+    ds = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=10, fun_oversample=1.0, heldout_fraction=0.1, seed=1))
+    by_id = {e.call_id: e for e in ds.train}
+    assert recs[0].call_id in by_id or recs[0].call_id in {e.call_id for e in ds.eval}
+    if recs[0].call_id in by_id:
+        liked = by_id[recs[0].call_id].repeat
+        others = [by_id[r.call_id].repeat for r in recs[1:10] if r.call_id in by_id]
+        assert liked > max(others)
+    assert sum(e.repeat for e in ds.train) == len(ds.train) + ds.stats["fun_extra_draws"]
+    assert len(ds.train_texts()) == sum(e.repeat for e in ds.train)
+    no_fun = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=10, fun_weighting=False))
+    assert all(e.repeat == 1 for e in no_fun.train)
+
+
+def test_too_little_data_says_how_to_get_more(store):
+    fill_store(store, 3)
+    with pytest.raises(DatasetError, match="--bootstrap"):
+        build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=10))
+
+
+def test_export_is_loadable_jsonl_and_round_trips(store, tmp_path):
+    fill_store(store, 25)
+    ds = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=5))
+    paths = ds.export(tmp_path / "export")
+    rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
+    assert len(rows) == len(ds.train)
+    # one flat schema for every row, as arrow (HF datasets) needs
+    assert {tuple(sorted(r)) for r in rows} == {tuple(sorted(rows[0]))}
+    assert {"text", "prompt", "completion"} <= set(rows[0])
+    again = load_exported(tmp_path / "export")
+    assert again.hash == ds.hash and again.train_texts(seed=2) == ds.train_texts(seed=2)
+    try:
+        import datasets  # optional
+    except ImportError:
+        return
+    loaded = datasets.load_dataset("json", data_files={"train": str(paths["train"]), "validation": str(paths["eval"])})
+    assert loaded["train"].num_rows == len(ds.train)
+
+
+def test_generic_sites_use_compact_json(store):
+    site = "demo.mod:choose_name#12345678"
+    for i in range(12):
+        store.record_call(CallRecord(site=site, backend="llm", args={"seed": i}, result={"name": f"n{i}"}, valid=True))
+    ds = build_dataset(store, site, DatasetConfig(min_examples=5))
+    assert all(e.text == f'{{"seed":{e.args["seed"]}}}\t{{"name":"n{e.args["seed"]}"}}\n' for e in ds.train)

@@ -1,0 +1,318 @@
+"""From the store's recorded calls to training pairs for one call site.
+
+:func:`build_dataset` keeps only outputs that passed validation, removes exact
+copies and near-duplicates (levels closer than a share of differing tiles,
+via :func:`generator.metrics.near_duplicates`), holds out whole specs for
+evaluation (no spec is in both splits), and oversamples levels that players
+enjoyed where a fun score exists.  Each example is written in the compact
+per-site form of :mod:`generator.local.codec` (``args -> result``), not
+byllm's long prompt.
+
+:meth:`Dataset.export` writes ``train.jsonl`` / ``eval.jsonl`` that
+``datasets.load_dataset("json", data_files=...)`` reads; :func:`load_exported`
+reads them back (a resumed run trains on exactly the same data).
+
+:func:`bootstrap` fills the store without an API key: procedural-teacher
+levels made through the facade, so they are captured like any other call.
+A student trained on them imitates the procedural generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generator.local.codec import CodecError, encode_example, encode_prompt, is_level_site
+from generator.metrics import as_level, near_duplicates
+from trainer.config import DatasetConfig
+from trainer.errors import DatasetError
+
+__all__ = ["Example", "Dataset", "build_dataset", "examples_from_calls", "load_exported", "bootstrap", "random_spec"]
+
+log = logging.getLogger(__name__)
+
+TRAIN_FILE = "train.jsonl"
+EVAL_FILE = "eval.jsonl"
+META_FILE = "dataset_info.json"
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class Example:
+    """One training pair: the call's arguments and its valid result, in the compact text form."""
+
+    call_id: str
+    site: str
+    args: dict[str, Any]
+    result: dict[str, Any]
+    prompt: str  #: what the student is given
+    text: str  #: prompt + completion (the trainer appends EOS)
+    fun: float | None = None
+    repeat: int = 1  #: times it appears in the training stream (fun oversampling)
+
+    @property
+    def spec_key(self) -> str:
+        """Calls with the same arguments ask for the same thing: they never straddle the split."""
+        return _canonical(self.args)
+
+    @property
+    def completion(self) -> str:
+        return self.text[len(self.prompt):]
+
+    def to_row(self) -> dict[str, Any]:
+        # Nested args/results are JSON strings so every row has the same flat
+        # columns whatever the site's schema (arrow needs one schema per file).
+        return {
+            "text": self.text,
+            "prompt": self.prompt,
+            "completion": self.completion,
+            "site": self.site,
+            "call_id": self.call_id,
+            "args_json": _canonical(self.args),
+            "result_json": _canonical(self.result),
+            "fun": self.fun,
+            "repeat": self.repeat,
+        }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Example:
+        return cls(
+            call_id=row["call_id"], site=row["site"], args=json.loads(row["args_json"]),
+            result=json.loads(row["result_json"]), prompt=row["prompt"], text=row["text"],
+            fun=row.get("fun"), repeat=int(row.get("repeat", 1)),
+        )
+
+
+@dataclass
+class Dataset:
+    """Train and held-out examples of one site, plus what curation removed."""
+
+    site: str
+    train: list[Example]
+    eval: list[Example]
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def hash(self) -> str:
+        """sha256 of every text in order (first 16 hex digits): names the data a version saw."""
+        h = hashlib.sha256()
+        for split in (self.train, self.eval):
+            for ex in split:
+                h.update(ex.text.encode())
+                h.update(b"\x00%d\x00" % ex.repeat)
+            h.update(b"\x01")
+        return h.hexdigest()[:16]
+
+    def train_texts(self, *, seed: int = 0) -> list[str]:
+        """The training stream: every example ``repeat`` times, shuffled (seeded)."""
+        texts = [ex.text for ex in self.train for _ in range(ex.repeat)]
+        order = np.random.default_rng(seed).permutation(len(texts))
+        return [texts[i] for i in order]
+
+    def eval_texts(self) -> list[str]:
+        return [ex.text for ex in self.eval]
+
+    @property
+    def heldout_specs(self) -> list[dict[str, Any]]:
+        """Arguments of the held-out calls (one per distinct spec)."""
+        seen: dict[str, dict[str, Any]] = {}
+        for ex in self.eval:
+            seen.setdefault(ex.spec_key, ex.args)
+        return list(seen.values())
+
+    def export(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``train.jsonl``, ``eval.jsonl`` and ``dataset_info.json``; return their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"train": out / TRAIN_FILE, "eval": out / EVAL_FILE, "info": out / META_FILE}
+        for split, rows in (("train", self.train), ("eval", self.eval)):
+            tmp = paths[split].with_suffix(".jsonl.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for ex in rows:
+                    fh.write(json.dumps(ex.to_row(), ensure_ascii=False) + "\n")
+            tmp.replace(paths[split])
+        info = {
+            "site": self.site,
+            "hash": self.hash,
+            "train_examples": len(self.train),
+            "train_stream": sum(ex.repeat for ex in self.train),
+            "eval_examples": len(self.eval),
+            "stats": self.stats,
+            "load_with": f'datasets.load_dataset("json", data_files={{"train": "{TRAIN_FILE}", "validation": "{EVAL_FILE}"}})',
+        }
+        paths["info"].write_text(json.dumps(info, indent=2), encoding="utf-8")
+        return paths
+
+
+def load_exported(out_dir: str | Path) -> Dataset:
+    """Read a dataset written by :meth:`Dataset.export`."""
+    d = Path(out_dir)
+    try:
+        info = json.loads((d / META_FILE).read_text(encoding="utf-8"))
+        splits = []
+        for name in (TRAIN_FILE, EVAL_FILE):
+            with open(d / name, encoding="utf-8") as fh:
+                splits.append([Example.from_row(json.loads(line)) for line in fh if line.strip()])
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"cannot read the exported dataset in {d} ({exc}); export it again") from None
+    return Dataset(site=info["site"], train=splits[0], eval=splits[1], stats=info.get("stats", {}))
+
+
+# ------------------------------------------------------------------ curation
+
+
+def examples_from_calls(site: str, calls: Iterable[Any], stats: dict[str, int]) -> list[Example]:
+    """Encode valid stored calls (``StoredCall``-like: ``.record``, ``.fun``) as examples."""
+    out: list[Example] = []
+    for key in ("records", "not_valid", "unencodable"):
+        stats.setdefault(key, 0)
+    for call in calls:
+        rec = call.record
+        stats["records"] += 1
+        if rec.valid is not True or not isinstance(rec.result, dict):
+            stats["not_valid"] += 1
+            continue
+        args = dict(rec.args or {})
+        try:
+            text = encode_example(site, args, rec.result)
+            prompt = encode_prompt(site, args)
+        except (CodecError, KeyError, TypeError, ValueError) as exc:
+            stats["unencodable"] += 1
+            log.debug("skipping call %s: %s", rec.call_id, exc)
+            continue
+        out.append(Example(rec.call_id, site, args, rec.result, prompt, text, call.fun))
+    return out
+
+
+def _dedupe(examples: list[Example], site: str, threshold: float, stats: dict[str, int]) -> list[Example]:
+    seen: set[str] = set()
+    unique = []
+    for ex in examples:
+        key = ex.text
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(ex)
+    stats["exact_duplicates"] = len(examples) - len(unique)
+    stats["near_duplicates"] = 0
+    if not is_level_site(site) or threshold < 0:
+        return unique
+    levels = [as_level(ex.result) for ex in unique]
+    idx = [i for i, lv in enumerate(levels) if lv is not None]
+    drop = near_duplicates([levels[i].grid for i in idx], threshold=threshold)
+    dropped = {idx[j] for j in np.flatnonzero(drop)}
+    stats["near_duplicates"] = len(dropped)
+    return [ex for i, ex in enumerate(unique) if i not in dropped]
+
+
+def _split_by_spec(examples: list[Example], cfg: DatasetConfig) -> tuple[list[Example], list[Example]]:
+    keys = sorted({ex.spec_key for ex in examples})
+    if len(keys) < 2:
+        raise DatasetError(
+            f"only {len(keys)} distinct spec(s) in the data: a held-out split needs at least 2; "
+            "record more varied calls (or run --bootstrap N)"
+        )
+    rng = np.random.default_rng(cfg.seed)
+    n_eval = int(round(cfg.heldout_fraction * len(keys)))
+    n_eval = min(max(1, n_eval), cfg.max_heldout, len(keys) - 1)
+    held = {keys[i] for i in rng.permutation(len(keys))[:n_eval]}
+    train = [ex for ex in examples if ex.spec_key not in held]
+    evals = [ex for ex in examples if ex.spec_key in held]
+    return train, evals
+
+
+def _fun_oversample(train: list[Example], cfg: DatasetConfig, stats: dict[str, int]) -> None:
+    scored = [i for i, ex in enumerate(train) if ex.fun is not None]
+    stats["with_fun"] = len(scored)
+    if not cfg.fun_weighting or not scored or cfg.fun_oversample <= 0:
+        return
+    weights = np.array([max(0.0, float(train[i].fun)) for i in scored]) + 1e-3
+    n_extra = int(round(cfg.fun_oversample * len(train)))
+    draws = np.random.default_rng(cfg.seed + 1).choice(len(scored), size=n_extra, p=weights / weights.sum())
+    for j in draws:
+        train[scored[int(j)]].repeat += 1
+    stats["fun_extra_draws"] = n_extra
+
+
+def build_dataset(store: Any, site: str, cfg: DatasetConfig | None = None) -> Dataset:
+    """Curate the valid calls of ``site`` in ``store`` (a :class:`generator.store.Store`)."""
+    cfg = cfg or DatasetConfig()
+    stats: dict[str, int] = {}
+    examples = examples_from_calls(site, store.iter_calls(site, valid_only=True), stats)
+    if cfg.max_examples is not None and len(examples) > cfg.max_examples:
+        examples = examples[-cfg.max_examples:]  # the newest
+    examples = _dedupe(examples, site, cfg.near_duplicate_threshold, stats)
+    if len(examples) < cfg.min_examples:
+        raise DatasetError(
+            f"{site}: {len(examples)} usable examples after curation ({stats}), need {cfg.min_examples}; "
+            "play more, or make procedural-teacher data with `python -m generator.train --bootstrap 2000`"
+        )
+    train, evals = _split_by_spec(examples, cfg)
+    _fun_oversample(train, cfg, stats)
+    stats.update(usable=len(examples), train=len(train), eval=len(evals))
+    log.info("dataset %s: %s", site, stats)
+    return Dataset(site=site, train=train, eval=evals, stats=stats)
+
+
+# ------------------------------------------------------------------ bootstrap
+
+
+def random_spec(rng: np.random.Generator, cfg: DatasetConfig) -> dict[str, Any]:
+    """A spec drawn uniformly from the bootstrap ranges of ``cfg``."""
+    from engine.core.content import ALL_THEMES
+
+    def draw(lo_hi: Sequence[int]) -> int:
+        return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
+
+    return {
+        "width": draw(cfg.bootstrap_width),
+        "height": draw(cfg.bootstrap_height),
+        "difficulty": int(rng.integers(1, 11)),
+        "enemies": draw(cfg.bootstrap_enemies),
+        "items": draw(cfg.bootstrap_items),
+        "theme": str(ALL_THEMES[int(rng.integers(len(ALL_THEMES)))]),
+    }
+
+
+def bootstrap(
+    n: int,
+    *,
+    data_dir: str | Path | None = None,
+    cfg: DatasetConfig | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Generate ``n`` procedural-teacher levels through the facade (captured into the store).
+
+    Returns ``{"levels": n, "site": ...}``.  The facade records each call as it
+    would for a game, so the trainer sees them like any other data.
+    """
+    from tqdm import tqdm
+
+    from engine.core.level import LevelSpec
+    from generator.backends import ProceduralBackend
+    from generator.facade import LevelGenerator
+
+    cfg = cfg or DatasetConfig()
+    rng = np.random.default_rng(seed)
+    gen = LevelGenerator(backends=[ProceduralBackend()], data_dir=data_dir)
+    made = 0
+    try:
+        for i in tqdm(range(n), desc="bootstrap", unit="level", disable=not progress):
+            spec = LevelSpec.from_dict(random_spec(rng, cfg))
+            gen.generate(spec, seed=seed * 1_000_003 + i)
+            made += 1
+    finally:
+        gen.close()
+    return {"levels": made}
+
