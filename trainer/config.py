@@ -75,30 +75,50 @@ class DatasetConfig:
 
 @dataclass
 class TrainSection:
-    """What to fine-tune and how; handed to :mod:`trainer.loop`."""
+    """What to fine-tune and how; becomes a :class:`trainer.loop.TrainConfig` (:meth:`to_train_config`)."""
 
     base: str = "micro"  #: micro | tinyllama | path to a local HF causal LM
-    model_preset: str = "micro-5m"  #: architecture preset for --base micro
-    qlora: bool = False  #: 4-bit nf4 base + LoRA (bitsandbytes)
+    model_preset: str = "micro-5m"  #: architecture preset for --base micro (trainer.model.MICRO_PRESETS)
+    tokenizer: str = "char"  #: char | bpe (micro only; pretrained bases bring their own)
+    vocab_size: int = 512  #: bpe only
     lora: bool | None = None  #: None: LoRA for pretrained bases, full training for micro
+    qlora: bool = False  #: 4-bit nf4 base + LoRA (bitsandbytes)
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
     steps: int = 1000
     batch_size: int = 16
     grad_accum: int = 1
-    lr: float = 1e-3
+    lr: float = 2e-3
     min_lr_ratio: float = 0.1  #: cosine schedule floor, as a share of lr
     warmup_steps: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     max_len: int = 1024  #: tokens per example at most
-    vocab_size: int = 512  #: BPE vocabulary trained on the dataset (micro only)
-    bf16: bool = True  #: bf16 autocast where the CPU supports it
+    bf16: bool | None = None  #: None: bf16 autocast where the CPU supports it
     eval_every: int = 200
+    eval_batches: int = 4
     checkpoint_every: int = 200
-    max_minutes: float | None = None  #: stop early (with a checkpoint) after this wall time
+    max_minutes: float | None = None  #: stop early (with a checkpoint) after this much training time
+    torch_threads: int | None = None
     seed: int = 0
+
+    def to_train_config(self) -> Any:
+        """The training loop's own config (imports torch-free :mod:`trainer.loop` lazily)."""
+        from trainer.loop import TrainConfig
+
+        lora = self.lora if self.lora is not None else (self.base != "micro" or self.qlora)
+        return TrainConfig.from_dict({
+            "base": self.base, "preset": self.model_preset, "tokenizer": self.tokenizer,
+            "vocab_size": self.vocab_size, "lora": bool(lora), "qlora": self.qlora,
+            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "seed": self.seed, "steps": self.steps,
+            "batch_size": self.batch_size, "grad_accum": self.grad_accum, "lr": self.lr,
+            "min_lr_ratio": self.min_lr_ratio, "warmup_steps": self.warmup_steps,
+            "weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "bf16": self.bf16,
+            "eval_every": self.eval_every, "eval_batches": self.eval_batches,
+            "checkpoint_every": self.checkpoint_every, "max_seq_len": self.max_len,
+            "time_limit_s": None if self.max_minutes is None else self.max_minutes * 60.0,
+            "torch_threads": self.torch_threads,
+        })
 
 
 @dataclass

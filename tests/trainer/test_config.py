@@ -49,3 +49,15 @@ def test_unknown_preset_lists_known(tmp_path):
     bad.write_text("train:\n  steps: 3\n  colour: red\n")
     with pytest.raises(PresetError, match=r"bad.yaml: train: unknown key\(s\) colour"):
         load_preset(bad)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_makes_a_training_loop_config(name):
+    from trainer.model import MICRO_PRESETS
+
+    cfg = load_preset(name)
+    tc = cfg.train.to_train_config()
+    assert tc.steps == cfg.train.steps and tc.max_seq_len == cfg.train.max_len
+    assert tc.preset in MICRO_PRESETS
+    assert tc.lora is False  # micro trains every weight
+    assert load_preset(name, overrides=["train.base=tinyllama"]).train.to_train_config().lora is True
