@@ -1,0 +1,374 @@
+"""Run backends on the same specs and seeds, validate, play and score what they make.
+
+Backends are called directly (not through the facade's cascade), one attempt
+at a time, so both the raw validity of a first attempt and the validity after
+retries with feedback are known, and no other backend ever stands in for a
+failing one.
+
+>>> generation_seed(0, 3, 1) == generation_seed(0, 3, 1) != generation_seed(0, 3, 2)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.core.errors import EngineError
+from engine.core.level import SPEC_RANGES, Level, LevelSpec
+from engine.core.content import ALL_THEMES
+from generator.errors import BackendError, GeneratorError
+from generator.evaluate.rubrics import (
+    RUBRICS,
+    Attempt,
+    Generation,
+    Play,
+    RubricContext,
+    RubricScore,
+    score_backend,
+)
+from generator.evaluate.structure import structure_features
+
+__all__ = [
+    "EvaluationError",
+    "EvaluationConfig",
+    "Evaluation",
+    "evaluate",
+    "run_backend",
+    "resolve_backend",
+    "load_specs",
+    "random_specs",
+    "generation_seed",
+    "training_levels_from_store",
+    "TEACHER_KEY_VARS",
+    "generation_rows",
+]
+
+log = logging.getLogger(__name__)
+
+#: Environment variables that mean a hosted teacher model can be called.
+TEACHER_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
+#: At most this many stored training levels are compared against (novelty is a nearest-neighbour search).
+MAX_TRAINING_LEVELS = 1500
+
+
+class EvaluationError(GeneratorError):
+    """The evaluation cannot run as asked (bad spec file, unknown or unavailable backend)."""
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How an evaluation runs.  Same config and seed: same specs, same seeds per backend, same scores."""
+
+    n: int = 1  #: samples (seeds) per spec
+    seed: int = 0
+    max_attempts: int = 3  #: attempts per generation, later ones get the validator's feedback
+    bots: tuple[str, ...] | None = None  #: bot policies that play each valid level; None = every bot
+    max_turns: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class Evaluation:
+    """Generations and rubric scores per backend, in the order the backends were given."""
+
+    specs: list[LevelSpec]
+    config: EvaluationConfig
+    generations: dict[str, list[Generation]]
+    scores: dict[str, dict[str, RubricScore]]
+    training_levels: int = 0
+    backend_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"backends": {name: {rubric: {"score", "ci", "parts"}}}, ...}`` (JSON-safe)."""
+        return {
+            "backends": {
+                name: {rubric: s.to_dict() for rubric, s in per.items()} for name, per in self.scores.items()
+            },
+            "specs": len(self.specs),
+            "n": self.config.n,
+            "seed": self.config.seed,
+            "max_attempts": self.config.max_attempts,
+            "training_levels": self.training_levels,
+            "backend_info": self.backend_info,
+        }
+
+
+# ----------------------------------------------------------------- specs
+
+
+def load_specs(path: str | os.PathLike[str]) -> list[LevelSpec]:
+    """Specs from a JSONL file (one spec object per line; blank lines and ``#`` comments skipped)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvaluationError(f"cannot read spec file {p}: {exc.strerror}; pass --specs FILE.jsonl") from None
+    specs = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            specs.append(LevelSpec.from_json(line))
+        except EngineError as exc:
+            raise EvaluationError(f"{p}:{lineno}: {exc}; fix that line (one spec object per line)") from None
+    if not specs:
+        raise EvaluationError(f"{p} holds no specs; write one JSON spec object per line")
+    return specs
+
+
+def random_specs(count: int, seed: int = 0, *, max_width: int = 40, max_height: int = 30) -> list[LevelSpec]:
+    """``count`` seeded specs spread over the ranges (sizes capped so bots finish quickly)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        w = int(rng.integers(SPEC_RANGES["width"][0], max_width + 1))
+        h = int(rng.integers(SPEC_RANGES["height"][0], max_height + 1))
+        enemies = int(rng.integers(0, max(1, min(SPEC_RANGES["enemies"][1], w * h // 60)) + 1))
+        out.append(LevelSpec(
+            width=w, height=h, difficulty=int(rng.integers(1, 11)), enemies=enemies,
+            items=int(rng.integers(0, min(SPEC_RANGES["items"][1], w * h // 80) + 1)),
+            theme=str(rng.choice(ALL_THEMES)),
+        ))
+    return out
+
+
+def generation_seed(seed: int, spec_index: int, sample: int) -> int:
+    """The seed every backend gets for (spec, sample): independent of the backend, so outputs are comparable."""
+    return int(np.random.SeedSequence([seed, spec_index, sample]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+# --------------------------------------------------------------- backends
+
+
+def _teacher_key_set() -> bool:
+    return any(os.environ.get(k) for k in TEACHER_KEY_VARS)
+
+
+def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """A :class:`~generator.backends.Backend` for a command-line name.
+
+    - ``procedural``: the embedded generator;
+    - ``teacher``: the configured large model when an API key is set, else procedural;
+    - ``student``: the promoted local model for the level call site;
+    - ``student:PATH``: a local model folder that need not be promoted.
+    """
+    from generator.backends import ProceduralBackend
+
+    if name == "procedural":
+        return ProceduralBackend()
+    if name == "teacher":
+        if _teacher_key_set():
+            try:
+                from generator.llm_adapter import LLMTeacherBackend
+            except ImportError as exc:
+                raise EvaluationError(f"teacher: the LLM adapter cannot be loaded ({exc}); reinstall dungeon-forge") from exc
+            return LLMTeacherBackend()
+        log.info("teacher: no API key set (%s); the procedural generator is the teacher", ", ".join(TEACHER_KEY_VARS))
+        return ProceduralBackend()
+    if name == "student" or name.startswith("student:"):
+        model_dir = name.partition(":")[2] or None
+        if model_dir is None:
+            from generator.callsite import LEVEL_SITE
+            from generator.registry import Registry
+
+            registry = Registry.in_data_dir(data_dir)
+            if registry.current(LEVEL_SITE) is None:
+                raise EvaluationError(
+                    f"student: no local model is promoted for {LEVEL_SITE} in {registry.root}; "
+                    "train one with `python -m generator.train`, or name a model folder as student:PATH"
+                )
+            model_dir = registry.model_dir(LEVEL_SITE)
+        elif not Path(model_dir).is_dir():
+            raise EvaluationError(f"student: model folder {model_dir} does not exist; pass student:PATH to a trained model")
+        try:
+            from generator.local.student import StudentBackend
+        except ImportError as exc:
+            raise EvaluationError(
+                f"student: local inference is unavailable ({exc}); pip install 'dungeon-forge[train]'"
+            ) from exc
+        return StudentBackend(model_dir)
+    raise EvaluationError(f"unknown backend {name!r}; use teacher, student, student:PATH or procedural")
+
+
+# ----------------------------------------------------------------- running
+
+
+def _failure_codes(report: Any) -> tuple[str, ...]:
+    return tuple(f.code for f in report.failures)
+
+
+def _attempt(backend: Any, spec: LevelSpec, seed: int, attempt: int, feedback: str | None,
+             validate: Callable[..., Any]) -> tuple[Attempt, Level | None, str | None, str | None]:
+    """One try: returns the attempt record, the parsed level (if any), feedback for the next try, model version."""
+    from generator.backends import BackendRequest
+
+    request = BackendRequest(spec=spec, seed=seed, feedback=feedback, attempt=attempt)
+    start = time.perf_counter()
+    try:
+        out = backend.generate(request)
+    except Exception as exc:  # a backend failure is a result to score, not a crash
+        if not isinstance(exc, BackendError):
+            log.warning("backend %s raised %s (not a BackendError): %s", getattr(backend, "name", backend),
+                        type(exc).__name__, exc)
+        ms = (time.perf_counter() - start) * 1000.0
+        return Attempt(valid=False, latency_ms=ms, error=f"{type(exc).__name__}: {exc}"[:500]), None, None, None
+    ms = (time.perf_counter() - start) * 1000.0
+    report = validate(out.level if out.level is not None else out.raw, spec)
+    record = Attempt(
+        valid=bool(report.valid),
+        failures=_failure_codes(report),
+        latency_ms=ms,
+        prompt_tokens=int(out.prompt_tokens or 0),
+        completion_tokens=int(out.completion_tokens or 0),
+        cost_usd=float(out.cost_usd or 0.0),
+    )
+    level = report.level if report.level is not None else out.level
+    return record, level, (None if report.valid else report.feedback()), out.model_version
+
+
+def _play(level: Level, bots: Sequence[str], seed: int, max_turns: int | None) -> list[Play]:
+    from engine.core.bots import play_level
+
+    plays = []
+    for bot in bots:
+        outcome = play_level(level, bot, seed=seed, max_turns=max_turns)
+        plays.append(Play(
+            bot=bot,
+            completed=bool(outcome.completed),
+            died=bool(outcome.died),
+            turns=int(outcome.turns),
+            fun=float(outcome.fun.score),
+            features={k: float(v) for k, v in outcome.fun.features.items()},
+        ))
+    return plays
+
+
+def _bot_names(config: EvaluationConfig) -> tuple[str, ...]:
+    if config.bots is not None:
+        return config.bots
+    try:
+        from engine.core.bots import BOTS
+    except ImportError:
+        log.warning("engine.core.bots is not available: levels are not played (fun scores missing)")
+        return ()
+    return tuple(BOTS)
+
+
+def run_backend(backend: Any, specs: Sequence[LevelSpec], config: EvaluationConfig,
+                *, name: str | None = None, progress: Any = None) -> list[Generation]:
+    """Every spec ``config.n`` times at one backend: attempts with feedback, validation, bot play, structure."""
+    from generator.validation import validate_level
+
+    name = name or getattr(backend, "name", type(backend).__name__)
+    bots = _bot_names(config)
+    out: list[Generation] = []
+    for i, spec in enumerate(specs):
+        for sample in range(config.n):
+            seed = generation_seed(config.seed, i, sample)
+            attempts: list[Attempt] = []
+            level: Level | None = None
+            feedback: str | None = None
+            version: str | None = None
+            for attempt_no in range(1, config.max_attempts + 1):
+                record, parsed, feedback, v = _attempt(backend, spec, seed, attempt_no, feedback, validate_level)
+                attempts.append(record)
+                version = v or version
+                if parsed is not None:
+                    level = parsed
+                if record.valid:
+                    break
+            gen = Generation(backend=name, spec_index=i, sample=sample, spec=spec, seed=seed,
+                             attempts=attempts, level=level, model_version=version)
+            if level is not None:
+                gen.structure = structure_features(level)
+                if gen.valid and bots:
+                    gen.plays = _play(level, bots, seed, config.max_turns)
+            out.append(gen)
+            if progress is not None:
+                progress.update(1)
+    return out
+
+
+def training_levels_from_store(data_dir: str | os.PathLike[str] | None = None,
+                               limit: int = MAX_TRAINING_LEVELS) -> list[Level]:
+    """The most recent valid levels recorded at the level call site (what a student trains on)."""
+    from generator.callsite import LEVEL_SITE
+    from generator.metrics import as_level
+    from generator.paths import data_dir as resolve_data_dir
+    from generator.paths import DB_NAME
+
+    db = resolve_data_dir(data_dir) / DB_NAME
+    if not db.exists():
+        return []
+    from generator.store import Store
+
+    levels: list[Level] = []
+    with Store.open(db) as store:
+        for call in store.iter_calls(site=LEVEL_SITE, valid_only=True):
+            level = as_level(call.record.result) if isinstance(call.record.result, Mapping) else None
+            if level is not None:
+                levels.append(level)
+    return levels[-limit:]
+
+
+def evaluate(specs: Sequence[LevelSpec], backends: Mapping[str, Any], config: EvaluationConfig | None = None,
+             *, training_levels: Sequence[Level] = (), rubrics: Sequence[str] | None = None) -> Evaluation:
+    """Run every backend on the same specs and seeds and score each with every rubric.
+
+    ``backends`` maps the name shown in reports to a Backend object.
+    """
+    config = config or EvaluationConfig()
+    from tqdm import tqdm
+
+    total = len(backends) * len(specs) * config.n
+    gens: dict[str, list[Generation]] = {}
+    info: dict[str, dict[str, Any]] = {}
+    with tqdm(total=total, desc="evaluating", unit="level", file=sys.stderr,
+              disable=not config.progress, dynamic_ncols=True) as bar:
+        for name, backend in backends.items():
+            bar.set_postfix_str(name)
+            gens[name] = run_backend(backend, specs, config, name=name, progress=bar)
+            versions = sorted({g.model_version for g in gens[name] if g.model_version})
+            info[name] = {"backend": getattr(backend, "name", type(backend).__name__), "model_versions": versions}
+    ctx = RubricContext(training_levels=tuple(training_levels), seed=config.seed)
+    scores = {name: score_backend(g, ctx, rubrics or list(RUBRICS)) for name, g in gens.items()}
+    return Evaluation(specs=list(specs), config=config, generations=gens, scores=scores,
+                      training_levels=len(training_levels), backend_info=info)
+
+
+def generation_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """One JSON-able row per generation (the report's ``levels.jsonl``, what the rating page shows)."""
+    from generator.evaluate.rubrics import _clean, level_scores
+
+    rows = []
+    for name, gens in evaluation.generations.items():
+        for g in gens:
+            rows.append({
+                "level_id": g.level_id,
+                "backend": name,
+                "spec_index": g.spec_index,
+                "sample": g.sample,
+                "seed": g.seed,
+                "spec": g.spec.to_dict(),
+                "valid": g.valid,
+                "raw_valid": g.raw_valid,
+                "attempts": len(g.attempts),
+                "failures": [list(a.failures) for a in g.attempts],
+                "latency_ms": g.latency_ms,
+                "level": g.level.to_dict() if g.level is not None else None,
+                "scores": level_scores(g),
+                "structure": g.structure.to_dict() if g.structure is not None else None,
+                "plays": [{"bot": p.bot, "completed": p.completed, "died": p.died, "turns": p.turns,
+                           "fun": p.fun} for p in g.plays],
+            })
+    return [_clean(r) for r in rows]
