@@ -55,6 +55,6 @@ def site_name(site: str) -> str:
 
 
 #: ``design_level`` in ``jac/levels.jac`` (a test proves the plugin computes the same id).
-LEVEL_SITE: Final = "jac.levels:design_level#00000000"
+LEVEL_SITE: Final = "jac.levels:design_level#fa462d2e"
 #: ``choose_next_spec`` in ``jac/levels.jac``.
-SPEC_SITE: Final = "jac.levels:choose_next_spec#00000000"
+SPEC_SITE: Final = "jac.levels:choose_next_spec#562e5219"

@@ -1,0 +1,783 @@
+"""Automatic capture of every ``by llm()`` call, in any Jac program.
+
+:class:`CapturePlugin` is a jaclang plugin (entry point group ``jac``, name
+``dungeon_forge_capture``).  With this package installed, jaclang loads it in
+every process that runs Jac code, and its ``call_llm`` / ``acall_llm`` hooks
+wrap byllm's: each call is recorded as a :class:`~generator.records.CallRecord`
+with its call-site id (``module:qualname#schema-hash``, from the *caller
+function*, never from prompt text), arguments, messages, output schema, raw
+output, parsed result, model, latency, tokens, cost, error and a validity
+verdict from :mod:`generator.site_validators`.
+
+Where the record goes:
+
+* if :data:`generator.records.CURRENT_SLOT` holds a slot, the facade is
+  recording this call itself: the plugin fills the slot and stores nothing;
+* else through a sink set with :func:`set_record_sink`, by default the
+  SQLite store (``generator.store.Store``) of the data directory, or, while
+  the store cannot be opened, a JSONL file ``runs/capture-pending.jsonl``
+  that is moved into the store the next time it opens.
+
+The plugin never changes what the program sees: the result and any exception
+are passed through untouched, and a failure of the capture itself is logged,
+never raised.  The one deliberate exception is :func:`set_local_server`
+(local student serving): when it answers a site, its answer is returned
+instead of calling the model, and the call is recorded with backend
+``"student"``.
+
+This module is imported by jaclang while jaclang itself is still loading, so
+it imports neither jaclang nor byllm at module level.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import enum
+import functools
+import inspect
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from generator.callsite import site_id
+from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CapturePlugin",
+    "LocalServer",
+    "ensure_outermost",
+    "get_local_server",
+    "install",
+    "observe",
+    "set_local_server",
+    "set_record_sink",
+    "teacher_only",
+    "to_jsonable",
+]
+
+#: ``fn(site, args) -> result | None``: answer a call site locally, or decline with None.
+LocalServer = Callable[[str, dict[str, Any]], Any]
+RecordSink = Callable[[CallRecord], None]
+
+PENDING_FILE = "capture-pending.jsonl"
+_HOOKS = ("call_llm", "acall_llm")
+_IMPL_MARK = "_jac_hookimpl"  # what jaclang's HookimplMarker sets; used only before jaclang is loaded
+
+_local_server: LocalServer | None = None
+_record_sink: RecordSink | None = None
+_observers: contextvars.ContextVar[tuple[list[CallRecord], ...]] = contextvars.ContextVar(
+    "forge_capture_observers", default=()
+)
+_teacher_only: contextvars.ContextVar[bool] = contextvars.ContextVar("forge_teacher_only", default=False)
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def set_local_server(fn: LocalServer | None) -> LocalServer | None:
+    """Install ``fn(site, args) -> result | None`` as the local answerer; returns the previous one.
+
+    For every ``by llm()`` call the plugin first asks ``fn`` with the call-site
+    id and the JSON-able arguments.  A non-None answer (the JSON-able result,
+    e.g. a dict for an object return type) is converted to the function's
+    return type and returned to the program without calling the model; None
+    (or an exception, or an answer that does not fit the return type) falls
+    through to the model.  ``None`` removes the answerer.
+    """
+    global _local_server
+    previous, _local_server = _local_server, fn
+    return previous
+
+
+def get_local_server() -> LocalServer | None:
+    """The installed local answerer, if any."""
+    return _local_server
+
+
+def set_record_sink(fn: RecordSink | None) -> RecordSink | None:
+    """Send records to ``fn`` instead of the store (tests, benchmarks); returns the previous sink."""
+    global _record_sink
+    previous, _record_sink = _record_sink, fn
+    return previous
+
+
+@contextlib.contextmanager
+def observe() -> Iterator[list[CallRecord]]:
+    """Collect the records of the ``by llm()`` calls made inside the block.
+
+    Observing does not change where records go (slot or store); it lets a
+    caller such as the teacher backend read what its call cost.
+
+    >>> with observe() as seen:
+    ...     pass
+    >>> seen
+    []
+    """
+    seen: list[CallRecord] = []
+    token = _observers.set(_observers.get() + (seen,))
+    try:
+        yield seen
+    finally:
+        _observers.reset(token)
+
+
+@contextlib.contextmanager
+def teacher_only() -> Iterator[None]:
+    """Inside the block the local answerer is skipped: calls go to the model.
+
+    The teacher backend uses it so that a student serving the same site can
+    never answer a request that was routed to the teacher.
+    """
+    token = _teacher_only.set(True)
+    try:
+        yield
+    finally:
+        _teacher_only.reset(token)
+
+
+def install() -> bool:
+    """Make sure the plugin is active in this process (imports jaclang); True when it is.
+
+    jaclang loads the plugin from its entry point on import; this also moves
+    the plugin's hooks in front of byllm's if some other plugin registered
+    later.  Idempotent and cheap after the first call.
+    """
+    import jaclang  # noqa: F401  (loads entry-point plugins, this one included)
+
+    runtime = sys.modules.get("jaclang.jac0core.runtime")
+    if runtime is None:
+        return False
+    manager = runtime.plugin_manager
+    if not manager.is_registered(CapturePlugin):
+        log.warning(
+            "the capture plugin is not registered (disabled via JAC_DISABLED_PLUGINS or "
+            "[plugins].disabled?); by llm() calls will not be recorded"
+        )
+        return False
+    ensure_outermost()
+    return True
+
+
+def ensure_outermost() -> None:
+    """Put this plugin's hook implementations last, i.e. called first.
+
+    jaclang calls hook implementations in reverse registration order and the
+    first non-None answer wins, so the capture hook must sit after byllm's.
+    """
+    runtime = sys.modules.get("jaclang.jac0core.runtime")
+    if runtime is None:
+        return
+    for name in _HOOKS:
+        caller = getattr(runtime.plugin_manager.hook, name, None)
+        impls = getattr(caller, "_hookimpls", None)
+        if not impls:
+            continue
+        ours = [h for h in impls if h.plugin is CapturePlugin]
+        if ours and impls[-len(ours) :] != ours:
+            caller._hookimpls = [h for h in impls if h.plugin is not CapturePlugin] + ours
+
+
+# ----------------------------------------------------------------------------- the plugin
+
+
+def _hookimpl(fn: Callable[..., Any]) -> Callable[..., Any]:
+    runtime = sys.modules.get("jaclang.jac0core.runtime")
+    if runtime is not None:
+        return runtime.hookimpl(fn)
+    setattr(fn, _IMPL_MARK, True)
+    return fn
+
+
+class CapturePlugin:
+    """The jaclang plugin: a thin hook over :func:`capture_call`."""
+
+    @staticmethod
+    @_hookimpl
+    def call_llm(model: Any, mt_run: Any) -> Any:
+        return _capture_sync(model, mt_run)
+
+    @staticmethod
+    @_hookimpl
+    async def acall_llm(model: Any, mt_run: Any) -> Any:
+        return await _capture_async(model, mt_run)
+
+
+def _downstream(hook: str, model: Any, mt_run: Any) -> Any:
+    """Call the hook implementations that would have run had this plugin not existed."""
+    runtime = sys.modules["jaclang.jac0core.runtime"]
+    caller = getattr(runtime.plugin_manager.hook, hook)
+    impls = caller.get_hookimpls()
+    mine = max((i for i, h in enumerate(impls) if h.plugin is CapturePlugin), default=len(impls))
+    kwargs = {"model": model, "mt_run": mt_run}
+    for hi in reversed(impls[:mine]):
+        result = caller._call_impl(hi, kwargs)
+        if result is not None:
+            return result
+    return None
+
+
+def _capture_sync(model: Any, mt_run: Any) -> Any:
+    call = _begin(model, mt_run)
+    if call is not None and call.answer is not _NO_ANSWER:
+        return call.answer
+    meter_token = _meter.set(_Usage()) if call is not None else None
+    start = time.perf_counter()
+    try:
+        result = _downstream("call_llm", model, mt_run)
+    except BaseException as exc:
+        _finish(call, mt_run, None, exc, start, meter_token)
+        raise
+    _finish(call, mt_run, result, None, start, meter_token)
+    return result
+
+
+async def _capture_async(model: Any, mt_run: Any) -> Any:
+    call = _begin(model, mt_run)
+    if call is not None and call.answer is not _NO_ANSWER:
+        return call.answer
+    meter_token = _meter.set(_Usage()) if call is not None else None
+    start = time.perf_counter()
+    try:
+        result = _downstream("acall_llm", model, mt_run)
+        if inspect.isawaitable(result):
+            result = await result
+    except BaseException as exc:
+        _finish(call, mt_run, None, exc, start, meter_token)
+        raise
+    _finish(call, mt_run, result, None, start, meter_token)
+    return result
+
+
+# ----------------------------------------------------------------------------- one call
+
+
+_NO_ANSWER = object()
+
+
+@dataclasses.dataclass
+class _Call:
+    site: str
+    args: dict[str, Any]
+    schema: dict[str, Any] | None
+    model: str
+    backend: str
+    answer: Any = _NO_ANSWER
+
+
+def _begin(model: Any, mt_run: Any) -> _Call | None:
+    """Describe the call and ask the local answerer; None when capture itself failed."""
+    try:
+        _ensure_metered()
+        caller = mt_run.mtir.caller
+        schema = _output_schema(caller, mt_run)
+        module, qualname = _caller_names(caller)
+        model_name = str(getattr(model, "model_name", "") or type(model).__name__)
+        call = _Call(
+            site=site_id(module, qualname, schema),
+            args=_named_args(caller, mt_run.mtir.args),
+            schema=schema,
+            model=model_name,
+            backend="mock" if _is_mock(model) else "llm",
+        )
+    except Exception:
+        log.warning("capture: could not describe a by llm() call; it runs unrecorded", exc_info=True)
+        return None
+    if _local_server is not None and not _teacher_only.get():
+        _ask_local(call, mt_run)
+    return call
+
+
+def _ask_local(call: _Call, mt_run: Any) -> None:
+    start = time.perf_counter()
+    try:
+        answer = _local_server(call.site, call.args)  # type: ignore[misc]
+        if answer is None:
+            return
+        value = _to_program_value(answer, getattr(mt_run, "resp_type", None))
+    except Exception:
+        log.warning("capture: the local server failed on %s; asking the model instead", call.site, exc_info=True)
+        return
+    call.answer = value
+    rec = _record(call, raw=_dumps(answer), result=to_jsonable(answer), error=None, start=start)
+    rec.backend = "student"
+    rec.model = _local_model_name()
+    rec.served = True
+    _emit(rec, None)
+
+
+def _finish(
+    call: _Call | None,
+    mt_run: Any,
+    result: Any,
+    exc: BaseException | None,
+    start: float,
+    meter_token: contextvars.Token[_Usage | None] | None,
+) -> None:
+    usage = _meter.get()
+    if meter_token is not None:
+        _meter.reset(meter_token)
+    if call is None:
+        return
+    try:
+        streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
+        json_result = None if (exc is not None or streamed) else to_jsonable(result)
+        raw = None if streamed else _raw_output(mt_run, json_result, exc)
+        rec = _record(call, raw=raw, result=json_result, error=exc, start=start)
+        if usage is not None:
+            rec.prompt_tokens, rec.completion_tokens = usage.prompt, usage.completion
+            rec.cost_usd = _cost(call, usage)
+        rec.messages = _messages(mt_run)
+        rec.served = exc is None
+        _emit(rec, usage)
+    except Exception:
+        log.warning("capture: recording a call at %s failed; the program is unaffected", call.site, exc_info=True)
+
+
+def _record(call: _Call, *, raw: str | None, result: Any, error: BaseException | None, start: float) -> CallRecord:
+    valid: bool | None = None
+    failures: list[dict[str, Any]] = []
+    if error is None and result is not None:
+        valid, failures = _judge(call, result)
+    elif error is not None and type(error).__name__ == "OutputConversionError":
+        valid = False
+        failures = [{"gate": "V0", "code": "V0.unparsable", "message": _scrub(str(error))[:500], "where": "$"}]
+    return CallRecord(
+        site=call.site,
+        backend=call.backend,
+        model=call.model,
+        args=call.args,
+        output_schema=call.schema,
+        raw_output=_scrub(raw) if raw is not None else None,
+        result=result,
+        valid=valid,
+        failures=failures,
+        latency_ms=(time.perf_counter() - start) * 1000.0,
+        error=None if error is None else f"{type(error).__name__}: {_scrub(str(error))}"[:2000],
+    )
+
+
+def _judge(call: _Call, result: Any) -> tuple[bool | None, list[dict[str, Any]]]:
+    try:
+        from generator.site_validators import judge
+
+        return judge(call.site, result, call.schema)
+    except Exception:
+        log.warning("capture: judging a result of %s failed; stored unjudged", call.site, exc_info=True)
+        return None, []
+
+
+def _emit(rec: CallRecord, usage: _Usage | None) -> None:
+    for seen in _observers.get():
+        seen.append(rec)
+    slot = CURRENT_SLOT.get()
+    if slot is not None:
+        _fill_slot(slot, rec)
+        return
+    sink = _record_sink or _default_sink
+    try:
+        sink(rec)
+    except Exception:
+        log.warning("capture: the record sink failed for %s; record dropped", rec.site, exc_info=True)
+
+
+def _fill_slot(slot: CaptureSlot, rec: CallRecord) -> None:
+    slot.site = rec.site
+    slot.model = rec.model
+    slot.messages = rec.messages
+    slot.output_schema = rec.output_schema
+    slot.raw_output = rec.raw_output
+    slot.prompt_tokens += rec.prompt_tokens
+    slot.completion_tokens += rec.completion_tokens
+    slot.cost_usd += rec.cost_usd
+    slot.error = rec.error
+    slot.calls += 1
+
+
+# ----------------------------------------------------------------------------- describing a call
+
+
+_schema_cache: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any] | None]] = weakref.WeakKeyDictionary()
+
+
+def _output_schema(caller: Any, mt_run: Any) -> dict[str, Any] | None:
+    func = getattr(caller, "__func__", caller)
+    resp_type = getattr(mt_run, "resp_type", None)
+    try:
+        cached = _schema_cache.get(func)
+    except TypeError:
+        cached = None
+    if cached is not None and cached[0] is resp_type:
+        return cached[1]
+    schema = mt_run.get_typed_output_schema()
+    with contextlib.suppress(TypeError):
+        _schema_cache[func] = (resp_type, schema)
+    return schema
+
+
+def _caller_names(caller: Any) -> tuple[str, str]:
+    """(module, qualname) of the ``by llm()`` function, as byllm itself resolves them."""
+    module = getattr(caller, "__module__", None) or "__main__"
+    if module == "__main__":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file:
+            stem = Path(main_file).stem
+            for suffix in (".impl", ".cl", ".sv"):
+                stem = stem.removesuffix(suffix)
+            module = stem
+        elif sys.argv and sys.argv[0]:
+            module = Path(sys.argv[0]).stem
+    return module, getattr(caller, "__qualname__", getattr(caller, "__name__", "?"))
+
+
+def _named_args(caller: Any, args: dict[Any, Any]) -> dict[str, Any]:
+    names: list[str] = []
+    with contextlib.suppress(TypeError, ValueError):
+        names = [
+            p.name
+            for p in inspect.signature(caller).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    out: dict[str, Any] = {}
+    for key, value in (args or {}).items():
+        if isinstance(key, int):
+            key = names[key] if key < len(names) else f"arg{key}"
+        out[str(key)] = to_jsonable(value)
+    return out
+
+
+def _is_mock(model: Any) -> bool:
+    if getattr(model, "model_name", None) == "mockllm":
+        return True
+    return any(cls.__name__ == "MockLLM" for cls in type(model).__mro__)
+
+
+def _local_model_name() -> str:
+    fn = _local_server
+    return str(getattr(fn, "model_name", None) or getattr(fn, "__qualname__", None) or "local")
+
+
+def to_jsonable(value: Any, _depth: int = 0) -> Any:
+    """A JSON-able copy of a ``by llm()`` argument or result.
+
+    Jac objects (dataclasses) become dicts of their fields, enums their value,
+    msgspec/pydantic models their builtins; anything else its ``str``.
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class P:
+    ...     x: int
+    ...     tags: tuple[str, ...]
+    >>> to_jsonable(P(1, ("a",)))
+    {'x': 1, 'tags': ['a']}
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if _depth > 32:
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value, _depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: to_jsonable(getattr(value, f.name, None), _depth + 1)
+            for f in dataclasses.fields(value)
+            if not f.name.startswith("_")
+        }
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v, _depth + 1) for v in value]
+    if hasattr(value, "__struct_fields__"):
+        import msgspec
+
+        return msgspec.to_builtins(value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        with contextlib.suppress(Exception):
+            return to_jsonable(dump(), _depth + 1)
+    return str(value)
+
+
+def _to_program_value(answer: Any, resp_type: Any) -> Any:
+    """Turn a JSON-able local answer into what the ``by llm()`` function returns."""
+    if resp_type is None or resp_type is str:
+        return answer if isinstance(answer, str) else _dumps(answer)
+    if isinstance(resp_type, type) and isinstance(answer, resp_type):
+        return answer
+    if isinstance(answer, str):
+        answer = json.loads(answer)
+    from byllm.schema import json_to_instance
+
+    return json_to_instance(answer, resp_type)
+
+
+def _raw_output(mt_run: Any, json_result: Any, exc: BaseException | None) -> str | None:
+    """The model's last text answer; the parsed result as JSON when the model gave no text (mocks)."""
+    if exc is not None:
+        raw = getattr(exc, "raw_output", None)
+        return str(raw) if raw else None
+    for msg in reversed(list(getattr(mt_run, "messages", None) or [])):
+        role = msg.get("role") if isinstance(msg, dict) else getattr(msg, "role", None)
+        if str(getattr(role, "value", role)) != "assistant":
+            continue
+        content = msg.get("content") if isinstance(msg, dict) else getattr(msg, "content", None)
+        if isinstance(content, str) and content.strip():
+            return content
+        break
+    return None if json_result is None else (json_result if isinstance(json_result, str) else _dumps(json_result))
+
+
+def _messages(mt_run: Any) -> list[Any] | None:
+    try:
+        msgs = mt_run.get_msg_list()
+    except Exception:
+        return None
+    # MockLLM appends a placeholder string as its assistant turn: not a message.
+    return [to_jsonable(m) for m in msgs if not isinstance(m, str)] or None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _scrub(text: str) -> str:
+    try:
+        from generator.store.redact import scrub
+    except ImportError:
+        from generator.teacher_config import redact as scrub
+    return scrub(text)
+
+
+# ----------------------------------------------------------------------------- tokens and cost
+
+
+@dataclasses.dataclass
+class _Usage:
+    prompt: int = 0
+    completion: int = 0
+    responses: int = 0
+
+    def add(self, usage: Any) -> None:
+        self.responses += 1
+        self.prompt += _usage_int(usage, "prompt_tokens")
+        self.completion += _usage_int(usage, "completion_tokens")
+
+
+_meter: contextvars.ContextVar[_Usage | None] = contextvars.ContextVar("forge_capture_usage", default=None)
+_metered = False
+_metered_lock = threading.Lock()
+
+
+def _usage_int(usage: Any, key: str) -> int:
+    if usage is None:
+        return 0
+    value = usage.get(key) if isinstance(usage, dict) else getattr(usage, key, None)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _ensure_metered() -> None:
+    """Count tokens per call: wrap byllm's dispatch methods once (results pass through untouched).
+
+    byllm's typed-output loop does not keep the usage of its non-streaming
+    responses, so the plugin reads it from each dispatch's CompletionResult
+    while a capture is active in the current context.
+    """
+    global _metered
+    if _metered:
+        return
+    with _metered_lock:
+        if _metered:
+            return
+        from byllm.llm import BaseLLM, MockLLM
+
+        for cls, name in (
+            (BaseLLM, "dispatch_no_streaming"),
+            (MockLLM, "dispatch_no_streaming"),
+            (BaseLLM, "adispatch_no_streaming"),
+        ):
+            original = cls.__dict__.get(name)
+            if original is None or getattr(original, "_forge_metered", False):
+                continue
+            setattr(cls, name, _metering(original))
+        _metered = True
+
+
+def _metering(original: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(original):
+
+        @functools.wraps(original)
+        async def ametered(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = await original(self, *args, **kwargs)
+            _count(result)
+            return result
+
+        ametered._forge_metered = True  # type: ignore[attr-defined]
+        return ametered
+
+    @functools.wraps(original)
+    def metered(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        _count(result)
+        return result
+
+    metered._forge_metered = True  # type: ignore[attr-defined]
+    return metered
+
+
+def _count(result: Any) -> None:
+    meter = _meter.get()
+    if meter is not None:
+        with contextlib.suppress(Exception):
+            meter.add(getattr(result, "usage", None))
+
+
+def _cost(call: _Call, usage: _Usage) -> float:
+    if call.backend != "llm" or not (usage.prompt or usage.completion):
+        return 0.0
+    try:
+        import litellm
+
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=call.model, prompt_tokens=usage.prompt, completion_tokens=usage.completion
+        )
+        return float(prompt_cost + completion_cost)
+    except Exception:  # unknown model (local server, fine-tune): no price list entry
+        return 0.0
+
+
+# ----------------------------------------------------------------------------- default sink
+
+
+class _StoreSink:
+    """Writes records to the data directory's store, or to a pending JSONL file while it cannot."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: dict[str, Any] = {}
+
+    def __call__(self, rec: CallRecord) -> None:
+        home = os.environ.get("FORGE_HOME", "")
+        with self._lock:
+            store = self._store(home)
+            if store is not None:
+                try:
+                    store.record_call(rec)
+                    return
+                except Exception:
+                    log.warning("capture: the store refused a record; keeping it in %s", PENDING_FILE, exc_info=True)
+            self._append_pending(rec)
+
+    def _store(self, home: str) -> Any:
+        if home in self._stores:
+            return self._stores[home]
+        store = None
+        try:
+            from generator.store import Store
+
+            store = Store.open(None)
+        except ImportError:
+            log.debug("capture: generator.store unavailable; records go to %s", PENDING_FILE)
+        except Exception:
+            log.warning("capture: cannot open the store; records go to %s", PENDING_FILE, exc_info=True)
+        self._stores[home] = store
+        if store is not None:
+            self._drain_pending(store)
+        return store
+
+    @staticmethod
+    def _pending_path() -> Path:
+        from generator.paths import data_dir
+
+        return data_dir() / "runs" / PENDING_FILE
+
+    def _append_pending(self, rec: CallRecord) -> None:
+        import msgspec
+
+        with self._pending_path().open("ab") as fh:
+            fh.write(msgspec.json.encode(rec) + b"\n")
+
+    def _drain_pending(self, store: Any) -> None:
+        import msgspec
+
+        path = self._pending_path()
+        if not path.exists():
+            return
+        moved = 0
+        try:
+            for line in path.read_bytes().splitlines():
+                if line.strip():
+                    store.record_call(msgspec.json.decode(line, type=CallRecord))
+                    moved += 1
+            path.unlink()
+            log.info("capture: moved %d pending records into the store", moved)
+        except Exception:
+            log.warning("capture: could not move %s into the store; kept", path, exc_info=True)
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores.values():
+                with contextlib.suppress(Exception):
+                    if store is not None:
+                        store.close()
+            self._stores.clear()
+
+
+_default_sink = _StoreSink()
+
+
+# ----------------------------------------------------------------------------- load order
+
+
+def _register_call_llm_plugins_first() -> None:
+    """Register the other ``call_llm`` plugins (byllm) before this one is registered.
+
+    jaclang registers entry-point plugins in discovery order and calls the last
+    one first; loading the model-calling plugins now guarantees the capture
+    hook wraps them whatever order the entry points come in.  Disabled
+    plugins stay disabled; failures are left for jaclang to report.
+    """
+    runtime = sys.modules.get("jaclang.jac0core.runtime")
+    helpers = sys.modules.get("jaclang.jac0core.helpers")
+    if runtime is None:
+        return
+    try:
+        from importlib.metadata import entry_points
+
+        disabled = list(helpers.get_disabled_plugins()) if helpers is not None else []
+        if "*" in disabled:
+            return
+        manager = runtime.plugin_manager
+        for ep in entry_points(group="jac"):
+            if ep.value.split(":")[0] == __name__:
+                continue
+            dist = getattr(getattr(ep, "dist", None), "name", "unknown")
+            if dist + ":*" in disabled or f"{dist}:{ep.name}" in disabled or ep.name in disabled:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception:
+                continue
+            if manager.is_registered(plugin) or not any(hasattr(plugin, h) for h in _HOOKS):
+                continue
+            manager.register(plugin, name=ep.name)
+            facade = getattr(helpers, "DistFacade", None)
+            if facade is not None and ep.dist is not None:
+                manager._plugin_distinfo.append((plugin, facade(ep.dist)))
+    except Exception:
+        log.warning("capture: could not order jac plugins; call install() before running Jac code", exc_info=True)
+
+
+_register_call_llm_plugins_first()
