@@ -1,0 +1,488 @@
+"""The training loop: one function, :func:`train`, read top to bottom.
+
+It tokenizes the texts, builds the model (:func:`trainer.model.build_model`),
+runs AdamW with warmup + cosine decay under an ``accelerate.Accelerator``
+(bf16 autocast on CPUs that support it, DDP under ``accelerate launch``),
+evaluates and checkpoints every so often, and writes::
+
+    out_dir/model.safetensors   merged weights (adapters folded in), safetensors only
+    out_dir/config.json         the HF model config
+    out_dir/tokenizer.json      the HF tokenizers file
+    out_dir/trainer_state.json  config, step, losses, tokens/s, timings
+
+Checkpoints go to ``out_dir/checkpoint/`` (trainable weights, optimizer
+moments, state; all safetensors/JSON, never pickle).  Calling :func:`train`
+again on the same ``out_dir`` resumes from the last checkpoint and, because
+the data order is a pure function of (seed, step), ends where an
+uninterrupted run would.  Ctrl-C writes a checkpoint before stopping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.errors import TrainerError
+
+__all__ = ["TrainConfig", "TrainResult", "lr_at", "read_result", "train"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run.  Unknown keys in a preset are an error."""
+
+    base: str = "micro"  #: "micro", "tinyllama" or a local HF model directory
+    preset: str = "micro-5m"  #: micro model shape (trainer.model.MICRO_PRESETS)
+    tokenizer: str = "char"  #: "char" or "bpe" (micro bases only)
+    vocab_size: int = 512  #: bpe only
+    lora: bool = False
+    qlora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    seed: int = 0
+    steps: int | None = None  #: optimizer steps; None = derive from epochs
+    epochs: float = 1.0
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 30
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    bf16: bool | None = None  #: None = use bf16 autocast where the hardware supports it
+    eval_every: int = 100
+    eval_batches: int = 4
+    checkpoint_every: int = 100
+    max_seq_len: int = 4096
+    time_limit_s: float | None = None  #: stop (and checkpoint) after this much training time
+    torch_threads: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainerError(f"TrainConfig: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` measured (also written to ``trainer_state.json``)."""
+
+    out_dir: Path
+    step: int
+    total_steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    tokens_per_s: float
+    train_seconds: float
+    completed: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``total``.
+
+    >>> cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.0)
+    >>> lr_at(4, 100, cfg), lr_at(10, 100, cfg), round(lr_at(100, 100, cfg), 6)
+    (0.5, 1.0, 0.0)
+    """
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, total - cfg.warmup_steps)
+    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# --------------------------------------------------------------------- data
+
+
+def _encode_all(tok: Any, texts: Sequence[str], max_len: int, bos: int, eos: int) -> list[np.ndarray]:
+    out, cut = [], 0
+    for enc in tok.encode_batch(list(texts), add_special_tokens=False):
+        ids = [bos, *enc.ids, eos]
+        if len(ids) > max_len:
+            cut += 1
+            ids = ids[:max_len]
+        out.append(np.asarray(ids, dtype=np.int64))
+    if cut:
+        log.warning("%d of %d texts were longer than max_seq_len=%d and were cut", cut, len(texts), max_len)
+    return out
+
+
+def _epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Batches of similar-length examples (less padding), in a seeded order per epoch."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * 32
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class _BatchStream:
+    """Micro-batch ``k`` of the run, a pure function of (seed, k): resuming needs no saved state."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int) -> None:
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.per_epoch = math.ceil(len(lengths) / batch_size)
+        self._cache: tuple[int, list[np.ndarray]] | None = None
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        epoch, offset = divmod(k, self.per_epoch)
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, _epoch_batches(self.lengths, self.batch_size, self.seed, epoch))
+        return self._cache[1][offset]
+
+
+def _collate(seqs: list[np.ndarray], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+        mask[i, : len(s)] = 1
+    labels = np.where(mask == 1, ids, -100)
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+            "labels": torch.from_numpy(labels)}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _bf16_supported() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # pragma: no cover - older torch builds
+        return False
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(ckpt: Path, model: Any, optimizer: Any, tok: Any, state: dict[str, Any]) -> None:
+    """Write a checkpoint next to the old one, then swap, so a crash never leaves half of one."""
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(_trainable_state(model), str(tmp / "model.safetensors"))
+    moments: dict[str, torch.Tensor] = {}
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for i, p in enumerate(params):
+        st = optimizer.state.get(p)
+        if not st:
+            continue
+        for key, value in st.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            moments[f"{i}.{key}"] = t.detach().contiguous().cpu()
+    save_file(moments, str(tmp / "optimizer.safetensors"))
+    tok.save(str(tmp / "tokenizer.json"))
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+    old = ckpt.with_name(ckpt.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if ckpt.exists():
+        os.replace(ckpt, old)
+    os.replace(tmp, ckpt)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(ckpt: Path, model: Any, optimizer: Any) -> None:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(ckpt / "model.safetensors"))
+    named = dict(model.named_parameters())
+    missing = [n for n, p in named.items() if p.requires_grad and n not in weights]
+    if missing:
+        raise TrainerError(f"checkpoint {ckpt} lacks {len(missing)} weights (e.g. {missing[0]}); "
+                           "delete it to start over")
+    for name, value in weights.items():
+        named[name].data.copy_(value)
+    moments = load_file(str(ckpt / "optimizer.safetensors"))
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    for key, value in moments.items():
+        idx, name = key.split(".", 1)
+        optimizer.state[params[int(idx)]][name] = value.to(params[int(idx)].device)
+
+
+def _optimizer(model: Any, cfg: TrainConfig) -> Any:
+    import torch
+
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def _final_model(model: Any, cfg: TrainConfig, vocab_size: int) -> Any:
+    """The plain causal LM to save: adapters merged; QLoRA merged into a full-precision base."""
+    if not (cfg.lora or cfg.qlora):
+        return model
+    if not cfg.qlora:
+        return model.merge_and_unload()
+    from trainer.model import build_model
+
+    adapters = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    full = build_model(cfg.base, cfg.preset, vocab_size=vocab_size, lora=True, lora_r=cfg.lora_r,
+                       lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+    named = dict(full.named_parameters())
+    for name, value in adapters.items():
+        named[name].data.copy_(value.float())
+    return full.merge_and_unload()
+
+
+def _tokenizer_for(cfg: TrainConfig, texts: Sequence[str]) -> Any:
+    from trainer.tokenizer import load_tokenizer, train_tokenizer
+
+    if cfg.base == "micro":
+        return train_tokenizer(texts, kind=cfg.tokenizer, vocab_size=cfg.vocab_size)  # type: ignore[arg-type]
+    from trainer.model import resolve_base
+
+    return load_tokenizer(resolve_base(cfg.base) / "tokenizer.json")
+
+
+def _special_ids(tok: Any) -> tuple[int, int, int]:
+    def first(*names: str) -> int | None:
+        for n in names:
+            i = tok.token_to_id(n)
+            if i is not None:
+                return i
+        return None
+
+    bos, eos = first("<s>", "<|begin_of_text|>"), first("</s>", "<|end_of_text|>", "<|endoftext|>")
+    if bos is None or eos is None:
+        raise TrainerError("tokenizer has no <s>/</s> tokens; use a Llama-family base or --base micro")
+    pad = first("<pad>", "<unk>")
+    return (pad if pad is not None else eos), bos, eos
+
+
+# --------------------------------------------------------------------- train
+
+
+def train(
+    config: TrainConfig,
+    train_texts: Sequence[str],
+    eval_texts: Sequence[str],
+    out_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> Path:
+    """Train a student on ``train_texts`` and write it to ``out_dir``; returns ``out_dir``.
+
+    ``on_step(step, loss)`` is called after each optimizer step (tests use it
+    to interrupt a run).  What the run measured is in ``trainer_state.json``;
+    :func:`read_result` returns it as a :class:`TrainResult`.
+    """
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from trainer.model import build_model
+    from trainer.tokenizer import load_tokenizer
+
+    cfg = config
+    if not train_texts:
+        raise TrainerError("train(): no training texts")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / CHECKPOINT_DIR
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+
+    done_state = out / STATE_FILE
+    if resume and done_state.is_file() and (out / "model.safetensors").is_file():
+        state = json.loads(done_state.read_text())
+        if state.get("completed") and state.get("config") == asdict(cfg):
+            log.info("%s already holds a completed run with this config; nothing to do", out)
+            return out
+
+    resuming = resume and (ckpt / STATE_FILE).is_file()
+    tok = load_tokenizer(ckpt / "tokenizer.json") if resuming else _tokenizer_for(cfg, train_texts)
+    pad_id, bos_id, eos_id = _special_ids(tok)
+
+    bf16 = _bf16_supported() if cfg.bf16 is None else cfg.bf16
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
+    is_main = accelerator.is_main_process
+
+    train_ids = _encode_all(tok, train_texts, cfg.max_seq_len, bos_id, eos_id)
+    eval_ids = _encode_all(tok, eval_texts, cfg.max_seq_len, bos_id, eos_id) if eval_texts else []
+    lengths = np.array([len(s) for s in train_ids])
+    stream = _BatchStream(lengths, cfg.batch_size, cfg.seed)
+    world = accelerator.num_processes
+    micro_per_step = cfg.grad_accum * world
+    total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * stream.per_epoch / micro_per_step))
+
+    model = build_model(cfg.base, cfg.preset, vocab_size=tok.get_vocab_size(), lora=cfg.lora, qlora=cfg.qlora,
+                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+    model.config.use_cache = False
+    optimizer = _optimizer(model, cfg)
+    state: dict[str, Any] = {"config": asdict(cfg), "step": 0, "tokens": 0, "train_seconds": 0.0,
+                             "history": [], "total_steps": total_steps, "completed": False}
+    if resuming:
+        saved = json.loads((ckpt / STATE_FILE).read_text())
+        if saved.get("config") != asdict(cfg):
+            raise TrainerError(f"checkpoint in {ckpt} was made with another config; "
+                               "train with resume=False (or delete the folder) to start over")
+        _load_checkpoint(ckpt, model, optimizer)
+        state = saved
+        log.info("resuming from step %d of %d", state["step"], total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+
+    def evaluate() -> float | None:
+        if not eval_ids:
+            return None
+        model.eval()
+        losses = []
+        with torch.no_grad():
+            for i in range(min(cfg.eval_batches, math.ceil(len(eval_ids) / cfg.batch_size))):
+                chunk = eval_ids[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                batch = {k: v.to(accelerator.device) for k, v in _collate(chunk, pad_id).items()}
+                with accelerator.autocast():
+                    losses.append(float(model(**batch).loss))
+        model.train()
+        return float(np.mean(losses))
+
+    def checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        if is_main:
+            _save_checkpoint(ckpt, accelerator.unwrap_model(model), optimizer, tok, state)
+
+    bar = tqdm(total=total_steps, initial=state["step"], disable=not (progress and is_main),
+               desc="train", unit="step", dynamic_ncols=True)
+    started = time.monotonic()
+    base_seconds, base_tokens = state["train_seconds"], state["tokens"]
+    last_loss: float | None = None
+    try:
+        while state["step"] < total_steps:
+            step = state["step"]
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, total_steps, cfg)
+            step_loss, step_tokens = 0.0, 0
+            for micro in range(cfg.grad_accum):
+                k = (step * cfg.grad_accum + micro) * world + accelerator.process_index
+                batch = _collate([train_ids[i] for i in stream[k]], pad_id)
+                batch = {key: v.to(accelerator.device) for key, v in batch.items()}
+                last_micro = micro == cfg.grad_accum - 1
+                ctx = accelerator.no_sync(model) if not last_micro else contextlib.nullcontext()
+                with ctx, accelerator.autocast():
+                    loss = model(**batch).loss / cfg.grad_accum
+                    accelerator.backward(loss)
+                step_loss += float(loss.detach())
+                step_tokens += int(batch["attention_mask"].sum())
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            state["step"] = step + 1
+            state["tokens"] += step_tokens * world
+            elapsed = time.monotonic() - started
+            state["train_seconds"] = base_seconds + elapsed
+            tok_s = (state["tokens"] - base_tokens) / max(elapsed, 1e-9)
+            last_loss = step_loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tok_s:,.0f}")
+            record: dict[str, float] = {"step": state["step"], "loss": round(step_loss, 5),
+                                        "lr": lr_at(step, total_steps, cfg)}
+            if cfg.eval_every and state["step"] % cfg.eval_every == 0:
+                ev = evaluate()
+                if ev is not None:
+                    record["eval_loss"] = round(ev, 5)
+                    log.info("step %d: loss %.4f, eval loss %.4f", state["step"], step_loss, ev)
+            state["history"].append(record)
+            if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                checkpoint()
+            if on_step is not None:
+                on_step(state["step"], step_loss)
+            if cfg.time_limit_s is not None and state["train_seconds"] >= cfg.time_limit_s:
+                log.warning("time limit %.0f s reached at step %d of %d", cfg.time_limit_s, state["step"], total_steps)
+                break
+    except KeyboardInterrupt:
+        bar.close()
+        checkpoint()
+        log.warning("interrupted at step %d; checkpoint written, train again to resume", state["step"])
+        raise
+    bar.close()
+
+    elapsed = time.monotonic() - started
+    tokens_per_s = (state["tokens"] - base_tokens) / max(elapsed, 1e-9)
+    eval_loss = evaluate()
+    state.update({
+        "completed": state["step"] >= total_steps,
+        "train_loss": last_loss,
+        "eval_loss": eval_loss,
+        "tokens_per_s": tokens_per_s,
+        "bf16": bf16,
+        "world_size": world,
+    })
+    accelerator.wait_for_everyone()
+    if is_main:
+        if not state["completed"]:
+            checkpoint()
+        final = _final_model(accelerator.unwrap_model(model), cfg, tok.get_vocab_size())
+        final.config.use_cache = True
+        final.save_pretrained(str(out), safe_serialization=True)
+        tok.save(str(out / "tokenizer.json"))
+        (out / STATE_FILE).write_text(json.dumps(state, indent=2))
+        if state["completed"]:
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return out
+
+
+def read_result(out_dir: str | Path) -> TrainResult:
+    """The :class:`TrainResult` of the run written to ``out_dir``."""
+    out = Path(out_dir)
+    try:
+        state = json.loads((out / STATE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainerError(f"no readable {STATE_FILE} in {out}: {exc}") from exc
+    return _result_from_state(out, state)
+
+
+def _result_from_state(out: Path, state: dict[str, Any]) -> TrainResult:
+    return TrainResult(
+        out_dir=out,
+        step=state["step"],
+        total_steps=state["total_steps"],
+        train_loss=state.get("train_loss"),
+        eval_loss=state.get("eval_loss"),
+        tokens_per_s=float(state.get("tokens_per_s", 0.0)),
+        train_seconds=float(state.get("train_seconds", 0.0)),
+        completed=bool(state.get("completed")),
+        history=state.get("history", []),
+    )
