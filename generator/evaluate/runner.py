@@ -48,14 +48,11 @@ __all__ = [
     "random_specs",
     "generation_seed",
     "training_levels_from_store",
-    "TEACHER_KEY_VARS",
     "generation_rows",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Environment variables that mean a hosted teacher model can be called.
-TEACHER_KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 #: At most this many stored training levels are compared against (novelty is a nearest-neighbour search).
 MAX_TRAINING_LEVELS = 1500
 
@@ -150,45 +147,29 @@ def generation_seed(seed: int, spec_index: int, sample: int) -> int:
 # --------------------------------------------------------------- backends
 
 
-def _teacher_key_set() -> bool:
-    return any(os.environ.get(k) for k in TEACHER_KEY_VARS)
-
-
 def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
-    """A :class:`~generator.backends.Backend` for a command-line name.
+    """A :class:`~generator.backends.Backend` for a command-line name (built by the facade's ``make_backend``).
 
     - ``procedural``: the embedded generator;
-    - ``teacher``: the configured large model when an API key is set, else procedural;
+    - ``teacher`` (or ``llm``): the configured large model when a key or endpoint is set, else procedural;
     - ``student``: the promoted local model for the level call site;
     - ``student:PATH``: a local model folder that need not be promoted.
     """
-    from generator.backends import ProceduralBackend
+    from generator.config import GeneratorConfig, teacher_configured
+    from generator.facade import make_backend
 
     if name == "procedural":
-        return ProceduralBackend()
-    if name == "teacher":
-        if _teacher_key_set():
-            try:
-                from generator.llm_adapter import LLMTeacherBackend
-            except ImportError as exc:
-                raise EvaluationError(f"teacher: the LLM adapter cannot be loaded ({exc}); reinstall dungeon-forge") from exc
-            return LLMTeacherBackend()
-        log.info("teacher: no API key set (%s); the procedural generator is the teacher", ", ".join(TEACHER_KEY_VARS))
-        return ProceduralBackend()
-    if name == "student" or name.startswith("student:"):
-        model_dir = name.partition(":")[2] or None
-        if model_dir is None:
-            from generator.callsite import LEVEL_SITE
-            from generator.registry import Registry
-
-            registry = Registry.in_data_dir(data_dir)
-            if registry.current(LEVEL_SITE) is None:
-                raise EvaluationError(
-                    f"student: no local model is promoted for {LEVEL_SITE} in {registry.root}; "
-                    "train one with `python -m generator.train`, or name a model folder as student:PATH"
-                )
-            model_dir = registry.model_dir(LEVEL_SITE)
-        elif not Path(model_dir).is_dir():
+        return make_backend("procedural")
+    if name in ("teacher", "llm"):
+        if teacher_configured():
+            return make_backend("llm", GeneratorConfig.load(data_dir), data_dir=data_dir)
+        log.info("teacher: no API key or endpoint set; the procedural generator is the teacher")
+        return make_backend("procedural")
+    if name == "student":
+        return make_backend("student", data_dir=data_dir)
+    if name.startswith("student:"):
+        model_dir = Path(name.partition(":")[2]).expanduser()
+        if not model_dir.is_dir():
             raise EvaluationError(f"student: model folder {model_dir} does not exist; pass student:PATH to a trained model")
         try:
             from generator.local.student import StudentBackend
