@@ -101,6 +101,7 @@ class Dataset:
     train: list[Example]
     eval: list[Example]
     stats: dict[str, int] = field(default_factory=dict)
+    output_schema: dict[str, Any] | None = None  #: the site's output schema as the teacher saw it
 
     @property
     def hash(self) -> str:
@@ -148,6 +149,7 @@ class Dataset:
             "train_stream": sum(ex.repeat for ex in self.train),
             "eval_examples": len(self.eval),
             "stats": self.stats,
+            "output_schema": self.output_schema,
             "load_with": f'datasets.load_dataset("json", data_files={{"train": "{TRAIN_FILE}", "validation": "{EVAL_FILE}"}})',
         }
         paths["info"].write_text(json.dumps(info, indent=2), encoding="utf-8")
@@ -165,14 +167,20 @@ def load_exported(out_dir: str | Path) -> Dataset:
                 splits.append([Example.from_row(json.loads(line)) for line in fh if line.strip()])
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"cannot read the exported dataset in {d} ({exc}); export it again") from None
-    return Dataset(site=info["site"], train=splits[0], eval=splits[1], stats=info.get("stats", {}))
+    return Dataset(site=info["site"], train=splits[0], eval=splits[1], stats=info.get("stats", {}),
+                   output_schema=info.get("output_schema"))
 
 
 # ------------------------------------------------------------------ curation
 
 
-def examples_from_calls(site: str, calls: Iterable[Any], stats: dict[str, int]) -> list[Example]:
-    """Encode valid stored calls (``StoredCall``-like: ``.record``, ``.fun``) as examples."""
+def examples_from_calls(
+    site: str, calls: Iterable[Any], stats: dict[str, int], schemas: list[dict[str, Any]] | None = None
+) -> list[Example]:
+    """Encode valid stored calls (``StoredCall``-like: ``.record``, ``.fun``) as examples.
+
+    The first output schema seen is appended to ``schemas`` when given.
+    """
     out: list[Example] = []
     for key in ("records", "not_valid", "unencodable"):
         stats.setdefault(key, 0)
@@ -182,6 +190,8 @@ def examples_from_calls(site: str, calls: Iterable[Any], stats: dict[str, int]) 
         if rec.valid is not True or not isinstance(rec.result, dict):
             stats["not_valid"] += 1
             continue
+        if schemas is not None and not schemas and rec.output_schema:
+            schemas.append(rec.output_schema)
         args = dict(rec.args or {})
         try:
             text = encode_example(site, args, rec.result)
@@ -248,7 +258,8 @@ def build_dataset(store: Any, site: str, cfg: DatasetConfig | None = None) -> Da
     """Curate the valid calls of ``site`` in ``store`` (a :class:`generator.store.Store`)."""
     cfg = cfg or DatasetConfig()
     stats: dict[str, int] = {}
-    examples = examples_from_calls(site, store.iter_calls(site, valid_only=True), stats)
+    schemas: list[dict[str, Any]] = []
+    examples = examples_from_calls(site, store.iter_calls(site, valid_only=True), stats, schemas)
     if cfg.max_examples is not None and len(examples) > cfg.max_examples:
         examples = examples[-cfg.max_examples:]  # the newest
     examples = _dedupe(examples, site, cfg.near_duplicate_threshold, stats)
@@ -261,7 +272,7 @@ def build_dataset(store: Any, site: str, cfg: DatasetConfig | None = None) -> Da
     _fun_oversample(train, cfg, stats)
     stats.update(usable=len(examples), train=len(train), eval=len(evals))
     log.info("dataset %s: %s", site, stats)
-    return Dataset(site=site, train=train, eval=evals, stats=stats)
+    return Dataset(site=site, train=train, eval=evals, stats=stats, output_schema=schemas[0] if schemas else None)
 
 
 # ------------------------------------------------------------------ bootstrap

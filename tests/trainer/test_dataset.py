@@ -128,3 +128,15 @@ def test_generic_sites_use_compact_json(store):
         store.record_call(CallRecord(site=site, backend="llm", args={"seed": i}, result={"name": f"n{i}"}, valid=True))
     ds = build_dataset(store, site, DatasetConfig(min_examples=5))
     assert all(e.text == f'{{"seed":{e.args["seed"]}}}\t{{"name":"n{e.args["seed"]}"}}\n' for e in ds.train)
+
+
+def test_output_schema_travels_with_the_dataset(store, tmp_path):
+    site = "demo.mod:choose_name#12345678"
+    schema = {"type": "object", "required": ["name"]}
+    for i in range(12):
+        store.record_call(CallRecord(site=site, backend="llm", args={"seed": i}, result={"name": f"n{i}"},
+                                     valid=True, output_schema=schema))
+    ds = build_dataset(store, site, DatasetConfig(min_examples=5))
+    assert ds.output_schema == schema
+    ds.export(tmp_path / "e")
+    assert load_exported(tmp_path / "e").output_schema == schema

@@ -1,0 +1,227 @@
+"""Evaluation gates: the student against the teacher on held-out specs.
+
+:func:`run_student` asks a student for one output per held-out call and
+judges each one (levels: every validation gate against the requested spec;
+other sites: the site's validator).  :func:`score` turns the samples into the
+shared metrics of :mod:`generator.metrics` -- the evaluation framework uses
+the same functions, so numbers agree across reports:
+
+- ``validity`` with its Wilson 95 % lower bound (first try, no retries),
+- ``controllability`` per spec field and ``joint``,
+- ``diversity`` (mean pairwise tile Hamming) and its ratio to the teacher's
+  on the same specs,
+- ``novelty`` (share not within 5 % of the tiles of any training level),
+- latency and tokens per output.
+
+:func:`decide` applies a preset's :class:`~trainer.config.GateConfig`: a new
+version is promoted for its call site only if every gate passes, the int8
+model kept its validity (:mod:`trainer.quantize`) and it is not worse than
+the version it would replace (within ``not_worse_margin``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.local.codec import is_level_site, spec_from_args
+from generator.metrics import controllability, diversity, novelty, summarize, validity
+from trainer.config import GateConfig
+
+__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "decide"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Sample:
+    """One student output for one held-out call."""
+
+    args: dict[str, Any]
+    result: dict[str, Any] | None  #: parsed output, None when it did not parse
+    valid: bool
+    failures: list[str] = field(default_factory=list)  #: failure codes
+    latency_ms: float = 0.0
+    tokens: int = 0
+    text: str = ""
+
+
+def judge(
+    site: str, args: dict[str, Any], result: dict[str, Any] | None, output_schema: dict[str, Any] | None = None
+) -> tuple[bool, list[str]]:
+    """Is ``result`` a good answer to a call with ``args``? Returns ``(valid, failure codes)``.
+
+    Levels pass every validation gate against the requested spec; other sites
+    their registered validator, else their output schema (as recorded with the
+    teacher's calls), else being a JSON object at all.
+    """
+    if result is None:
+        return False, ["V0.parse"]
+    if is_level_site(site):
+        from engine.core.level import LevelSpec
+        from generator.validation import validate_level
+
+        report = validate_level(result, LevelSpec.from_dict(spec_from_args(args)))
+        return bool(report.valid), [f.code for f in report.failures]
+    from generator.site_validators import judge as judge_site, validator_for
+
+    if output_schema is None and validator_for(site) is None:
+        return isinstance(result, dict), [] if isinstance(result, dict) else ["V0.schema.type"]
+    ok, failures = judge_site(site, result, output_schema)
+    return bool(ok), [str(f.get("code", "?")) for f in failures]
+
+
+def run_student(
+    student: Any,
+    site: str,
+    calls: Sequence[Mapping[str, Any]],
+    *,
+    seed: int = 0,
+    max_new_tokens: int | None = None,
+    output_schema: dict[str, Any] | None = None,
+    progress: bool = False,
+    desc: str = "evaluate",
+) -> list[Sample]:
+    """One output per call from ``student`` (``generate(args, seed=, max_new_tokens=)`` -> StudentOutput)."""
+    from tqdm import tqdm
+
+    samples = []
+    for i, args in enumerate(tqdm(calls, desc=desc, unit="call", disable=not progress)):
+        kwargs: dict[str, Any] = {"seed": seed + i}
+        if max_new_tokens is not None:
+            kwargs["max_new_tokens"] = max_new_tokens
+        started = time.perf_counter()
+        try:
+            out = student.generate(dict(args), **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
+            log.warning("student failed on %s: %s", args, exc)
+            samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],
+                                  (time.perf_counter() - started) * 1000))
+            continue
+        result = out.result if isinstance(out.result, dict) else None
+        ok, codes = judge(site, dict(args), result, output_schema)
+        samples.append(Sample(dict(args), result, ok, codes, float(out.latency_ms), int(out.tokens), out.text))
+    return samples
+
+
+def _specs(site: str, samples: Sequence[Sample]) -> list[dict[str, Any]] | None:
+    if not is_level_site(site):
+        return None
+    return [spec_from_args(s.args) for s in samples]
+
+
+def score(
+    site: str,
+    samples: Sequence[Sample],
+    *,
+    teacher_results: Sequence[Mapping[str, Any] | None] = (),
+    training_results: Sequence[Mapping[str, Any] | None] = (),
+) -> dict[str, Any]:
+    """The gate metrics of ``samples``; level metrics only for the level site."""
+    v = validity(s.valid for s in samples)
+    first_fail: dict[str, int] = {}
+    for s in samples:
+        for code in s.failures[:1]:
+            first_fail[code] = first_fail.get(code, 0) + 1
+    out: dict[str, Any] = {
+        "n": len(samples),
+        "validity": v.rate,
+        "validity_lower95": v.lower95,
+        "validity_detail": v.to_dict(),
+        "failures": dict(sorted(first_fail.items(), key=lambda kv: -kv[1])),
+        "latency_ms": summarize(s.latency_ms for s in samples).to_dict(),
+        "tokens_per_output": summarize(s.tokens for s in samples).to_dict(),
+    }
+    specs = _specs(site, samples)
+    if specs is not None:
+        levels = [s.result for s in samples]
+        c = controllability(levels, specs)
+        out["controllability"] = {k: p.rate for k, p in c.fields.items()} | {"joint": c.joint.rate}
+        out["diversity"] = diversity(levels)
+        teacher = [t for t in teacher_results if t is not None]
+        out["teacher_diversity"] = diversity(teacher) if teacher else None
+        out["diversity_ratio"] = (out["diversity"] / out["teacher_diversity"]) if out["teacher_diversity"] else None
+        out["novelty"] = novelty(levels, list(training_results))
+    return out
+
+
+@dataclass
+class GateCheck:
+    name: str
+    value: float | None
+    threshold: float | None
+    ok: bool
+    why: str = ""
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    checks: list[GateCheck]
+
+    @property
+    def reasons(self) -> list[str]:
+        return [c.why for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "reasons": self.reasons,
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+
+def _at_least(name: str, value: float | None, threshold: float | None) -> GateCheck:
+    if threshold is None:
+        return GateCheck(name, value, None, True, "no threshold")
+    if value is None:
+        return GateCheck(name, None, threshold, threshold <= 0, f"{name}: not measured (needs >= {threshold})")
+    ok = value >= threshold - 1e-12
+    return GateCheck(name, value, threshold, ok, f"{name} {value:.3f} {'>=' if ok else '<'} {threshold}")
+
+
+def decide(
+    metrics: Mapping[str, Any],
+    cfg: GateConfig,
+    *,
+    current: Mapping[str, Any] | None = None,
+    quantization_ok: bool | None = None,
+    quantization_reason: str = "",
+) -> GateResult:
+    """Apply the gates to ``metrics`` (from :func:`score`); ``current``: the serving version's metrics."""
+    control = metrics.get("controllability") or {}
+    checks = [
+        _at_least("validity", metrics.get("validity"), cfg.min_validity),
+        _at_least("validity_lower95", metrics.get("validity_lower95"), cfg.min_validity_lower95),
+    ]
+    if "controllability" in metrics:
+        checks += [
+            _at_least("control_joint", control.get("joint"), cfg.min_control_joint),
+            _at_least("diversity_ratio", metrics.get("diversity_ratio"), cfg.min_diversity_ratio)
+            if metrics.get("teacher_diversity") else GateCheck("diversity_ratio", None, cfg.min_diversity_ratio, True,
+                                                               "teacher diversity unknown: not gated"),
+            _at_least("novelty", metrics.get("novelty"), cfg.min_novelty),
+        ]
+    if cfg.max_latency_p50_ms is not None:
+        p50 = float((metrics.get("latency_ms") or {}).get("p50", 0.0))
+        ok = p50 <= cfg.max_latency_p50_ms
+        checks.append(GateCheck("latency_p50_ms", p50, cfg.max_latency_p50_ms, ok,
+                                f"latency p50 {p50:.0f} ms {'<=' if ok else '>'} {cfg.max_latency_p50_ms:.0f} ms"))
+    if quantization_ok is not None:
+        checks.append(GateCheck("int8", None, None, quantization_ok, quantization_reason or "int8 re-evaluation"))
+    if current:
+        for key, value in (("validity", metrics.get("validity")),
+                           ("control_joint", control.get("joint"))):
+            old = current.get(key) if key == "validity" else (current.get("controllability") or {}).get("joint")
+            if old is None or value is None:
+                continue
+            floor = float(old) - cfg.not_worse_margin
+            ok = float(value) >= floor - 1e-12
+            checks.append(GateCheck(f"not_worse_{key}", float(value), floor, ok,
+                                    f"{key} {value:.3f} vs current {old:.3f} (margin {cfg.not_worse_margin})"))
+    return GateResult(all(c.ok for c in checks), checks)
+
+
