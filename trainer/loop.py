@@ -309,6 +309,7 @@ def train(
     """
     import torch
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from tqdm.auto import tqdm
 
     from trainer.model import build_model
@@ -335,6 +336,10 @@ def train(
     pad_id, bos_id, eos_id = _special_ids(tok)
 
     bf16 = _bf16_supported() if cfg.bf16 is None else cfg.bf16
+    # Accelerate keeps one process-wide state; a second train() in the same process
+    # (tests, the pipeline's retrain) may want another precision.  The distributed
+    # part (PartialState) is kept, so `accelerate launch` still works.
+    AcceleratorState._reset_state()
     accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
     is_main = accelerator.is_main_process
 

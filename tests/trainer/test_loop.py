@@ -1,0 +1,120 @@
+"""The training loop end to end on a tiny model: artefacts, resume, adapters, accelerate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from trainer.errors import TrainerError
+from trainer.loop import TrainConfig, read_result, train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _texts(n: int = 24) -> list[str]:
+    out = []
+    for i in range(n):
+        w = 16 + i % 3
+        rows = ["#" * w] + ["#" + ("." * (w - 2)) + "#"] * 10 + ["#" * w]
+        out.append(f"L {w}x12 d1 e0 i0 crypt\n" + "".join(f"{y:02d}00003{r}\n" for y, r in enumerate(rows)))
+    return out
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = dict(preset="micro-1m", steps=8, batch_size=4, warmup_steps=2, eval_every=4, checkpoint_every=3,
+                bf16=False, seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_safetensors_config_tokenizer_and_state(tmp_path):
+    out = train(_cfg(), _texts(), _texts(4), tmp_path / "run", progress=False)
+    names = {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "trainer_state.json"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names)
+    assert "checkpoint" not in names  # a completed run cleans its checkpoint up
+    result = read_result(out)
+    assert result.completed and result.step == 8
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert result.eval_loss is not None and result.tokens_per_s > 0
+    # a second call with the same config finds the finished run and does nothing
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    train(_cfg(), _texts(), _texts(4), out, progress=False)
+    assert (out / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_an_interrupted_run_resumes_to_the_same_loss(tmp_path):
+    straight = read_result(train(_cfg(), _texts(), [], tmp_path / "a", progress=False))
+
+    def crash(step, _loss):
+        if step == 5:  # after the step-3 checkpoint: steps 4 and 5 are lost and redone
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(_cfg(), _texts(), [], tmp_path / "b", progress=False, on_step=crash)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "trainer_state.json").read_text())["step"] == 3
+    resumed = read_result(train(_cfg(), _texts(), [], tmp_path / "b", progress=False))
+    assert resumed.step == straight.step == 8
+    assert resumed.train_loss == pytest.approx(straight.train_loss, rel=1e-4)
+    assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-4)
+
+
+def test_ctrl_c_writes_a_checkpoint_first(tmp_path):
+    def stop(step, _loss):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(), _texts(), [], tmp_path, progress=False, on_step=stop)
+    assert json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+    with pytest.raises(RuntimeError):
+        train(_cfg(), _texts(), [], tmp_path, progress=False,
+              on_step=lambda s, _l: (_ for _ in ()).throw(RuntimeError("stop")) if s == 4 else None)
+    with pytest.raises(TrainerError, match="another config"):
+        train(_cfg(lr=1e-4), _texts(), [], tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("adapter", ["lora", "qlora"])
+def test_adapter_runs_save_a_plain_merged_model(tmp_path, adapter):
+    from transformers import LlamaForCausalLM
+
+    if adapter == "qlora":
+        pytest.importorskip("bitsandbytes")
+    cfg = _cfg(steps=3, lora=adapter == "lora", qlora=adapter == "qlora", lr=1e-2, bf16=True)
+    out = train(cfg, _texts(8), [], tmp_path, progress=False)
+    model = LlamaForCausalLM.from_pretrained(out, use_safetensors=True)
+    assert not any("lora" in n for n, _ in model.named_parameters())
+
+
+def test_config_from_dict_refuses_unknown_fields():
+    assert TrainConfig.from_dict({"steps": 5}).steps == 5
+    with pytest.raises(TrainerError, match="stpes"):
+        TrainConfig.from_dict({"stpes": 5})
+
+
+@pytest.mark.slow
+def test_runs_under_accelerate_launch_on_the_cpu(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_loop import _cfg, _texts
+        from trainer.loop import train
+        train(_cfg(steps=2), _texts(8), [], {str(tmp_path / "out")!r}, progress=False)
+    """))
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
