@@ -565,10 +565,9 @@ def _scrub(text: str) -> str:
 class _Usage:
     prompt: int = 0
     completion: int = 0
-    responses: int = 0
+    responses: int = 0  #: provider responses counted where they arrive (before parsing)
 
     def add(self, usage: Any) -> None:
-        self.responses += 1
         self.prompt += _usage_int(usage, "prompt_tokens")
         self.completion += _usage_int(usage, "completion_tokens")
 
@@ -591,9 +590,11 @@ def _usage_int(usage: Any, key: str) -> int:
 def _ensure_metered() -> None:
     """Count tokens per call: wrap byllm's dispatch methods once (results pass through untouched).
 
-    byllm's typed-output loop does not keep the usage of its non-streaming
-    responses, so the plugin reads it from each dispatch's CompletionResult
-    while a capture is active in the current context.
+    byllm's typed-output loop keeps no usage for non-streaming calls, so the
+    plugin reads it where responses arrive while a capture is active in the
+    current context: from the provider response in ``Model.model_call_no_stream``
+    (so attempts whose output failed to parse still count), else from the
+    ``CompletionResult`` of ``dispatch_no_streaming`` (MockLLM, custom models).
     """
     global _metered
     if _metered:
@@ -601,27 +602,30 @@ def _ensure_metered() -> None:
     with _metered_lock:
         if _metered:
             return
-        from byllm.llm import BaseLLM, MockLLM
+        from byllm.llm import BaseLLM, MockLLM, Model
 
-        for cls, name in (
-            (BaseLLM, "dispatch_no_streaming"),
-            (MockLLM, "dispatch_no_streaming"),
-            (BaseLLM, "adispatch_no_streaming"),
+        for cls, name, where in (
+            (Model, "model_call_no_stream", "response"),
+            (Model, "model_call_no_stream_async", "response"),
+            (BaseLLM, "dispatch_no_streaming", "result"),
+            (MockLLM, "dispatch_no_streaming", "result"),
+            (BaseLLM, "adispatch_no_streaming", "result"),
         ):
             original = cls.__dict__.get(name)
             if original is None or getattr(original, "_forge_metered", False):
                 continue
-            setattr(cls, name, _metering(original))
+            setattr(cls, name, _metering(original, where))
         _metered = True
 
 
-def _metering(original: Callable[..., Any]) -> Callable[..., Any]:
+def _metering(original: Callable[..., Any], where: str) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(original):
 
         @functools.wraps(original)
         async def ametered(self: Any, *args: Any, **kwargs: Any) -> Any:
+            seen = _responses_so_far()
             result = await original(self, *args, **kwargs)
-            _count(result)
+            _count(result, where, seen)
             return result
 
         ametered._forge_metered = True  # type: ignore[attr-defined]
@@ -629,18 +633,30 @@ def _metering(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def metered(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen = _responses_so_far()
         result = original(self, *args, **kwargs)
-        _count(result)
+        _count(result, where, seen)
         return result
 
     metered._forge_metered = True  # type: ignore[attr-defined]
     return metered
 
 
-def _count(result: Any) -> None:
+def _responses_so_far() -> int:
     meter = _meter.get()
-    if meter is not None:
-        with contextlib.suppress(Exception):
+    return -1 if meter is None else meter.responses
+
+
+def _count(result: Any, where: str, seen_before: int) -> None:
+    meter = _meter.get()
+    if meter is None:
+        return
+    with contextlib.suppress(Exception):
+        if where == "response":
+            usage = result.get("usage") if isinstance(result, dict) else getattr(result, "usage", None)
+            meter.add(usage)
+            meter.responses += 1
+        elif meter.responses == seen_before:  # nobody counted this dispatch's response yet
             meter.add(getattr(result, "usage", None))
 
 
