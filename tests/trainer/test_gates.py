@@ -22,7 +22,7 @@ def _level(seed: int, spec: dict) -> dict:
     inner = rng.random((h - 2, w - 2)) < 0.2
     inner[:2, :2] = inner[-2:, -2:] = False
     grid[1:-1, 1:-1][inner] = 1
-    free = [(x, y) for y in range(1, h - 1) for x in range(1, w - 1) if grid[y, x] == 0 and x + y > 8]
+    free = [(x, y) for y in range(1, h - 1) for x in range(1, w - 1) if grid[y, x] == 0 and x + y > 8 and (x, y) != (w - 2, h - 2)]
     pick = rng.permutation(len(free))
     ens = [Placed("rat", *free[i]) for i in pick[: spec["enemies"]]]
     its = [Placed("potion", *free[i]) for i in pick[spec["enemies"]: spec["enemies"] + spec["items"]]]

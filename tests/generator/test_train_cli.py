@@ -1,0 +1,81 @@
+"""`python -m generator.train`: help, dataset export, --if-needed, bootstrap through the facade."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.core.level import Level, Placed
+from generator import train as train_cli
+from generator.callsite import LEVEL_SITE
+from generator.records import CallRecord
+from generator.store import Store
+
+ROOT = Path(__file__).parents[2]
+
+
+def _fill(home: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    with Store.open(home / "forge.db") as store:
+        for i in range(n):
+            spec = {"width": 16, "height": 12, "difficulty": 1 + i % 10, "enemies": i % 3, "items": 1, "theme": "cave"}
+            grid = np.ones((12, 16), dtype=np.uint8)
+            grid[1:-1, 1:-1] = (rng.random((10, 14)) < 0.2).astype(np.uint8)
+            grid[1:3, 1:3] = grid[-3:-1, -3:-1] = 0
+            free = [(x, y) for y in range(1, 11) for x in range(1, 15) if grid[y, x] == 0 and x + y > 8 and (x, y) != (14, 10)]
+            pick = rng.permutation(len(free))
+            lv = Level(name="x", grid=grid, spawn=(1, 1), exit=(14, 10), theme="cave",
+                       enemies=[Placed("rat", *free[j]) for j in pick[: spec["enemies"]]],
+                       items=[Placed("potion", *free[pick[-1]])])
+            store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args={"spec": spec},
+                                         result=lv.to_dict(), valid=True))
+
+
+def test_help_lists_the_options():
+    out = subprocess.run([sys.executable, "-m", "generator.train", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--site", "--base", "--qlora", "--preset", "--steps", "--if-needed", "--export-dataset",
+                 "--bootstrap", "--data-dir", "--json", "--resume"):
+        assert flag in out.stdout
+
+
+def test_export_dataset_writes_jsonl(_forge_home, tmp_path, capsys):
+    _fill(_forge_home, 30)
+    assert train_cli.main(["--preset", "tiny-test", "--export-dataset", str(tmp_path / "ds"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["site"] == LEVEL_SITE and out["train_examples"] + out["heldout_examples"] == 30
+    rows = [json.loads(x) for x in (tmp_path / "ds" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == out["train_examples"] and rows[0]["text"].startswith("L 16x12")
+
+
+def test_if_needed_waits_for_enough_new_data(_forge_home, capsys):
+    _fill(_forge_home, 3)
+    assert train_cli.main(["--preset", "tiny-test", "--if-needed", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trained"] is False and "need 8" in out["reason"]
+
+
+def test_no_data_is_a_clear_error(_forge_home, capsys):
+    assert train_cli.main(["--preset", "tiny-test", "--json"]) == 1
+    assert "--bootstrap" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_bad_override_is_reported(_forge_home, capsys):
+    assert train_cli.main(["--preset", "tiny-test", "--set", "train.stepz=3"]) == 1
+    assert "unknown key(s) stepz" in capsys.readouterr().err
+
+
+def test_bootstrap_records_procedural_levels_through_the_facade(_forge_home, capsys):
+    pytest.importorskip("generator.procedural")
+    assert train_cli.main(["--preset", "tiny-test", "--bootstrap", "6", "--export-dataset",
+                           str(_forge_home / "ds"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bootstrap"]["levels"] == 6
+    with Store.open(_forge_home / "forge.db") as store:
+        calls = [c.record for c in store.iter_calls(valid_only=True)]
+    assert len(calls) >= 6 and all(c.backend == "procedural" for c in calls)

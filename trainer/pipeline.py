@@ -1,0 +1,400 @@
+"""One training run for one call site, start to finish:
+
+    dataset -> train -> merge/quantize -> GGUF export -> evaluate -> register -> maybe promote
+
+Each run has a folder ``<data dir>/runs/<time>-<site>/`` holding the exported
+dataset, the training output (with resumable checkpoints), the merged
+artefact, the evaluation, and ``report.json`` / ``report.md``.  Every stage
+writes ``stages/<stage>.json`` when it finishes, so :func:`run` with
+``resume=`` picks up after the last finished stage (and training itself
+resumes from its last checkpoint).
+
+:func:`needs_training` is the ``--if-needed`` rule: train only when the site
+has at least ``schedule.min_new_examples`` new valid records since its latest
+version (or enough for a first version) and the machine is idle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from generator.local.codec import is_level_site
+from generator.registry import Registry, RegistryError
+from trainer.config import PipelineConfig, from_dict
+from trainer.dataset import Dataset, build_dataset, load_exported
+from trainer.errors import DatasetError, TrainerError
+
+__all__ = ["STAGES", "RunReport", "choose_site", "needs_training", "run", "latest_unfinished_run", "code_revision"]
+
+log = logging.getLogger(__name__)
+
+STAGES: Final = ("dataset", "train", "quantize", "export", "evaluate", "register")
+#: The keys ``python -m generator.train --json`` always prints.
+HEADLINE: Final = ("site", "version", "base", "train_examples", "heldout_examples", "validity", "validity_lower95",
+                   "controllability", "diversity", "novelty", "quantized_validity", "promoted", "train_seconds",
+                   "tokens_per_s")
+
+
+@dataclass
+class RunReport:
+    """What a run did; ``to_dict()`` is the CLI's JSON object."""
+
+    site: str
+    run_dir: Path
+    config: PipelineConfig
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def headline(self) -> dict[str, Any]:
+        ds = self.stages.get("dataset", {})
+        tr = self.stages.get("train", {})
+        ev = self.stages.get("evaluate", {})
+        reg = self.stages.get("register", {})
+        m = ev.get("metrics", {})
+        q = ev.get("int8_metrics", {})
+        control = m.get("controllability")
+        return {
+            "site": self.site,
+            "version": reg.get("version"),
+            "base": self.config.train.base,
+            "train_examples": ds.get("train_examples"),
+            "heldout_examples": ds.get("heldout_examples"),
+            "validity": m.get("validity"),
+            "validity_lower95": m.get("validity_lower95"),
+            "controllability": control.get("joint") if isinstance(control, dict) else None,
+            "diversity": m.get("diversity"),
+            "novelty": m.get("novelty"),
+            "quantized_validity": q.get("validity"),
+            "promoted": bool(reg.get("promoted", False)),
+            "train_seconds": tr.get("train_seconds"),
+            "tokens_per_s": tr.get("tokens_per_s"),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.stages.get("evaluate", {})
+        return {
+            **self.headline(),
+            "preset": self.config.name,
+            "run_dir": str(self.run_dir),
+            "controllability_fields": (ev.get("metrics") or {}).get("controllability"),
+            "gates": ev.get("gates"),
+            "quantization": ev.get("quantization"),
+            "dataset": self.stages.get("dataset"),
+            "train": {k: v for k, v in self.stages.get("train", {}).items() if k != "history"},
+            "artefacts": self.stages.get("export", {}).get("files"),
+            "registry": self.stages.get("register"),
+        }
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def code_revision() -> str | None:
+    """Short git commit of the code doing the training (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def choose_site(store: Any, site: str | None = None) -> str:
+    """The site to train: ``site``, else the level site if it has data, else the site with most valid calls."""
+    if site:
+        return site
+    counts: dict[str, int] = {}
+    for s in store.sites():
+        counts[s] = sum(1 for _ in store.iter_calls(s, valid_only=True))
+    counts = {s: n for s, n in counts.items() if n}
+    if not counts:
+        raise DatasetError("the store has no valid calls yet; play, or run `python -m generator.train --bootstrap 2000`")
+    levels = [s for s in counts if is_level_site(s)]
+    if levels:
+        return max(levels, key=lambda s: counts[s])
+    return max(counts, key=lambda s: counts[s])
+
+
+def needs_training(store: Any, registry: Registry, site: str, cfg: PipelineConfig) -> tuple[bool, str]:
+    """Whether ``--if-needed`` should train ``site`` now, and why (not)."""
+    latest = registry.latest(site)
+    since = latest.created if latest else None
+    new = sum(1 for _ in store.iter_calls(site, valid_only=True, since=since))
+    need = cfg.schedule.min_new_examples if latest else max(cfg.schedule.min_new_examples, cfg.dataset.min_examples)
+    if new < need:
+        what = f"since {latest.version}" if latest else "in total"
+        return False, f"{new} new valid records {what}, need {need} (schedule.min_new_examples)"
+    try:
+        load = os.getloadavg()[0] / max(1, os.cpu_count() or 1)
+    except OSError:  # not available on this platform: treat as idle
+        load = 0.0
+    if load > cfg.schedule.max_load_per_cpu:
+        return False, f"machine busy (load {load:.2f} per core > {cfg.schedule.max_load_per_cpu})"
+    return True, f"{new} new valid records (need {need}), load ok"
+
+
+def _slug(site: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._]+", "-", site.rpartition("#")[0] or site).strip("-")[:60]
+
+
+def latest_unfinished_run(runs_dir: Path, site: str | None = None) -> Path | None:
+    """The newest run folder without a report (for ``--resume`` without a path)."""
+    if not runs_dir.is_dir():
+        return None
+    for d in sorted((p for p in runs_dir.iterdir() if p.is_dir()), reverse=True):
+        if (d / "report.json").exists() or not (d / "run.json").is_file():
+            continue
+        info = json.loads((d / "run.json").read_text())
+        if site is None or info.get("site") == site:
+            return d
+    return None
+
+
+class _Stages:
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def done(self, name: str) -> dict[str, Any] | None:
+        p = self.dir / f"{name}.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def finish(self, name: str, result: dict[str, Any]) -> dict[str, Any]:
+        tmp = self.dir / f".{name}.json.tmp"
+        tmp.write_text(json.dumps(result, indent=2, default=str))
+        tmp.replace(self.dir / f"{name}.json")
+        return result
+
+
+# ------------------------------------------------------------------ stages
+
+
+def _stage_dataset(store: Any, site: str, cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
+    ds = build_dataset(store, site, cfg.dataset)
+    paths = ds.export(run_dir / "dataset")
+    return {"hash": ds.hash, "train_examples": len(ds.train), "heldout_examples": len(ds.eval),
+            "train_stream": sum(e.repeat for e in ds.train), "heldout_specs": len(ds.heldout_specs),
+            "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
+
+
+def _stage_train(ds: Dataset, cfg: PipelineConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
+    from trainer.loop import train
+
+    tc = cfg.train.to_train_config()
+    result = train(tc, ds.train_texts(seed=cfg.train.seed), ds.eval_texts(), run_dir / "model", progress=progress)
+    return {"step": result.step, "total_steps": result.total_steps, "completed": result.completed,
+            "train_loss": result.train_loss, "eval_loss": result.eval_loss, "tokens_per_s": result.tokens_per_s,
+            "train_seconds": result.train_seconds, "history": result.history[-50:]}
+
+
+def _stage_quantize(run_dir: Path) -> dict[str, Any]:
+    from trainer.quantize import merge_lora
+
+    out = merge_lora(run_dir / "model", run_dir / "artefact")
+    return {"artefact_dir": str(out), "files": sorted(p.name for p in out.iterdir() if p.is_file())}
+
+
+def _stage_export(cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
+    from trainer.gguf_export import export_gguf
+
+    art = run_dir / "artefact"
+    files = {}
+    for qtype in cfg.quantize.gguf_types:
+        path = export_gguf(art, art / f"student-{qtype}.gguf", qtype, name=f"forge-student-{qtype}")
+        files[f"student-{qtype}.gguf"] = path.stat().st_size
+    files["model.safetensors"] = (art / "model.safetensors").stat().st_size
+    return {"files": files}
+
+
+def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, current: dict[str, Any] | None,
+                    progress: bool) -> dict[str, Any]:
+    from generator.local.student import LocalStudent
+    from trainer.gates import decide, run_student, score
+    from trainer.quantize import quantization_verdict
+
+    g = cfg.gates
+    calls, teacher, seen = [], [], set()
+    for ex in ds.eval:
+        if ex.spec_key not in seen:
+            seen.add(ex.spec_key)
+            calls.append(ex.args)
+            teacher.append(ex.result)
+    calls, teacher = calls[: g.eval_specs], teacher[: g.eval_specs]
+    training = [ex.result for ex in ds.train]
+    art = run_dir / "artefact"
+    common = {"seed": cfg.train.seed, "max_new_tokens": g.max_new_tokens, "output_schema": ds.output_schema,
+              "progress": progress}
+
+    student = LocalStudent.load(art, quantize=None)
+    samples = run_student(student, site, calls, desc="evaluate fp32", **common)
+    metrics = score(site, samples, teacher_results=teacher, training_results=training)
+    del student
+    metrics_q: dict[str, Any] | None = None
+    verdict = None
+    if cfg.quantize.int8:
+        student_q = LocalStudent.load(art, quantize="int8")
+        samples_q = run_student(student_q, site, calls, desc="evaluate int8", **common)
+        metrics_q = score(site, samples_q, teacher_results=teacher, training_results=training)
+        verdict = quantization_verdict(metrics["validity"], metrics_q["validity"], cfg.quantize.max_validity_drop)
+    result = decide(metrics, g, current=current, quantization_ok=verdict.ok if verdict else None,
+                    quantization_reason=verdict.reason() if verdict else "")
+    (run_dir / "samples.jsonl").write_text("".join(
+        json.dumps({"args": s.args, "valid": s.valid, "failures": s.failures, "latency_ms": s.latency_ms,
+                    "tokens": s.tokens, "text": s.text}) + "\n" for s in samples))
+    return {"metrics": metrics, "int8_metrics": metrics_q, "quantization": verdict.to_dict() if verdict else None,
+            "gates": result.to_dict(), "compared_with": (current or {}).get("version")}
+
+
+def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry: Registry, promote: bool) -> dict[str, Any]:
+    st = report.stages
+    ev = st["evaluate"]
+    passed = bool(ev["gates"]["passed"])
+    current = registry.current(site)
+    metrics = dict(ev["metrics"])
+    metrics["quantized_validity"] = (ev.get("int8_metrics") or {}).get("validity")
+    metrics["int8"] = ev.get("int8_metrics")
+    metrics["gates"] = ev["gates"]
+    metrics["train_seconds"] = st["train"].get("train_seconds")
+    metrics["tokens_per_s"] = st["train"].get("tokens_per_s")
+    metrics["eval_loss"] = st["train"].get("eval_loss")
+    manifest = {
+        "base": cfg.train.base if cfg.train.base in ("micro", "tinyllama") else Path(cfg.train.base).name,
+        "parent": current.version if current else None,
+        "preset": cfg.name,
+        "code_revision": code_revision(),
+        "dataset_hash": st["dataset"]["hash"],
+        "dataset_size": st["dataset"]["train_examples"],
+        "heldout_size": st["dataset"]["heldout_examples"],
+        "metrics": metrics,
+        "state": "passed" if passed else "rejected",
+        "notes": f"run {report.run_dir.name}; model preset {cfg.train.model_preset}"
+                 + ("; qlora" if cfg.train.qlora else ""),
+    }
+    version = registry.add_version(site, report.run_dir / "artefact", manifest)
+    promoted = False
+    if passed and promote:
+        registry.promote(site, version)
+        promoted = True
+    why = "promoted" if promoted else ("gates passed; not promoted (--no-promote)" if passed
+                                       else "not promoted: " + "; ".join(ev["gates"]["reasons"]))
+    return {"version": version, "promoted": promoted, "state": manifest["state"], "why": why,
+            "replaces": manifest["parent"]}
+
+
+# ------------------------------------------------------------------ report
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return "-" if v is None else str(v)
+
+
+def _markdown(report: RunReport) -> str:
+    d = report.to_dict()
+    lines = [f"# Training run {report.run_dir.name}", "",
+             f"- call site: `{report.site}`", f"- preset: `{report.config.name}`, base `{d['base']}`",
+             f"- version: {d['version'] or '-'} ({(d.get('registry') or {}).get('why', '')})", "",
+             "| metric | value |", "|---|---|"]
+    for key in HEADLINE[3:]:
+        lines.append(f"| {key} | {_fmt(d.get(key))} |")
+    fields = d.get("controllability_fields") or {}
+    if fields:
+        lines += ["", "Controllability per field: " + ", ".join(f"{k} {_fmt(v)}" for k, v in fields.items())]
+    gates = d.get("gates") or {}
+    if gates:
+        lines += ["", "## Gates", ""] + [f"- {'pass' if c['ok'] else 'FAIL'}: {c['why']}" for c in gates.get("checks", [])]
+    ds = d.get("dataset") or {}
+    if ds:
+        lines += ["", "## Dataset", "", f"hash `{ds.get('hash')}`; curation: {ds.get('stats')}"]
+    if d.get("artefacts"):
+        lines += ["", "## Artefacts", ""] + [f"- {k}: {v / 1e6:.2f} MB" for k, v in d["artefacts"].items()]
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ run
+
+
+def run(
+    cfg: PipelineConfig,
+    *,
+    site: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | bool = False,
+    promote: bool = True,
+    progress: bool = False,
+) -> RunReport:
+    """Run (or resume) the pipeline for one call site; returns the report (also written to the run folder).
+
+    ``resume=True`` continues the newest unfinished run (of ``site`` if given),
+    a path continues that run; its saved config is used, not ``cfg``.
+    """
+    from generator.paths import data_dir as resolve_data_dir
+    from generator.store import Store
+
+    root = resolve_data_dir(data_dir)
+    registry = Registry(root / "models")
+    run_dir: Path | None = None
+    if resume:
+        run_dir = Path(resume) if not isinstance(resume, bool) else latest_unfinished_run(root / "runs", site)
+        if run_dir is None:
+            raise TrainerError(f"--resume: no unfinished run in {root / 'runs'}; start a new one without --resume")
+        if not (run_dir / "run.json").is_file():
+            raise TrainerError(f"--resume: {run_dir} is not a run folder (no run.json)")
+        info = json.loads((run_dir / "run.json").read_text())
+        site, cfg = info["site"], from_dict(PipelineConfig, info["config"])
+        log.info("resuming %s", run_dir)
+
+    store = Store.open(root / "forge.db")
+    try:
+        site = choose_site(store, site)
+        if run_dir is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = root / "runs" / f"{stamp}-{_slug(site)}"
+            n = 1
+            while run_dir.exists():
+                n += 1
+                run_dir = root / "runs" / f"{stamp}-{_slug(site)}-{n}"
+            run_dir.mkdir(parents=True)
+            (run_dir / "run.json").write_text(json.dumps({"site": site, "config": cfg.to_dict(),
+                                                          "started": time.time()}, indent=2, default=list))
+        stages = _Stages(run_dir)
+        report = RunReport(site=site, run_dir=run_dir, config=cfg)
+
+        def stage(name: str, fn: Any) -> dict[str, Any]:
+            done = stages.done(name)
+            if done is not None:
+                log.info("stage %s: already done", name)
+                report.stages[name] = done
+                return done
+            log.info("stage %s ...", name)
+            started = time.monotonic()
+            result = fn()
+            result["seconds"] = round(time.monotonic() - started, 3)
+            report.stages[name] = stages.finish(name, result)
+            return result
+
+        stage("dataset", lambda: _stage_dataset(store, site, cfg, run_dir))
+    finally:
+        store.close()
+    ds = load_exported(run_dir / "dataset")
+    stage("train", lambda: _stage_train(ds, cfg, run_dir, progress))
+    stage("quantize", lambda: _stage_quantize(run_dir))
+    stage("export", lambda: _stage_export(cfg, run_dir))
+    current = registry.current(site)
+    current_metrics = ({**current.metrics, "version": current.version} if current else None)
+    stage("evaluate", lambda: _stage_evaluate(site, ds, cfg, run_dir, current_metrics, progress))
+    try:
+        stage("register", lambda: _stage_register(site, cfg, report, registry, promote))
+    except RegistryError as exc:
+        raise TrainerError(f"registering the trained model failed: {exc}") from exc
+    (run_dir / "report.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    (run_dir / "report.md").write_text(_markdown(report))
+    return report
