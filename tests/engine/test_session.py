@@ -1,0 +1,90 @@
+"""Session: prefetch hides a slow source, failures are clear errors, retries and difficulty adapt."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.core.actions import Move
+from engine.core.bots import make_bot, run_bot
+from engine.core.difficulty import DEFAULT_FIRST_SPEC
+from engine.core.errors import LevelSourceError
+from engine.core.session import LevelNotReady, Session
+from engine.core.telemetry import LevelScored, MemorySink, Retry, events_by_level
+
+
+def test_next_level_is_made_while_the_current_one_is_played(ascii_source):
+    source = ascii_source(gate=True)
+    session = Session(source, MemorySink(), session_id="s", seed=1)
+    source.release(0)
+    game = session.next_game()
+    assert source.wait_called(1)  # level 1 was requested as soon as level 0 began
+    assert not session.level_ready()  # ...and is still being "generated"
+    source.release(1)  # the generator finishes while the player is busy
+    run_bot(game, make_bot("explorer"))
+    session.end_game(game)
+    assert session.wait_until_ready(30)  # a sync with the worker thread, not a timing
+    assert session.transition_waits_ms and len(source.requests) == 2
+    game2 = session.next_game()
+    assert game2.level_id == "s/1" and game2.generation_id == "gen-1"
+    assert source.sessions == ["s"]
+    session.close()
+
+
+def test_a_slow_source_is_reported_not_ready_instead_of_freezing(ascii_source):
+    source = ascii_source(gate=True)
+    session = Session(source, session_id="s")
+    with pytest.raises(LevelNotReady, match="not ready"):
+        session.next_game(timeout=0.05)
+    source.release(0)
+    assert session.next_game().level_id == "s/0"
+    source.release(1)
+    session.close()
+
+
+def test_a_failing_source_gives_a_clear_error_and_is_retried(ascii_source):
+    source = ascii_source(fail_times=1)
+    session = Session(source, session_id="s")
+    with pytest.raises(LevelSourceError, match=r"AsciiSource failed to make level 0 .*model server is down"):
+        session.next_game()
+    game = session.next_game()  # asked again in the background: now it works
+    assert game.level.name == "balanced sample"
+    session.close()
+
+
+def test_retry_after_death_replays_the_level_and_scores_it_once(ascii_source):
+    sink = MemorySink()
+    session = Session(ascii_source(("brutal",)), sink, session_id="s", retry_after_death=True, max_retries=1)
+    reports = session.play("speedrunner", levels=1)
+    session.close()
+    assert len(reports) == 1 and reports[0].attempt == 2 and reports[0].outcome == "died"
+    level_events = events_by_level(sink.events)["s/0"]
+    assert sum(isinstance(e, Retry) for e in level_events) == 1
+    scored = [e for e in level_events if isinstance(e, LevelScored)]
+    assert len(scored) == 1 and scored[0].features["deaths"] == 2.0
+
+
+def test_difficulty_rises_when_levels_are_easy(ascii_source):
+    source = ascii_source(("trivial",))
+    session = Session(source, session_id="s")
+    session.play("speedrunner", levels=3)
+    session.close()
+    asked = [spec.difficulty for spec, _ in source.requests]
+    start = DEFAULT_FIRST_SPEC.difficulty
+    assert asked[:4] == [start, start, start + 1, start + 2]  # one level of lag: prefetch never waits
+
+
+def test_custom_policy_and_close_records_an_abandoned_level(ascii_source):
+    seen = []
+
+    def policy(spec, stats):
+        seen.append(stats)
+        return spec
+
+    sink = MemorySink()
+    session = Session(ascii_source(), sink, session_id="s", difficulty_policy=policy)
+    game = session.next_game()
+    game.act(Move(1, 0))
+    session.close()
+    assert seen == [None]
+    assert sink.events[-2].outcome == "quit" and isinstance(sink.events[-1], LevelScored)
+    assert sink.events[-1].features["early_quit"] == 1.0
