@@ -245,3 +245,19 @@ def test_local_server_answers_a_foreign_site(records):
     recipes.llm = support.mock_llm()
     assert recipes.haiku_for("tea") == "local haiku"
     assert records[0].backend == "student"
+
+
+def test_async_by_llm_is_captured_and_servable(records):
+    import asyncio
+
+    support.import_recipes()  # puts the jacprog folder on sys.path
+    import notes_async  # type: ignore[import-not-found]
+
+    notes_async.llm = support.mock_llm(support.raw(json.dumps({"label": "bills", "urgent": True})))
+    note = asyncio.run(notes_async.label_note("pay the rent"))
+    assert note.label == "bills"
+    assert records[0].site.startswith("notes_async:label_note#") and records[0].valid is True
+
+    capture.set_local_server(lambda site, args: {"label": "local", "urgent": False})
+    assert asyncio.run(notes_async.label_note("water plants")).label == "local"
+    assert records[-1].backend == "student"
