@@ -1,0 +1,105 @@
+"""``python -m generator.sites``: every call site at a glance.
+
+Per call site (each ``by llm()`` function, and the facade's level site): how
+many calls, the share judged valid, who serves it (routing state and the
+backend of the latest served call), the share served locally, median latency,
+tokens, cost and the cost saved by local serving.
+
+    python -m generator.sites
+    python -m generator.sites --json
+    python -m generator.sites --export calls.jsonl --site 'jac.levels:design_level#...'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import msgspec
+
+from generator.errors import GeneratorError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m generator.sites",
+        description="Per call site: calls, valid share, who serves it, local share, latency p50, tokens, cost.",
+    )
+    p.add_argument("--data-dir", default=None, help="data directory (default: $FORGE_HOME or the platform dir)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--export", metavar="FILE", default=None,
+                   help="also write the calls (with validity and fun score) as JSON lines to FILE")
+    p.add_argument("--site", default=None, help="with --export: only this call site")
+    return p
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _serving(s: Any) -> str:
+    if s.state:
+        version = f" {s.version}" if s.version else ""
+        return f"{s.state}{version} ({s.served_by or '-'})"
+    return s.served_by or "-"
+
+
+def _table(stats: list[Any]) -> str:
+    headers = ("site", "calls", "valid", "serving", "local", "p50 ms", "tokens", "cost $", "saved $")
+    rows = [
+        (
+            s.site,
+            str(s.calls),
+            _pct(s.valid_share),
+            _serving(s),
+            _pct(s.local_share) if s.calls else "-",
+            "-" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.0f}",
+            str(s.prompt_tokens + s.completion_tokens),
+            f"{s.cost_usd:.4f}",
+            f"{s.cost_saved_usd:.4f}",
+        )
+        for s in stats
+    ]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) if i in (0, 3) else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from generator.paths import db_path
+    from generator.store import Store
+
+    try:
+        with Store.open(db_path(args.data_dir)) as store:
+            stats = store.site_stats()
+            exported = store.export_jsonl(args.export, args.site) if args.export else None
+            path = str(store.path)
+    except GeneratorError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc)}))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        doc: dict[str, Any] = {"store": path, "sites": msgspec.to_builtins(stats)}
+        if exported is not None:
+            doc["exported"] = {"file": args.export, "calls": exported}
+        print(json.dumps(doc))
+        return 0
+    if not stats:
+        print(f"no calls recorded yet in {path}; try `python -m generator.generate`")
+    else:
+        print(_table(stats))
+        print(f"\nstore: {path}")
+    if exported is not None:
+        print(f"exported {exported} calls to {args.export}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
