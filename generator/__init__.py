@@ -17,6 +17,14 @@ _EXPORTS = {
     "ValidationReport": "generator.validation",
     "generate_procedural": "generator.procedural",
     "GeneratorError": "generator.errors",
+    "GeneratorConfig": "generator.config",
+    "make_backend": "generator.facade",
+    "Backend": "generator.backends",
+    "BackendRequest": "generator.backends",
+    "BackendOutput": "generator.backends",
+    "ProceduralBackend": "generator.backends",
+    "Store": "generator.store",
+    "StoreSink": "generator.telemetry_sink",
 }
 
 __all__ = sorted(_EXPORTS)
