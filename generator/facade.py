@@ -151,7 +151,18 @@ class LevelGenerator:
         )
         out: list[Backend] = []
         for item in items:
-            backend = make_backend(item, self.config, data_dir=self.data_dir, site=self.site) if isinstance(item, str) else item
+            if isinstance(item, str):
+                try:
+                    backend = make_backend(item, self.config, data_dir=self.data_dir, site=self.site)
+                except ConfigError:
+                    if self._explicit_backends is not None:
+                        raise
+                    # A configured backend that cannot run (no promoted model, no jaclang)
+                    # must not stop the game: the rest of the cascade serves.
+                    log.warning("backend %r is configured but unavailable; skipped", item, exc_info=True)
+                    continue
+            else:
+                backend = item
             if isinstance(backend, ProceduralBackend):
                 continue  # procedural is the fallback, always last
             out.append(backend)
@@ -493,10 +504,17 @@ def _args_of(req: BackendRequest) -> dict[str, Any]:
     return args
 
 
+_warned_sites: set[str] = set()
+
+
 def _merge_slot(rec: CallRecord, slot: CaptureSlot) -> None:
     """What the capture plugin saw during the call (messages, tokens, cost, model)."""
     if slot.calls == 0 and slot.messages is None and slot.model is None:
         return
+    if slot.site and slot.site != rec.site and slot.site not in _warned_sites:
+        _warned_sites.add(slot.site)
+        log.warning("the capture plugin saw site %s but the facade records %s; check generator.callsite.LEVEL_SITE",
+                    slot.site, rec.site)
     rec.model = rec.model or slot.model
     rec.messages = slot.messages if slot.messages is not None else rec.messages
     rec.output_schema = slot.output_schema

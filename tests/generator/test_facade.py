@@ -295,3 +295,11 @@ def test_real_validator_feedback_reaches_the_retry(store):
     got = LevelGenerator([llm], store=store, max_attempts=2).generate(SPEC, seed=3)
     assert got.backend == "procedural"
     assert llm.requests[1].feedback and "V0" in llm.requests[1].feedback
+
+
+def test_an_unavailable_configured_backend_is_skipped(store, monkeypatch):
+    monkeypatch.setenv("FORGE_BACKENDS", "student,procedural")
+    gen = LevelGenerator(store=store, validator=fake_validate, fallback=FakeProcedural())
+    assert [b.name for b in gen.backends] == ["procedural"]
+    with pytest.raises(ConfigError, match="no student model"):
+        LevelGenerator(["student"], store=store)
