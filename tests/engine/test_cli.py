@@ -1,0 +1,42 @@
+"""``python -m games.sample_dungeon --headless``: one JSON object with the promised fields."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from engine.core.telemetry import LevelScored, events_by_level, read_events
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "games.sample_dungeon", *args],
+                          capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_headless_json_summary(tmp_path):
+    proc = run_cli("--headless", "--bot", "cautious", "--sessions", "2", "--levels-per-session", "2",
+                   "--seed", "3", "--source", "samples", "--data-dir", str(tmp_path), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)  # exactly one JSON object
+    for key in ("levels_played", "levels_completed", "mean_fun", "turns_per_s", "mean_transition_wait_ms"):
+        assert key in summary, key
+    assert summary["levels_played"] == 4 and summary["levels_completed"] == 4
+    assert 0.0 <= summary["mean_fun"] <= 1.0 and summary["turns_per_s"] > 0
+    events = read_events(summary["telemetry_path"])
+    levels = events_by_level(events)
+    assert len(levels) == 4
+    assert all(isinstance(evs[-1], LevelScored) for evs in levels.values())
+
+
+def test_same_seed_same_play(tmp_path):
+    runs = [json.loads(run_cli("--headless", "--bot", "explorer", "--seed", "5", "--source", "samples",
+                               "--data-dir", str(tmp_path / str(i)), "--json").stdout) for i in range(2)]
+    assert [lv["turns"] for lv in runs[0]["levels"]] == [lv["turns"] for lv in runs[1]["levels"]]
+    assert runs[0]["mean_fun"] == runs[1]["mean_fun"]
+
+
+def test_help_and_bad_bot():
+    assert "--headless" in run_cli("--help").stdout
+    bad = run_cli("--headless", "--bot", "wizard")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
