@@ -31,6 +31,7 @@ it imports neither jaclang nor byllm at module level.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import dataclasses
@@ -678,11 +679,16 @@ def _cost(call: _Call, usage: _Usage) -> float:
 
 
 class _StoreSink:
-    """Writes records to the data directory's store, or to a pending JSONL file while it cannot."""
+    """Writes records to the data directory's store, or to a pending JSONL file while it cannot.
+
+    One store is kept open, for the current ``FORGE_HOME``; when that changes
+    (tests, tools switching data dirs) the old one is closed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stores: dict[str, Any] = {}
+        self._home: str | None = None
+        self._store_obj: Any = None
 
     def __call__(self, rec: CallRecord) -> None:
         home = os.environ.get("FORGE_HOME", "")
@@ -697,21 +703,21 @@ class _StoreSink:
             self._append_pending(rec)
 
     def _store(self, home: str) -> Any:
-        if home in self._stores:
-            return self._stores[home]
-        store = None
+        if home == self._home:
+            return self._store_obj
+        self._close_current()
+        self._home = home
         try:
             from generator.store import Store
 
-            store = Store.open(None)
+            self._store_obj = Store.open(None)
         except ImportError:
             log.debug("capture: generator.store unavailable; records go to %s", PENDING_FILE)
         except Exception:
             log.warning("capture: cannot open the store; records go to %s", PENDING_FILE, exc_info=True)
-        self._stores[home] = store
-        if store is not None:
-            self._drain_pending(store)
-        return store
+        if self._store_obj is not None:
+            self._drain_pending(self._store_obj)
+        return self._store_obj
 
     @staticmethod
     def _pending_path() -> Path:
@@ -731,27 +737,30 @@ class _StoreSink:
         path = self._pending_path()
         if not path.exists():
             return
-        moved = 0
         try:
-            for line in path.read_bytes().splitlines():
-                if line.strip():
-                    store.record_call(msgspec.json.decode(line, type=CallRecord))
-                    moved += 1
+            pending = [
+                msgspec.json.decode(line, type=CallRecord) for line in path.read_bytes().splitlines() if line.strip()
+            ]
+            for rec in pending:
+                store.record_call(rec)  # same call_id twice is replaced, so a retried drain is harmless
             path.unlink()
-            log.info("capture: moved %d pending records into the store", moved)
+            log.info("capture: moved %d pending records into the store", len(pending))
         except Exception:
             log.warning("capture: could not move %s into the store; kept", path, exc_info=True)
 
+    def _close_current(self) -> None:
+        store, self._store_obj, self._home = self._store_obj, None, None
+        if store is not None:
+            with contextlib.suppress(Exception):
+                store.close()
+
     def close(self) -> None:
         with self._lock:
-            for store in self._stores.values():
-                with contextlib.suppress(Exception):
-                    if store is not None:
-                        store.close()
-            self._stores.clear()
+            self._close_current()
 
 
 _default_sink = _StoreSink()
+atexit.register(_default_sink.close)
 
 
 # ----------------------------------------------------------------------------- load order

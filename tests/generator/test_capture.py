@@ -219,7 +219,7 @@ def test_records_go_to_the_pending_file_until_the_store_can_open(levels, monkeyp
     fake_module = type(sys)("generator.store")
     fake_module.Store = type("Store", (), {"open": staticmethod(lambda path: fake)})
     monkeypatch.setitem(sys.modules, "generator.store", fake_module)
-    sink._stores.clear()
+    sink._close_current()
     levels.llm = support.mock_llm(support.raw(support.level_json(name="Later")))
     levels.design_level(_spec(levels), "")
     assert [r.result["name"] for r in fake.calls] == ["Test Vault", "Later"]
@@ -261,3 +261,16 @@ def test_async_by_llm_is_captured_and_servable(records):
     capture.set_local_server(lambda site, args: {"label": "local", "urgent": False})
     assert asyncio.run(notes_async.label_note("water plants")).label == "local"
     assert records[-1].backend == "student"
+
+
+def test_level_site_is_judged_by_the_gates(levels, records):
+    validation = pytest.importorskip("generator.validation")
+    if not hasattr(validation, "validate_level"):
+        pytest.skip("generator.validation.validate_level is not built yet")
+    rows = list(support.SMALL_LEVEL["rows"])
+    rows[3] = "." + rows[3][1:]  # a hole in the west wall: V2
+    levels.llm = support.mock_llm(support.raw(support.level_json(rows=rows)))
+    levels.design_level(_spec(levels), "")
+    (rec,) = records
+    assert rec.valid is False
+    assert any(f["gate"] == "V2" for f in rec.failures)
