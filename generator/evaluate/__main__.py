@@ -164,7 +164,7 @@ def _run(args: argparse.Namespace) -> int:
         folder = Path(args.report) if args.report else data_dir(args.data_dir) / "reports" / time.strftime(
             "evaluate-%Y%m%d-%H%M%S")
         report = write_report(evaluation, folder, pictures=args.pictures, rating_agreement=agreement,
-                              judge_agreement=judge_agreement)
+                              judge_agreement=judge_agreement, rows=rows)
     data = evaluation.to_dict()
     if agreement:
         data["ratings"] = agreement

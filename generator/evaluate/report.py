@@ -397,16 +397,21 @@ def write_report(
     tile_px: int = 8,
     rating_agreement: Mapping[str, Mapping[str, Any]] | None = None,
     judge_agreement: Mapping[str, Mapping[str, Any]] | None = None,
+    rows: list[dict[str, Any]] | None = None,
     title: str = "Dungeon Forge evaluation",
 ) -> Path:
-    """Write the report folder and return the path of ``index.html``."""
+    """Write the report folder and return the path of ``index.html``.
+
+    ``rows`` are the per-generation rows for ``levels.jsonl`` when the caller
+    already made (and annotated) them; by default they are built here.
+    """
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     (out / "levels").mkdir(parents=True, exist_ok=True)
     data = evaluation.to_dict()
     (out / "evaluation.json").write_text(json.dumps(data, indent=1, allow_nan=False), encoding="utf-8")
     with (out / "levels.jsonl").open("w", encoding="utf-8") as fh:
-        for row in generation_rows(evaluation):
+        for row in rows if rows is not None else generation_rows(evaluation):
             fh.write(json.dumps(row, allow_nan=False) + "\n")
 
     plots = {name: fn(evaluation, out / "plots" / f"{name}.png") for name, fn in _PLOTTERS.items()}
