@@ -160,7 +160,7 @@ def install() -> bool:
     if runtime is None:
         return False
     manager = runtime.plugin_manager
-    if not manager.is_registered(CapturePlugin):
+    if not manager.is_registered(_CapturePlugin):
         log.warning(
             "the capture plugin is not registered (disabled via JAC_DISABLED_PLUGINS or "
             "[plugins].disabled?); by llm() calls will not be recorded"
@@ -184,9 +184,9 @@ def ensure_outermost() -> None:
         impls = getattr(caller, "_hookimpls", None)
         if not impls:
             continue
-        ours = [h for h in impls if h.plugin is CapturePlugin]
+        ours = [h for h in impls if h.plugin is _CapturePlugin]
         if ours and impls[-len(ours) :] != ours:
-            caller._hookimpls = [h for h in impls if h.plugin is not CapturePlugin] + ours
+            caller._hookimpls = [h for h in impls if h.plugin is not _CapturePlugin] + ours
 
 
 # ----------------------------------------------------------------------------- the plugin
@@ -200,8 +200,8 @@ def _hookimpl(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-class CapturePlugin:
-    """The jaclang plugin: a thin hook over :func:`capture_call`."""
+class _CapturePlugin:
+    """The jaclang plugin (exported as ``CapturePlugin``): thin hooks over the capture functions."""
 
     @staticmethod
     @_hookimpl
@@ -219,7 +219,7 @@ def _downstream(hook: str, model: Any, mt_run: Any) -> Any:
     runtime = sys.modules["jaclang.jac0core.runtime"]
     caller = getattr(runtime.plugin_manager.hook, hook)
     impls = caller.get_hookimpls()
-    mine = max((i for i, h in enumerate(impls) if h.plugin is CapturePlugin), default=len(impls))
+    mine = max((i for i, h in enumerate(impls) if h.plugin is _CapturePlugin), default=len(impls))
     kwargs = {"model": model, "mt_run": mt_run}
     for hi in reversed(impls[:mine]):
         result = caller._call_impl(hi, kwargs)
@@ -805,4 +805,14 @@ def _register_call_llm_plugins_first() -> None:
         log.warning("capture: could not order jac plugins; call install() before running Jac code", exc_info=True)
 
 
-_register_call_llm_plugins_first()
+def __getattr__(name: str) -> Any:
+    # jaclang's loader fetches ``CapturePlugin`` from the entry point right before
+    # registering it.  Resolving the name here (not as a plain module attribute)
+    # lets the model-calling plugins be registered first even when this module was
+    # imported before jaclang, so the capture hook always wraps byllm's.
+    if name == "CapturePlugin":
+        runtime = sys.modules.get("jaclang.jac0core.runtime")
+        if runtime is not None and not runtime.plugin_manager.is_registered(_CapturePlugin):
+            _register_call_llm_plugins_first()
+        return _CapturePlugin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

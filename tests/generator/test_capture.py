@@ -52,6 +52,16 @@ def test_plugin_loads_from_its_entry_point_without_warnings():
     assert "failed to load" not in proc.stderr
 
 
+@pytest.mark.parametrize("first", ["import jaclang", "import generator.capture; import jaclang"])
+def test_capture_wraps_byllm_whatever_is_imported_first(first):
+    code = (
+        f"{first}\nfrom jaclang.jac0core.runtime import plugin_manager\n"
+        "print([h.plugin_name for h in plugin_manager.hook.call_llm.get_hookimpls()])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip().endswith("'byllm', 'dungeon_forge_capture']")
+
+
 def test_capture_hook_runs_before_byllm(levels):
     from jaclang.jac0core.runtime import plugin_manager
 
