@@ -284,3 +284,13 @@ def test_level_site_is_judged_by_the_gates(levels, records):
     (rec,) = records
     assert rec.valid is False
     assert any(f["gate"] == "V2" for f in rec.failures)
+
+
+def test_streamed_call_passes_through_and_is_recorded_without_result(records):
+    support.import_recipes()
+    import notes_async  # type: ignore[import-not-found]
+
+    notes_async.llm = support.mock_llm("hello there friend")
+    assert "".join(notes_async.read_aloud("hi")) == "hello there friend"
+    (rec,) = records
+    assert rec.site.startswith("notes_async:read_aloud#") and rec.result is None and rec.error is None

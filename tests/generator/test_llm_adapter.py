@@ -166,3 +166,16 @@ def test_teacher_is_off_without_key_or_endpoint(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
     local = TeacherConfig(model="openai/local-model", base_url="http://127.0.0.1:9/v1")
     assert teacher_backend_from_config(local) is not None
+
+
+def test_only_the_adapter_and_the_plugin_import_jaclang_or_byllm():
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "generator"
+    pattern = re.compile(r"^\s*(import|from)\s+(jaclang|byllm)\b", re.M)
+    offenders = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if path.name not in ("llm_adapter.py", "capture.py") and pattern.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
