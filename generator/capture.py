@@ -359,7 +359,7 @@ def _record(call: _Call, *, raw: str | None, result: Any, error: BaseException |
         model=call.model,
         args=call.args,
         output_schema=call.schema,
-        raw_output=_scrub(raw) if raw is not None else None,
+        raw_output=raw,  # the store masks secrets in everything it writes; so does the pending file
         result=result,
         valid=valid,
         failures=failures,
@@ -441,17 +441,35 @@ def _caller_names(caller: Any) -> tuple[str, str]:
     return module, getattr(caller, "__qualname__", getattr(caller, "__name__", "?"))
 
 
-def _named_args(caller: Any, args: dict[Any, Any]) -> dict[str, Any]:
-    names: list[str] = []
+_param_names: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _positional_names(caller: Any) -> list[str]:
+    func = getattr(caller, "__func__", caller)
+    with contextlib.suppress(TypeError):
+        names = _param_names.get(func)
+        if names is not None:
+            return names
+    names = []
     with contextlib.suppress(TypeError, ValueError):
         names = [
             p.name
-            for p in inspect.signature(caller).parameters.values()
+            for p in inspect.signature(func).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
+        if func is not caller and names[:1] == ["self"]:
+            names = names[1:]  # byllm numbers a method's arguments after self
+    with contextlib.suppress(TypeError):
+        _param_names[func] = names
+    return names
+
+
+def _named_args(caller: Any, args: dict[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    names: list[str] | None = None
     for key, value in (args or {}).items():
         if isinstance(key, int):
+            names = _positional_names(caller) if names is None else names
             key = names[key] if key < len(names) else f"arg{key}"
         out[str(key)] = to_jsonable(value)
     return out
@@ -728,8 +746,9 @@ class _StoreSink:
     def _append_pending(self, rec: CallRecord) -> None:
         import msgspec
 
+        line = _scrub(msgspec.json.encode(rec).decode("utf-8"))
         with self._pending_path().open("ab") as fh:
-            fh.write(msgspec.json.encode(rec) + b"\n")
+            fh.write(line.encode("utf-8") + b"\n")
 
     def _drain_pending(self, store: Any) -> None:
         import msgspec
