@@ -179,3 +179,23 @@ def test_only_the_adapter_and_the_plugin_import_jaclang_or_byllm():
         if path.name not in ("llm_adapter.py", "capture.py") and pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_facade_retries_the_teacher_with_gate_feedback_and_stores_one_row_per_attempt(_forge_home):
+    facade = pytest.importorskip("generator.facade")
+    from generator.store import Store
+
+    rows = list(support.SMALL_LEVEL["rows"])
+    rows[3] = "." + rows[3][1:]  # V2: open border
+    model = support.mock_llm(support.raw(support.level_json(rows=rows)), support.raw(support.level_json()))
+    gen = facade.LevelGenerator([LLMTeacherBackend(TeacherConfig(), model=model), "procedural"], deadline_s=30)
+    try:
+        level = gen.generate(SPEC, seed=1)
+    finally:
+        gen.close()
+    assert level.backend == "llm" and level.attempts == 2
+    assert "V2" in model.seen_prompts[1]  # the second prompt carried the validator's feedback
+    with Store.open(_forge_home / "forge.db") as store:
+        calls = sorted((c.record for c in store.iter_calls()), key=lambda r: r.attempt)
+    assert [(c.site, c.valid, c.served) for c in calls] == [(LEVEL_SITE, False, False), (LEVEL_SITE, True, True)]
+    assert all(c.messages and c.output_schema and c.model == "mockllm" for c in calls)
