@@ -122,7 +122,6 @@ def transition_waits(levels: int, source_ms: float, play_ms: float, seed: int) -
     source = SlowSource(source_ms / 1000)
     session = Session(source, MemorySink(), session_id="bench", seed=seed)
     bot = make_bot("speedrunner", seed)
-    first = True
     for _ in range(levels):
         game = session.next_game()
         t0 = time.perf_counter()
@@ -131,7 +130,6 @@ def transition_waits(levels: int, source_ms: float, play_ms: float, seed: int) -
         # a person plays for a while; sleep the rest of the play time
         time.sleep(max(0.0, play_ms / 1000 - (time.perf_counter() - t0)))
         session.end_game(game)
-        first = False
     session.close()
     waits = session.transition_waits_ms[1:]  # the very first level has nothing to hide behind
     blocking = []
@@ -139,7 +137,6 @@ def transition_waits(levels: int, source_ms: float, play_ms: float, seed: int) -
         t0 = time.perf_counter()
         source.get_level(session.first_spec, seed=0)
         blocking.append((time.perf_counter() - t0) * 1000)
-    del first
     return {
         "transition_wait_ms_p50": round(float(np.percentile(waits, 50)), 3),
         "transition_wait_ms_p99": round(float(np.percentile(waits, 99)), 3),

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,13 +36,17 @@ from engine.core import telemetry as ev
 from engine.core.actions import Action, Move, Quit, Wait
 from engine.core.content import ITEM_KINDS, WALKABLE, Behaviour
 from engine.core.entities import Actor, GameStatus, Item, PlayerStats
-from engine.core.errors import LevelFormatError
+from engine.core.errors import EngineError, LevelFormatError
 from engine.core.fov import DEFAULT_FOV_RADIUS, field_of_view
 from engine.core.level import Level
 from engine.core.pathing import NEIGHBOURS, DistanceMaps, critical_path_length, step_toward
 from engine.core.telemetry import TelemetrySink
 
 log = logging.getLogger(__name__)
+
+class ConfigValueError(EngineError, ValueError):
+    """A rules preset has an unknown key or a value of the wrong type."""
+
 
 #: Messages kept for the HUD.
 MESSAGE_LOG_SIZE: Final = 50
@@ -62,6 +67,37 @@ class RulesConfig:
     treasure_gold: int = 10
     regen_every: int = 10  #: the player heals 1 HP every this many turns (0 = never)
     naive: bool = False  #: recompute FOV and paths from scratch every time (benchmark baseline)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RulesConfig:
+        """Build from a mapping (e.g. a YAML preset); unknown or ill-typed keys are a clear error.
+
+        >>> RulesConfig.from_dict({"player_hp": 30}).player_hp
+        30
+        >>> RulesConfig.from_dict({"player_hpp": 30})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        engine.core.game.ConfigValueError: RulesConfig: unknown key 'player_hpp'; known: player_hp, ...
+        """
+        known = {f.name: f for f in fields(cls)}
+        for key, value in data.items():
+            if key not in known:
+                raise ConfigValueError(f"RulesConfig: unknown key {key!r}; known: {', '.join(known)}")
+            expected = bool if known[key].type in ("bool", bool) else int
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ConfigValueError(f"RulesConfig.{key}: expected {expected.__name__}, got {value!r}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> RulesConfig:
+        """Load a YAML preset (a mapping of the fields above; missing ones keep their defaults)."""
+        import yaml
+
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+        if not isinstance(data, dict):
+            raise ConfigValueError(f"{path}: a rules preset must be a mapping of RulesConfig fields")
+        return cls.from_dict(data)
 
 
 #: What picking up an item does: ``effect(game) -> message``.  A game may add kinds

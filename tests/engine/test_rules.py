@@ -191,3 +191,17 @@ def test_visible_and_explored_follow_the_player():
     for _ in range(8):
         game.act(Move(1, 1) if game.player.y < 6 else EAST)
     assert game.explored[7, 15] or game.status is not GameStatus.PLAYING
+
+
+def test_rules_preset_loads_from_yaml(tmp_path):
+    from engine.core.game import ConfigValueError
+
+    preset = tmp_path / "hard.yaml"
+    preset.write_text("player_hp: 12\nregen_every: 0\nfov_radius: 6\n", encoding="utf-8")
+    cfg = RulesConfig.from_yaml(preset)
+    assert (cfg.player_hp, cfg.regen_every, cfg.fov_radius, cfg.player_attack) == (12, 0, 6, 3)
+    game, _ = play("#######\n#@...>#\n#######", [], config=cfg)
+    assert game.player.hp == 12
+    preset.write_text("player_hp: lots\n", encoding="utf-8")
+    with pytest.raises(ConfigValueError, match="player_hp: expected int"):
+        RulesConfig.from_yaml(preset)
