@@ -42,12 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _call_with_supported(fn: Any, **kwargs: Any) -> Any:
+def _call_with_supported(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call ``fn`` with the keyword arguments it accepts (the window code owns its signature)."""
     params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return fn(**kwargs)
-    return fn(**{k: v for k, v in kwargs.items() if k in params})
+        return fn(*args, **kwargs)
+    return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
 def _window_app() -> Any:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         if not hasattr(app, "screenshot"):
             raise SystemExit("games.sample_dungeon.app has no screenshot(); update the sample game")
-        path = _call_with_supported(app.screenshot, path=args.screenshot, **common)
+        path = _call_with_supported(app.screenshot, args.screenshot, **common)
         if args.json:
             print(json.dumps({"screenshot": str(path or args.screenshot)}))
         return 0

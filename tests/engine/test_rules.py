@@ -205,3 +205,25 @@ def test_rules_preset_loads_from_yaml(tmp_path):
     preset.write_text("player_hp: lots\n", encoding="utf-8")
     with pytest.raises(ConfigValueError, match="player_hp: expected int"):
         RulesConfig.from_yaml(preset)
+
+
+@pytest.mark.parametrize("kind", ["balanced", "brutal"])
+def test_random_play_keeps_the_world_consistent(kind):
+    import numpy as np
+
+    from engine.core.actions import DIRECTIONS
+
+    level = sample_level(kind)
+    rng = np.random.default_rng(0)
+    moves = [Move(*d) for d in DIRECTIONS.values()] + [Wait()]
+    for seed in range(15):
+        game = Game(level, seed)
+        for _ in range(150):
+            game.act(moves[int(rng.integers(len(moves)))])
+            positions = [e.pos for e in game.enemies] + [game.player.pos]
+            assert len(set(positions)) == len(positions), "two actors on one tile"
+            assert all(game.walkable[y, x] for x, y in positions)
+            assert 0 <= game.player.hp <= game.player.max_hp or game.status is GameStatus.DEAD
+            assert all(e.alive for e in game.enemies)
+            if game.finished:
+                break
