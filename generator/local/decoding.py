@@ -1,0 +1,432 @@
+"""Decoding for students: a grammar for the level grid form, masked sampling, retries.
+
+The level form (:mod:`generator.local.codec`) is fully determined in its
+shape by the spec, so the decoder does not let the model get it wrong:
+:class:`LevelGrammar` knows at every position which characters may come
+next, and :func:`sample` masks every other token's logit.  That forces
+
+* each row's ``YYEEIIK`` prefix (the counters are computed, not guessed),
+* the row length and the newline after it, and exactly ``height`` rows,
+* walls all around the border,
+* at most one spawn and one exit, at most ``enemies`` enemies and ``items``
+  items (of the theme's kinds), no enemy within 4 steps of the spawn, and
+  every entity placed before the grid runs out of interior cells.
+
+What masking cannot force (one connected floor region, wall density,
+reachability) is checked by the validator; :func:`generate_valid_level`
+samples again with another seed when it fails, a bounded number of times.
+Runs of forced tokens (prefix, border walls) go through the model in one
+forward pass, so they cost little.
+
+>>> g = LevelGrammar({"width": 16, "height": 12, "enemies": 1, "items": 0, "theme": "crypt"})
+>>> g.forced_run()[:9]
+'0001003##'
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from engine.core.content import (
+    ENEMY_KINDS,
+    EXIT_GLYPH,
+    ITEM_KINDS,
+    SPAWN_GLYPH,
+    theme_enemy_kinds,
+    theme_item_kinds,
+)
+from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PREFIX_LEN, row_prefix
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "generate_valid_level", "sample"]
+
+log = logging.getLogger(__name__)
+
+#: Marker for "end of sequence" among a grammar's allowed characters.
+EOS: Final = "<eos>"
+TERRAIN: Final = frozenset(".#+")
+#: An enemy may not stand within this many steps of the spawn (gate V5).
+SPAWN_CLEARANCE: Final = 4
+#: Cells after the spawn, in reading order, within SPAWN_CLEARANCE of it (4 + 7 + 5 + 3 + 1).
+_SPAWN_SHADOW: Final = 20
+
+
+class LevelGrammar:
+    """Which characters may come next in a level completion for ``spec``.
+
+    Feed it every character the model emits (:meth:`feed`); :meth:`allowed`
+    is the set of characters (or :data:`EOS`) permitted at the next position.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.width, self.height = int(spec["width"]), int(spec["height"])
+        self.enemies_left, self.items_left = int(spec["enemies"]), int(spec["items"])
+        theme = spec["theme"]
+        self.enemy_glyphs = frozenset(ENEMY_KINDS[k].glyph for k in theme_enemy_kinds(theme)) or frozenset(ENEMY_GLYPHS)
+        self.item_glyphs = frozenset(ITEM_KINDS[k].glyph for k in theme_item_kinds(theme)) or frozenset(ITEM_GLYPHS)
+        self.spawn: tuple[int, int] | None = None
+        self.exit_placed = False
+        self.enemy_cells: list[tuple[int, int]] = []
+        # Interior cells where the spawn may still go (not within clearance of an enemy).
+        self.spawn_ok = np.zeros((self.height, self.width), dtype=bool)
+        self.spawn_ok[1:-1, 1:-1] = True
+        self.y = 0
+        self.pos = 0  # position within the current line: prefix, then tiles, then newline
+        self._prefix = self._row_prefix()
+        self.done = False
+        self.interior_total = max(0, (self.width - 2) * (self.height - 2))
+
+    # -- state -----------------------------------------------------------
+
+    def _row_prefix(self) -> str:
+        return row_prefix(self.y, self.enemies_left, self.items_left, self.spawn is None, not self.exit_placed)
+
+    @property
+    def line_len(self) -> int:
+        return ROW_PREFIX_LEN + self.width
+
+    def _needed(self) -> int:
+        return self.enemies_left + self.items_left + (self.spawn is None) + (not self.exit_placed)
+
+    def _interior_cells_after(self, x: int, y: int) -> int:
+        """Interior cells that come after ``(x, y)`` in reading order."""
+        inner_w = self.width - 2
+        index = (y - 1) * inner_w + (x - 1)
+        return self.interior_total - index - 1
+
+    # -- the grammar -----------------------------------------------------
+
+    def allowed(self) -> frozenset[str]:
+        if self.done:
+            return frozenset({EOS})
+        if self.pos < ROW_PREFIX_LEN:
+            return frozenset({self._prefix[self.pos]})
+        if self.pos == self.line_len:
+            return frozenset({"\n"})
+        x, y = self.pos - ROW_PREFIX_LEN, self.y
+        if y in (0, self.height - 1) or x in (0, self.width - 1):
+            return frozenset({"#"})
+        entities: set[str] = set()
+        if self.spawn is None and self.spawn_ok[y, x]:
+            entities.add(SPAWN_GLYPH)
+        if not self.exit_placed:
+            entities.add(EXIT_GLYPH)
+        if self.enemies_left > 0 and (
+            abs(self.spawn[0] - x) + abs(self.spawn[1] - y) > SPAWN_CLEARANCE
+            if self.spawn is not None
+            else self._spawn_room_after(x, y, excluding_near=(x, y)) > 0
+        ):
+            entities |= self.enemy_glyphs
+        if self.items_left > 0:
+            entities |= self.item_glyphs
+        if entities:
+            must = self._must_place(x, y)
+            if must == "spawn" and SPAWN_GLYPH in entities:
+                return frozenset({SPAWN_GLYPH})
+            if must == "enemy" and entities & self.enemy_glyphs:
+                return frozenset(entities & self.enemy_glyphs)
+            if must:
+                return frozenset(entities)  # the grid is running out: place something now
+        return frozenset(TERRAIN | entities)
+
+    def _must_place(self, x: int, y: int) -> str:
+        """Whether the cells left are only just enough for what is left to place ('' if not).
+
+        Enemies may not go near the spawn, so while enemies remain the spawn is
+        placed early enough to leave room for them, and cells in its
+        neighbourhood do not count as room for enemies.
+        """
+        after = self._interior_cells_after(x, y)
+        if self.spawn is None and self.spawn_ok[y, x] and self._spawn_room_after(x, y) == 0:
+            return "spawn"  # the last cell where the spawn can go
+        if self.enemies_left and self.spawn is None:
+            return "spawn" if self._needed() + _SPAWN_SHADOW > after else ""
+        if self.enemies_left and self.enemies_left > after - self._shadowed_after(x, y):
+            return "enemy"
+        return "any" if self._needed() > after else ""
+
+    def _spawn_room_after(self, x: int, y: int, excluding_near: tuple[int, int] | None = None) -> int:
+        """Cells after ``(x, y)`` where the spawn may still go (minus those near ``excluding_near``)."""
+        flat = self.spawn_ok.reshape(-1)[y * self.width + x + 1 :]
+        n = int(flat.sum())
+        if excluding_near is not None and n:
+            ok = self.spawn_ok.copy()
+            _clear_diamond(ok, *excluding_near)
+            n = int(ok.reshape(-1)[y * self.width + x + 1 :].sum())
+        return n
+
+    def _shadowed_after(self, x: int, y: int) -> int:
+        """Interior cells after ``(x, y)`` too close to the spawn for an enemy."""
+        if self.spawn is None:
+            return 0
+        sx, sy = self.spawn
+        n = 0
+        for cy in range(max(y, sy - SPAWN_CLEARANCE, 1), min(sy + SPAWN_CLEARANCE, self.height - 2) + 1):
+            reach = SPAWN_CLEARANCE - abs(cy - sy)
+            lo, hi = max(sx - reach, 1), min(sx + reach, self.width - 2)
+            if cy == y:
+                lo = max(lo, x + 1)
+            n += max(0, hi - lo + 1)
+        return n
+
+    def forced(self) -> str | None:
+        """The only character allowed next, if there is just one."""
+        allowed = self.allowed()
+        return next(iter(allowed)) if len(allowed) == 1 else None
+
+    def feed(self, ch: str) -> None:
+        """Advance past ``ch``; raises ``ValueError`` if the grammar forbids it."""
+        if ch not in self.allowed():
+            raise ValueError(f"level grammar: {ch!r} not allowed at row {self.y}, column {self.pos}")
+        if ch == EOS:
+            return
+        if ch == "\n":
+            self.y += 1
+            self.pos = 0
+            if self.y == self.height:
+                self.done = True
+            else:
+                self._prefix = self._row_prefix()
+            return
+        if self.pos >= ROW_PREFIX_LEN:
+            x = self.pos - ROW_PREFIX_LEN
+            if ch == SPAWN_GLYPH:
+                self.spawn = (x, self.y)
+            elif ch == EXIT_GLYPH:
+                self.exit_placed = True
+            elif ch in ENEMY_GLYPHS:
+                self.enemies_left -= 1
+                self.enemy_cells.append((x, self.y))
+                _clear_diamond(self.spawn_ok, x, self.y)
+            elif ch in ITEM_GLYPHS:
+                self.items_left -= 1
+        self.pos += 1
+
+    def forced_run(self) -> str:
+        """The characters forced from here on until the next real choice (consumes nothing)."""
+        probe = self._copy()
+        out = []
+        while not probe.done:
+            ch = probe.forced()
+            if ch is None:
+                break
+            out.append(ch)
+            probe.feed(ch)
+        return "".join(out)
+
+    def _copy(self) -> LevelGrammar:
+        new = object.__new__(LevelGrammar)
+        new.__dict__.update(self.__dict__)
+        new.enemy_cells = list(self.enemy_cells)
+        new.spawn_ok = self.spawn_ok.copy()
+        return new
+
+
+def _clear_diamond(grid: np.ndarray, x: int, y: int) -> None:
+    """Mark every cell within SPAWN_CLEARANCE steps (Manhattan) of ``(x, y)`` False."""
+    h, w = grid.shape
+    for dy in range(-SPAWN_CLEARANCE, SPAWN_CLEARANCE + 1):
+        cy = y + dy
+        if 0 <= cy < h:
+            reach = SPAWN_CLEARANCE - abs(dy)
+            grid[cy, max(0, x - reach) : min(w, x + reach + 1)] = False
+
+
+# ----------------------------------------------------------------- sampling
+
+
+@dataclass
+class SampleResult:
+    """One sampled completion."""
+
+    text: str
+    token_ids: list[int]
+    free_logprobs: list[float] = field(default_factory=list)  #: raw-model logprob of each sampled (unforced) token
+    forced_tokens: int = 0
+    forward_passes: int = 0
+    stopped: str = "eos"  #: "eos", "grammar", "stop", or "length"
+
+    @property
+    def mean_logprob(self) -> float:
+        """Mean log-probability the unmasked model gave the tokens it chose (0 if all were forced)."""
+        return float(sum(self.free_logprobs) / len(self.free_logprobs)) if self.free_logprobs else 0.0
+
+
+class _CharTable:
+    """Token ids of single-character tokens, so a grammar's characters map to logits."""
+
+    def __init__(self, token_strings: list[str], eos_id: int) -> None:
+        self.eos_id = eos_id
+        self.char_to_id: dict[str, int] = {}
+        for i, s in enumerate(token_strings):
+            if len(s) == 1 and s not in self.char_to_id:
+                self.char_to_id[s] = i
+        self.id_to_str = token_strings
+
+    def ids(self, chars: frozenset[str]) -> list[int]:
+        out = []
+        for ch in chars:
+            if ch == EOS:
+                out.append(self.eos_id)
+            elif ch in self.char_to_id:
+                out.append(self.char_to_id[ch])
+        return out
+
+
+def sample(
+    model: Any,
+    prompt_ids: list[int],
+    *,
+    token_strings: list[str],
+    eos_id: int,
+    seed: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    grammar: LevelGrammar | None = None,
+    stop: str | None = None,
+) -> SampleResult:
+    """Sample a completion of ``prompt_ids`` with a KV cache.
+
+    With a ``grammar`` the logits of every token it forbids are masked, and
+    runs of forced tokens are fed in one forward pass.  Without one, sampling
+    stops at EOS, at ``stop`` (a string the text ends with) or at
+    ``max_new_tokens``.  ``temperature <= 0`` means greedy.
+    """
+    import torch
+
+    table = _CharTable(token_strings, eos_id)
+    gen = torch.Generator().manual_seed(int(seed))
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    result = SampleResult(text="", token_ids=[])
+    pieces: list[str] = []
+    past = None
+    pending = list(prompt_ids)  # tokens to feed in the next forward pass
+
+    # transformers 5 renamed past_key_values to cache; support both spellings.
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def forward(ids: list[int]) -> torch.Tensor:
+        nonlocal past
+        inp = torch.tensor([ids], dtype=torch.long, device=device)
+        out = model(input_ids=inp, use_cache=True, logits_to_keep=1, **{cache_kw: past})
+        past = getattr(out, cache_kw)
+        result.forward_passes += 1
+        return out.logits[0, -1].float()
+
+    with torch.inference_mode():
+        while len(result.token_ids) < max_new_tokens:
+            if grammar is not None:
+                run = grammar.forced_run()
+                if grammar.done or (run == "" and grammar.forced() == EOS):
+                    result.stopped = "grammar"
+                    break
+                if run:
+                    missing = set(run) - table.char_to_id.keys()
+                    if missing:
+                        raise ValueError(f"tokenizer has no single-character token for {sorted(missing)}")
+                    ids = [table.char_to_id[c] for c in run]
+                    for c in run:
+                        grammar.feed(c)
+                    pieces.append(run)
+                    result.token_ids += ids
+                    result.forced_tokens += len(ids)
+                    pending += ids
+                    if grammar.done:
+                        result.stopped = "grammar"
+                        break
+                    continue
+            logits = forward(pending)
+            pending = []
+            logprobs = torch.log_softmax(logits, dim=-1)
+            if grammar is not None:
+                allowed = table.ids(grammar.allowed())
+                if not allowed:
+                    raise ValueError("tokenizer has no token for any character the level grammar allows")
+                mask = torch.full_like(logits, -math.inf)
+                mask[allowed] = 0.0
+                scores = logits + mask
+            else:
+                scores = logits
+            if temperature <= 0:
+                choice = int(torch.argmax(scores))
+            else:
+                probs = torch.softmax(scores / temperature, dim=-1)
+                choice = int(torch.multinomial(probs, 1, generator=gen))
+            result.free_logprobs.append(float(logprobs[choice]))
+            if choice == eos_id:
+                result.stopped = "eos"
+                break
+            text = table.id_to_str[choice]
+            if grammar is not None:
+                grammar.feed(text)
+            pieces.append(text)
+            result.token_ids.append(choice)
+            pending = [choice]
+            if stop is not None and "".join(pieces[-4:]).endswith(stop):
+                result.stopped = "stop"
+                break
+        else:
+            result.stopped = "length"
+    result.text = "".join(pieces)
+    return result
+
+
+# ------------------------------------------------------------- retry loop
+
+
+@dataclass
+class LevelAttempts:
+    """What :func:`generate_valid_level` tried: the chosen output and every attempt's verdict."""
+
+    output: Any  #: the StudentOutput kept (the first valid one, else the last)
+    valid: bool
+    attempts: int
+    report: Any = None  #: the ValidationReport of the kept output, when the validator ran
+    failures: list[str] = field(default_factory=list)
+
+
+def generate_valid_level(
+    generate: Callable[[int], Any],
+    spec: Any,
+    *,
+    seed: int,
+    max_tries: int = 5,
+    deadline: float | None = None,
+    validate: Callable[[Any, Any], Any] | None = None,
+) -> LevelAttempts:
+    """Call ``generate(seed')`` until the level it returns validates, at most ``max_tries`` times.
+
+    ``generate`` returns a StudentOutput; its ``result`` (a level dict or
+    None) is checked with ``validate(result, spec)`` (default:
+    :func:`generator.validation.validate_level`).  Seeds are ``seed``,
+    ``seed + 1``, ... so a retry is a different sample.  Stops early when
+    ``deadline`` (``time.monotonic()``) has passed after at least one try.
+    """
+    if validate is None:
+        from generator.validation import validate_level as validate
+    last = None
+    failures: list[str] = []
+    report = None
+    for attempt in range(1, max_tries + 1):
+        out = generate(seed + attempt - 1)
+        last = out
+        if out.result is None:
+            failures.append(f"attempt {attempt}: {out.error or 'not decodable'}")
+        else:
+            report = validate(out.result, spec)
+            if report.valid:
+                return LevelAttempts(out, True, attempt, report, failures)
+            failures.append(f"attempt {attempt}: " + "; ".join(f.code for f in report.failures))
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    return LevelAttempts(last, False, len(failures), report, failures)

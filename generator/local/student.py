@@ -1,0 +1,277 @@
+"""Local inference: a trained student loaded once, answering one call site.
+
+``torch``/``transformers`` are imported only when a student is loaded, so
+importing :mod:`generator` stays light for games that never serve locally.
+
+A model directory (what :func:`trainer.loop.train` writes) holds
+``config.json``, ``model.safetensors`` and ``tokenizer.json``; optionally
+``student.json`` (or a registry ``manifest.json``) naming the call ``site``
+and ``version``.  Weights are read from safetensors only.
+
+>>> student = LocalStudent.load("models/level/v3", quantize="int8")  # doctest: +SKIP
+>>> out = student.generate({"spec": spec_dict}, seed=7)  # doctest: +SKIP
+>>> out.result["rows"][0]  # doctest: +SKIP
+'################'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from generator.errors import BackendError, ModelLoadError
+from generator.local.codec import (
+    LEVEL_FORM,
+    ROW_PREFIX_LEN,
+    CodecError,
+    decode_result,
+    encode_prompt,
+    is_level_site,
+    spec_from_args,
+)
+
+if TYPE_CHECKING:
+    from generator.backends import BackendOutput, BackendRequest
+
+__all__ = ["REQUIRED_FILES", "LocalStudent", "StudentBackend", "StudentOutput"]
+
+log = logging.getLogger(__name__)
+
+REQUIRED_FILES: Final = ("config.json", "model.safetensors", "tokenizer.json")
+_TORCH_HINT: Final = "local students need torch and transformers: pip install 'dungeon-forge[train]'"
+
+
+@dataclass
+class StudentOutput:
+    """One completion: the text, the decoded result (None if it did not decode), and its cost."""
+
+    text: str
+    result: dict[str, Any] | None
+    mean_logprob: float
+    tokens: int
+    latency_ms: float
+    prompt_tokens: int = 0
+    forced_tokens: int = 0
+    error: str | None = None  #: why ``result`` is None
+
+
+class LocalStudent:
+    """A student model in memory.  Load once with :meth:`load`; :meth:`generate` is thread-safe."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, site: str, model_dir: Path,
+                 quantize: str | None = None, version: str | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.site = site
+        self.model_dir = model_dir
+        self.quantize = quantize
+        self.version = version
+        self.token_strings = _token_strings(tokenizer)
+        self.bos_id = _first_id(tokenizer, "<s>", "<|begin_of_text|>")
+        self.eos_id = _first_id(tokenizer, "</s>", "<|end_of_text|>", "<|endoftext|>")
+        if self.eos_id is None:
+            raise ModelLoadError(f"{model_dir / 'tokenizer.json'}: no end-of-sequence token (</s>)")
+        self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, model_dir: str | Path, *, quantize: str | None = "int8", site: str | None = None,
+             threads: int | None = None) -> LocalStudent:
+        """Load a model directory; ``quantize="int8"`` applies torch dynamic int8 to every Linear.
+
+        Raises :class:`~generator.errors.ModelLoadError` naming the file that
+        is missing or unreadable.
+        """
+        model_dir = Path(model_dir)
+        for name in REQUIRED_FILES:
+            if not (model_dir / name).is_file():
+                raise ModelLoadError(f"student model {model_dir}: {name} is missing; retrain or roll back the site")
+        if quantize not in (None, "int8"):
+            raise ModelLoadError(f"quantize={quantize!r} is not supported; use 'int8' or None")
+        try:
+            import torch
+            from tokenizers import Tokenizer
+            from transformers import AutoConfig, AutoModelForCausalLM
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelLoadError(f"{_TORCH_HINT} ({exc})") from exc
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+        except Exception as exc:
+            raise ModelLoadError(f"{model_dir / 'config.json'} is unreadable: {exc}") from exc
+        _check_safetensors(model_dir / "model.safetensors")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), config=config, local_files_only=True, use_safetensors=True, dtype=torch.float32
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"{model_dir / 'model.safetensors'} could not be loaded: {exc}") from exc
+        try:
+            tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except Exception as exc:
+            raise ModelLoadError(f"{model_dir / 'tokenizer.json'} is unreadable: {exc}") from exc
+        model.eval()
+        model.config.use_cache = True
+        if quantize == "int8":
+            from torch.ao.quantization import quantize_dynamic
+
+            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        meta = _read_meta(model_dir)
+        site = site or meta.get("site") or LEVEL_FORM
+        version = meta.get("version") or model_dir.name
+        log.info("student %s loaded from %s (site %s, %s)", version, model_dir, site, quantize or "fp32")
+        return cls(model, tokenizer, site=site, model_dir=model_dir, quantize=quantize, version=version)
+
+    # -- generation ------------------------------------------------------
+
+    def generate(self, args: dict[str, Any], *, seed: int = 0, max_new_tokens: int | None = None,
+                 temperature: float = 1.0, masked: bool = True) -> StudentOutput:
+        """Complete the prompt for ``args`` and decode the result.
+
+        For the level site, ``masked=True`` (the default) constrains decoding
+        with :class:`~generator.local.decoding.LevelGrammar`.  A result that
+        does not decode gives ``result=None`` and the reason in ``error``.
+        """
+        from generator.local.decoding import LevelGrammar, sample
+
+        started = time.perf_counter()
+        level = is_level_site(self.site)
+        prompt = encode_prompt(self.site, args)
+        prompt_ids = ([self.bos_id] if self.bos_id is not None else []) + self.tokenizer.encode(
+            prompt, add_special_tokens=False).ids
+        grammar = None
+        if level:
+            spec = spec_from_args(args)
+            budget = spec["height"] * (ROW_PREFIX_LEN + spec["width"] + 1) + 1
+            grammar = LevelGrammar(spec) if masked else None
+        else:
+            budget = 1024
+        budget = min(max_new_tokens or budget, self.max_positions - len(prompt_ids))
+        if budget <= 0:
+            raise BackendError(f"prompt of {len(prompt_ids)} tokens leaves no room in the model's context")
+        with self._lock:
+            out = sample(self.model, prompt_ids, token_strings=self.token_strings, eos_id=self.eos_id,
+                         seed=seed, max_new_tokens=budget, temperature=temperature, grammar=grammar,
+                         stop=None if level else "\n")
+        result, error = None, None
+        try:
+            result = decode_result(self.site, out.text, args=args)
+        except CodecError as exc:
+            error = str(exc)
+        return StudentOutput(
+            text=out.text,
+            result=result,
+            mean_logprob=out.mean_logprob,
+            tokens=len(out.token_ids),
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            prompt_tokens=len(prompt_ids),
+            forced_tokens=out.forced_tokens,
+            error=error,
+        )
+
+    def __repr__(self) -> str:
+        return f"LocalStudent(site={self.site!r}, version={self.version!r}, quantize={self.quantize!r})"
+
+
+class StudentBackend:
+    """The level site served by a local student, as a facade :class:`~generator.backends.Backend`.
+
+    The model loads once, here.  Each request samples with the grammar mask
+    and, when the validator rejects the level, samples again with the next
+    seed (``max_tries`` in all, fewer if the request's deadline passes).
+    ``confidence`` is the mean log-probability of the sampled tokens.
+    """
+
+    name = "student"
+
+    def __init__(self, model_dir: str | Path, quantize: str | None = "int8", *, max_tries: int = 5,
+                 temperature: float = 1.0, site: str | None = None,
+                 validate: Any = None) -> None:
+        self.validate = validate  # None: generator.validation.validate_level
+        self.student = LocalStudent.load(model_dir, quantize=quantize, site=site or LEVEL_FORM)
+        self.model_version = self.student.version
+        self.max_tries = max_tries
+        self.temperature = temperature
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        from generator.backends import BackendOutput
+        from generator.local.decoding import generate_valid_level
+
+        spec_dict = request.spec.to_dict()
+        args = {"spec": spec_dict}
+        try:
+            tried = generate_valid_level(
+                lambda s: self.student.generate(args, seed=s, temperature=self.temperature),
+                request.spec,
+                seed=request.seed * 101 + (request.attempt - 1) * 17,
+                max_tries=self.max_tries,
+                deadline=request.deadline,
+                validate=self.validate,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"student {self.model_version} failed on spec {spec_dict}: {exc}") from exc
+        out: StudentOutput = tried.output
+        level = getattr(tried.report, "level", None) if tried.valid else None
+        raw = json.dumps(out.result, separators=(",", ":")) if out.result is not None else out.text
+        return BackendOutput(
+            raw=raw,
+            model="student",
+            model_version=self.model_version,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.tokens,
+            confidence=out.mean_logprob,
+            level=level,
+        )
+
+    def __repr__(self) -> str:
+        return f"StudentBackend({self.student.model_dir}, quantize={self.student.quantize!r})"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _first_id(tok: Any, *names: str) -> int | None:
+    for n in names:
+        i = tok.token_to_id(n)
+        if i is not None:
+            return int(i)
+    return None
+
+
+def _token_strings(tok: Any) -> list[str]:
+    vocab = tok.get_vocab()
+    out = [""] * (max(vocab.values()) + 1)
+    for text, i in vocab.items():
+        out[i] = text
+    return out
+
+
+def _check_safetensors(path: Path) -> None:
+    """Read the safetensors header and every tensor once, so corruption is reported by name."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            for key in f.keys():
+                f.get_slice(key)
+    except Exception as exc:
+        raise ModelLoadError(f"{path} is not a readable safetensors file ({exc}); retrain or roll back") from exc
+
+
+def _read_meta(model_dir: Path) -> dict[str, Any]:
+    for name in ("student.json", "manifest.json"):
+        path = model_dir / name
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except ValueError as exc:
+                raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
+            if isinstance(data, dict):
+                return {k: data.get(k) for k in ("site", "version")}
+    return {}

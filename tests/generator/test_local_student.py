@@ -1,0 +1,211 @@
+"""Local student inference: masked level decoding, int8, load errors, the backend."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("torch")
+
+from engine.core.content import ENEMY_KINDS, ITEM_KINDS, theme_enemy_kinds, theme_item_kinds  # noqa: E402
+from engine.core.level import LevelSpec  # noqa: E402
+from generator.errors import ModelLoadError  # noqa: E402
+from generator.local.codec import encode_example  # noqa: E402
+from generator.local.decoding import LevelGrammar, generate_valid_level  # noqa: E402
+from generator.local.student import LocalStudent, StudentBackend  # noqa: E402
+
+SPECS = [
+    {"width": 16, "height": 12, "difficulty": 1, "enemies": 2, "items": 1, "theme": "crypt"},
+    {"width": 18, "height": 13, "difficulty": 5, "enemies": 4, "items": 3, "theme": "cave"},
+    {"width": 17, "height": 12, "difficulty": 9, "enemies": 0, "items": 0, "theme": "fortress"},
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """An untrained micro-1m student: the worst case for what masking must guarantee."""
+    from trainer.model import build_model
+    from trainer.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("student")
+    level = {"rows": ["#" * 16] + ["#" + "." * 14 + "#"] * 10 + ["#" * 16], "spawn": {"x": 1, "y": 1},
+             "exit": {"x": 5, "y": 5}, "enemies": [], "items": []}
+    tok = train_tokenizer([encode_example("level", SPECS[0] | {"enemies": 0, "items": 0}, level)])
+    build_model("micro", "micro-1m", vocab_size=tok.get_vocab_size(), seed=0).save_pretrained(
+        out, safe_serialization=True)
+    tok.save(str(out / "tokenizer.json"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def student(model_dir):
+    return LocalStudent.load(model_dir, quantize=None)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s['width']}x{s['height']}")
+def test_masked_decoding_forces_the_shape_even_from_an_untrained_model(student, spec):
+    out = student.generate({"spec": spec}, seed=3)
+    assert out.error is None
+    level = out.result
+    assert len(level["rows"]) == spec["height"]
+    assert all(len(r) == spec["width"] for r in level["rows"])
+    assert set(level["rows"][0]) == set(level["rows"][-1]) == {"#"}
+    assert all(r[0] == r[-1] == "#" for r in level["rows"])
+    assert len(level["enemies"]) == spec["enemies"] and len(level["items"]) == spec["items"]
+    assert {e["kind"] for e in level["enemies"]} <= set(theme_enemy_kinds(spec["theme"]))
+    assert {i["kind"] for i in level["items"]} <= set(theme_item_kinds(spec["theme"]))
+    sx, sy = level["spawn"]["x"], level["spawn"]["y"]
+    assert all(abs(e["x"] - sx) + abs(e["y"] - sy) > 4 for e in level["enemies"])
+    things = [(sx, sy), (level["exit"]["x"], level["exit"]["y"])] + [(t["x"], t["y"]) for t in
+                                                                   level["enemies"] + level["items"]]
+    assert len(set(things)) == len(things)
+    assert out.tokens == spec["height"] * (7 + spec["width"] + 1)
+    assert out.mean_logprob < 0
+
+
+def test_the_same_seed_gives_the_same_level(student):
+    a = student.generate({"spec": SPECS[0]}, seed=11)
+    b = student.generate({"spec": SPECS[0]}, seed=11)
+    c = student.generate({"spec": SPECS[0]}, seed=12)
+    assert a.text == b.text and a.text != c.text
+
+
+def test_without_the_mask_an_untrained_model_writes_no_level(student):
+    out = student.generate({"spec": SPECS[0]}, seed=3, masked=False, max_new_tokens=60)
+    assert out.result is None and "level text" in out.error
+
+
+def test_int8_student_loads_and_keeps_the_grammar(model_dir):
+    import torch
+
+    q = LocalStudent.load(model_dir, quantize="int8")
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in q.model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in q.model.modules())
+    out = q.generate({"spec": SPECS[1]}, seed=1)
+    assert out.result is not None and len(out.result["rows"]) == SPECS[1]["height"]
+
+
+def test_generic_site_output_that_is_not_json_is_reported(model_dir):
+    s = LocalStudent.load(model_dir, quantize=None, site="app.story:write_quest#12345678")
+    out = s.generate({"hero": "Ann"}, seed=0, max_new_tokens=20)
+    assert out.result is None and out.error and out.tokens <= 20
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda d: (d / "model.safetensors").unlink(), "model.safetensors is missing"),
+        (lambda d: (d / "tokenizer.json").unlink(), "tokenizer.json is missing"),
+        (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:5000]),
+         "model.safetensors"),
+        (lambda d: (d / "model.safetensors").write_bytes(b"\x00" * 64), "model.safetensors"),
+        (lambda d: (d / "config.json").write_text("{oops"), "config.json"),
+        (lambda d: (d / "tokenizer.json").write_text("[]"), "tokenizer.json"),
+    ],
+    ids=["no-weights", "no-tokenizer", "truncated-weights", "garbage-weights", "bad-config", "bad-tokenizer"],
+)
+def test_broken_model_files_raise_model_load_error_naming_the_file(model_dir, tmp_path, damage, named):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    damage(broken)
+    with pytest.raises(ModelLoadError, match=named.replace(".", r"\.")):
+        LocalStudent.load(broken, quantize=None)
+
+
+def test_pickle_weights_are_never_read(model_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "pickled"
+    shutil.copytree(model_dir, d)
+    (d / "model.safetensors").rename(d / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="model.safetensors is missing"):
+        LocalStudent.load(d)
+
+
+def _fake_report(valid):
+    return SimpleNamespace(valid=valid, failures=() if valid else (SimpleNamespace(code="V6.disconnected"),),
+                           level=None)
+
+
+def test_resampling_stops_at_the_first_valid_level():
+    seeds = []
+
+    def gen(seed):
+        seeds.append(seed)
+        return SimpleNamespace(result={"n": seed}, error=None)
+
+    tried = generate_valid_level(gen, None, seed=10, max_tries=5, validate=lambda r, _s: _fake_report(r["n"] == 12))
+    assert tried.valid and tried.attempts == 3 and seeds == [10, 11, 12]
+    assert tried.failures == ["attempt 1: V6.disconnected", "attempt 2: V6.disconnected"]
+    tried = generate_valid_level(gen, None, seed=0, max_tries=4, validate=lambda r, _s: _fake_report(False))
+    assert not tried.valid and tried.attempts == 4
+    past = time.monotonic() - 1
+    tried = generate_valid_level(gen, None, seed=0, max_tries=4, deadline=past,
+                                 validate=lambda r, _s: _fake_report(False))
+    assert tried.attempts == 1
+
+
+def test_student_backend_answers_a_request_with_confidence(model_dir):
+    from generator.backends import Backend, BackendRequest
+
+    calls = []
+
+    def validate(result, spec):
+        calls.append(result)
+        return _fake_report(len(calls) == 2)
+
+    backend = StudentBackend(model_dir, quantize="int8", validate=validate)
+    assert isinstance(backend, Backend)
+    out = backend.generate(BackendRequest(spec=LevelSpec(**SPECS[0]), seed=5))
+    assert len(calls) == 2
+    assert out.model == "student" and out.model_version == model_dir.name
+    assert json.loads(out.raw)["rows"] == calls[1]["rows"]
+    assert out.confidence is not None and out.confidence < 0
+    assert out.completion_tokens > 0 and out.prompt_tokens > 0
+
+
+def test_grammar_places_every_entity_before_the_grid_runs_out():
+    spec = {"width": 16, "height": 12, "enemies": 30, "items": 20, "theme": "cave"}
+    g = LevelGrammar(spec)
+    # a model that always prefers walls: the grammar must still fit in 52 entities
+    while not g.done:
+        allowed = g.allowed()
+        g.feed("#" if "#" in allowed else sorted(allowed)[0])
+    assert g.enemies_left == 0 and g.items_left == 0 and g.spawn is not None and g.exit_placed
+    assert {ENEMY_KINDS[k].glyph for k in theme_enemy_kinds("cave")} <= g.enemy_glyphs
+    assert {ITEM_KINDS[k].glyph for k in theme_item_kinds("cave")} == g.item_glyphs
+
+
+@pytest.mark.parametrize("prefer", ["walls-then-first", "walls-then-last"])
+@pytest.mark.parametrize("theme", ["crypt", "cave", "fortress", "sewer"])
+def test_grammar_fits_the_largest_counts_in_the_smallest_grid(prefer, theme):
+    g = LevelGrammar({"width": 16, "height": 12, "enemies": 30, "items": 20, "theme": theme})
+    while not g.done:
+        allowed = sorted(g.allowed())
+        g.feed("#" if "#" in allowed else (allowed[0] if prefer.endswith("first") else allowed[-1]))
+    assert (g.enemies_left, g.items_left, g.spawn is not None, g.exit_placed) == (0, 0, True, True)
+
+
+def test_grammar_random_walks_always_finish_with_every_entity_placed():
+    import random
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.integers(16, 30), st.integers(12, 20), st.integers(0, 30), st.integers(0, 20),
+           st.sampled_from(["crypt", "cave", "fortress", "sewer"]), st.integers(0, 10**6))
+    def walk(w, h, e, i, theme, seed):
+        rng = random.Random(seed)
+        g = LevelGrammar({"width": w, "height": h, "enemies": e, "items": i, "theme": theme})
+        while not g.done:
+            allowed = sorted(g.allowed())
+            g.feed("#" if "#" in allowed and rng.random() < 0.7 else rng.choice(allowed))
+        assert (g.enemies_left, g.items_left, g.spawn is not None, g.exit_placed) == (0, 0, True, True)
+
+    walk()
