@@ -199,3 +199,50 @@ def test_facade_retries_the_teacher_with_gate_feedback_and_stores_one_row_per_at
         calls = sorted((c.record for c in store.iter_calls()), key=lambda r: r.attempt)
     assert [(c.site, c.valid, c.served) for c in calls] == [(LEVEL_SITE, False, False), (LEVEL_SITE, True, True)]
     assert all(c.messages and c.output_schema and c.model == "mockllm" for c in calls)
+
+
+_OPEN_BORDER = ["." + r[1:] if i == 3 else r for i, r in enumerate(support.SMALL_LEVEL["rows"])]
+
+
+class _FixedBackend:
+    """Stands in for the procedural fallback: always the same valid level."""
+
+    name = "fixed"
+
+    def generate(self, request):
+        from generator.backends import BackendOutput
+
+        return BackendOutput(raw=support.level_json(), model="fixed")
+
+
+@pytest.mark.parametrize(
+    ("fault", "script", "served_by"),
+    [
+        ("http_500", [Reply.error(500)], "fixed"),
+        ("http_429_retry_after", [Reply.error(429, retry_after=0.2), Reply.ok(support.level_json())], "llm"),
+        ("timeout", [Reply.ok(support.level_json(), delay_s=3.0)], "fixed"),
+        ("truncated_json", [Reply.truncated(support.level_json())], "fixed"),
+        ("malformed_json", [Reply.ok("{not json at all")], "fixed"),
+        ("schema_breaking", [Reply.ok(json.dumps({"name": 3, "rows": "x"}))], "fixed"),
+        ("fails_gates", [Reply.ok(support.level_json(rows=_OPEN_BORDER))], "fixed"),
+    ],
+)
+def test_every_fault_still_ends_in_a_valid_level_with_the_fault_recorded(_forge_home, fault, script, served_by):
+    facade = pytest.importorskip("generator.facade")
+    from generator.store import Store
+
+    with FakeOpenAIServer(script) as server:
+        teacher = _backend(server, timeout_s=1.0, max_retries=1 if fault.startswith("http_429") else 0)
+        fixed = _FixedBackend()
+        gen = facade.LevelGenerator([teacher, fixed], deadline_s=8, max_attempts=2, fallback=fixed)
+        try:
+            level = gen.generate(SPEC, seed=2)
+        finally:
+            gen.close()
+    assert level.backend == served_by
+    assert (level.level.width, level.level.height) == (SPEC.width, SPEC.height)
+    with Store.open(_forge_home / "forge.db") as store:
+        llm_calls = [c.record for c in store.iter_calls(backend="llm")]
+    assert llm_calls, "the teacher's attempts are recorded"
+    if served_by == "fixed":
+        assert all(c.error or c.valid is False for c in llm_calls)  # each fault is on record
