@@ -50,3 +50,13 @@ def test_bots_finish_most_procedural_levels():
             total += 1
             done += play_level(level, bot, seed=seed).completed
     assert done >= 0.8 * total
+
+
+@pytest.mark.skipif(importlib.util.find_spec("generator.validation") is None,
+                    reason="generator.validation is not built yet")
+@pytest.mark.parametrize("kind", ["trivial", "balanced", "brutal"])
+def test_sample_levels_pass_the_validator(kind):
+    from generator.validation import validate_level
+
+    report = validate_level(sample_level(kind))
+    assert report.valid, report.feedback()
