@@ -1,0 +1,157 @@
+"""The level validator: gates V0-V7 (DESIGN.md) with NumPy and ``scipy.ndimage``.
+
+Every level a game sees passes through here.  Bad input of any kind (broken
+JSON, wrong types, huge claims, unknown glyphs) becomes located failures,
+never an exception; the report lists *every* failure so an LLM can fix them
+all in one retry (:meth:`ValidationReport.feedback`).
+
+>>> from engine.core.level import LevelSpec
+>>> rows = ["############", "#..........#", "#..######..#", "#..........#", "############"]
+>>> doc = {"name": "ring", "width": 12, "height": 5, "rows": rows, "theme": "crypt",
+...        "spawn": {"x": 1, "y": 1}, "exit": {"x": 10, "y": 3}, "enemies": [], "items": []}
+>>> validate_level(doc).valid
+True
+>>> doc["enemies"] = [{"kind": "rat", "x": 3, "y": 3}]
+>>> report = validate_level(doc)
+>>> [(f.code, f.where) for f in report.failures]
+[('V5.enemy_near_spawn', '$.enemies[0]')]
+>>> validate_level(b'{"width": 8').failures[0].code
+'V0.parse'
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from engine.core.level import Level, LevelDoc, LevelSpec, Placed, rows_to_grid
+
+from generator.validation.bulk import screen
+
+from generator.validation.gates import (
+    DENSITY_RANGE,
+    SPAWN_SAFE_RADIUS,
+    check_stack,
+    enemy_tolerance,
+    gate_sorted,
+    passes_quickly,
+)
+from generator.validation.parse import Candidate, read_any, spec_checks
+from generator.validation.report import DEFAULT_LIMITS, GATES, Failure, ValidationLimits, ValidationReport
+
+__all__ = [
+    "DENSITY_RANGE",
+    "GATES",
+    "SPAWN_SAFE_RADIUS",
+    "Failure",
+    "ValidationLimits",
+    "ValidationReport",
+    "enemy_tolerance",
+    "validate_batch",
+    "validate_level",
+]
+
+log = logging.getLogger(__name__)
+
+LevelInput = Level | LevelDoc | str | bytes | dict[str, Any]
+
+#: Levels checked per NumPy stack in a batch (bounds memory: ~12 bytes per tile per level).
+BATCH_CHUNK = 4096
+
+
+def validate_level(x: LevelInput, spec: LevelSpec | None = None, *,
+                   limits: ValidationLimits | None = None) -> ValidationReport:
+    """Judge one level against gates V0-V7; never raises for bad input.
+
+    ``x`` may be Level JSON (``str``/``bytes``), a decoded ``dict``, a
+    :class:`LevelDoc` or a :class:`Level`.  Without ``spec`` the size, theme
+    and enemy-count checks against the spec are skipped; everything else runs.
+    """
+    limits = limits or DEFAULT_LIMITS
+    try:
+        cand = read_any(x, limits)
+        if spec is not None:
+            spec_checks(cand, spec)
+        if not passes_quickly(cand, spec):
+            check_stack([cand], [spec], limits)
+            gate_sorted([cand])
+    except Exception as exc:  # noqa: BLE001 - the game must never see a validator crash
+        log.exception("validator failed on %s input", type(x).__name__)
+        return ValidationReport((Failure("V0", "V0.schema", f"the level could not be read ({type(exc).__name__}: "
+                                         f"{str(exc)[:200]})", "$"),))
+    return _report(cand)
+
+
+def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[LevelSpec | None] | None = None, *,
+                   limits: ValidationLimits | None = None) -> list[ValidationReport]:
+    """Judge many levels at once; same verdicts as :func:`validate_level`, much faster.
+
+    Levels of one size are stacked into one array and every gate runs once
+    over the stack (one ``ndimage.label`` call for all of them).  ``specs``
+    is one spec for all, one per level, or None.
+    """
+    limits = limits or DEFAULT_LIMITS
+    items = list(items)
+    if specs is None or isinstance(specs, LevelSpec):
+        spec_list: list[LevelSpec | None] = [specs] * len(items)
+    else:
+        spec_list = list(specs)
+        if len(spec_list) != len(items):
+            raise ValueError(f"validate_batch: {len(items)} levels but {len(spec_list)} specs; give one per level")
+    try:
+        passed, levels, wires = screen(items, spec_list, limits, BATCH_CHUNK)
+    except Exception:  # noqa: BLE001 - the screen is only a shortcut; the full path decides
+        log.exception("batch screen failed; validating every level fully")
+        passed, levels, wires = [False] * len(items), [None] * len(items), [None] * len(items)
+    cands: list[Candidate | None] = []
+    for k, (item, spec) in enumerate(zip(items, spec_list)):
+        if passed[k]:
+            cands.append(None)
+            continue
+        try:
+            c = read_any(item, limits)
+            if spec is not None:
+                spec_checks(c, spec)
+            cands.append(c)
+        except Exception:  # noqa: BLE001
+            log.exception("validator failed reading a batch item")
+            cands.append(None)
+    groups: dict[tuple[int, int] | None, list[int]] = {}
+    for k, c in enumerate(cands):
+        if c is not None:
+            groups.setdefault(None if c.grid is None else c.grid.shape, []).append(k)
+    for members in groups.values():
+        for s in range(0, len(members), BATCH_CHUNK):
+            chunk = members[s:s + BATCH_CHUNK]
+            group = [cands[k] for k in chunk]
+            try:
+                check_stack(group, [spec_list[k] for k in chunk], limits)  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - fall back to one at a time
+                log.exception("batch gate check failed; checking those levels one by one")
+                for k in chunk:
+                    cands[k] = None
+    out: list[ValidationReport] = []
+    for k, c in enumerate(cands):
+        if passed[k]:
+            lvl, wire = levels[k], wires[k]
+            out.append(ValidationReport((), level=lvl, build=None if lvl is not None else partial(_level_of, wire)))
+        elif c is None:
+            out.append(validate_level(items[k], spec_list[k], limits=limits))
+        else:
+            gate_sorted([c])
+            out.append(_report(c))
+    return out
+
+
+def _level_of(w: Any) -> Level:
+    return Level(name=w.name, grid=rows_to_grid(w.rows), spawn=(w.spawn.x, w.spawn.y), exit=(w.exit.x, w.exit.y),
+                 enemies=[Placed(t.kind, t.x, t.y) for t in w.enemies],
+                 items=[Placed(t.kind, t.x, t.y) for t in w.items], theme=w.theme)
+
+
+def _report(c: Candidate) -> ValidationReport:
+    if c.source is not None:
+        return ValidationReport(tuple(c.failures), level=c.source)
+    return ValidationReport(tuple(c.failures), build=c.build_level if c.buildable() else None)

@@ -1,0 +1,286 @@
+"""Gates V1 (tiles) to V7 over a stack of same-shaped levels at once.
+
+One code path serves a single level (a stack of one) and a batch, so the two
+can never disagree.  Everything per tile is a whole-array NumPy operation;
+``scipy.ndimage.label`` finds the walkable regions (4-connected, the way
+actors move; doors are walkable).  Per-thing checks (spawn, exit, enemies,
+items) run over one table of all things in the stack.  Python only loops to
+*write* failures, and only for levels that have some.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import lru_cache
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from engine.core.content import Tile
+from engine.core.level import LevelSpec
+
+from generator.validation.parse import ENEMY, EXIT, ITEM, N_TILES, SPAWN, Candidate
+from generator.validation.report import ValidationLimits
+
+#: Enemies must be more than this many steps (Chebyshev: diagonal moves count 1) from the spawn.
+SPAWN_SAFE_RADIUS: Final = 4
+#: Allowed share of wall tiles, inclusive.
+DENSITY_RANGE: Final = (0.10, 0.60)
+
+_CROSS2: Final = ndimage.generate_binary_structure(2, 1)
+_CROSS3: Final = np.zeros((3, 3, 3), dtype=bool)
+_CROSS3[1] = _CROSS2  # connect within a level only, never across the stack
+_WALL: Final = int(Tile.WALL)
+_GATE_ORDER: Final = {f"V{i}": i for i in range(8)}
+
+
+def enemy_tolerance(n: int) -> int:
+    """How far the enemy count may stray from the spec's ``n``: ``max(1, floor(n / 4))``.
+
+    >>> enemy_tolerance(0), enemy_tolerance(8), enemy_tolerance(30)
+    (1, 2, 7)
+    """
+    return max(1, n // 4)
+
+
+@lru_cache(maxsize=64)
+def _border(h: int, w: int) -> tuple[NDArray[np.bool_], NDArray[np.intp], NDArray[np.intp]]:
+    mask = np.zeros((h, w), dtype=bool)
+    mask[0, :] = mask[-1, :] = mask[:, 0] = mask[:, -1] = True
+    ys, xs = np.nonzero(mask)
+    return mask, xs, ys
+
+
+def _thing_label(code: int, i: int, kind: str) -> tuple[str, str]:
+    if code == SPAWN:
+        return "the spawn", "$.spawn"
+    if code == EXIT:
+        return "the exit", "$.exit"
+    if code == ENEMY:
+        return f"enemy {i} ({kind})", f"$.enemies[{i}]"
+    return f"item {i} ({kind})", f"$.items[{i}]"
+
+
+@lru_cache(maxsize=64)
+def _border_flat(h: int, w: int) -> NDArray[np.intp]:
+    return np.flatnonzero(_border(h, w)[0])
+
+
+def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
+    """True only if :func:`check_stack` would add no failure to ``c``; False means "look closer".
+
+    The cheap route for a single good level: a handful of whole-array
+    operations, no failure text.  One walkable region plus nothing on a wall
+    already implies everything is reachable, so no per-thing label lookups.
+    """
+    g = c.grid
+    if g is None or c.failures or not (c.has_spawn and c.has_exit):
+        return False
+    if spec is not None and abs(c.n_enemies - spec.enemies) > enemy_tolerance(spec.enemies):
+        return False
+    h, w = g.shape
+    flat = g.ravel()
+    if flat.max() >= N_TILES:
+        return False
+    wall = flat == _WALL
+    if not wall[_border_flat(h, w)].all():
+        return False
+    density = np.count_nonzero(wall) / flat.size
+    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
+        return False
+    xs = np.array(c.tx)
+    ys = np.array(c.ty)
+    if xs.max() >= w or ys.max() >= h:
+        return False
+    idx = ys * w + xs
+    if wall[idx].any() or np.unique(idx).size != idx.size:
+        return False
+    enemy = np.array(c.tc) == ENEMY
+    if enemy.any():
+        sx, sy = c.spawn  # type: ignore[misc]
+        if (np.maximum(np.abs(xs[enemy] - sx), np.abs(ys[enemy] - sy)) <= SPAWN_SAFE_RADIUS).any():
+            return False
+    _, regions = ndimage.label(~wall.reshape(h, w), structure=_CROSS2)
+    return regions == 1
+
+
+def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: ValidationLimits) -> None:
+    """Append the V1-tile..V7 failures of every candidate; all grids share one shape (or are all None)."""
+    n = len(cands)
+    cap = limits.max_failures_per_code
+    grid0 = cands[0].grid
+    has_grid = grid0 is not None
+    if has_grid:
+        assert grid0 is not None
+        h, w = grid0.shape
+        g = grid0[None] if n == 1 else np.stack([c.grid for c in cands])  # type: ignore[misc]
+        wall = g == _WALL
+        walk = (g == 0) | (g == 2)
+        flat_wall = wall.reshape(n, -1)
+        unknown_any = (g >= N_TILES).reshape(n, -1).any(axis=1)
+        bmask, bxs, bys = _border(h, w)
+        open_border = ~wall[:, bmask]
+        border_bad = open_border.any(axis=1)
+        density = np.count_nonzero(flat_wall, axis=1) / (h * w)
+        dens_bad = (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
+        if n == 1:
+            lab2, nreg = ndimage.label(walk[0], structure=_CROSS2)
+            labels = lab2[None]
+            regions = np.array([nreg])
+        else:
+            labels, _ = ndimage.label(walk, structure=_CROSS3)
+            # Labels are numbered in scan order, so each level's labels are one run after the previous level's.
+            top = np.maximum.accumulate(labels.reshape(n, -1).max(axis=1))
+            regions = np.diff(top, prepend=0)
+        level_bad = unknown_any | border_bad | dens_bad | (regions > 1)
+    else:
+        h = w = 0
+        level_bad = np.zeros(n, dtype=bool)
+
+    # ---- the thing table: one row per spawn/exit/enemy/item of every level
+    counts = np.fromiter((len(c.tc) for c in cands), dtype=np.intp, count=n)
+    m = int(counts.sum())
+    chain = itertools.chain.from_iterable
+    code = np.fromiter(chain(c.tc for c in cands), dtype=np.int64, count=m)
+    x = np.fromiter(chain(c.tx for c in cands), dtype=np.int64, count=m)
+    y = np.fromiter(chain(c.ty for c in cands), dtype=np.int64, count=m)
+    lvl = np.repeat(np.arange(n, dtype=np.int64), counts)
+    is_spawn = code == SPAWN
+    sx = np.full(n, -10**6, dtype=np.int64)
+    sy = np.full(n, -10**6, dtype=np.int64)
+    has_spawn = np.zeros(n, dtype=bool)
+    sx[lvl[is_spawn]] = x[is_spawn]
+    sy[lvl[is_spawn]] = y[is_spawn]
+    has_spawn[lvl[is_spawn]] = True
+
+    enemy = code == ENEMY
+    near = enemy & has_spawn[lvl] & (np.maximum(np.abs(x - sx[lvl]), np.abs(y - sy[lvl])) <= SPAWN_SAFE_RADIUS)
+    flag = near.copy()
+    if has_grid:
+        inb = (x < w) & (y < h)
+        tile = np.full(m, _WALL, dtype=np.uint8)
+        tile[inb] = g[lvl[inb], y[inb], x[inb]]
+        standable = inb & ((tile == 0) | (tile == 2))
+        on_wall = inb & ~standable
+        key = np.where(inb, lvl * (h * w) + y * w + x, -1 - np.arange(m))
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        dup_sorted = np.zeros(m, dtype=bool)
+        if m > 1:
+            dup_sorted[1:] = sk[1:] == sk[:-1]
+        overlap = np.zeros(m, dtype=bool)
+        overlap[order] = dup_sorted
+        lab = np.zeros(m, dtype=np.int64)
+        lab[inb] = labels[lvl[inb], y[inb], x[inb]]
+        spawn_ok = np.zeros(n, dtype=bool)
+        spawn_lab = np.zeros(n, dtype=np.int64)
+        sp = is_spawn & standable
+        spawn_ok[lvl[sp]] = True
+        spawn_lab[lvl[sp]] = lab[sp]
+        unreachable = ~is_spawn & standable & spawn_ok[lvl] & (lab != spawn_lab[lvl])
+        flag |= ~inb | on_wall | overlap | unreachable
+    if m:
+        level_bad |= np.bincount(lvl[flag], minlength=n) > 0
+
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    for k in range(n):
+        c = cands[k]
+        spec = specs[k]
+        if spec is not None:
+            want = spec.enemies
+            tol = enemy_tolerance(want)
+            if abs(c.n_enemies - want) > tol:
+                c.fail("V5", "V5.enemy_count",
+                       f"there are {c.n_enemies} enemies but the spec asks for {want} (allowed {max(0, want - tol)}"
+                       f"..{want + tol})", "$.enemies")
+        if not level_bad[k]:
+            continue
+        lo, hi = int(starts[k]), int(starts[k + 1])
+        things = list(zip(c.tc, c.ti, c.tx, c.ty, c.tk))
+        if has_grid:
+            gk = g[k]
+            if unknown_any[k]:
+                uy, ux = np.nonzero(gk >= N_TILES)
+                for yy, xx in zip(uy[:cap].tolist(), ux[:cap].tolist()):
+                    c.fail("V1", "V1.unknown_tile", f"unknown tile at ({xx}, {yy}) in row {yy}; rows hold only "
+                           "'#' wall, '.' floor and '+' door", f"({xx}, {yy})", (xx, yy))
+                _more(c, "V1", "V1.unknown_tile", len(uy), cap, "$.rows", "unknown tiles")
+            if border_bad[k]:
+                idx = np.nonzero(open_border[k])[0]
+                for j in idx[:cap].tolist():
+                    xx, yy = int(bxs[j]), int(bys[j])
+                    c.fail("V2", "V2.open_border", f"the border is open at ({xx}, {yy}); the outer rows and columns "
+                           "must all be wall '#'", f"({xx}, {yy})", (xx, yy))
+                _more(c, "V2", "V2.open_border", len(idx), cap, "$.rows", "open border tiles")
+            for j in range(lo, hi):
+                tcode, i, tx, ty, kind = things[j - lo]
+                what, where = _thing_label(tcode, i, kind)
+                if not inb[j]:
+                    c.fail("V3", "V3.out_of_bounds", f"{what} at ({tx}, {ty}) is outside the {w}x{h} map", where)
+                elif on_wall[j]:
+                    c.fail("V3", "V3.on_wall", f"{what} stands on a wall at ({tx}, {ty}); move it to a floor tile",
+                           where, (tx, ty))
+                elif overlap[j]:
+                    first = next(p for p in range(lo, j) if inb[p] and x[p] == tx and y[p] == ty)
+                    other, _ = _thing_label(things[first - lo][0], things[first - lo][1], things[first - lo][4])
+                    c.fail("V3", "V3.overlap", f"{what} shares the tile ({tx}, {ty}) with {other}; give each thing "
+                           "its own tile", where, (tx, ty))
+        for j in range(lo, hi):
+            if near[j]:
+                tcode, i, tx, ty, kind = things[j - lo]
+                what, where = _thing_label(tcode, i, kind)
+                d = max(abs(tx - int(sx[k])), abs(ty - int(sy[k])))
+                c.fail("V5", "V5.enemy_near_spawn",
+                       f"{what} at ({tx}, {ty}) is {d} step{'s' if d != 1 else ''} from the spawn at "
+                       f"({int(sx[k])}, {int(sy[k])}); enemies must be more than {SPAWN_SAFE_RADIUS} steps away",
+                       where, (tx, ty))
+        if not has_grid:
+            continue
+        if regions[k] > 1:
+            _disconnected(c, labels[k], int(spawn_lab[k]) if spawn_ok[k] else 0, cap)
+        for j in range(lo, hi):
+            if unreachable[j]:
+                tcode, i, tx, ty, kind = things[j - lo]
+                what, where = _thing_label(tcode, i, kind)
+                code_name = {EXIT: "V6.unreachable_exit", ENEMY: "V6.unreachable_enemy", ITEM: "V6.unreachable_item"}[tcode]
+                c.fail("V6", code_name, f"{what} at ({tx}, {ty}) cannot be reached from the spawn at "
+                       f"({int(sx[k])}, {int(sy[k])}); open a floor or door path to it", where, (tx, ty))
+        if dens_bad[k]:
+            pct = density[k] * 100
+            lo_pct, hi_pct = (int(v * 100) for v in DENSITY_RANGE)
+            if density[k] < DENSITY_RANGE[0]:
+                c.fail("V7", "V7.density_low", f"walls cover {pct:.0f}% of the map; add walls to reach "
+                       f"{lo_pct}-{hi_pct}%", "$.rows")
+            else:
+                c.fail("V7", "V7.density_high", f"walls cover {pct:.0f}% of the map; open it up to "
+                       f"{lo_pct}-{hi_pct}%", "$.rows")
+
+
+def _disconnected(c: Candidate, labels: NDArray[np.int32], main: int, cap: int) -> None:
+    flat = labels.ravel()
+    ids, first, sizes = np.unique(flat, return_index=True, return_counts=True)
+    keep = ids != 0
+    ids, first, sizes = ids[keep], first[keep], sizes[keep]
+    if main == 0:  # no usable spawn: call the largest region the main one
+        main = int(ids[np.argmax(sizes)])
+    w = labels.shape[1]
+    others = [(int(i), int(f), int(s)) for i, f, s in zip(ids, first, sizes) if i != main]
+    for _, f, s in others[:cap]:
+        xx, yy = f % w, f // w
+        c.fail("V6", "V6.disconnected", f"a walkable region of {s} tile{'s' if s != 1 else ''} starting at ({xx}, {yy}) "
+               "is cut off from the spawn's region; connect it or fill it with wall", f"({xx}, {yy})", (xx, yy))
+    _more(c, "V6", "V6.disconnected", len(others), cap, "$.rows", "cut-off regions")
+
+
+def _more(c: Candidate, gate: str, code: str, total: int, cap: int, where: str, what: str) -> None:
+    if total > cap:
+        c.fail(gate, code, f"... and {total - cap:,} more {what}", where)
+
+
+def gate_sorted(cands: list[Candidate]) -> None:
+    """Put each candidate's failures in gate order (stable within a gate)."""
+    for c in cands:
+        if len(c.failures) > 1:
+            c.failures.sort(key=lambda f: _GATE_ORDER[f.gate])

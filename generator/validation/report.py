@@ -1,0 +1,122 @@
+"""What the validator hands back: failures, the report and the input limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+if TYPE_CHECKING:
+    from engine.core.level import Level
+
+#: The gates in order, with the one-line rule each enforces (docs and feedback use this).
+GATES: Final[dict[str, str]] = {
+    "V0": "the input parses as a Level JSON object with the right field types",
+    "V1": "size matches the spec, rows are rectangular, tiles, theme and kinds are known",
+    "V2": "the border is closed (outer rows and columns are all wall '#')",
+    "V3": "nothing stands on a wall or outside the map, no two things share a tile",
+    "V4": "exactly one spawn and one exit",
+    "V5": "enemy count within the spec's tolerance, no enemy within 4 steps of the spawn",
+    "V6": "one connected walkable region; exit, enemies and items reachable from the spawn",
+    "V7": "wall density between 10% and 60%",
+}
+
+
+class Failure(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One broken rule.
+
+    ``code`` is stable (tests, dashboards and the LLM prompt rely on it),
+    ``message`` is for a level designer, ``where`` is a JSON path
+    (``$.enemies[3]``) or a tile ``(x, y)``.  ``at`` repeats the tile as a
+    pair when the failure has one, so tools can mark it on a picture.
+    """
+
+    gate: str
+    code: str
+    message: str
+    where: str
+    at: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ValidationLimits:
+    """Caps checked *before* anything is allocated, so hostile input cannot hang the game.
+
+    ``max_failures_per_code`` caps repeated tile failures (an open border, a
+    row of unknown glyphs); the rest are summarised in one extra failure.
+    """
+
+    max_bytes: int = 4_000_000
+    max_width: int = 256
+    max_height: int = 256
+    max_entities: int = 4096
+    max_name_length: int = 1000
+    max_failures_per_code: int = 20
+
+
+DEFAULT_LIMITS: Final = ValidationLimits()
+
+
+class ValidationReport:
+    """The verdict on one level: ``valid`` and every failure, in gate order.
+
+    ``level`` is the parsed :class:`~engine.core.level.Level` whenever the
+    input could be turned into one (even if it is invalid), else ``None``.
+    """
+
+    __slots__ = ("valid", "failures", "_level", "_build")
+
+    def __init__(self, failures: tuple[Failure, ...], level: Level | None = None, build: Any = None) -> None:
+        self.valid: bool = not failures
+        self.failures: tuple[Failure, ...] = failures
+        self._level = level
+        self._build = build  # a zero-argument callable making the Level on first use
+
+    @property
+    def level(self) -> Level | None:
+        if self._level is None and self._build is not None:
+            build, self._build = self._build, None
+            self._level = build()
+        return self._level
+
+    def counts(self) -> dict[str, int]:
+        """Failures per gate (every gate present, zero when it passed)."""
+        out = dict.fromkeys(GATES, 0)
+        for f in self.failures:
+            out[f.gate] += 1
+        return out
+
+    def codes(self) -> list[str]:
+        return [f.code for f in self.failures]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "failures": [f.to_dict() for f in self.failures], "gates": self.counts()}
+
+    def feedback(self, max_lines: int = 15) -> str:
+        """A compact text for an LLM retry: what broke, where, and the rule.
+
+        >>> ValidationReport(()).feedback()
+        'The level passed every check.'
+        """
+        if self.valid:
+            return "The level passed every check."
+        n = len(self.failures)
+        lines = [f"The level failed {n} check{'s' if n != 1 else ''}; fix all of them and return the whole level again:"]
+        for f in self.failures[:max_lines]:
+            lines.append(f"- {f.code} at {f.where}: {f.message}")
+        if n > max_lines:
+            rest = sorted({f.code for f in self.failures[max_lines:]})
+            lines.append(f"- ... and {n - max_lines} more ({', '.join(rest)})")
+        broken = sorted({f.gate for f in self.failures})
+        lines.append("Rules: " + " | ".join(f"{g}: {GATES[g]}" for g in broken))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"ValidationReport(valid={self.valid}, failures={[f.code for f in self.failures]})"

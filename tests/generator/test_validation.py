@@ -1,0 +1,214 @@
+"""Gates V0-V7 on hand-built levels: the good one passes, each break gives its code and place."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import msgspec
+import pytest
+
+from engine.core.level import Level, LevelDoc, LevelSpec
+from generator.validation import Failure, ValidationLimits, ValidationReport, validate_batch, validate_level
+
+ROWS = [
+    "####################",
+    "#..................#",
+    "#..................#",
+    "#....####..........#",
+    "#....#..#..........#",
+    "#....#..#..........#",
+    "#....##+#..........#",
+    "#..................#",
+    "#..................#",
+    "#..................#",
+    "#..................#",
+    "####################",
+]
+SPEC = LevelSpec(width=20, height=12, difficulty=3, enemies=2, items=2, theme="crypt")
+
+
+def good() -> dict:
+    return {
+        "name": "hall",
+        "width": 20,
+        "height": 12,
+        "rows": list(ROWS),
+        "spawn": {"x": 1, "y": 1},
+        "exit": {"x": 18, "y": 10},
+        "enemies": [{"kind": "rat", "x": 10, "y": 5}, {"kind": "skeleton", "x": 15, "y": 2}],
+        "items": [{"kind": "potion", "x": 6, "y": 4}, {"kind": "treasure", "x": 3, "y": 9}],
+        "theme": "crypt",
+    }
+
+
+def put(doc: dict, x: int, y: int, ch: str) -> dict:
+    row = doc["rows"][y]
+    doc["rows"][y] = row[:x] + ch + row[x + 1:]
+    return doc
+
+
+def where_codes(report: ValidationReport) -> list[tuple[str, str]]:
+    return [(f.code, f.where) for f in report.failures]
+
+
+def test_good_level_passes_in_every_input_form():
+    doc = good()
+    level = Level.from_json(json.dumps(doc))
+    for form in (doc, json.dumps(doc), json.dumps(doc).encode(), msgspec.convert(doc, LevelDoc), level):
+        report = validate_level(form, SPEC)
+        assert report.valid, report.failures
+        assert report.failures == ()
+        assert report.level == level
+    assert validate_level(doc).valid  # without a spec too
+
+
+def _mutate(fn):
+    doc = good()
+    fn(doc)
+    return doc
+
+
+BREAKS = {
+    "row_length": (lambda d: d["rows"].__setitem__(3, d["rows"][3][:-1]), [("V1.row_length", "$.rows[3]")]),
+    "row_count": (lambda d: (d["rows"].pop(8), d.update(exit={"x": 18, "y": 9})),
+                  [("V1.row_count", "$.rows"), ("V1.spec_height", "$.height")]),
+    "unknown_tile": (lambda d: put(d, 10, 7, "X"), [("V1.unknown_tile", "(10, 7)")]),
+    "nul_tile": (lambda d: put(d, 10, 7, "\x00"), [("V1.unknown_tile", "(10, 7)")]),
+    "non_ascii_tile": (lambda d: put(d, 10, 7, "é"), [("V1.unknown_tile", "(10, 7)")]),
+    "unknown_theme": (lambda d: d.update(theme="moon"), [("V1.unknown_theme", "$.theme")]),
+    "theme_mismatch": (lambda d: d.update(theme="cave"), [("V1.theme_mismatch", "$.theme")]),
+    "unknown_enemy": (lambda d: d["enemies"][1].update(kind="dragon"), [("V1.unknown_enemy_kind", "$.enemies[1].kind")]),
+    "unknown_item": (lambda d: d["items"][0].update(kind="ring"), [("V1.unknown_item_kind", "$.items[0].kind")]),
+    "open_border": (lambda d: put(d, 5, 0, "."), [("V2.open_border", "(5, 0)")]),
+    "door_in_border": (lambda d: put(d, 19, 4, "+"), [("V2.open_border", "(19, 4)")]),
+    "on_wall": (lambda d: d["enemies"][0].update(x=8, y=4), [("V3.on_wall", "$.enemies[0]")]),
+    "exit_on_wall": (lambda d: d.update(exit={"x": 19, "y": 10}), [("V3.on_wall", "$.exit")]),
+    "overlap": (lambda d: d["items"][1].update(x=10, y=5), [("V3.overlap", "$.items[1]")]),
+    "exit_on_spawn": (lambda d: d.update(exit={"x": 1, "y": 1}), [("V3.overlap", "$.exit")]),
+    "out_of_bounds": (lambda d: d["enemies"][0].update(x=25), [("V3.out_of_bounds", "$.enemies[0]")]),
+    "spawn_missing": (lambda d: d.pop("spawn"), [("V4.spawn_missing", "$.spawn")]),
+    "spawn_null": (lambda d: d.update(spawn=None), [("V4.spawn_missing", "$.spawn")]),
+    "exit_missing": (lambda d: d.pop("exit"), [("V4.exit_missing", "$.exit")]),
+    "enemy_count": (lambda d: d["enemies"].clear(), [("V5.enemy_count", "$.enemies")]),
+    "enemy_near_spawn": (lambda d: d["enemies"][0].update(x=4, y=5), [("V5.enemy_near_spawn", "$.enemies[0]")]),
+    "enemy_diagonal_4": (lambda d: d["enemies"][0].update(x=5, y=2), [("V5.enemy_near_spawn", "$.enemies[0]")]),
+    "unreachable_item": (lambda d: put(d, 7, 6, "#"), [("V6.disconnected", "(6, 4)"), ("V6.unreachable_item", "$.items[0]")]),
+    "unreachable_exit": (lambda d: (put(d, 7, 6, "#"), d["items"].pop(0), d.update(exit={"x": 7, "y": 5})),
+                         [("V6.disconnected", "(6, 4)"), ("V6.unreachable_exit", "$.exit")]),
+    "unreachable_enemy": (lambda d: (put(d, 7, 6, "#"), d["items"].pop(0), d["enemies"][0].update(x=7, y=4)),
+                          [("V6.disconnected", "(6, 4)"), ("V6.unreachable_enemy", "$.enemies[0]")]),
+    "disconnected": (lambda d: (put(d, 7, 6, "#"), d["items"].pop(0)), [("V6.disconnected", "(6, 4)")]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_each_break_gives_exactly_its_code_and_place(name):
+    fn, expected = BREAKS[name]
+    doc = _mutate(fn)
+    report = validate_level(doc, SPEC)
+    assert not report.valid
+    assert where_codes(report) == expected
+    # The same verdict from text, and from the batch API.
+    assert where_codes(validate_level(json.dumps(doc), SPEC)) == expected
+    assert where_codes(validate_batch([json.dumps(doc), doc], SPEC)[0]) == expected
+
+
+def test_enemy_five_steps_away_is_fine_and_count_tolerance():
+    doc = _mutate(lambda d: d["enemies"][0].update(x=6, y=2))  # Chebyshev 5
+    assert validate_level(doc, SPEC).valid
+    # spec 2 enemies -> allowed 1..3
+    one = _mutate(lambda d: d["enemies"].pop())
+    assert validate_level(one, SPEC).valid
+    spec8 = LevelSpec(width=20, height=12, difficulty=3, enemies=8, items=2, theme="crypt")
+    assert where_codes(validate_level(good(), spec8)) == [("V5.enemy_count", "$.enemies")]
+    assert validate_level(good()).valid  # no spec, no count check
+
+
+def _room(width: int, height: int, rows_fill=None) -> dict:
+    rows = ["#" * width] + ["#" + "." * (width - 2) + "#" for _ in range(height - 2)] + ["#" * width]
+    if rows_fill:
+        rows = rows_fill(rows)
+    return {"name": "room", "width": width, "height": height, "rows": rows, "spawn": {"x": 1, "y": 1},
+            "exit": {"x": width - 2, "y": height - 2}, "enemies": [], "items": [], "theme": "cave"}
+
+
+def test_density_low_and_high():
+    report = validate_level(_room(64, 48))
+    assert where_codes(report) == [("V7.density_low", "$.rows")]
+    assert "7%" in report.failures[0].message
+
+    def snake(rows):
+        # Corridor along row 1 and down the right side: nearly all wall.
+        rows = ["#" * 20 for _ in rows]
+        rows[1] = "#" + "." * 18 + "#"
+        for y in range(2, 11):
+            rows[y] = "#" * 18 + ".#"
+        return rows
+
+    report = validate_level(_room(20, 12, snake))
+    assert where_codes(report) == [("V7.density_high", "$.rows")]
+
+
+def test_failures_are_listed_all_at_once_in_gate_order():
+    doc = good()
+    put(doc, 5, 0, ".")
+    doc["enemies"][0].update(x=2, y=2)
+    doc["items"][1].update(x=8, y=4)
+    doc["theme"] = "cave"
+    report = validate_level(doc, SPEC)
+    assert [f.gate for f in report.failures] == ["V1", "V2", "V3", "V5"]
+    assert report.counts() == {"V0": 0, "V1": 1, "V2": 1, "V3": 1, "V4": 0, "V5": 1, "V6": 0, "V7": 0}
+    d = report.to_dict()
+    assert d["valid"] is False and len(d["failures"]) == 4
+    assert set(d["failures"][0]) >= {"gate", "code", "message", "where"}
+
+
+def test_feedback_names_codes_places_and_rules():
+    doc = good()
+    doc["enemies"][0].update(x=2, y=2)
+    text = validate_level(doc, SPEC).feedback()
+    assert "V5.enemy_near_spawn" in text and "$.enemies[0]" in text and "(2, 2)" in text
+    assert "more than 4 steps" in text
+    assert validate_level(good(), SPEC).feedback() == "The level passed every check."
+
+
+def test_repeated_tile_failures_are_capped_and_summarised():
+    doc = good()
+    doc["rows"] = ["." * 20 for _ in range(12)]
+    report = validate_level(doc, limits=ValidationLimits(max_failures_per_code=5))
+    border = [f for f in report.failures if f.code == "V2.open_border"]
+    assert len(border) == 6 and "more open border tiles" in border[-1].message
+
+
+def test_level_objects_with_bad_values_are_reported_not_raised():
+    level = Level.from_json(json.dumps(good()))
+    grid = level.grid.copy()
+    grid[3, 3] = 9
+    odd = Level(name="odd", grid=grid, spawn=(1, 1), exit=(18, 10), enemies=level.enemies, items=level.items,
+                theme="crypt")
+    assert where_codes(validate_level(odd)) == [("V1.unknown_tile", "(3, 3)")]
+    neg = Level(name="neg", grid=level.grid, spawn=(-1, 1), exit=(18, 10), theme="crypt")
+    assert [f.code for f in validate_level(neg).failures] == ["V0.schema"]
+
+
+def test_failure_is_a_wire_struct():
+    f = Failure("V3", "V3.on_wall", "on a wall", "$.enemies[0]", (3, 4))
+    assert msgspec.json.decode(msgspec.json.encode(f), type=Failure) == f
+    assert str(f) == "V3.on_wall $.enemies[0]: on a wall"
+
+
+def test_batch_mixes_shapes_forms_and_specs():
+    doc = good()
+    bad = copy.deepcopy(doc)
+    put(bad, 5, 0, ".")
+    room = _room(30, 20)
+    items = [doc, json.dumps(bad), room, Level.from_json(json.dumps(doc)), b"{", json.dumps(room)]
+    reports = validate_batch(items)
+    assert [r.valid for r in reports] == [True, False, True, True, False, True]
+    assert [r.codes() for r in reports] == [validate_level(x).codes() for x in items]
+    specs = [SPEC, SPEC, None, SPEC, None, SPEC]
+    reports = validate_batch(items, specs)
+    assert reports[5].codes() == ["V1.spec_width", "V1.spec_height", "V1.theme_mismatch", "V5.enemy_count"]
+    with pytest.raises(ValueError, match="one per level"):
+        validate_batch(items, [SPEC])
