@@ -55,6 +55,8 @@ def levels_module() -> ModuleType:
     """
     global _levels
     if _levels is not None:
+        if not isinstance(_levels.llm, _ModelSelector):  # someone assigned a model directly
+            _levels.llm = _ModelSelector(_levels.llm)
         return _levels
     with _load_lock:
         if _levels is None:

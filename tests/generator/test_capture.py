@@ -35,7 +35,9 @@ def levels():
 def records(levels):
     seen: list = []
     previous = capture.set_record_sink(seen.append)
+    model = levels.llm
     yield seen
+    levels.llm = model
     capture.set_record_sink(previous)
     capture.set_local_server(None)
 
