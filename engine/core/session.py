@@ -134,6 +134,16 @@ class Session:
         self._started = False
         self._closed = False
 
+    @property
+    def current_level(self) -> SourcedLevel | None:
+        """The level being played (with its generation id and backend, for a HUD)."""
+        return self._current.sourced if self._current is not None else None
+
+    @property
+    def depth(self) -> int:
+        """1-based number of the level being played (0 before the first)."""
+        return self._current.index + 1 if self._current is not None else 0
+
     # ----------------------------------------------------------- prefetching
 
     def start(self) -> None:

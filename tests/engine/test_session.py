@@ -26,6 +26,7 @@ def test_next_level_is_made_while_the_current_one_is_played(ascii_source):
     assert session.transition_waits_ms and len(source.requests) == 2
     game2 = session.next_game()
     assert game2.level_id == "s/1" and game2.generation_id == "gen-1"
+    assert session.depth == 2 and session.current_level.backend == "ascii"
     assert source.sessions == ["s"]
     session.close()
 
