@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CapturePlugin",
+    "LocalAnswer",
     "LocalServer",
     "ensure_outermost",
     "get_local_server",
@@ -67,7 +68,7 @@ __all__ = [
     "to_jsonable",
 ]
 
-#: ``fn(site, args) -> result | None``: answer a call site locally, or decline with None.
+#: ``fn(site, args) -> result | LocalAnswer | None``: answer a call site locally, or decline with None.
 LocalServer = Callable[[str, dict[str, Any]], Any]
 RecordSink = Callable[[CallRecord], None]
 
@@ -303,18 +304,60 @@ def _ask_local(call: _Call, mt_run: Any) -> None:
     start = time.perf_counter()
     try:
         answer = _local_server(call.site, call.args)  # type: ignore[misc]
-        if answer is None:
+        local = _as_local_answer(answer)
+        if local is None:
             return
-        value = _to_program_value(answer, getattr(mt_run, "resp_type", None))
+        value = _to_program_value(local.result, getattr(mt_run, "resp_type", None))
     except Exception:
         log.warning("capture: the local server failed on %s; asking the model instead", call.site, exc_info=True)
         return
     call.answer = value
-    rec = _record(call, raw=_dumps(answer), result=to_jsonable(answer), error=None, start=start)
+    raw = local.raw if local.raw is not None else _dumps(local.result)
+    rec = _record(call, raw=raw, result=to_jsonable(local.result), error=None, start=start)
     rec.backend = "student"
-    rec.model = _local_model_name()
+    rec.model = local.model or _local_model_name()
+    rec.model_version = local.model_version
+    rec.confidence = local.confidence
     rec.served = True
     _emit(rec, None)
+
+
+@dataclasses.dataclass
+class LocalAnswer:
+    """What a local server may return instead of a bare result, to be recorded with it.
+
+    A bare JSON-able value is the same as ``LocalAnswer(result=value)``.  Any
+    object with a ``result`` attribute (e.g. a student's output with ``text``
+    and ``mean_logprob``) is read the same way; ``result=None`` declines.
+    """
+
+    result: Any
+    raw: str | None = None
+    confidence: float | None = None
+    model: str | None = None
+    model_version: str | None = None
+
+
+def _as_local_answer(answer: Any) -> LocalAnswer | None:
+    if answer is None:
+        return None
+    if isinstance(answer, LocalAnswer):
+        return answer if answer.result is not None else None
+    if not isinstance(answer, (dict, list, str, int, float, bool)) and hasattr(answer, "result"):
+        result = getattr(answer, "result")
+        if result is None:
+            return None
+        confidence = getattr(answer, "confidence", None)
+        if confidence is None:
+            confidence = getattr(answer, "mean_logprob", None)
+        return LocalAnswer(
+            result=result,
+            raw=getattr(answer, "text", None),
+            confidence=None if confidence is None else float(confidence),
+            model=getattr(answer, "model", None),
+            model_version=getattr(answer, "model_version", None),
+        )
+    return LocalAnswer(result=answer)
 
 
 def _finish(

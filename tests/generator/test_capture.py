@@ -296,3 +296,15 @@ def test_streamed_call_passes_through_and_is_recorded_without_result(records):
     assert "".join(notes_async.read_aloud("hi")) == "hello there friend"
     (rec,) = records
     assert rec.site.startswith("notes_async:read_aloud#") and rec.result is None and rec.error is None
+
+
+def test_local_answer_carries_confidence_and_version_into_the_record(levels, records):
+    answer = capture.LocalAnswer(
+        result=support.SMALL_LEVEL, raw="compact text", confidence=-0.4, model="micro-student", model_version="v3"
+    )
+    capture.set_local_server(lambda site, args: answer)
+    levels.llm = support.mock_llm()
+    assert levels.design_level(_spec(levels), "").name == "Test Vault"
+    (rec,) = records
+    assert (rec.backend, rec.model, rec.model_version, rec.confidence) == ("student", "micro-student", "v3", -0.4)
+    assert rec.raw_output == "compact text" and rec.valid is True
