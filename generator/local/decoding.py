@@ -9,7 +9,7 @@ next, and :func:`sample` masks every other token's logit.  That forces
 * the row length and the newline after it, and exactly ``height`` rows,
 * walls all around the border,
 * at most one spawn and one exit, at most ``enemies`` enemies and ``items``
-  items (of the theme's kinds), no enemy within 4 steps of the spawn, and
+  items (of the theme's kinds), no enemy within 4 tiles of the spawn, and
   every entity placed before the grid runs out of interior cells.
 
 What masking cannot force (one connected floor region, wall density,
@@ -55,10 +55,11 @@ log = logging.getLogger(__name__)
 #: Marker for "end of sequence" among a grammar's allowed characters.
 EOS: Final = "<eos>"
 TERRAIN: Final = frozenset(".#+")
-#: An enemy may not stand within this many steps of the spawn (gate V5).
+#: An enemy may not stand within this many tiles of the spawn in x and y (gate V5,
+#: ``generator.validation.SPAWN_SAFE_RADIUS``; Chebyshev distance).
 SPAWN_CLEARANCE: Final = 4
-#: Cells after the spawn, in reading order, within SPAWN_CLEARANCE of it (4 + 7 + 5 + 3 + 1).
-_SPAWN_SHADOW: Final = 20
+#: Cells after the spawn, in reading order, within SPAWN_CLEARANCE of it (4 + 4 rows of 9).
+_SPAWN_SHADOW: Final = 40
 
 
 class LevelGrammar:
@@ -122,7 +123,7 @@ class LevelGrammar:
         if not self.exit_placed:
             entities.add(EXIT_GLYPH)
         if self.enemies_left > 0 and (
-            abs(self.spawn[0] - x) + abs(self.spawn[1] - y) > SPAWN_CLEARANCE
+            max(abs(self.spawn[0] - x), abs(self.spawn[1] - y)) > SPAWN_CLEARANCE
             if self.spawn is not None
             else self._spawn_room_after(x, y, excluding_near=(x, y)) > 0
         ):
@@ -161,7 +162,7 @@ class LevelGrammar:
         n = int(flat.sum())
         if excluding_near is not None and n:
             ok = self.spawn_ok.copy()
-            _clear_diamond(ok, *excluding_near)
+            _clear_square(ok, *excluding_near)
             n = int(ok.reshape(-1)[y * self.width + x + 1 :].sum())
         return n
 
@@ -172,7 +173,7 @@ class LevelGrammar:
         sx, sy = self.spawn
         n = 0
         for cy in range(max(y, sy - SPAWN_CLEARANCE, 1), min(sy + SPAWN_CLEARANCE, self.height - 2) + 1):
-            reach = SPAWN_CLEARANCE - abs(cy - sy)
+            reach = SPAWN_CLEARANCE
             lo, hi = max(sx - reach, 1), min(sx + reach, self.width - 2)
             if cy == y:
                 lo = max(lo, x + 1)
@@ -207,7 +208,7 @@ class LevelGrammar:
             elif ch in ENEMY_GLYPHS:
                 self.enemies_left -= 1
                 self.enemy_cells.append((x, self.y))
-                _clear_diamond(self.spawn_ok, x, self.y)
+                _clear_square(self.spawn_ok, x, self.y)
             elif ch in ITEM_GLYPHS:
                 self.items_left -= 1
         self.pos += 1
@@ -232,14 +233,10 @@ class LevelGrammar:
         return new
 
 
-def _clear_diamond(grid: np.ndarray, x: int, y: int) -> None:
-    """Mark every cell within SPAWN_CLEARANCE steps (Manhattan) of ``(x, y)`` False."""
-    h, w = grid.shape
-    for dy in range(-SPAWN_CLEARANCE, SPAWN_CLEARANCE + 1):
-        cy = y + dy
-        if 0 <= cy < h:
-            reach = SPAWN_CLEARANCE - abs(dy)
-            grid[cy, max(0, x - reach) : min(w, x + reach + 1)] = False
+def _clear_square(grid: np.ndarray, x: int, y: int) -> None:
+    """Mark every cell within SPAWN_CLEARANCE of ``(x, y)`` in both x and y False."""
+    r = SPAWN_CLEARANCE
+    grid[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = False
 
 
 # ----------------------------------------------------------------- sampling

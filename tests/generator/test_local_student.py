@@ -58,7 +58,7 @@ def test_masked_decoding_forces_the_shape_even_from_an_untrained_model(student, 
     assert {e["kind"] for e in level["enemies"]} <= set(theme_enemy_kinds(spec["theme"]))
     assert {i["kind"] for i in level["items"]} <= set(theme_item_kinds(spec["theme"]))
     sx, sy = level["spawn"]["x"], level["spawn"]["y"]
-    assert all(abs(e["x"] - sx) + abs(e["y"] - sy) > 4 for e in level["enemies"])
+    assert all(max(abs(e["x"] - sx), abs(e["y"] - sy)) > 4 for e in level["enemies"])
     things = [(sx, sy), (level["exit"]["x"], level["exit"]["y"])] + [(t["x"], t["y"]) for t in
                                                                    level["enemies"] + level["items"]]
     assert len(set(things)) == len(things)
@@ -209,3 +209,20 @@ def test_grammar_random_walks_always_finish_with_every_entity_placed():
         assert (g.enemies_left, g.items_left, g.spawn is not None, g.exit_placed) == (0, 0, True, True)
 
     walk()
+
+
+def test_spawn_clearance_matches_the_validator():
+    from generator.local.decoding import SPAWN_CLEARANCE
+    from generator.validation import SPAWN_SAFE_RADIUS
+
+    assert SPAWN_CLEARANCE == SPAWN_SAFE_RADIUS
+
+
+def test_masked_output_of_an_untrained_model_fails_only_gates_masking_cannot_force(student):
+    from generator.validation import validate_level
+
+    codes = set()
+    for n, spec in enumerate(SPECS):
+        out = student.generate({"spec": spec}, seed=n)
+        codes |= {f.gate for f in validate_level(out.result, LevelSpec(**spec)).failures}
+    assert codes <= {"V6", "V7"}  # connectivity and wall density: the resampling loop's job
