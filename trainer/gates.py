@@ -82,6 +82,7 @@ def run_student(
     seed: int = 0,
     max_new_tokens: int | None = None,
     output_schema: dict[str, Any] | None = None,
+    temperature: float | None = None,
     progress: bool = False,
     desc: str = "evaluate",
 ) -> list[Sample]:
@@ -93,6 +94,8 @@ def run_student(
         kwargs: dict[str, Any] = {"seed": seed + i}
         if max_new_tokens is not None:
             kwargs["max_new_tokens"] = max_new_tokens
+        if temperature is not None:
+            kwargs["temperature"] = temperature
         started = time.perf_counter()
         try:
             out = student.generate(dict(args), **kwargs)

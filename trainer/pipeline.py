@@ -185,10 +185,11 @@ def _stage_dataset(store: Any, site: str, cfg: PipelineConfig, run_dir: Path) ->
 
 
 def _stage_train(ds: Dataset, cfg: PipelineConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
-    from trainer.loop import train
+    from trainer import loop
 
     tc = cfg.train.to_train_config()
-    result = train(tc, ds.train_texts(seed=cfg.train.seed), ds.eval_texts(), run_dir / "model", progress=progress)
+    out = loop.train(tc, ds.train_texts(seed=cfg.train.seed), ds.eval_texts(), run_dir / "model", progress=progress)
+    result = out if hasattr(out, "tokens_per_s") else loop.read_result(run_dir / "model")
     return {"step": result.step, "total_steps": result.total_steps, "completed": result.completed,
             "train_loss": result.train_loss, "eval_loss": result.eval_loss, "tokens_per_s": result.tokens_per_s,
             "train_seconds": result.train_seconds, "history": result.history[-50:]}
@@ -230,16 +231,16 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     training = [ex.result for ex in ds.train]
     art = run_dir / "artefact"
     common = {"seed": cfg.train.seed, "max_new_tokens": g.max_new_tokens, "output_schema": ds.output_schema,
-              "progress": progress}
+              "temperature": g.temperature, "progress": progress}
 
-    student = LocalStudent.load(art, quantize=None)
+    student = LocalStudent.load(art, quantize=None, site=site)
     samples = run_student(student, site, calls, desc="evaluate fp32", **common)
     metrics = score(site, samples, teacher_results=teacher, training_results=training)
     del student
     metrics_q: dict[str, Any] | None = None
     verdict = None
     if cfg.quantize.int8:
-        student_q = LocalStudent.load(art, quantize="int8")
+        student_q = LocalStudent.load(art, quantize="int8", site=site)
         samples_q = run_student(student_q, site, calls, desc="evaluate int8", **common)
         metrics_q = score(site, samples_q, teacher_results=teacher, training_results=training)
         verdict = quantization_verdict(metrics["validity"], metrics_q["validity"], cfg.quantize.max_validity_drop)

@@ -1,0 +1,184 @@
+"""Training throughput: this trainer against a plain Hugging Face fp32 eager loop, same model and data.
+
+Three variants train the same micro Llama (``trainer.model`` preset, freshly
+initialised with the same seed) on the same level texts in the compact grid
+form, each in its own process so peak memory is its own:
+
+* ``plain_fp32``: the textbook loop -- shuffled fixed-size batches padded to
+  the longest example, fp32, AdamW;
+* ``trainer_fp32``: :func:`trainer.loop.train` with bf16 off (length-bucketed
+  batches, same optimizer);
+* ``trainer_bf16``: :func:`trainer.loop.train` as configured by default on a
+  CPU that supports it (bf16 autocast).
+
+Throughput counts real (non-padding) tokens per second of training, so less
+padding counts as speed, as it is.  ``speedup`` = trainer_bf16 / plain_fp32.
+
+    python -m benchmarks.train --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import queue
+import resource
+import sys
+import tempfile
+import time
+from typing import Any
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    """Level texts in the student's form: random rooms, sizes 16-24 x 12-16 like the quick preset."""
+    import numpy as np
+
+    from engine.core.level import Level, Placed
+    from generator.callsite import LEVEL_SITE
+    from generator.local.codec import encode_example
+
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n:
+        w, h = int(rng.integers(16, 25)), int(rng.integers(12, 17))
+        grid = np.ones((h, w), dtype=np.uint8)
+        grid[1:-1, 1:-1] = (rng.random((h - 2, w - 2)) < 0.25).astype(np.uint8)
+        grid[1:3, 1:3] = grid[h - 3:h - 1, w - 3:w - 1] = 0
+        free = [(x, y) for y in range(1, h - 1) for x in range(1, w - 1)
+                if grid[y, x] == 0 and x + y > 8 and (x, y) != (w - 2, h - 2)]
+        e, i = int(rng.integers(0, 6)), int(rng.integers(0, 4))
+        pick = rng.permutation(len(free))[: e + i]
+        level = Level(name="b", grid=grid, spawn=(1, 1), exit=(w - 2, h - 2), theme="crypt",
+                      enemies=[Placed("rat", *free[j]) for j in pick[:e]], items=[Placed("potion", *free[j]) for j in pick[e:]])
+        spec = {"width": w, "height": h, "difficulty": 3, "enemies": e, "items": i, "theme": "crypt"}
+        out.append(encode_example(LEVEL_SITE, {"spec": spec}, level.to_dict()))
+    return out
+
+
+def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from trainer.model import micro_config
+    from trainer.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(texts, kind="char")
+    bos, eos, pad = tok.token_to_id("<s>"), tok.token_to_id("</s>"), tok.token_to_id("<pad>")
+    seqs = [[bos, *tok.encode(t).ids, eos] for t in texts]
+    torch.manual_seed(args["seed"])
+    model = LlamaForCausalLM(micro_config(args["preset"], tok.get_vocab_size()))
+    model.config.use_cache = False
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    rng = np.random.default_rng(args["seed"])
+    bs = args["batch_size"]
+    tokens, seconds = 0, 0.0
+    for step in range(args["warmup"] + args["steps"]):
+        idx = rng.choice(len(seqs), size=bs, replace=False)
+        batch = [seqs[i] for i in idx]
+        width = max(map(len, batch))
+        ids = torch.full((bs, width), pad, dtype=torch.long)
+        mask = torch.zeros((bs, width), dtype=torch.long)
+        for r, s in enumerate(batch):
+            ids[r, : len(s)] = torch.tensor(s)
+            mask[r, : len(s)] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        started = time.perf_counter()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step >= args["warmup"]:
+            seconds += time.perf_counter() - started
+            tokens += int(mask.sum())
+    return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": float(loss)}
+
+
+def _trainer(texts: list[str], args: dict[str, Any], bf16: bool) -> dict[str, Any]:
+    from trainer import loop
+    from trainer.loop import TrainConfig, train
+
+    cfg = TrainConfig(base="micro", preset=args["preset"], steps=args["warmup"] + args["steps"],
+                      batch_size=args["batch_size"], lr=1e-3, warmup_steps=1, bf16=bf16, eval_every=0,
+                      checkpoint_every=0, seed=args["seed"])
+    with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
+        res = train(cfg, texts, [], tmp, resume=False, progress=False)
+        res = res if hasattr(res, "tokens_per_s") else loop.read_result(tmp)
+    # the loop reports tokens/s over the whole run (warm-up included): a slight underestimate
+    return {"tokens_per_s": res.tokens_per_s, "seconds": res.train_seconds, "final_loss": res.train_loss,
+            "steps": res.step}
+
+
+def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
+    import torch
+
+    torch.set_num_threads(args["threads"])
+    texts = _texts(args["examples"], args["seed"])
+    if variant == "plain_fp32":
+        out = _plain(texts, args)
+    else:
+        out = _trainer(texts, args, bf16=variant.endswith("bf16"))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(out)
+
+
+def run(args: dict[str, Any]) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    results: dict[str, Any] = {}
+    for variant in ("plain_fp32", "trainer_fp32", "trainer_bf16"):
+        q = ctx.Queue()
+        p = ctx.Process(target=_child, args=(variant, args, q))
+        p.start()
+        while True:
+            try:
+                results[variant] = q.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not p.is_alive():
+                    raise RuntimeError(f"benchmark variant {variant} died (exit code {p.exitcode}); see stderr")
+        p.join()
+    base = results["plain_fp32"]["tokens_per_s"]
+    return {
+        "benchmark": "train",
+        "model_preset": args["preset"],
+        "steps": args["steps"],
+        "batch_size": args["batch_size"],
+        "threads": args["threads"],
+        "seed": args["seed"],
+        "variants": results,
+        "speedup": results["trainer_bf16"]["tokens_per_s"] / base,
+        "speedup_fp32": results["trainer_fp32"]["tokens_per_s"] / base,
+        "peak_rss_mb": {k: round(v["peak_rss_mb"], 1) for k, v in results.items()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="micro-5m", help="micro model shape (default micro-5m)")
+    p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per variant (default 12)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--examples", type=int, default=256, help="distinct level texts (default 256)")
+    p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(argv)
+    args = {"preset": a.preset, "steps": a.steps, "warmup": a.warmup, "batch_size": a.batch_size,
+            "examples": a.examples, "threads": a.threads, "seed": a.seed}
+    out = run(args)
+    if a.json:
+        print(json.dumps(out))
+    else:
+        for name, v in out["variants"].items():
+            print(f"{name:<13} {v['tokens_per_s']:>9,.0f} tok/s  peak {v['peak_rss_mb']:,.0f} MB")
+        print(f"speedup (trainer bf16 vs plain fp32): {out['speedup']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""End to end on the CPU in seconds: store -> dataset -> train a micro model -> merge/int8 -> GGUF ->
+evaluate -> registry -> promote; then a second version, rollback, resume after a crash, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from engine.core.level import Level, Placed  # noqa: E402
+from generator import train as train_cli  # noqa: E402
+from generator.callsite import LEVEL_SITE  # noqa: E402
+from generator.records import CallRecord  # noqa: E402
+from generator.registry import Registry  # noqa: E402
+from generator.store import Store  # noqa: E402
+from trainer import pipeline  # noqa: E402
+from trainer.config import load_preset  # noqa: E402
+from trainer.errors import TrainerError  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _fill(home, n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    with Store.open(home / "forge.db") as store:
+        for i in range(n):
+            spec = {"width": 16, "height": 12, "difficulty": 1 + i % 10, "enemies": i % 3, "items": 1, "theme": "cave"}
+            grid = np.ones((12, 16), dtype=np.uint8)
+            grid[1:-1, 1:-1] = (rng.random((10, 14)) < 0.2).astype(np.uint8)
+            grid[1:3, 1:3] = grid[-3:-1, -3:-1] = 0
+            free = [(x, y) for y in range(1, 11) for x in range(1, 15) if grid[y, x] == 0 and x + y > 8 and (x, y) != (14, 10)]
+            pick = rng.permutation(len(free))
+            lv = Level(name="x", grid=grid, spawn=(1, 1), exit=(14, 10), theme="cave",
+                       enemies=[Placed("rat", *free[j]) for j in pick[: spec["enemies"]]],
+                       items=[Placed("potion", *free[pick[-1]])])
+            store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args={"spec": spec},
+                                         result=lv.to_dict(), valid=True))
+
+
+def test_end_to_end_train_register_promote_rollback(_forge_home):
+    _fill(_forge_home)
+    cfg = load_preset("tiny-test")
+    report = pipeline.run(cfg, data_dir=_forge_home)
+    h = report.headline()
+    for key in pipeline.HEADLINE:
+        assert key in h
+    assert h["site"] == LEVEL_SITE and h["version"] == "v0001" and h["promoted"] is True and h["base"] == "micro"
+    assert h["train_examples"] + h["heldout_examples"] == 30 and h["tokens_per_s"] > 0
+    assert 0.0 <= h["validity"] <= 1.0 and h["quantized_validity"] is not None
+    reg = Registry(_forge_home / "models")
+    cur = reg.current(LEVEL_SITE)
+    assert cur.version == "v0001" and cur.state == "current" and cur.preset == "tiny-test"
+    assert {"model.safetensors", "config.json", "tokenizer.json", "student-f16.gguf", "student-q8_0.gguf"} <= set(cur.files)
+    assert cur.dataset_hash == report.stages["dataset"]["hash"] and cur.dataset_size == h["train_examples"]
+    assert "validity_lower95" in cur.metrics and "controllability" in cur.metrics
+    reg.verify(LEVEL_SITE, "v0001")
+    assert (report.run_dir / "report.md").read_text().startswith("# Training run")
+    assert json.loads((report.run_dir / "report.json").read_text())["version"] == "v0001"
+
+    # the served artefact loads through the runtime the game uses
+    from generator.local.student import LocalStudent
+
+    student = LocalStudent.load(reg.model_dir(LEVEL_SITE), quantize="int8")
+    assert student.site == LEVEL_SITE
+
+    second = pipeline.run(load_preset("tiny-test", overrides=["train.seed=1"]), data_dir=_forge_home)
+    assert second.headline()["version"] == "v0002" and second.headline()["promoted"]
+    assert reg.get(LEVEL_SITE, "v0002").parent == "v0001"
+    assert reg.rollback(LEVEL_SITE).version == "v0001"
+
+
+def test_failing_gates_register_but_do_not_promote(_forge_home):
+    _fill(_forge_home)
+    cfg = load_preset("tiny-test", overrides=["gates.min_validity=1.0", "gates.min_validity_lower95=0.99"])
+    report = pipeline.run(cfg, data_dir=_forge_home)
+    reg_stage = report.stages["register"]
+    assert reg_stage["promoted"] is False and reg_stage["state"] == "rejected" and "validity" in reg_stage["why"]
+    reg = Registry(_forge_home / "models")
+    assert reg.current(LEVEL_SITE) is None and reg.versions(LEVEL_SITE)[0].state == "rejected"
+
+
+def test_resume_after_a_crash_skips_finished_stages(_forge_home, monkeypatch):
+    _fill(_forge_home)
+    cfg = load_preset("tiny-test")
+
+    def boom(*a, **k):
+        raise RuntimeError("power cut during export")
+
+    monkeypatch.setattr(pipeline, "_stage_export", boom)
+    with pytest.raises(RuntimeError):
+        pipeline.run(cfg, data_dir=_forge_home)
+    run_dir = pipeline.latest_unfinished_run(_forge_home / "runs")
+    assert run_dir is not None and (run_dir / "stages" / "train.json").is_file()
+    monkeypatch.undo()
+
+    def no_training(*a, **k):
+        raise AssertionError("train stage ran again")
+
+    monkeypatch.setattr(pipeline, "_stage_train", no_training)
+    report = pipeline.run(load_preset("quick"), data_dir=_forge_home, resume=True)  # saved config wins
+    assert report.run_dir == run_dir and report.config.name == "tiny-test"
+    assert report.headline()["version"] == "v0001"
+    with pytest.raises(TrainerError, match="no unfinished run"):
+        pipeline.run(cfg, data_dir=_forge_home, resume=True)
+
+
+def test_cli_json_prints_the_headline(_forge_home, capsys):
+    _fill(_forge_home)
+    assert train_cli.main(["--preset", "tiny-test", "--json", "--no-promote"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in pipeline.HEADLINE:
+        assert key in out
+    assert out["promoted"] is False and out["version"] == "v0001"
+    assert "gates passed; not promoted" in out["registry"]["why"]
+    # --if-needed: nothing new since v0001, so nothing happens
+    assert train_cli.main(["--preset", "tiny-test", "--if-needed", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trained"] is False
