@@ -530,12 +530,13 @@ class Store:
         self, where: str, params: list[Any], *, limit: int, with_rowid: bool = False
     ) -> list[Any]:
         cols = ", ".join(f"c.{c}" for c in CALL_COLUMNS)
+        # Correlated subqueries use the fun(generation_id) index: cost grows with the page, not the table.
         sql = (
-            f"SELECT c.rowid, {cols}, c.extra, f.mean, f.plays, f.features FROM calls c "
-            "LEFT JOIN (SELECT generation_id, AVG(score) AS mean, COUNT(*) AS plays, "
-            "  (SELECT features FROM fun f2 WHERE f2.generation_id = f1.generation_id ORDER BY id DESC LIMIT 1)"
-            "  AS features FROM fun f1 GROUP BY generation_id) f ON f.generation_id = c.call_id "
-            f"{where} ORDER BY c.rowid LIMIT {int(limit)}"
+            f"SELECT c.rowid, {cols}, c.extra, "
+            "(SELECT AVG(score) FROM fun WHERE generation_id = c.call_id), "
+            "(SELECT COUNT(*) FROM fun WHERE generation_id = c.call_id), "
+            "(SELECT features FROM fun WHERE generation_id = c.call_id ORDER BY id DESC LIMIT 1) "
+            f"FROM calls c {where} ORDER BY c.rowid LIMIT {int(limit)}"
         )
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store.open()")
