@@ -118,3 +118,33 @@ def test_cli_json_prints_the_headline(_forge_home, capsys):
     # --if-needed: nothing new since v0001, so nothing happens
     assert train_cli.main(["--preset", "tiny-test", "--if-needed", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trained"] is False
+
+
+def _local_base(tmp_path):
+    """A 'pretrained' Llama on disk (built from config) with its own tokenizer, like a TinyLlama folder."""
+    from transformers import LlamaForCausalLM
+
+    from trainer.model import micro_config
+    from trainer.tokenizer import train_tokenizer
+
+    tok = train_tokenizer([], kind="char")
+    model = LlamaForCausalLM(micro_config("micro-1m", tok.get_vocab_size()))
+    base = tmp_path / "tiny-base"
+    model.save_pretrained(str(base), safe_serialization=True)
+    tok.save(str(base / "tokenizer.json"))
+    return base
+
+
+def test_lora_on_a_local_base_is_merged_registered_and_exported(_forge_home, tmp_path):
+    _fill(_forge_home)
+    base = _local_base(tmp_path)
+    cfg = load_preset("tiny-test", overrides=[f"train.base={base}"])
+    assert cfg.train.to_train_config().lora is True
+    report = pipeline.run(cfg, data_dir=_forge_home)
+    reg = Registry(_forge_home / "models")
+    m = reg.get(LEVEL_SITE, report.headline()["version"])
+    assert m.base == "tiny-base" and "student-q8_0.gguf" in m.files
+    from safetensors import safe_open
+
+    with safe_open(str(reg.model_dir(LEVEL_SITE, m.version) / "model.safetensors"), framework="pt") as f:
+        assert not [k for k in f.keys() if "lora" in k]  # adapters merged into plain weights
