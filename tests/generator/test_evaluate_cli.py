@@ -1,0 +1,89 @@
+"""End to end: backends on the same seeded specs, the JSON shape, the report, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.core.level import LevelSpec
+from generator.backends import BackendOutput, BackendRequest, ProceduralBackend
+from generator.evaluate import EvaluationConfig, evaluate
+from generator.evaluate.__main__ import main
+from generator.evaluate.runner import generation_seed
+
+SPECS = [
+    {"width": 16, "height": 12, "difficulty": 2, "enemies": 1, "items": 1, "theme": "crypt"},
+    {"width": 20, "height": 14, "difficulty": 3, "enemies": 2, "items": 0, "theme": "cave"},
+]
+RUBRIC_NAMES = {"structural", "constraints", "fun", "diversity", "cost"}
+
+
+class FirstTryBroken:
+    """Answers garbage on attempt 1 and a good procedural level once it gets feedback."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.requests: list[BackendRequest] = []
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        self.requests.append(request)
+        if request.attempt == 1:
+            return BackendOutput(raw='{"name": "oops", "rows": ["###"]}', model="fake", prompt_tokens=10)
+        return ProceduralBackend().generate(request)
+
+
+@pytest.fixture()
+def spec_file(tmp_path):
+    path = tmp_path / "specs.jsonl"
+    path.write_text("# two small specs\n" + "\n".join(json.dumps(s) for s in SPECS) + "\n", encoding="utf-8")
+    return path
+
+
+def test_raw_and_after_retry_validity_use_the_real_validator():
+    specs = [LevelSpec.from_dict(s) for s in SPECS]
+    flaky = FirstTryBroken()
+    ev = evaluate(specs, {"procedural": ProceduralBackend(), "flaky": flaky},
+                  EvaluationConfig(seed=3, bots=("explorer",), progress=False))
+    s = ev.scores["flaky"]["structural"]
+    assert s.parts["raw"]["rate"] == 0.0
+    assert s.score == 1.0
+    assert s.parts["first_attempt_gate_failures"]["V0"] + s.parts["first_attempt_gate_failures"]["V1"] >= 2
+    assert all(r.feedback for r in flaky.requests if r.attempt == 2)  # the retry was told what was wrong
+    assert ev.scores["procedural"]["structural"].parts["raw"]["rate"] == 1.0
+    # Same seeds at both backends, so both answer the same request.
+    assert [g.seed for g in ev.generations["procedural"]] == [g.seed for g in ev.generations["flaky"]]
+    assert ev.generations["procedural"][1].seed == generation_seed(3, 1, 0)
+    assert all(g.plays and g.structure for g in ev.generations["procedural"])
+
+
+def test_cli_json_shape_and_report(spec_file, tmp_path, capsys):
+    report = tmp_path / "report"
+    code = main(["--specs", str(spec_file), "--backends", "teacher,procedural", "--n", "2", "--seed", "1",
+                 "--bots", "explorer", "--report", str(report), "--json", "--quiet"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)  # exactly one JSON object on stdout
+    assert set(data["backends"]) == {"teacher", "procedural"}
+    for per in data["backends"].values():
+        assert set(per) == RUBRIC_NAMES
+        for s in per.values():
+            assert set(s) == {"score", "ci", "parts"} and len(s["ci"]) == 2
+    assert data["backends"]["teacher"]["structural"]["score"] == 1.0  # no key: the teacher is procedural
+    assert data["specs"] == 2 and data["n"] == 2
+    page = (report / "index.html").read_text(encoding="utf-8")
+    assert "plots/gate_failures.png" in page and (report / "plots" / "gate_failures.png").exists()
+    assert len(list((report / "levels").glob("*.png"))) == 4  # 2 specs x 2 backends
+    assert len((report / "levels.jsonl").read_text().splitlines()) == 8
+
+
+def test_cli_errors_are_clear(spec_file, tmp_path, capsys):
+    assert main(["--specs", str(spec_file), "--backends", "student", "--quiet", "--no-report"]) == 2
+    assert "no student model is promoted" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(SPECS[0]) + "\n" + '{"width": 3}\n', encoding="utf-8")
+    assert main(["--specs", str(bad), "--backends", "procedural", "--quiet", "--no-report"]) == 2
+    assert f"{bad}:2:" in capsys.readouterr().err
+    assert main(["--backends", "procedural"]) == 2
+    assert main(["--specs", str(spec_file), "--backends", "nope", "--no-report"]) == 2
+    assert "unknown backend" in capsys.readouterr().err
