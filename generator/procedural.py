@@ -74,7 +74,7 @@ def generate_procedural(spec: LevelSpec, seed: int, *, name: str | None = None) 
     name = name if name is not None else f"{spec.theme}-{spec.width}x{spec.height}-d{spec.difficulty}-s{seed}"
     layout = THEME_LAYOUT.get(spec.theme, "rooms")
     for attempt in range(ATTEMPTS + 1):
-        openness = attempt / ATTEMPTS  # 0 = the theme's own look, 1 = very open
+        openness = attempt / max(1, ATTEMPTS)  # 0 = the theme's own look, 1 = very open
         if attempt == ATTEMPTS:
             grid = _open_room(spec.height, spec.width)
         elif layout == "caves":
@@ -296,11 +296,11 @@ def _populate(grid: NDArray[np.uint8], spec: LevelSpec, rng: np.random.Generator
 
 
 def _pick_far(dist: NDArray[np.int32], rng: np.random.Generator) -> int:
-    """A random tile among the farthest few percent of the reachable ones."""
+    """A random tile among the farthest few percent of the reachable ones (and within 8 % of the farthest)."""
     d = dist.ravel()
     reachable = np.flatnonzero(d < _UNREACHED)
     far = d[reachable]
-    cut = np.quantile(far, 0.97) if len(far) > 1 else 0
+    cut = max(float(np.quantile(far, 0.97)), 0.92 * float(far.max())) if len(far) > 1 else 0
     return int(rng.choice(reachable[far >= cut]))
 
 
