@@ -124,18 +124,24 @@ def load_specs(path: str | os.PathLike[str]) -> list[LevelSpec]:
 
 
 def random_specs(count: int, seed: int = 0, *, max_width: int = 40, max_height: int = 30) -> list[LevelSpec]:
-    """``count`` seeded specs spread over the ranges (sizes capped so bots finish quickly)."""
+    """``count`` seeded specs spread over the ranges, coherent the way a game asks.
+
+    Enemies grow and items shrink with difficulty (scaled by area), so a spec
+    does not ask for "difficulty 9, no enemies".  Sizes are capped so bots
+    finish quickly.
+    """
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(count):
         w = int(rng.integers(SPEC_RANGES["width"][0], max_width + 1))
         h = int(rng.integers(SPEC_RANGES["height"][0], max_height + 1))
-        enemies = int(rng.integers(0, max(1, min(SPEC_RANGES["enemies"][1], w * h // 60)) + 1))
-        out.append(LevelSpec(
-            width=w, height=h, difficulty=int(rng.integers(1, 11)), enemies=enemies,
-            items=int(rng.integers(0, min(SPEC_RANGES["items"][1], w * h // 80) + 1)),
-            theme=str(rng.choice(ALL_THEMES)),
-        ))
+        difficulty = int(rng.integers(1, 11))
+        room_for = max(1, min(SPEC_RANGES["enemies"][1], w * h // 40))
+        enemies = int(np.clip(round(room_for * difficulty / 10 + rng.integers(-1, 2)), 0, room_for))
+        item_room = max(1, min(SPEC_RANGES["items"][1], w * h // 80))
+        items = int(np.clip(round(item_room * (11 - difficulty) / 10 + rng.integers(-1, 2)), 0, item_room))
+        out.append(LevelSpec(width=w, height=h, difficulty=difficulty, enemies=enemies, items=items,
+                             theme=str(rng.choice(ALL_THEMES))))
     return out
 
 
