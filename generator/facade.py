@@ -413,7 +413,13 @@ def make_backend(
             ) from None
         from generator.config import teacher_settings
 
-        return LLMTeacherBackend(teacher_settings(data_dir))
+        settings = teacher_settings(data_dir)
+        if not settings.usable():
+            raise ConfigError(
+                f"the llm backend has no key for teacher {settings.model} ({settings.key_env() or 'its key'} "
+                "is unset) and no OPENAI_BASE_URL; set one, or use --backend procedural"
+            )
+        return LLMTeacherBackend(settings)
     if name == "student":
         from generator.registry import Registry
 

@@ -11,6 +11,7 @@ status: 0 levels served, 2 bad arguments (spec, backend, settings).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), args.json)
 
     out: list[dict[str, Any]] = []
-    with gen:
+    # Provider libraries print banners on stdout; with --json stdout carries one object only.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+    with gen, quiet:
         for i in range(args.n):
             got = gen.generate(spec, seed=args.seed + i)
             item = {

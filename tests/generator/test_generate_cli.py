@@ -59,8 +59,15 @@ def test_picture_and_spec_file(real_pipeline, capsys, tmp_path):
     assert "@" in out and ">" in out and "backend=procedural" in out and "recorded in" not in out
 
 
-def test_llm_without_a_key_still_serves_a_level(real_pipeline, capsys):
+def test_llm_without_a_key_is_a_clear_error(capsys):
+    assert main(["--spec", SPEC, "--backend", "llm", "--json"]) == 2
+    assert "OPENAI_API_KEY" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_llm_behind_a_dead_endpoint_still_serves_a_level(real_pipeline, capsys, monkeypatch):
     pytest.importorskip("generator.llm_adapter")
-    assert main(["--spec", SPEC, "--backend", "llm", "--json", "--deadline-s", "20"]) == 0
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    monkeypatch.setenv("FORGE_TEACHER_RETRIES", "0")
+    assert main(["--spec", SPEC, "--backend", "llm", "--json", "--max-attempts", "1"]) == 0
     (lv,) = json.loads(capsys.readouterr().out)["levels"]
     assert lv["backend"] == "procedural" and lv["tried"] == ["llm", "procedural"]
