@@ -292,7 +292,10 @@ class LevelGenerator:
         if router is None:
             return defaults
         try:
-            chosen = _call_router(router, self.site, defaults)
+            # The router sees the fallback too: offline it is the only "teacher", and a
+            # student must still be shadowed against it.  Plain procedural entries it
+            # returns are dropped below (the fallback is appended at the end anyway).
+            chosen = _call_router(router, self.site, [*defaults, self._fallback])
         except Exception:  # noqa: BLE001 - routing failure means the defaults serve
             log.exception("router failed for %s; using the configured cascade", self.site)
             return defaults

@@ -228,7 +228,7 @@ def test_router_hook_decides_the_cascade(store):
             TwoArg.refreshed += 1
 
         def backends_for(self, site, defaults):
-            assert site == LEVEL_SITE and [b.name for b in defaults] == ["llm"]
+            assert site == LEVEL_SITE and [b.name for b in defaults] == ["llm", "procedural"]
             return [student, *defaults]
 
     class OneArg:
@@ -303,3 +303,19 @@ def test_an_unavailable_configured_backend_is_skipped(store, monkeypatch):
     assert [b.name for b in gen.backends] == ["procedural"]
     with pytest.raises(ConfigError, match="no student model"):
         LevelGenerator(["student"], store=store)
+
+
+def test_routing_offline_shadows_a_student_against_procedural(store):
+    pytest.importorskip("generator.routing")
+    from generator.routing import ShadowBackend
+
+    student = Scripted("student", [box_level(SPEC, "invalid")])
+
+    class ShadowRouter:
+        def backends_for(self, site, defaults):
+            return [ShadowBackend(defaults[0], student, site, store, "v1", validator=lambda o, r: (False, []))]
+
+    got = make([], store, router=ShadowRouter()).generate(SPEC, seed=1)
+    assert got.backend == "procedural" and got.attempts == 1
+    recs = attempts(store)
+    assert sorted((r.backend, r.served) for r in recs) == [("procedural", True), ("student", False)]
