@@ -148,6 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; `python -m generator.train --resume` continues from the last checkpoint", file=sys.stderr)
         return 130
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # `accelerate launch`: only the main process reports
     result = {**out, **report.to_dict(), "trained": True}
     if args.json:
         print(json.dumps(result, default=str))

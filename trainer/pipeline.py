@@ -322,6 +322,37 @@ def _markdown(report: RunReport) -> str:
 
 # ------------------------------------------------------------------ run
 
+_LAUNCH_POINTER: Final = ".launch-run"
+
+
+def _distributed() -> Any:
+    """accelerate's process state under a multi-process ``accelerate launch``; None otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    # Without GPUs, processes talk over gloo (MULTI_CPU); the loop's Accelerator reuses this state.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.num_processes <= 1:
+        raise TrainerError(
+            f"WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate sees one process; "
+            "launch with `accelerate launch --multi_gpu --num_processes N -m generator.train ...`"
+        )
+    return state
+
+
+def _load_run(run_dir: Path) -> tuple[str, PipelineConfig]:
+    info = json.loads((run_dir / "run.json").read_text())
+    return info["site"], from_dict(PipelineConfig, info["config"])
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 
 def run(
     cfg: PipelineConfig,
@@ -349,44 +380,66 @@ def run(
             raise TrainerError(f"--resume: no unfinished run in {root / 'runs'}; start a new one without --resume")
         if not (run_dir / "run.json").is_file():
             raise TrainerError(f"--resume: {run_dir} is not a run folder (no run.json)")
-        info = json.loads((run_dir / "run.json").read_text())
-        site, cfg = info["site"], from_dict(PipelineConfig, info["config"])
+        site, cfg = _load_run(run_dir)
         log.info("resuming %s", run_dir)
 
-    store = Store.open(root / "forge.db")
-    try:
-        site = choose_site(store, site)
+    dist = _distributed()
+    if dist is not None and not dist.is_main_process:
+        # `accelerate launch`: the main process curates the data and names the run; the others join it.
+        dist.wait_for_everyone()
         if run_dir is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            run_dir = root / "runs" / f"{stamp}-{_slug(site)}"
-            n = 1
-            while run_dir.exists():
-                n += 1
-                run_dir = root / "runs" / f"{stamp}-{_slug(site)}-{n}"
-            run_dir.mkdir(parents=True)
-            (run_dir / "run.json").write_text(json.dumps({"site": site, "config": cfg.to_dict(),
-                                                          "started": time.time()}, indent=2, default=list))
-        stages = _Stages(run_dir)
-        report = RunReport(site=site, run_dir=run_dir, config=cfg)
+            run_dir = Path((root / "runs" / _LAUNCH_POINTER).read_text().strip())
+            site, cfg = _load_run(run_dir)
+    if run_dir is None:
+        with Store.open(root / "forge.db") as store:
+            site = choose_site(store, site)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = root / "runs" / f"{stamp}-{_slug(site)}"
+        n = 1
+        while run_dir.exists():
+            n += 1
+            run_dir = root / "runs" / f"{stamp}-{_slug(site)}-{n}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps({"site": site, "config": cfg.to_dict(),
+                                                      "started": time.time()}, indent=2))
+    assert site is not None
+    stages = _Stages(run_dir)
+    report = RunReport(site=site, run_dir=run_dir, config=cfg)
 
-        def stage(name: str, fn: Any) -> dict[str, Any]:
-            done = stages.done(name)
-            if done is not None:
-                log.info("stage %s: already done", name)
-                report.stages[name] = done
-                return done
-            log.info("stage %s ...", name)
-            started = time.monotonic()
-            result = fn()
-            result["seconds"] = round(time.monotonic() - started, 3)
-            report.stages[name] = stages.finish(name, result)
-            return result
+    def stage(name: str, fn: Any) -> dict[str, Any]:
+        done = stages.done(name)
+        if done is not None:
+            log.info("stage %s: already done", name)
+            report.stages[name] = done
+            return done
+        log.info("stage %s ...", name)
+        started = time.monotonic()
+        result = fn()
+        result["seconds"] = round(time.monotonic() - started, 3)
+        report.stages[name] = stages.finish(name, result)
+        return result
 
-        stage("dataset", lambda: _stage_dataset(store, site, cfg, run_dir))
-    finally:
-        store.close()
+    if dist is None or dist.is_main_process:
+        def dataset_stage() -> dict[str, Any]:
+            with Store.open(root / "forge.db") as store:
+                return _stage_dataset(store, site, cfg, run_dir)
+
+        stage("dataset", dataset_stage)
+        if dist is not None:
+            _atomic_text(root / "runs" / _LAUNCH_POINTER, str(run_dir))
+            dist.wait_for_everyone()
     ds = load_exported(run_dir / "dataset")
+    if dist is not None and not dist.is_main_process:
+        if stages.done("train") is None:  # a DDP replica; the main process records the stage
+            from trainer import loop
+
+            loop.train(cfg.train.to_train_config(), ds.train_texts(seed=cfg.train.seed), ds.eval_texts(),
+                       run_dir / "model", progress=False)
+        dist.wait_for_everyone()
+        return report
     stage("train", lambda: _stage_train(ds, cfg, run_dir, progress))
+    if dist is not None:
+        dist.wait_for_everyone()
     stage("quantize", lambda: _stage_quantize(run_dir))
     stage("export", lambda: _stage_export(cfg, run_dir))
     current = registry.current(site)

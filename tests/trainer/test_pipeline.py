@@ -148,3 +148,26 @@ def test_lora_on_a_local_base_is_merged_registered_and_exported(_forge_home, tmp
 
     with safe_open(str(reg.model_dir(LEVEL_SITE, m.version) / "model.safetensors"), framework="pt") as f:
         assert not [k for k in f.keys() if "lora" in k]  # adapters merged into plain weights
+
+
+def test_two_process_launch_trains_once_with_ddp(_forge_home):
+    """The multi-GPU recipe (`accelerate launch --multi_gpu ...`) on the CPU: two gloo ranks, one run, one report."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _fill(_forge_home)
+    env = {**os.environ, "FORGE_HOME": str(_forge_home), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "generator.train", "--preset", "tiny-test", "--json"],
+        cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 1  # only the main rank reports
+    out = json.loads(lines[0])
+    assert out["version"] == "v0001"
+    runs = list((_forge_home / "runs").glob("*/model/trainer_state.json"))
+    assert len(runs) == 1 and json.loads(runs[0].read_text())["world_size"] == 2
