@@ -48,7 +48,7 @@ from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PREFIX_LEN, row
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "generate_valid_level", "sample"]
+__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "generate_valid_level", "sample", "sample_levels"]
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +378,80 @@ def sample(
     return result
 
 
+def sample_levels(
+    model: Any,
+    prompt_ids: list[int],
+    spec: dict[str, Any],
+    n: int,
+    *,
+    token_strings: list[str],
+    eos_id: int,
+    seed: int,
+    temperature: float = 1.0,
+) -> list[SampleResult]:
+    """Sample ``n`` masked level completions for one spec in a single batch.
+
+    Every completion of a spec has the same length and the same structural
+    positions, so the rows stay aligned without padding: each step feeds one
+    token per row (or a run of tokens forced in every row at once).
+    """
+    import torch
+
+    table = _CharTable(token_strings, eos_id)
+    gen = torch.Generator().manual_seed(int(seed))
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    grammars = [LevelGrammar(spec) for _ in range(n)]
+    results = [SampleResult(text="", token_ids=[], stopped="grammar") for _ in range(n)]
+    pending = [list(prompt_ids) for _ in range(n)]
+    past = None
+    vocab = len(token_strings)
+    with torch.inference_mode():
+        while not grammars[0].done:
+            runs = [g.forced_run() for g in grammars]
+            common = min(len(r) for r in runs)
+            if common:
+                for g, r, res, pend in zip(grammars, runs, results, pending, strict=True):
+                    chunk = r[:common]
+                    for c in chunk:
+                        g.feed(c)
+                    ids = [table.char_to_id[c] for c in chunk]
+                    res.token_ids += ids
+                    res.forced_tokens += common
+                    pend += ids
+                continue
+            inp = torch.tensor(pending, dtype=torch.long, device=device)
+            out = model(input_ids=inp, use_cache=True, logits_to_keep=1, **{cache_kw: past})
+            past = getattr(out, cache_kw)
+            logits = out.logits[:, -1, :vocab].float()
+            logprobs = torch.log_softmax(logits, dim=-1)
+            mask = torch.full_like(logits, -math.inf)
+            free = []
+            for row, g in enumerate(grammars):
+                allowed = table.ids(g.allowed())
+                mask[row, allowed] = 0.0
+                free.append(len(allowed) > 1)
+            scores = logits + mask
+            if temperature <= 0:
+                choice = torch.argmax(scores, dim=-1)
+            else:
+                choice = torch.multinomial(torch.softmax(scores / temperature, dim=-1), 1, generator=gen)[:, 0]
+            pending = []
+            for row, (g, res) in enumerate(zip(grammars, results, strict=True)):
+                c = int(choice[row])
+                g.feed(table.id_to_str[c])
+                res.token_ids.append(c)
+                res.forward_passes += 1
+                if free[row]:
+                    res.free_logprobs.append(float(logprobs[row, c]))
+                else:
+                    res.forced_tokens += 1
+                pending.append([c])
+    for res in results:
+        res.text = "".join(table.id_to_str[i] for i in res.token_ids)
+    return results
+
+
 # ------------------------------------------------------------- retry loop
 
 
@@ -401,25 +475,33 @@ def generate_valid_level(
     deadline: float | None = None,
     validate: Callable[[Any, Any], Any] | None = None,
 ) -> LevelAttempts:
-    """Call ``generate(seed')`` until the level it returns validates, at most ``max_tries`` times.
+    """Sample until a level validates, judging at most ``max_tries`` candidates.
 
-    ``generate`` returns a StudentOutput; its ``result`` (a level dict or
-    None) is checked with ``validate(result, spec)`` (default:
-    :func:`generator.validation.validate_level`).  Seeds are ``seed``,
-    ``seed + 1``, ... so a retry is a different sample.  Stops early when
-    ``deadline`` (``time.monotonic()``) has passed after at least one try.
+    ``generate(seed')`` returns one StudentOutput or a list of them (a batch);
+    each candidate's ``result`` (a level dict or None) is checked with
+    ``validate(result, spec)`` (default:
+    :func:`generator.validation.validate_level`) in order, and the first valid
+    one wins.  Calls use seeds ``seed``, ``seed + 1``, ... so a retry is a
+    different sample.  Stops early when ``deadline`` (``time.monotonic()``)
+    has passed after the first call.
     """
     if validate is None:
         from generator.validation import validate_level as validate
     last = None
     failures: list[str] = []
     report = None
-    for attempt in range(1, max_tries + 1):
-        out = generate(seed + attempt - 1)
-        last = out
-        if out.result is None:
-            failures.append(f"attempt {attempt}: {out.error or 'not decodable'}")
-        else:
+    call = 0
+    while len(failures) < max_tries:
+        got = generate(seed + call)
+        call += 1
+        for out in got if isinstance(got, list) else [got]:
+            if len(failures) >= max_tries:
+                break
+            last = out
+            attempt = len(failures) + 1
+            if out.result is None:
+                failures.append(f"attempt {attempt}: {out.error or 'not decodable'}")
+                continue
             report = validate(out.result, spec)
             if report.valid:
                 return LevelAttempts(out, True, attempt, report, failures)

@@ -226,3 +226,15 @@ def test_masked_output_of_an_untrained_model_fails_only_gates_masking_cannot_for
         out = student.generate({"spec": spec}, seed=n)
         codes |= {f.gate for f in validate_level(out.result, LevelSpec(**spec)).failures}
     assert codes <= {"V6", "V7"}  # connectivity and wall density: the resampling loop's job
+
+
+def test_a_batch_of_levels_keeps_every_guarantee_and_differs(student):
+    spec = SPECS[1]
+    outs = student.generate_levels({"spec": spec}, 3, seed=4)
+    assert len({o.text for o in outs}) == 3
+    for o in outs:
+        assert o.error is None
+        assert [len(r) for r in o.result["rows"]] == [spec["width"]] * spec["height"]
+        assert len(o.result["enemies"]) == spec["enemies"] and len(o.result["items"]) == spec["items"]
+    again = student.generate_levels({"spec": spec}, 3, seed=4)
+    assert [o.text for o in again] == [o.text for o in outs]
