@@ -72,10 +72,10 @@ def test_bad_override_is_reported(_forge_home, capsys):
 
 def test_bootstrap_records_procedural_levels_through_the_facade(_forge_home, capsys):
     pytest.importorskip("generator.procedural")
-    assert train_cli.main(["--preset", "tiny-test", "--bootstrap", "6", "--export-dataset",
+    assert train_cli.main(["--preset", "tiny-test", "--bootstrap", "10", "--export-dataset",
                            str(_forge_home / "ds"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["bootstrap"]["levels"] == 6
+    assert out["bootstrap"]["levels"] == 10
     with Store.open(_forge_home / "forge.db") as store:
         calls = [c.record for c in store.iter_calls(valid_only=True)]
-    assert len(calls) >= 6 and all(c.backend == "procedural" for c in calls)
+    assert len(calls) >= 10 and all(c.backend == "procedural" for c in calls)
