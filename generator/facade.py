@@ -100,7 +100,9 @@ class LevelGenerator:
     ``forge.db`` in the data dir on first use (and closes it in :meth:`close`);
     ``False`` records nothing.  ``router``: optional hook with
     ``backends_for(site, defaults)`` deciding the cascade per session (and
-    ``refresh()``, called by :meth:`start_session`).
+    ``refresh()``, called by :meth:`start_session`); ``"auto"`` builds
+    :class:`generator.routing.Router` over the store and the data dir's model
+    registry, so a promoted student is shadowed, then served.
     """
 
     def __init__(
@@ -111,7 +113,7 @@ class LevelGenerator:
         data_dir: str | os.PathLike[str] | None = None,
         max_attempts: int | None = None,
         deadline_s: float | None = None,
-        router: Router | None = None,
+        router: Router | str | None = None,
         config: GeneratorConfig | None = None,
         validator: Validator | None = None,
         fallback: Backend | None = None,
@@ -119,22 +121,33 @@ class LevelGenerator:
     ) -> None:
         self.data_dir = data_dir
         self.site = site
-        self.router = router
+        self._store_arg = store
+        self._store: Store | None = store if store not in (None, False, True) else None  # type: ignore[assignment]
+        self._owns_store = False
+        self._lock = threading.RLock()
+        self.router: Router | None = None
         self._explicit_backends = list(backends) if backends is not None else None
         self._explicit_config = config
         self._overrides = {"max_attempts": max_attempts, "deadline_s": deadline_s}
         self._validate = validator or _default_validator
         self._fallback: Backend = fallback or ProceduralBackend()
-        self._store_arg = store
-        self._store: Store | None = store if store not in (None, False, True) else None  # type: ignore[assignment]
-        self._owns_store = False
-        self._lock = threading.RLock()
         self._session_id: str | None = None
         self._abandoned = 0
         self.config = self._load_config()
         self._defaults = self._build_backends()
+        self.router = self._auto_router(data_dir) if router == "auto" else router  # type: ignore[assignment]
 
     # ------------------------------------------------------------------ setup
+
+    def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> Router | None:
+        """``router="auto"``: per-site routing from the store and the model registry."""
+        from generator.registry import Registry
+        from generator.routing import Router as SiteRouter
+
+        store = self.store if self._store_arg is not False else None
+        if store is None:
+            raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
+        return SiteRouter(store, Registry.in_data_dir(data_dir))
 
     def _load_config(self) -> GeneratorConfig:
         base = self._explicit_config or GeneratorConfig.load(self.data_dir)

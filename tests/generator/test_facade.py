@@ -319,3 +319,13 @@ def test_routing_offline_shadows_a_student_against_procedural(store):
     assert got.backend == "procedural" and got.attempts == 1
     recs = attempts(store)
     assert sorted((r.backend, r.served) for r in recs) == [("procedural", True), ("student", False)]
+
+
+def test_auto_router_uses_store_and_registry(store):
+    pytest.importorskip("generator.routing")
+    gen = make([], store, router="auto")
+    gen.start_session("s1")  # nothing promoted: the configured cascade serves
+    assert gen.generate(SPEC, seed=1).backend == "procedural"
+    assert type(gen.router).__name__ == "Router" and gen.router.store is store
+    with pytest.raises(ConfigError, match="needs a store"):
+        LevelGenerator([], store=False, router="auto")
