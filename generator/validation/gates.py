@@ -180,7 +180,8 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         spawn_ok[lvl[sp]] = True
         spawn_lab[lvl[sp]] = lab[sp]
         unreachable = ~is_spawn & standable & spawn_ok[lvl] & (lab != spawn_lab[lvl])
-        flag |= ~inb | on_wall | overlap | unreachable
+        v3_bad = ~inb | on_wall | overlap
+        flag |= v3_bad | unreachable
     if m:
         level_bad |= np.bincount(lvl[flag], minlength=n) > 0
 
@@ -214,7 +215,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
                     c.fail("V2", "V2.open_border", f"the border is open at ({xx}, {yy}); the outer rows and columns "
                            "must all be wall '#'", f"({xx}, {yy})", (xx, yy))
                 _more(c, "V2", "V2.open_border", len(idx), cap, "$.rows", "open border tiles")
-            for j in range(lo, hi):
+            for j in (np.flatnonzero(v3_bad[lo:hi]) + lo).tolist():
                 tcode, i, tx, ty, kind = things[j - lo]
                 what, where = _thing_label(tcode, i, kind)
                 if not inb[j]:
@@ -227,26 +228,24 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
                     other, _ = _thing_label(things[first - lo][0], things[first - lo][1], things[first - lo][4])
                     c.fail("V3", "V3.overlap", f"{what} shares the tile ({tx}, {ty}) with {other}; give each thing "
                            "its own tile", where, (tx, ty))
-        for j in range(lo, hi):
-            if near[j]:
-                tcode, i, tx, ty, kind = things[j - lo]
-                what, where = _thing_label(tcode, i, kind)
-                d = max(abs(tx - int(sx[k])), abs(ty - int(sy[k])))
-                c.fail("V5", "V5.enemy_near_spawn",
-                       f"{what} at ({tx}, {ty}) is {d} step{'s' if d != 1 else ''} from the spawn at "
-                       f"({int(sx[k])}, {int(sy[k])}); enemies must be more than {SPAWN_SAFE_RADIUS} steps away",
-                       where, (tx, ty))
+        for j in (np.flatnonzero(near[lo:hi]) + lo).tolist():
+            tcode, i, tx, ty, kind = things[j - lo]
+            what, where = _thing_label(tcode, i, kind)
+            d = max(abs(tx - int(sx[k])), abs(ty - int(sy[k])))
+            c.fail("V5", "V5.enemy_near_spawn",
+                   f"{what} at ({tx}, {ty}) is {d} step{'s' if d != 1 else ''} from the spawn at "
+                   f"({int(sx[k])}, {int(sy[k])}); enemies must be more than {SPAWN_SAFE_RADIUS} steps away",
+                   where, (tx, ty))
         if not has_grid:
             continue
         if regions[k] > 1:
             _disconnected(c, labels[k], int(spawn_lab[k]) if spawn_ok[k] else 0, cap)
-        for j in range(lo, hi):
-            if unreachable[j]:
-                tcode, i, tx, ty, kind = things[j - lo]
-                what, where = _thing_label(tcode, i, kind)
-                code_name = {EXIT: "V6.unreachable_exit", ENEMY: "V6.unreachable_enemy", ITEM: "V6.unreachable_item"}[tcode]
-                c.fail("V6", code_name, f"{what} at ({tx}, {ty}) cannot be reached from the spawn at "
-                       f"({int(sx[k])}, {int(sy[k])}); open a floor or door path to it", where, (tx, ty))
+        for j in (np.flatnonzero(unreachable[lo:hi]) + lo).tolist():
+            tcode, i, tx, ty, kind = things[j - lo]
+            what, where = _thing_label(tcode, i, kind)
+            code_name = {EXIT: "V6.unreachable_exit", ENEMY: "V6.unreachable_enemy", ITEM: "V6.unreachable_item"}[tcode]
+            c.fail("V6", code_name, f"{what} at ({tx}, {ty}) cannot be reached from the spawn at "
+                   f"({int(sx[k])}, {int(sy[k])}); open a floor or door path to it", where, (tx, ty))
         if dens_bad[k]:
             pct = density[k] * 100
             lo_pct, hi_pct = (int(v * 100) for v in DENSITY_RANGE)

@@ -1,0 +1,151 @@
+"""``python -m benchmarks.validate --json``: validator and procedural generator throughput.
+
+Seeded mix of valid and broken levels (procedural levels, about a third
+broken on purpose: open border, enemy beside the spawn, exit on a wall,
+things on one tile, a sealed-off pocket, too few enemies).  Measured in one
+run, one thread:
+
+- ``levels_per_s``: :func:`validate_level` on :class:`Level` objects, one call each;
+- ``json_levels_per_s``: the same on Level JSON text (decode included);
+- ``batch_levels_per_s`` / ``batch_json_levels_per_s``: :func:`validate_batch`;
+- ``python_baseline_levels_per_s``: :mod:`benchmarks.baseline_validator`
+  (pure-Python BFS, same gates) on the same Level objects; ``speedup`` and
+  ``batch_speedup`` divide by it;
+- ``procedural_levels_per_s``: :func:`generate_procedural` for random specs.
+
+Timings are best-of-``--repeat`` to damp noise from other processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.baseline_validator import baseline_codes
+from engine.core.content import ALL_THEMES, Tile
+from engine.core.level import Level, LevelSpec, Placed
+from generator.procedural import generate_procedural
+from generator.validation import validate_batch, validate_level
+
+BREAKS = ("open_border", "near_spawn", "exit_on_wall", "overlap", "pocket", "few_enemies")
+
+
+def make_levels(n: int, width: int, height: int, seed: int, broken_share: float = 1 / 3
+                ) -> tuple[list[Level], list[LevelSpec]]:
+    """``n`` seeded procedural levels of one size, about ``broken_share`` of them broken."""
+    rng = np.random.default_rng(seed)
+    levels, specs = [], []
+    for k in range(n):
+        spec = LevelSpec(width=width, height=height, difficulty=int(rng.integers(1, 11)),
+                         enemies=int(rng.integers(4, 16)), items=int(rng.integers(0, 10)),
+                         theme=ALL_THEMES[k % len(ALL_THEMES)])
+        level = generate_procedural(spec, int(rng.integers(2**31)))
+        if rng.random() < broken_share:
+            level = _break(level, BREAKS[int(rng.integers(len(BREAKS)))])
+        levels.append(level)
+        specs.append(spec)
+    return levels, specs
+
+
+def _break(level: Level, how: str) -> Level:
+    grid = level.grid.copy()
+    enemies, items, exit_ = list(level.enemies), list(level.items), level.exit
+    sx, sy = level.spawn
+    if how == "open_border":
+        grid[0, grid.shape[1] // 2] = Tile.FLOOR
+    elif how == "near_spawn" and enemies:
+        enemies[0] = Placed(enemies[0].kind, sx, sy + 1 if grid[sy + 1, sx] != Tile.WALL else sy - 1)
+    elif how == "exit_on_wall":
+        exit_ = (0, 0)
+    elif how == "overlap" and enemies:
+        items.append(Placed("potion", enemies[0].x, enemies[0].y))
+    elif how == "pocket":
+        # A floor tile walled in on all sides, in the first solid 3x3 block of wall.
+        solid = np.argwhere(grid[1:-1, 1:-1] == Tile.WALL)
+        for y, x in solid:
+            if (grid[y:y + 3, x:x + 3] == Tile.WALL).all():
+                grid[y + 1, x + 1] = Tile.FLOOR
+                break
+    else:
+        enemies = enemies[: len(enemies) // 3]
+    return Level(name=level.name, grid=grid, spawn=level.spawn, exit=exit_, enemies=enemies, items=items,
+                 theme=level.theme)
+
+
+def best_rate(fn: Callable[[], Any], n: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return n / best
+
+
+def run(seed: int, n: int, sizes: list[tuple[int, int]], repeat: int, gen_n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"seed": seed, "levels": n, "repeat": repeat, "python": platform.python_version(),
+                           "sizes": {}}
+    for w, h in sizes:
+        levels, specs = make_levels(n, w, h, seed)
+        texts = [lv.to_json() for lv in levels]
+        n_invalid = sum(not validate_level(lv, sp).valid for lv, sp in zip(levels, specs))
+        base_n = max(50, n // 10)  # the baseline is slow; time it on a slice of the same levels
+        row = {
+            "invalid_share": round(n_invalid / n, 3),
+            "levels_per_s": best_rate(lambda: [validate_level(lv, sp) for lv, sp in zip(levels, specs)], n, repeat),
+            "json_levels_per_s": best_rate(lambda: [validate_level(t, sp) for t, sp in zip(texts, specs)], n, repeat),
+            "batch_levels_per_s": best_rate(lambda: validate_batch(levels, specs), n, repeat),
+            "batch_json_levels_per_s": best_rate(lambda: validate_batch(texts, specs), n, repeat),
+            "python_baseline_levels_per_s": best_rate(
+                lambda: [baseline_codes(lv, sp) for lv, sp in zip(levels[:base_n], specs[:base_n])], base_n, repeat),
+        }
+        valid_levels = [lv for lv, sp in zip(levels, specs) if validate_level(lv, sp).valid]
+        row["batch_all_valid_levels_per_s"] = best_rate(lambda: validate_batch(valid_levels), len(valid_levels),
+                                                        repeat)
+        row["speedup"] = row["levels_per_s"] / row["python_baseline_levels_per_s"]
+        row["batch_speedup"] = row["batch_levels_per_s"] / row["python_baseline_levels_per_s"]
+        out["sizes"][f"{w}x{h}"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
+    rng = np.random.default_rng(seed)
+    gen_specs = [LevelSpec(width=int(rng.integers(16, 65)), height=int(rng.integers(12, 49)),
+                           difficulty=int(rng.integers(1, 11)), enemies=int(rng.integers(0, 31)),
+                           items=int(rng.integers(0, 21)), theme=ALL_THEMES[k % 4]) for k in range(gen_n)]
+    out["procedural_levels_per_s"] = round(best_rate(
+        lambda: [generate_procedural(sp, k) for k, sp in enumerate(gen_specs)], gen_n, 1), 1)
+    main_size = f"{sizes[0][0]}x{sizes[0][1]}"
+    for key in ("levels_per_s", "batch_levels_per_s", "python_baseline_levels_per_s", "speedup"):
+        out[key] = out["sizes"][main_size][key]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.validate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--levels", type=int, default=2000, help="levels per size (default 2000)")
+    p.add_argument("--repeat", type=int, default=3, help="timing repeats, best kept (default 3)")
+    p.add_argument("--generate", type=int, default=300, help="levels for the procedural rate (default 300)")
+    p.add_argument("--sizes", default="48x32,32x24", help="WxH list; the first is the headline (default 48x32,32x24)")
+    args = p.parse_args(argv)
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    out = run(args.seed, args.levels, sizes, args.repeat, args.generate)  # type: ignore[arg-type]
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"validator benchmark (seed {out['seed']}, {out['levels']} levels per size, best of {out['repeat']})")
+    for size, row in out["sizes"].items():
+        print(f"  {size}: {row['invalid_share'] * 100:.0f}% invalid")
+        for k, v in row.items():
+            if k != "invalid_share":
+                print(f"    {k:<30} {v:>12,.1f}")
+    print(f"  procedural_levels_per_s        {out['procedural_levels_per_s']:>12,.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
