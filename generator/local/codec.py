@@ -21,7 +21,8 @@ The level site (``design_level``)
     a 7-digit prefix ``YY EE II K`` (row index, enemies still to place, items
     still to place, and ``K`` = 2·spawn-missing + exit-missing) followed by the
     row's tiles with entities drawn inline (``@`` spawn, ``>`` exit, each
-    enemy/item kind's catalogue glyph; an entity stands on floor).  The counts
+    enemy/item kind's catalogue glyph; the tile under an entity decodes as
+    floor, so a thing standing on a door loses the door).  The counts
     let the model (and a grammar) know what is left without counting itself.
 
 >>> spec = {"width": 16, "height": 12, "difficulty": 3, "enemies": 2, "items": 1, "theme": "crypt"}
@@ -178,8 +179,10 @@ def _encode_level_rows(spec: dict[str, Any], level: dict[str, Any]) -> str:
             raise CodecError(f"level: {what} at ({x}, {y}) is outside the {width}x{height} grid")
         if (x, y) in placed:
             raise CodecError(f"level: {what} at ({x}, {y}) shares its tile with another thing")
-        if rows[y][x] != ".":
-            raise CodecError(f"level: {what} at ({x}, {y}) stands on {rows[y][x]!r}; the grid form needs floor")
+        if rows[y][x] == "#":
+            raise CodecError(f"level: {what} at ({x}, {y}) stands on a wall; the grid form needs floor")
+        # A thing on a door ('+') is written over it: the decoded level has floor there
+        # (still walkable, so validity is unchanged; the only lossy case).
         placed[(x, y)] = glyph
         rows[y][x] = glyph
 

@@ -119,3 +119,16 @@ def test_malformed_generic_text_is_a_clear_error():
 def test_level_args_without_a_spec_are_refused():
     with pytest.raises(CodecError, match="expected a spec"):
         encode_prompt(LEVEL_SITE, {"width": 3})
+
+
+def test_a_thing_on_a_door_keeps_its_place_and_the_door_becomes_floor():
+    rows = ["#" * 16] + ["#" + "." * 14 + "#"] * 10 + ["#" * 16]
+    rows[2] = "#.+" + "." * 12 + "#"
+    level = {"name": "student", "width": 16, "height": 12, "rows": rows, "spawn": {"x": 1, "y": 1},
+             "exit": {"x": 2, "y": 2}, "enemies": [], "items": [], "theme": "crypt"}
+    spec = {"width": 16, "height": 12, "difficulty": 1, "enemies": 0, "items": 0, "theme": "crypt"}
+    back = decode_result(LEVEL_SITE, encode_example(LEVEL_SITE, spec, level))
+    assert back["exit"] == {"x": 2, "y": 2} and back["rows"][2][2] == "."
+    level["exit"] = {"x": 0, "y": 0}
+    with pytest.raises(CodecError, match="wall"):
+        encode_example(LEVEL_SITE, spec, level)
