@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--random-specs", type=int, metavar="K", help="instead of --specs: K seeded random specs")
     src.add_argument("--backends", default="teacher,student",
                      help="comma list: teacher, student, student:PATH, procedural (default: %(default)s)")
+    src.add_argument("--student-tries", type=int, default=None, metavar="K",
+                     help="candidates a student samples and validates per attempt (default: its own; 1 = raw model)")
     src.add_argument("--n", type=int, default=1, help="seeds per spec (default: %(default)s)")
     src.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
     src.add_argument("--max-attempts", type=int, default=3, help="attempts per level, retries get feedback")
@@ -142,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not names:
         raise GeneratorError("--backends is empty; name at least one of teacher, student, procedural")
-    backends = {name: resolve_backend(name, data_dir=args.data_dir) for name in names}
+    backends = {name: resolve_backend(name, data_dir=args.data_dir, student_tries=args.student_tries) for name in names}
     config = EvaluationConfig(n=args.n, seed=args.seed, max_attempts=args.max_attempts, bots=_bots(args.bots),
                               max_turns=args.max_turns, progress=not args.quiet)
     training = training_levels_from_store(args.data_dir)

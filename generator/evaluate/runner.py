@@ -153,13 +153,17 @@ def generation_seed(seed: int, spec_index: int, sample: int) -> int:
 # --------------------------------------------------------------- backends
 
 
-def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
+def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None,
+                    student_tries: int | None = None) -> Any:
     """A :class:`~generator.backends.Backend` for a command-line name (built by the facade's ``make_backend``).
 
     - ``procedural``: the embedded generator;
     - ``teacher`` (or ``llm``): the configured large model when a key or endpoint is set, else procedural;
     - ``student``: the promoted local model for the level call site;
     - ``student:PATH``: a local model folder that need not be promoted.
+
+    ``student_tries`` caps the candidates a student samples per attempt (its
+    own validate-and-resample loop); 1 measures the raw model.
     """
     from generator.config import GeneratorConfig, teacher_configured
     from generator.facade import make_backend
@@ -172,7 +176,7 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
         log.info("teacher: no API key or endpoint set; the procedural generator is the teacher")
         return make_backend("procedural")
     if name == "student":
-        return make_backend("student", data_dir=data_dir)
+        return _cap_tries(make_backend("student", data_dir=data_dir), student_tries)
     if name.startswith("student:"):
         model_dir = Path(name.partition(":")[2]).expanduser()
         if not model_dir.is_dir():
@@ -183,8 +187,15 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
             raise EvaluationError(
                 f"student: local inference is unavailable ({exc}); pip install 'dungeon-forge[train]'"
             ) from exc
-        return StudentBackend(model_dir)
+        return _cap_tries(StudentBackend(model_dir), student_tries)
     raise EvaluationError(f"unknown backend {name!r}; use teacher, student, student:PATH or procedural")
+
+
+def _cap_tries(backend: Any, tries: int | None) -> Any:
+    if tries is not None and hasattr(backend, "max_tries"):
+        backend.max_tries = max(1, tries)
+        backend.batch = max(1, min(getattr(backend, "batch", 1), backend.max_tries))
+    return backend
 
 
 # ----------------------------------------------------------------- running

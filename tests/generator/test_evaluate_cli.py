@@ -87,3 +87,38 @@ def test_cli_errors_are_clear(spec_file, tmp_path, capsys):
     assert main(["--backends", "procedural"]) == 2
     assert main(["--specs", str(spec_file), "--backends", "nope", "--no-report"]) == 2
     assert "unknown backend" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def untrained_student(tmp_path_factory):
+    """An untrained micro-1m student folder (no weights are downloaded)."""
+    pytest.importorskip("torch")
+    from generator.local.codec import encode_example
+    from trainer.model import build_model
+    from trainer.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("student")
+    level = {"rows": ["#" * 16] + ["#" + "." * 14 + "#"] * 10 + ["#" * 16], "spawn": {"x": 1, "y": 1},
+             "exit": {"x": 5, "y": 5}, "enemies": [], "items": []}
+    tok = train_tokenizer([encode_example("level", SPECS[0] | {"enemies": 0, "items": 0}, level)])
+    build_model("micro", "micro-1m", vocab_size=tok.get_vocab_size(), seed=0).save_pretrained(
+        out, safe_serialization=True)
+    tok.save(str(out / "tokenizer.json"))
+    return out
+
+
+@pytest.mark.slow
+def test_cli_compares_procedural_with_a_student_folder(untrained_student, tmp_path, capsys):
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(SPECS[0]) + "\n", encoding="utf-8")
+    code = main(["--specs", str(one), "--backends", f"procedural,student:{untrained_student}",
+                 "--student-tries", "1", "--max-attempts", "2", "--bots", "none", "--json", "--quiet",
+                 "--no-report"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    student = data["backends"][f"student:{untrained_student}"]
+    assert set(student) == RUBRIC_NAMES
+    assert 0.0 <= student["structural"]["parts"]["raw"]["rate"] <= student["structural"]["score"] <= 1.0
+    assert student["cost"]["parts"]["completion_tokens"]["total"] > 0  # the model really generated
+    assert data["backend_info"][f"student:{untrained_student}"]["backend"] == "student"
+    assert data["backends"]["procedural"]["structural"]["score"] == 1.0
