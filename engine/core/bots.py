@@ -50,6 +50,7 @@ class Bot:
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
+        self._plan: tuple[NDArray[np.int16], tuple[int, tuple[int, int]], NDArray[np.int32]] | None = None
 
     def act(self, game: Game) -> Action:
         raise NotImplementedError
@@ -69,9 +70,14 @@ class Bot:
         px, py = game.player.pos
         return [e for e in game.enemies if max(abs(e.x - px), abs(e.y - py)) == 1]
 
-    def known_cost(self, game: Game, danger: list[Actor] | None = None) -> NDArray[np.int16]:
-        """Path cost over tiles the player has seen; tiles near ``danger`` cost more."""
+    def known_cost(self, game: Game, danger: list[Actor] | None = None, *, to_exit: bool = False) -> NDArray[np.int16]:
+        """Path cost over tiles the player has seen; tiles near ``danger`` cost more.
+
+        Unless ``to_exit``, the exit is blocked: stepping on it would end the level.
+        """
         cost = (game.explored & game.walkable).astype(np.int16)
+        if not to_exit:
+            cost[game.exit[1], game.exit[0]] = 0
         if danger:
             h, w = cost.shape
             for e in danger:
@@ -82,21 +88,23 @@ class Bot:
     def route(self, game: Game, goals: list[tuple[int, int]], cost: NDArray[np.int16]) -> Move | None:
         """First step of the cheapest path to the nearest of ``goals`` (``None`` if none is reachable).
 
-        Distance flows from the goals, so one Dijkstra answers "which goal is
-        nearest" and "which way to go" at once.
+        One Dijkstra from the player per decision (kept while ``cost`` is the
+        same array) answers this for every goal set the policy tries in turn.
         """
-        goals = [g for g in goals if g != game.player.pos]
-        if not goals:
-            return None
-        cost = cost.copy()
+        if self._plan is None or self._plan[0] is not cost or self._plan[1] != (game.turn, game.player.pos):
+            start_cost = cost.copy()
+            start_cost[game.player.y, game.player.x] = max(int(start_cost[game.player.y, game.player.x]), 1)
+            self._plan = (cost, (game.turn, game.player.pos), distance_map(game.walkable, [game.player.pos], start_cost))
+        dist = self._plan[2]
+        best, best_d = None, UNREACHABLE
         for x, y in goals:
-            cost[y, x] = max(int(cost[y, x]), 1)
-        cost[game.player.y, game.player.x] = max(int(cost[game.player.y, game.player.x]), 1)
-        dist = distance_map(game.walkable, goals, cost)
-        path = path_from_map(dist, game.player.pos)
-        if len(path) < 2:
+            d = int(dist[y, x])
+            if 0 < d < best_d:
+                best, best_d = (x, y), d
+        if best is None:
             return None
-        return self.step_to(game, path[1])
+        path = path_from_map(dist, best)  # goal -> ... -> player
+        return self.step_to(game, path[-2]) if len(path) >= 2 else None
 
     @staticmethod
     def frontier(game: Game) -> list[tuple[int, int]]:
@@ -140,7 +148,7 @@ class ExplorerBot(Bot):
             step = self.route(game, goals, cost)
             if step:
                 return step
-        return self.route(game, [game.exit], cost) or Wait()
+        return self.route(game, [game.exit], self.known_cost(game, to_exit=True)) or Wait()
 
 
 class SpeedrunnerBot(Bot):
@@ -200,11 +208,10 @@ class CautiousBot(Bot):
                 return step
         near_items = [pos for pos in self.known_items(game)
                       if max(abs(pos[0] - p.x), abs(pos[1] - p.y)) <= 6]
-        for goals in (near_items, [game.exit] if self.exit_known(game) else [], self.frontier(game)):
-            step = self.route(game, goals, cost)
-            if step:
-                return step
-        return Wait()
+        step = self.route(game, near_items, cost)
+        if step is None and self.exit_known(game):
+            step = self.route(game, [game.exit], self.known_cost(game, danger=seen, to_exit=True))
+        return step or self.route(game, self.frontier(game), cost) or Wait()
 
     def _flee(self, game: Game, danger: list[Actor]) -> Move | None:
         dist = distance_map(game.walkable, [e.pos for e in danger])
