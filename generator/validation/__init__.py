@@ -39,9 +39,10 @@ from generator.validation.gates import (
     passes_quickly,
 )
 from generator.validation.parse import Candidate, read_any, spec_checks
-from generator.validation.report import DEFAULT_LIMITS, GATES, Failure, ValidationLimits, ValidationReport
+from generator.validation.report import CODES, DEFAULT_LIMITS, GATES, Failure, ValidationLimits, ValidationReport
 
 __all__ = [
+    "CODES",
     "DENSITY_RANGE",
     "GATES",
     "SPAWN_SAFE_RADIUS",

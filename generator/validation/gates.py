@@ -90,12 +90,12 @@ def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
     density = np.count_nonzero(wall) / flat.size
     if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
         return False
-    xs = np.array(c.tx)
-    ys = np.array(c.ty)
-    if xs.max() >= w or ys.max() >= h:
+    tx, ty = c.tx, c.ty
+    if max(tx) >= w or max(ty) >= h or len(set(zip(tx, ty))) != len(tx):
         return False
-    idx = ys * w + xs
-    if wall[idx].any() or np.unique(idx).size != idx.size:
+    xs = np.array(tx)
+    ys = np.array(ty)
+    if wall[ys * w + xs].any():
         return False
     enemy = np.array(c.tc) == ENEMY
     if enemy.any():

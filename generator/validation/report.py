@@ -22,6 +22,38 @@ GATES: Final[dict[str, str]] = {
     "V7": "wall density between 10% and 60%",
 }
 
+#: Every failure code the validator emits, with what it means.  Codes are stable: add, never rename.
+CODES: Final[dict[str, str]] = {
+    "V0.parse": "not JSON at all: empty, truncated, invalid UTF-8, NaN, nested too deeply",
+    "V0.too_large": "the input (or a list in it) is over the configured limit",
+    "V0.duplicate_key": "a JSON object names the same key twice",
+    "V0.schema": "a field is missing, null where it may not be, of the wrong type, or a negative coordinate",
+    "V1.too_large": "declared or actual width/height over the limit (checked before allocating)",
+    "V1.row_count": "the number of rows differs from height, or there are none",
+    "V1.row_length": "ragged rows, or every row's length differs from width",
+    "V1.unknown_tile": "a row holds a character other than '#', '.', '+'",
+    "V1.unknown_theme": "the theme is not one of the known themes",
+    "V1.unknown_enemy_kind": "an enemy kind is not in the content catalogue",
+    "V1.unknown_item_kind": "an item kind is not in the content catalogue",
+    "V1.spec_width": "the map's width differs from the spec",
+    "V1.spec_height": "the map's height differs from the spec",
+    "V1.theme_mismatch": "the theme differs from the spec",
+    "V2.open_border": "a border tile is floor or door",
+    "V3.out_of_bounds": "a thing's position is outside the map",
+    "V3.on_wall": "a thing stands on a wall tile",
+    "V3.overlap": "two things share one tile (reported on the later one)",
+    "V4.spawn_missing": "there is no spawn",
+    "V4.exit_missing": "there is no exit",
+    "V5.enemy_count": "enemy count outside spec.enemies +- max(1, floor(spec.enemies / 4))",
+    "V5.enemy_near_spawn": "an enemy within 4 steps (Chebyshev) of the spawn",
+    "V6.disconnected": "a walkable region other than the spawn's (one failure per region)",
+    "V6.unreachable_exit": "the exit is not in the spawn's region",
+    "V6.unreachable_enemy": "an enemy is not in the spawn's region",
+    "V6.unreachable_item": "an item is not in the spawn's region",
+    "V7.density_low": "walls cover less than 10% of the map",
+    "V7.density_high": "walls cover more than 60% of the map",
+}
+
 
 class Failure(msgspec.Struct, frozen=True, omit_defaults=True):
     """One broken rule.

@@ -212,3 +212,20 @@ def test_batch_mixes_shapes_forms_and_specs():
     assert reports[5].codes() == ["V1.spec_width", "V1.spec_height", "V1.theme_mismatch", "V5.enemy_count"]
     with pytest.raises(ValueError, match="one per level"):
         validate_batch(items, [SPEC])
+
+
+def test_every_code_in_the_tests_is_catalogued():
+    from generator.validation import CODES, GATES
+
+    seen = {code for _, expected in BREAKS.values() for code, _ in expected}
+    assert seen <= set(CODES)
+    assert {c.split(".")[0] for c in CODES} == set(GATES)
+
+
+def test_docs_list_every_code():
+    from pathlib import Path
+
+    from generator.validation import CODES
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text(encoding="utf-8")
+    assert [c for c in CODES if f"`{c}`" not in text] == []

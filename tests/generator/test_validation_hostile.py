@@ -163,3 +163,9 @@ def _mutate_once(d: dict, rng: random.Random) -> None:
         d["rows"] = d["rows"][: rng.randrange(1, 13)]
     else:
         d["spawn"] = {"x": rng.randrange(20), "y": rng.randrange(12)}
+
+
+def test_hostile_codes_are_catalogued():
+    from generator.validation import CODES
+
+    assert {code for _, code, _ in HOSTILE.values()} | {code for _, code, _ in FIELD_CASES.values()} <= set(CODES)
