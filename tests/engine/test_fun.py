@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from engine.core.bots import play_level
@@ -42,3 +44,20 @@ def test_fun_needs_one_levels_events():
     with pytest.raises(ValueError, match="no LevelStart"):
         fun_score(a[1:])
     assert fun_score(a).score == fun_score(a, sample_level("trivial")).score
+
+
+@pytest.mark.skipif(importlib.util.find_spec("generator.procedural") is None,
+                    reason="generator.procedural is not built yet")
+def test_fun_falls_when_procedural_levels_outgrow_the_bot():
+    from generator.procedural import generate_procedural
+    from engine.core.level import LevelSpec
+
+    def mean_fun(difficulty):
+        scores = []
+        for seed in range(4):
+            spec = LevelSpec(width=40, height=24, difficulty=difficulty, enemies=2 + 2 * difficulty, items=3,
+                             theme="crypt")
+            scores.append(play_level(generate_procedural(spec, seed), "explorer", seed=seed).fun.score)
+        return sum(scores) / len(scores)
+
+    assert mean_fun(2) > mean_fun(9)
