@@ -169,3 +169,32 @@ def test_hostile_codes_are_catalogued():
     from generator.validation import CODES
 
     assert {code for _, code, _ in HOSTILE.values()} | {code for _, code, _ in FIELD_CASES.values()} <= set(CODES)
+
+
+@settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), width=st.integers(16, 64), height=st.integers(12, 48),
+       theme=st.sampled_from(["crypt", "cave", "fortress", "sewer"]), data=st.data())
+def test_procedural_levels_stay_valid_under_harmless_renderings(seed, width, height, theme, data):
+    from engine.core.level import LevelSpec
+    from generator.procedural import generate_procedural
+
+    spec = LevelSpec(width=width, height=height, difficulty=seed % 10 + 1, enemies=seed % 31, items=seed % 21,
+                     theme=theme)
+    doc = generate_procedural(spec, seed).to_dict()
+    rng = random.Random(seed)
+    keys = list(doc)
+    rng.shuffle(keys)
+    shuffled = {k: doc[k] for k in keys}
+    renderings = [
+        json.dumps(doc),
+        json.dumps(shuffled, indent=data.draw(st.integers(0, 4))),
+        json.dumps({**doc, "comment": {"nested": [1, 2, {"x": None}]}, "version": 3}),
+        json.dumps({**doc, "enemies": list(reversed(doc["enemies"])), "items": list(reversed(doc["items"]))}),
+        json.dumps(doc, separators=(",", ":")).encode(),
+        json.dumps(doc).replace(", ", ",\r\n  "),
+        json.dumps({**doc, "name": "caf\u00e9 \u2603 \"quoted\":"}, ensure_ascii=data.draw(st.booleans())),
+        shuffled,
+    ]
+    for r in renderings:
+        assert validate_level(r, spec).valid, r
+    assert all(rep.valid for rep in validate_batch(renderings, spec))
