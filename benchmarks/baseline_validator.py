@@ -51,7 +51,7 @@ def baseline_codes(level: Level, spec: LevelSpec | None = None) -> set[str]:
                 codes.add("V2.open_border")
 
     def walkable(x: int, y: int) -> bool:
-        return 0 <= x < w and 0 <= y < h and rows[y][x] in (FLOOR, DOOR)
+        return 0 <= x < w and 0 <= y < h and rows[y][x] != WALL  # unknown glyphs count as floor
 
     # V3
     things = [("spawn", *level.spawn), ("exit", *level.exit)]

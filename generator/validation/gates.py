@@ -3,7 +3,8 @@
 One code path serves a single level (a stack of one) and a batch, so the two
 can never disagree.  Everything per tile is a whole-array NumPy operation;
 ``scipy.ndimage.label`` finds the walkable regions (4-connected, the way
-actors move; doors are walkable).  Per-thing checks (spawn, exit, enemies,
+actors move; doors are walkable; an unknown glyph, already a V1 failure, is
+treated as floor so the other gates do not pile misleading failures on it).  Per-thing checks (spawn, exit, enemies,
 items) run over one table of all things in the stack.  Python only loops to
 *write* failures, and only for levels that have some.
 """
@@ -117,7 +118,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         h, w = grid0.shape
         g = grid0[None] if n == 1 else np.stack([c.grid for c in cands])  # type: ignore[misc]
         wall = g == _WALL
-        walk = (g == 0) | (g == 2)
+        walk = ~wall  # unknown glyphs (already V1 failures) count as floor: they are mostly things drawn in
         flat_wall = wall.reshape(n, -1)
         unknown_any = (g >= N_TILES).reshape(n, -1).any(axis=1)
         bmask, bxs, bys = _border(h, w)
@@ -162,7 +163,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         inb = (x < w) & (y < h)
         tile = np.full(m, _WALL, dtype=np.uint8)
         tile[inb] = g[lvl[inb], y[inb], x[inb]]
-        standable = inb & ((tile == 0) | (tile == 2))
+        standable = inb & (tile != _WALL)
         on_wall = inb & ~standable
         key = np.where(inb, lvl * (h * w) + y * w + x, -1 - np.arange(m))
         order = np.argsort(key, kind="stable")
@@ -205,8 +206,9 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
             if unknown_any[k]:
                 uy, ux = np.nonzero(gk >= N_TILES)
                 for yy, xx in zip(uy[:cap].tolist(), ux[:cap].tolist()):
-                    c.fail("V1", "V1.unknown_tile", f"unknown tile at ({xx}, {yy}) in row {yy}; rows hold only "
-                           "'#' wall, '.' floor and '+' door", f"({xx}, {yy})", (xx, yy))
+                    glyph = f"{c.rows[yy][xx]!r} " if c.rows is not None else ""
+                    c.fail("V1", "V1.unknown_tile", f"unknown tile {glyph}at ({xx}, {yy}) in row {yy}; rows hold only "
+                           "'#' wall, '.' floor and '+' door" + _glyph_hint(glyph), f"({xx}, {yy})", (xx, yy))
                 _more(c, "V1", "V1.unknown_tile", len(uy), cap, "$.rows", "unknown tiles")
             if border_bad[k]:
                 idx = np.nonzero(open_border[k])[0]
@@ -255,6 +257,19 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
             else:
                 c.fail("V7", "V7.density_high", f"walls cover {pct:.0f}% of the map; open it up to "
                        f"{lo_pct}-{hi_pct}%", "$.rows")
+
+
+_THING_GLYPHS: Final = {"'@' ": "the spawn goes in \"spawn\"", "'>' ": "the exit goes in \"exit\"",
+                         "'<' ": "the spawn goes in \"spawn\""}
+
+
+def _glyph_hint(glyph: str) -> str:
+    """Point an LLM that drew things into the rows at the fields where they belong."""
+    if glyph in _THING_GLYPHS:
+        return f" ({_THING_GLYPHS[glyph]}, not in rows; put '.' here)"
+    if len(glyph) == 4 and glyph[1].isalpha() or glyph[1:2] in "!$?%*":
+        return " (enemies and items go in \"enemies\"/\"items\", not in rows; put '.' here)"
+    return ""
 
 
 def _disconnected(c: Candidate, labels: NDArray[np.int32], main: int, cap: int) -> None:

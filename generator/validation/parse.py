@@ -44,7 +44,7 @@ class Candidate:
     reported as V0 failures and left out).
     """
 
-    __slots__ = ("name", "theme", "grid", "tc", "ti", "tx", "ty", "tk", "n_enemies", "n_items", "failures", "source",
+    __slots__ = ("name", "theme", "grid", "tc", "ti", "tx", "ty", "tk", "n_enemies", "n_items", "failures", "source", "rows",
                  "has_spawn", "has_exit", "entities_ok", "spawn", "exit")
 
     def __init__(self) -> None:
@@ -60,6 +60,7 @@ class Candidate:
         self.n_items = 0
         self.failures: list[Failure] = []
         self.source: Level | None = None
+        self.rows: list[str] | None = None  # the wire rows, kept to quote unknown glyphs
         self.has_spawn = False
         self.has_exit = False
         self.entities_ok = True  # False once any enemy or item entry was unreadable
@@ -491,6 +492,7 @@ def _rows(c: Candidate, rows: list[str], width: int | None, height: int | None, 
     flat = "".join(rows).encode("ascii", errors="replace")  # one byte per character, '?' for the rest
     grid = CHAR_LOOKUP[np.frombuffer(flat, dtype=np.uint8)].reshape(len(rows), w)
     c.grid = grid
+    c.rows = rows
 
 
 def _more(c: Candidate, gate: str, code: str, n: int, limits: ValidationLimits, where: str, what: str) -> None:

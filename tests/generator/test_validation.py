@@ -229,3 +229,11 @@ def test_docs_list_every_code():
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text(encoding="utf-8")
     assert [c for c in CODES if f"`{c}`" not in text] == []
+
+
+def test_things_drawn_into_rows_get_a_hint_and_no_knock_on_failures():
+    doc = put(put(good(), 1, 1, "@"), 10, 5, "r")
+    report = validate_level(doc, SPEC)
+    assert where_codes(report) == [("V1.unknown_tile", "(1, 1)"), ("V1.unknown_tile", "(10, 5)")]
+    assert "'@'" in report.failures[0].message and '"spawn"' in report.failures[0].message
+    assert '"enemies"' in report.failures[1].message
