@@ -65,7 +65,7 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     for k, item in enumerate(items):
         if type(item) is Level:
             g = item.grid
-            if g.shape[0] <= limits.max_height and g.shape[1] <= limits.max_width:
+            if 0 < g.shape[0] <= limits.max_height and 0 < g.shape[1] <= limits.max_width:
                 groups.setdefault(g.shape, []).append(
                     _Rec(k, g, item.spawn, item.exit, item.enemies, item.items, item.theme, item.name, item, None))
         elif isinstance(item, (bytes, str)):

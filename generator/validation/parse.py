@@ -469,6 +469,9 @@ def _rows(c: Candidate, rows: list[str], width: int | None, height: int | None, 
         return
     if too_big:
         return
+    if longest == 0:
+        c.fail("V1", "V1.row_length", "every row is empty; each row needs one character per tile", "$.rows")
+        return
     if height is not None and len(rows) != height:
         c.fail("V1", "V1.row_count", f"there are {len(rows)} rows but height says {height}; give exactly one row per line",
                "$.rows")
@@ -509,6 +512,8 @@ def _from_level(level: Level, limits: ValidationLimits) -> Candidate:
     h, w = grid.shape
     if w > limits.max_width or h > limits.max_height:
         c.fail("V1", "V1.too_large", f"the map is {w}x{h}; the limit is {limits.max_width}x{limits.max_height}", "$.rows")
+    elif w == 0 or h == 0:
+        c.fail("V1", "V1.row_count", f"the map is {w}x{h}; it needs at least one tile", "$.rows")
     else:
         c.grid = grid
     if isinstance(level.theme, str):

@@ -198,3 +198,14 @@ def test_procedural_levels_stay_valid_under_harmless_renderings(seed, width, hei
     for r in renderings:
         assert validate_level(r, spec).valid, r
     assert all(rep.valid for rep in validate_batch(renderings, spec))
+
+
+def test_degenerate_grids():
+    import numpy as np
+
+    empty = Level(name="e", grid=np.zeros((0, 0), np.uint8), spawn=(0, 0), exit=(0, 0), theme="cave")
+    blank_rows = {**good(), "width": 0, "rows": [""] * 12}
+    one = Level(name="one", grid=np.zeros((1, 1), np.uint8), spawn=(0, 0), exit=(0, 0), theme="cave")
+    for item, code in ((empty, "V1.row_count"), (blank_rows, "V1.row_length"), (one, "V2.open_border")):
+        assert code in validate_level(item).codes()
+        assert validate_batch([item, item])[1].codes() == validate_level(item).codes()
