@@ -38,7 +38,7 @@ from engine.core.actions import Quit
 from engine.core.bots import Bot, make_bot, run_bot
 from engine.core.difficulty import DEFAULT_FIRST_SPEC, DifficultyPolicy, LevelStats, next_spec
 from engine.core.entities import GameStatus
-from engine.core.errors import LevelSourceError
+from engine.core.errors import EngineError, LevelSourceError
 from engine.core.fun import FunScore, fun_score, scored_event
 from engine.core.game import Game, RulesConfig
 from engine.core.level import Level, LevelSpec
@@ -238,7 +238,14 @@ class Session:
         self._current = cur
         # the next level is made while this one is played (the policy sees the last *finished* level)
         self._request(self.difficulty_policy(pending.spec, self._last_stats))
-        cur.game = self._make_game(cur, self._level_sink(cur))
+        try:
+            cur.game = self._make_game(cur, self._level_sink(cur))
+        except EngineError as exc:  # e.g. an enemy kind the rules do not know
+            self._current = None
+            raise LevelSourceError(
+                f"level source {type(self.source).__name__} gave level {cur.index} that cannot be played: {exc}. "
+                "It is skipped; call next_game() for the next one."
+            ) from exc
         return cur.game
 
     def _level_sink(self, cur: _Current) -> TelemetrySink:

@@ -89,3 +89,29 @@ def test_custom_policy_and_close_records_an_abandoned_level(ascii_source):
     assert seen == [None]
     assert sink.events[-2].outcome == "quit" and isinstance(sink.events[-1], LevelScored)
     assert sink.events[-1].features["early_quit"] == 1.0
+
+
+def test_an_unplayable_level_is_skipped_with_a_clear_error():
+    from engine.core.level import Placed
+    from engine.core.samples import sample_level
+    from engine.core.source import SourcedLevel
+
+    class OddSource:
+        served = 0
+
+        def start_session(self, session_id):
+            pass
+
+        def get_level(self, spec, *, seed):
+            self.served += 1
+            level = sample_level("balanced")
+            if self.served == 1:
+                level = type(level)(name="odd", grid=level.grid, spawn=level.spawn, exit=level.exit,
+                                    enemies=[Placed("dragon", 10, 2)], theme="crypt")
+            return SourcedLevel(level, backend="odd")
+
+    session = Session(OddSource(), session_id="s")
+    with pytest.raises(LevelSourceError, match=r"cannot be played: .*dragon"):
+        session.next_game()
+    assert session.next_game().level_id == "s/1"
+    session.close()
