@@ -40,3 +40,27 @@ def test_help_and_bad_bot():
     assert "--headless" in run_cli("--help").stdout
     bad = run_cli("--headless", "--bot", "wizard")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_sources_open_by_name(tmp_path):
+    import importlib.util
+
+    import pytest
+
+    from engine.core.difficulty import DEFAULT_FIRST_SPEC
+    from engine.core.errors import LevelSourceError
+    from games.sample_dungeon.sources import open_source
+
+    samples = open_source("samples")
+    assert samples.source.get_level(DEFAULT_FIRST_SPEC, seed=1).level.name == "balanced sample"
+    with pytest.raises(LevelSourceError, match="choose one of"):
+        open_source("dreams")
+    if importlib.util.find_spec("generator.procedural") is not None:
+        proc = open_source("procedural")
+        got = proc.source.get_level(DEFAULT_FIRST_SPEC, seed=1)
+        assert (got.level.width, got.backend) == (DEFAULT_FIRST_SPEC.width, "procedural")
+        opened = open_source("auto", data_dir=str(tmp_path))
+        try:
+            assert opened.kind == "generator" and opened.store_sink is not None
+        finally:
+            opened.close()
