@@ -11,8 +11,11 @@ form, each in its own process so peak memory is its own:
 * ``trainer_bf16``: :func:`trainer.loop.train` as configured by default on a
   CPU that supports it (bf16 autocast).
 
-Throughput counts real (non-padding) tokens per second of training, so less
-padding counts as speed, as it is.  ``speedup`` = trainer_bf16 / plain_fp32.
+Throughput counts real (non-padding) tokens per second over every step (the
+first included, for all variants alike), so less padding counts as speed, as
+it is.  Variants run in rounds with the order rotated, and the median round
+is reported, so a busy neighbour hurts all sides alike.
+``speedup`` = trainer_bf16 / plain_fp32.
 
     python -m benchmarks.train --json
 """
@@ -76,7 +79,7 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
     rng = np.random.default_rng(args["seed"])
     bs = args["batch_size"]
     tokens, seconds = 0, 0.0
-    for step in range(args["warmup"] + args["steps"]):
+    for step in range(args["steps"]):
         idx = rng.choice(len(seqs), size=bs, replace=False)
         batch = [seqs[i] for i in idx]
         width = max(map(len, batch))
@@ -92,9 +95,8 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if step >= args["warmup"]:
-            seconds += time.perf_counter() - started
-            tokens += int(mask.sum())
+        seconds += time.perf_counter() - started
+        tokens += int(mask.sum())
     return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": float(loss)}
 
 
@@ -102,13 +104,12 @@ def _trainer(texts: list[str], args: dict[str, Any], bf16: bool) -> dict[str, An
     from trainer import loop
     from trainer.loop import TrainConfig, train
 
-    cfg = TrainConfig(base="micro", preset=args["preset"], steps=args["warmup"] + args["steps"],
+    cfg = TrainConfig(base="micro", preset=args["preset"], steps=args["steps"],
                       batch_size=args["batch_size"], lr=1e-3, warmup_steps=1, bf16=bf16, eval_every=0,
                       checkpoint_every=0, seed=args["seed"])
     with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
         res = train(cfg, texts, [], tmp, resume=False, progress=False)
         res = res if hasattr(res, "tokens_per_s") else loop.read_result(tmp)
-    # the loop reports tokens/s over the whole run (warm-up included): a slight underestimate
     return {"tokens_per_s": res.tokens_per_s, "seconds": res.train_seconds, "final_loss": res.train_loss,
             "steps": res.step}
 
@@ -126,26 +127,42 @@ def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
     queue.put(out)
 
 
+VARIANTS = ("plain_fp32", "trainer_fp32", "trainer_bf16")
+
+
+def _one(ctx: Any, variant: str, args: dict[str, Any]) -> dict[str, Any]:
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(variant, args, q))
+    p.start()
+    while True:
+        try:
+            out = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"benchmark variant {variant} died (exit code {p.exitcode}); see stderr")
+    p.join()
+    return out
+
+
 def run(args: dict[str, Any]) -> dict[str, Any]:
+    """Every variant once per round, the order rotated each round; the median round counts."""
     ctx = mp.get_context("spawn")
+    rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    for r in range(args["rounds"]):
+        order = VARIANTS[r % 3:] + VARIANTS[: r % 3]
+        for variant in order:
+            rounds[variant].append(_one(ctx, variant, args))
     results: dict[str, Any] = {}
-    for variant in ("plain_fp32", "trainer_fp32", "trainer_bf16"):
-        q = ctx.Queue()
-        p = ctx.Process(target=_child, args=(variant, args, q))
-        p.start()
-        while True:
-            try:
-                results[variant] = q.get(timeout=1.0)
-                break
-            except queue.Empty:
-                if not p.is_alive():
-                    raise RuntimeError(f"benchmark variant {variant} died (exit code {p.exitcode}); see stderr")
-        p.join()
+    for variant, outs in rounds.items():
+        ranked = sorted(outs, key=lambda o: o["tokens_per_s"])
+        results[variant] = {**ranked[len(ranked) // 2], "rounds_tokens_per_s": [round(o["tokens_per_s"], 1) for o in outs]}
     base = results["plain_fp32"]["tokens_per_s"]
     return {
         "benchmark": "train",
         "model_preset": args["preset"],
         "steps": args["steps"],
+        "rounds": args["rounds"],
         "batch_size": args["batch_size"],
         "threads": args["threads"],
         "seed": args["seed"],
@@ -160,15 +177,15 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="micro-5m", help="micro model shape (default micro-5m)")
-    p.add_argument("--steps", type=int, default=12, help="timed optimizer steps per variant (default 12)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
+    p.add_argument("--steps", type=int, default=10, help="timed optimizer steps per variant and round (default 10)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds, variant order rotated each round (default 2)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--examples", type=int, default=256, help="distinct level texts (default 256)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
-    args = {"preset": a.preset, "steps": a.steps, "warmup": a.warmup, "batch_size": a.batch_size,
+    args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
             "examples": a.examples, "threads": a.threads, "seed": a.seed}
     out = run(args)
     if a.json:
