@@ -79,3 +79,11 @@ def test_bootstrap_records_procedural_levels_through_the_facade(_forge_home, cap
     with Store.open(_forge_home / "forge.db") as store:
         calls = [c.record for c in store.iter_calls(valid_only=True)]
     assert len(calls) >= 10 and all(c.backend == "procedural" for c in calls)
+
+
+def test_launch_background_returns_at_once_and_logs(_forge_home):
+    proc = train_cli.launch_background(_forge_home, preset="tiny-test")
+    assert proc.wait(timeout=120) == 0
+    log = (_forge_home / "runs" / "background.log").read_text()
+    line = next(x for x in log.splitlines() if x.startswith("{"))
+    assert json.loads(line)["trained"] is False  # nothing recorded yet: nothing to train
