@@ -40,7 +40,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -166,6 +167,23 @@ class Registry:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+
+    @contextmanager
+    def _locked(self, site: str) -> Iterator[None]:
+        """Serialise read-modify-write of a site's pointer between processes (POSIX advisory lock)."""
+        sdir = self.site_dir(site)
+        sdir.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: the atomic replace still prevents torn files
+            yield
+            return
+        with open(sdir / ".lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     @classmethod
     def in_data_dir(cls, data_dir: str | os.PathLike[str] | None = None) -> Registry:
@@ -351,9 +369,10 @@ class Registry:
         if state not in VERDICTS:
             raise RegistryError(f"set_state: state must be one of {VERDICTS}, got {state!r}")
         vdir = self.site_dir(site) / version
-        m = self._read_manifest(vdir) if vdir.is_dir() else self.get(site, version)
-        m = msgspec.structs.replace(m, state=state)
-        _atomic_write(vdir / MANIFEST_NAME, msgspec.json.format(msgspec.json.encode(m), indent=2))
+        with self._locked(site):
+            m = self._read_manifest(vdir) if vdir.is_dir() else self.get(site, version)
+            m = msgspec.structs.replace(m, state=state)
+            _atomic_write(vdir / MANIFEST_NAME, msgspec.json.format(msgspec.json.encode(m), indent=2))
         return self.get(site, version)
 
     def _write_serving(self, site: str, serving: _Serving) -> None:
@@ -363,30 +382,32 @@ class Registry:
     def promote(self, site: str, version: str) -> Manifest:
         """Serve ``version`` for ``site`` (checksums verified first); the old one goes on the rollback stack."""
         self.verify(site, version)
-        serving = self._serving(site)
-        if serving.current == version:
-            return self.get(site, version)
-        if serving.current is not None:
-            serving.history.append(serving.current)
-        if version in serving.retired:
-            serving.retired.remove(version)
-        serving.current = version
-        self._write_serving(site, serving)
+        with self._locked(site):
+            serving = self._serving(site)
+            if serving.current == version:
+                return self.get(site, version)
+            if serving.current is not None:
+                serving.history.append(serving.current)
+            if version in serving.retired:
+                serving.retired.remove(version)
+            serving.current = version
+            self._write_serving(site, serving)
         log.info("registry: %s now serves %s", site, version)
         return self.get(site, version)
 
     def rollback(self, site: str) -> Manifest | None:
         """Retire the current version and serve the one before it (``None``: no local model)."""
-        serving = self._serving(site)
-        if serving.current is None:
-            raise RegistryError(f"{site}: nothing is promoted, so there is nothing to roll back")
-        serving.retired.append(serving.current)
-        # Skip earlier versions that were retired or whose folder is gone.
-        while serving.history and (
-            serving.history[-1] in serving.retired or not (self.site_dir(site) / serving.history[-1]).is_dir()
-        ):
-            serving.history.pop()
-        serving.current = serving.history.pop() if serving.history else None
-        self._write_serving(site, serving)
+        with self._locked(site):
+            serving = self._serving(site)
+            if serving.current is None:
+                raise RegistryError(f"{site}: nothing is promoted, so there is nothing to roll back")
+            serving.retired.append(serving.current)
+            # Skip earlier versions that were retired or whose folder is gone.
+            while serving.history and (
+                serving.history[-1] in serving.retired or not (self.site_dir(site) / serving.history[-1]).is_dir()
+            ):
+                serving.history.pop()
+            serving.current = serving.history.pop() if serving.history else None
+            self._write_serving(site, serving)
         log.info("registry: %s rolled back to %s", site, serving.current or "no local model")
         return self.current(site)

@@ -132,3 +132,21 @@ def test_killing_a_process_mid_promote_never_tears_the_pointer(reg, tmp_path):
         assert reg.current(SITE).version in {"v0001", "v0002"}
         reg.verify(SITE, reg.current(SITE).version)
     assert not [p for p in reg.site_dir(SITE).iterdir() if p.name.startswith(".incoming")]
+
+
+def test_concurrent_promotes_from_two_processes_lose_no_history(reg, tmp_path):
+    for tag in "abcd":
+        reg.add_version(SITE, _artefacts(tmp_path, tag), {})
+    script = textwrap.dedent(f"""
+        import sys
+        from generator.registry import Registry
+        r = Registry({str(reg.root)!r})
+        for _ in range(15):
+            for v in sys.argv[1:]:
+                r.promote({SITE!r}, v)
+    """)
+    root = Path(__file__).parents[2]
+    procs = [subprocess.Popen([sys.executable, "-c", script, *vs], cwd=root) for vs in (["v0001", "v0002"], ["v0003", "v0004"])]
+    assert all(p.wait(timeout=60) == 0 for p in procs)
+    serving = json.loads((reg.site_dir(SITE) / SERVING_NAME).read_text())
+    assert len(serving["history"]) == 59  # 60 promotions of a changing version, none lost
