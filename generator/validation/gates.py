@@ -117,12 +117,13 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         assert grid0 is not None
         h, w = grid0.shape
         g = grid0[None] if n == 1 else np.stack([c.grid for c in cands])  # type: ignore[misc]
+        flat_g = g.reshape(n, h * w)
         wall = g == _WALL
         walk = ~wall  # unknown glyphs (already V1 failures) count as floor: they are mostly things drawn in
-        flat_wall = wall.reshape(n, -1)
-        unknown_any = (g >= N_TILES).reshape(n, -1).any(axis=1)
-        bmask, bxs, bys = _border(h, w)
-        open_border = ~wall[:, bmask]
+        flat_wall = wall.reshape(n, h * w)
+        unknown_any = flat_g.max(axis=1) >= N_TILES
+        _, bxs, bys = _border(h, w)
+        open_border = ~flat_wall[:, _border_flat(h, w)]
         border_bad = open_border.any(axis=1)
         density = np.count_nonzero(flat_wall, axis=1) / (h * w)
         dens_bad = (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
@@ -161,22 +162,18 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
     flag = near.copy()
     if has_grid:
         inb = (x < w) & (y < h)
-        tile = np.full(m, _WALL, dtype=np.uint8)
-        tile[inb] = g[lvl[inb], y[inb], x[inb]]
-        standable = inb & (tile != _WALL)
+        pos = np.minimum(y, h - 1) * w + np.minimum(x, w - 1)  # clamped, so one gather serves all rows
+        standable = inb & (flat_g[lvl, pos] != _WALL)
         on_wall = inb & ~standable
-        key = np.where(inb, lvl * (h * w) + y * w + x, -1 - np.arange(m))
+        key = np.where(inb, lvl * (h * w) + pos, -1 - np.arange(m))
         order = np.argsort(key, kind="stable")
         sk = key[order]
-        dup_sorted = np.zeros(m, dtype=bool)
-        if m > 1:
-            dup_sorted[1:] = sk[1:] == sk[:-1]
         overlap = np.zeros(m, dtype=bool)
-        overlap[order] = dup_sorted
-        lab = np.zeros(m, dtype=np.int64)
-        lab[inb] = labels[lvl[inb], y[inb], x[inb]]
+        if m > 1:
+            overlap[order[1:]] = sk[1:] == sk[:-1]
+        lab = labels.reshape(n, h * w)[lvl, pos]
         spawn_ok = np.zeros(n, dtype=bool)
-        spawn_lab = np.zeros(n, dtype=np.int64)
+        spawn_lab = np.zeros(n, dtype=lab.dtype)
         sp = is_spawn & standable
         spawn_ok[lvl[sp]] = True
         spawn_lab[lvl[sp]] = lab[sp]
@@ -186,8 +183,20 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
     if m:
         level_bad |= np.bincount(lvl[flag], minlength=n) > 0
 
-    starts = np.concatenate(([0], np.cumsum(counts)))
-    for k in range(n):
+    starts = np.concatenate(([0], np.cumsum(counts))).tolist()
+    # Flagged things per level, found once for the whole stack (few: only broken levels have any).
+    by_level: dict[int, tuple[list[int], list[int], list[int]]] = {}
+    for slot, mask in enumerate((v3_bad, near, unreachable) if has_grid else (near,)):
+        idx = np.flatnonzero(mask)
+        for k, j in zip(lvl[idx].tolist(), idx.tolist()):
+            by_level.setdefault(k, ([], [], []))[slot if has_grid else 1].append(j)
+    bad_levels = np.flatnonzero(level_bad).tolist() if n > 1 else ([0] if level_bad[0] else [])
+    if not any(specs):
+        ks: list[int] | range = bad_levels
+    else:
+        ks = range(n)
+    bad_set = set(bad_levels)
+    for k in ks:
         c = cands[k]
         spec = specs[k]
         if spec is not None:
@@ -197,10 +206,11 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
                 c.fail("V5", "V5.enemy_count",
                        f"there are {c.n_enemies} enemies but the spec asks for {want} (allowed {max(0, want - tol)}"
                        f"..{want + tol})", "$.enemies")
-        if not level_bad[k]:
+        if k not in bad_set:
             continue
-        lo, hi = int(starts[k]), int(starts[k + 1])
+        lo = starts[k]
         things = list(zip(c.tc, c.ti, c.tx, c.ty, c.tk))
+        v3_js, near_js, unreach_js = by_level.get(k, ([], [], []))
         if has_grid:
             gk = g[k]
             if unknown_any[k]:
@@ -217,7 +227,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
                     c.fail("V2", "V2.open_border", f"the border is open at ({xx}, {yy}); the outer rows and columns "
                            "must all be wall '#'", f"({xx}, {yy})", (xx, yy))
                 _more(c, "V2", "V2.open_border", len(idx), cap, "$.rows", "open border tiles")
-            for j in (np.flatnonzero(v3_bad[lo:hi]) + lo).tolist():
+            for j in v3_js:
                 tcode, i, tx, ty, kind = things[j - lo]
                 what, where = _thing_label(tcode, i, kind)
                 if not inb[j]:
@@ -230,7 +240,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
                     other, _ = _thing_label(things[first - lo][0], things[first - lo][1], things[first - lo][4])
                     c.fail("V3", "V3.overlap", f"{what} shares the tile ({tx}, {ty}) with {other}; give each thing "
                            "its own tile", where, (tx, ty))
-        for j in (np.flatnonzero(near[lo:hi]) + lo).tolist():
+        for j in near_js:
             tcode, i, tx, ty, kind = things[j - lo]
             what, where = _thing_label(tcode, i, kind)
             d = max(abs(tx - int(sx[k])), abs(ty - int(sy[k])))
@@ -242,7 +252,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
             continue
         if regions[k] > 1:
             _disconnected(c, labels[k], int(spawn_lab[k]) if spawn_ok[k] else 0, cap)
-        for j in (np.flatnonzero(unreachable[lo:hi]) + lo).tolist():
+        for j in unreach_js:
             tcode, i, tx, ty, kind = things[j - lo]
             what, where = _thing_label(tcode, i, kind)
             code_name = {EXIT: "V6.unreachable_exit", ENEMY: "V6.unreachable_enemy", ITEM: "V6.unreachable_item"}[tcode]
@@ -274,9 +284,12 @@ def _glyph_hint(glyph: str) -> str:
 
 def _disconnected(c: Candidate, labels: NDArray[np.int32], main: int, cap: int) -> None:
     flat = labels.ravel()
-    ids, first, sizes = np.unique(flat, return_index=True, return_counts=True)
-    keep = ids != 0
-    ids, first, sizes = ids[keep], first[keep], sizes[keep]
+    # ndimage.label numbers regions in scan order, so the running maximum steps up exactly at each
+    # region's first tile; label values may be offset in a stacked batch, hence the rebasing.
+    base = int(flat[flat > 0].min()) - 1 if flat.any() else 0
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(flat), prepend=base) > 0)
+    ids = flat[first]
+    sizes = np.bincount(flat - np.where(flat > 0, base, 0))[ids - base]
     if main == 0:  # no usable spawn: call the largest region the main one
         main = int(ids[np.argmax(sizes)])
     w = labels.shape[1]
