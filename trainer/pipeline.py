@@ -278,7 +278,10 @@ def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry:
         "notes": f"run {report.run_dir.name}; model preset {cfg.train.model_preset}"
                  + ("; qlora" if cfg.train.qlora else ""),
     }
-    version = registry.add_version(site, report.run_dir / "artefact", manifest)
+    # A run that crashed after registering must not register twice when resumed.
+    tag = f"run {report.run_dir.name};"
+    existing = next((m for m in registry.versions(site) if m.notes.startswith(tag)), None)
+    version = existing.version if existing else registry.add_version(site, report.run_dir / "artefact", manifest)
     promoted = False
     if passed and promote:
         registry.promote(site, version)

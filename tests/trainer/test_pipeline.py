@@ -171,3 +171,20 @@ def test_two_process_launch_trains_once_with_ddp(_forge_home):
     assert out["version"] == "v0001"
     runs = list((_forge_home / "runs").glob("*/model/trainer_state.json"))
     assert len(runs) == 1 and json.loads(runs[0].read_text())["world_size"] == 2
+
+
+def test_crash_between_register_and_promote_does_not_register_twice(_forge_home, monkeypatch):
+    _fill(_forge_home)
+    real_promote = Registry.promote
+
+    def crash(self, site, version):
+        raise RuntimeError("killed before promote")
+
+    monkeypatch.setattr(Registry, "promote", crash)
+    with pytest.raises(RuntimeError):
+        pipeline.run(load_preset("tiny-test"), data_dir=_forge_home)
+    monkeypatch.setattr(Registry, "promote", real_promote)
+    report = pipeline.run(load_preset("tiny-test"), data_dir=_forge_home, resume=True)
+    reg = Registry(_forge_home / "models")
+    assert [m.version for m in reg.versions(LEVEL_SITE)] == ["v0001"]
+    assert report.headline()["promoted"] and reg.current(LEVEL_SITE).version == "v0001"
