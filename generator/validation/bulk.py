@@ -129,9 +129,21 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
         pts = list(chain(r.spawn for r in recs)) + list(chain(r.exit for r in recs))
     except (AttributeError, TypeError):
         return fail
-    vals = ex + ey + ix + iy + pts
-    if vals and (not set(map(type, vals)) <= _INT or min(vals) < 0 or max(vals) >= _BIG):
+    types = set(map(type, ex)) | set(map(type, ey)) | set(map(type, ix)) | set(map(type, iy)) | set(map(type, pts))
+    if not types <= _INT:  # exactly int: bools, floats and the like go to the full validator
         return fail
+    if len(pts) != 4 * n:
+        return fail
+    try:
+        vals = np.array(ex + ey + ix + iy + pts, dtype=np.int64)
+    except OverflowError:
+        return fail
+    if vals.size and (vals.min() < 0 or vals.max() >= _BIG):
+        return fail
+    n_e, n_i = len(ex), len(ix)
+    a_ex, a_ey = vals[:n_e], vals[n_e:2 * n_e]
+    a_ix, a_iy = vals[2 * n_e:2 * n_e + n_i], vals[2 * n_e + n_i:2 * (n_e + n_i)]
+    p = vals[2 * (n_e + n_i):]
     if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET or len(pts) != 4 * n:
         return fail
     # ---- spec checks
@@ -152,14 +164,13 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
     top = np.maximum.accumulate(labels.reshape(n, -1).max(axis=1))
     fail |= np.diff(top, prepend=0) != 1
     # ---- things: spawn, exit, enemies, items of every level in one table
-    p = np.array(pts, dtype=np.int64)
     sx, sy = p[0:2 * n:2], p[1:2 * n:2]
     xx, xy = p[2 * n::2], p[2 * n + 1::2]
     lvl_e = np.repeat(np.arange(n), ne)
     lvl_i = np.repeat(np.arange(n), ni)
     ar = np.arange(n)
-    tx = np.concatenate((sx, xx, np.array(ex, dtype=np.int64), np.array(ix, dtype=np.int64)))
-    ty = np.concatenate((sy, xy, np.array(ey, dtype=np.int64), np.array(iy, dtype=np.int64)))
+    tx = np.concatenate((sx, xx, a_ex, a_ix))
+    ty = np.concatenate((sy, xy, a_ey, a_iy))
     tl = np.concatenate((ar, ar, lvl_e, lvl_i))
     oob = (tx >= w) | (ty >= h)
     fail[tl[oob]] = True
