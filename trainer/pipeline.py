@@ -376,6 +376,10 @@ def run(
 
     root = resolve_data_dir(data_dir)
     registry = Registry(root / "models")
+    if cfg.train.base != "micro" and not resume:
+        from trainer.model import resolve_base
+
+        resolve_base(cfg.train.base)  # missing weights: say how to provide them before any work is done
     run_dir: Path | None = None
     if resume:
         run_dir = Path(resume) if not isinstance(resume, bool) else latest_unfinished_run(root / "runs", site)

@@ -87,3 +87,12 @@ def test_launch_background_returns_at_once_and_logs(_forge_home):
     log = (_forge_home / "runs" / "background.log").read_text()
     line = next(x for x in log.splitlines() if x.startswith("{"))
     assert json.loads(line)["trained"] is False  # nothing recorded yet: nothing to train
+
+
+def test_missing_tinyllama_weights_say_how_to_provide_them(_forge_home, tmp_path, monkeypatch, capsys):
+    _fill(_forge_home, 30)
+    monkeypatch.setenv("FORGE_TINYLLAMA", str(tmp_path / "nowhere"))
+    assert train_cli.main(["--preset", "tiny-test", "--base", "tinyllama", "--qlora"]) == 1
+    err = capsys.readouterr().err
+    assert "FORGE_TINYLLAMA" in err and "--base micro" in err
+    assert not list((_forge_home / "runs").glob("*/run.json"))  # refused before any work
