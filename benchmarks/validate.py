@@ -13,13 +13,15 @@ run, one thread:
   ``batch_speedup`` divide by it;
 - ``procedural_levels_per_s``: :func:`generate_procedural` for random specs.
 
-Timings are best-of-``--repeat`` to damp noise from other processes.
+Timings are best-of-``--repeat`` rounds in which every measurement takes a
+turn, to damp noise from other processes and keep the ratios fair.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -79,35 +81,40 @@ def _break(level: Level, how: str) -> Level:
                  theme=level.theme)
 
 
-def best_rate(fn: Callable[[], Any], n: int, repeat: int) -> float:
-    best = float("inf")
+def best_rates(jobs: dict[str, tuple[Callable[[], Any], int]], repeat: int) -> dict[str, float]:
+    """Levels per second of each job, best of ``repeat`` rounds.
+
+    The jobs take turns within each round, so a burst of load from other
+    processes hits all of them alike and the ratios stay fair.
+    """
+    best = dict.fromkeys(jobs, float("inf"))
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return n / best
+        for name, (fn, _n) in jobs.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: jobs[name][1] / best[name] for name in jobs}
 
 
 def run(seed: int, n: int, sizes: list[tuple[int, int]], repeat: int, gen_n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "levels": n, "repeat": repeat, "python": platform.python_version(),
-                           "sizes": {}}
+                           "cpus": os.cpu_count(), "load_avg_1m_before": round(os.getloadavg()[0], 2), "sizes": {}}
     for w, h in sizes:
         levels, specs = make_levels(n, w, h, seed)
         texts = [lv.to_json() for lv in levels]
         n_invalid = sum(not validate_level(lv, sp).valid for lv, sp in zip(levels, specs))
         base_n = max(50, n // 10)  # the baseline is slow; time it on a slice of the same levels
-        row = {
-            "invalid_share": round(n_invalid / n, 3),
-            "levels_per_s": best_rate(lambda: [validate_level(lv, sp) for lv, sp in zip(levels, specs)], n, repeat),
-            "json_levels_per_s": best_rate(lambda: [validate_level(t, sp) for t, sp in zip(texts, specs)], n, repeat),
-            "batch_levels_per_s": best_rate(lambda: validate_batch(levels, specs), n, repeat),
-            "batch_json_levels_per_s": best_rate(lambda: validate_batch(texts, specs), n, repeat),
-            "python_baseline_levels_per_s": best_rate(
-                lambda: [baseline_codes(lv, sp) for lv, sp in zip(levels[:base_n], specs[:base_n])], base_n, repeat),
-        }
         valid_levels = [lv for lv, sp in zip(levels, specs) if validate_level(lv, sp).valid]
-        row["batch_all_valid_levels_per_s"] = best_rate(lambda: validate_batch(valid_levels), len(valid_levels),
-                                                        repeat)
+        row: dict[str, float] = {"invalid_share": round(n_invalid / n, 3)}
+        row.update(best_rates({
+            "levels_per_s": (lambda: [validate_level(lv, sp) for lv, sp in zip(levels, specs)], n),
+            "json_levels_per_s": (lambda: [validate_level(t, sp) for t, sp in zip(texts, specs)], n),
+            "batch_levels_per_s": (lambda: validate_batch(levels, specs), n),
+            "batch_json_levels_per_s": (lambda: validate_batch(texts, specs), n),
+            "batch_all_valid_levels_per_s": (lambda: validate_batch(valid_levels), len(valid_levels)),
+            "python_baseline_levels_per_s": (
+                lambda: [baseline_codes(lv, sp) for lv, sp in zip(levels[:base_n], specs[:base_n])], base_n),
+        }, repeat))
         row["speedup"] = row["levels_per_s"] / row["python_baseline_levels_per_s"]
         row["batch_speedup"] = row["batch_levels_per_s"] / row["python_baseline_levels_per_s"]
         out["sizes"][f"{w}x{h}"] = {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}
@@ -115,8 +122,9 @@ def run(seed: int, n: int, sizes: list[tuple[int, int]], repeat: int, gen_n: int
     gen_specs = [LevelSpec(width=int(rng.integers(16, 65)), height=int(rng.integers(12, 49)),
                            difficulty=int(rng.integers(1, 11)), enemies=int(rng.integers(0, 31)),
                            items=int(rng.integers(0, 21)), theme=ALL_THEMES[k % 4]) for k in range(gen_n)]
-    out["procedural_levels_per_s"] = round(best_rate(
-        lambda: [generate_procedural(sp, k) for k, sp in enumerate(gen_specs)], gen_n, 1), 1)
+    out["procedural_levels_per_s"] = round(best_rates(
+        {"gen": (lambda: [generate_procedural(sp, k) for k, sp in enumerate(gen_specs)], gen_n)}, 1)["gen"], 1)
+    out["load_avg_1m_after"] = round(os.getloadavg()[0], 2)  # other processes share the CPUs: read with care
     main_size = f"{sizes[0][0]}x{sizes[0][1]}"
     for key in ("levels_per_s", "batch_levels_per_s", "python_baseline_levels_per_s", "speedup"):
         out[key] = out["sizes"][main_size][key]
