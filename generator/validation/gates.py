@@ -98,10 +98,10 @@ def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
     ys = np.array(ty)
     if wall[ys * w + xs].any():
         return False
-    enemy = np.array(c.tc) == ENEMY
-    if enemy.any():
+    ne = c.n_enemies
+    if ne:  # no failures so far means the table is spawn, exit, enemies, items, in that order
         sx, sy = c.spawn  # type: ignore[misc]
-        if (np.maximum(np.abs(xs[enemy] - sx), np.abs(ys[enemy] - sy)) <= SPAWN_SAFE_RADIUS).any():
+        if (np.maximum(np.abs(xs[2:2 + ne] - sx), np.abs(ys[2:2 + ne] - sy)) <= SPAWN_SAFE_RADIUS).any():
             return False
     _, regions = ndimage.label(~wall.reshape(h, w), structure=_CROSS2)
     return regions == 1

@@ -105,3 +105,11 @@ def test_stdin_through_python_dash_m(files):
                           capture_output=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["valid"] is False
+
+
+def test_help_lists_the_gates(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit 0 all valid, 1 some invalid, 2 unreadable" in out and "V6" in out
