@@ -41,7 +41,7 @@ specs = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=800, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=specs, seed=st.integers(-(2**40), 2**40))
 def test_every_spec_in_range_gives_a_valid_level(spec, seed):
     check(generate_procedural(spec, seed), spec)
