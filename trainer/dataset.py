@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from generator.local.codec import CodecError, encode_example, encode_prompt, is_level_site
+from generator.local.codec import CodecError, encode_example, encode_prompt, is_level_site, spec_from_args
 from generator.metrics import as_level, near_duplicates
 from trainer.config import DatasetConfig
 from trainer.errors import DatasetError
 
-__all__ = ["Example", "Dataset", "build_dataset", "examples_from_calls", "load_exported", "bootstrap", "random_spec"]
+__all__ = ["Example", "Dataset", "spec_key", "build_dataset", "examples_from_calls", "load_exported", "bootstrap", "random_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,16 @@ META_FILE = "dataset_info.json"
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_key(site: str, args: dict[str, Any]) -> str:
+    """Canonical JSON of what a call asks for (see :attr:`Example.spec_key`)."""
+    if is_level_site(site):
+        try:
+            return _canonical(spec_from_args(args))
+        except CodecError:
+            pass
+    return _canonical(args)
 
 
 @dataclass
@@ -62,8 +72,13 @@ class Example:
 
     @property
     def spec_key(self) -> str:
-        """Calls with the same arguments ask for the same thing: they never straddle the split."""
-        return _canonical(self.args)
+        """What the call asked for; calls with the same key never straddle the split.
+
+        For levels that is the spec alone (the facade records the seed beside
+        it: a seed changes the answer, not the question); for other sites the
+        call's arguments.
+        """
+        return spec_key(self.site, self.args)
 
     @property
     def completion(self) -> str:

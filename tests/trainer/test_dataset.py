@@ -75,9 +75,21 @@ def test_same_spec_stays_on_one_side(store):
         store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args=recs[0].args,
                                      result=_level(np.random.default_rng(len(r.call_id) + hash(r.call_id) % 1000), recs[0].args["spec"]).to_dict(), valid=True))
     ds = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=5, heldout_fraction=0.3, seed=3))
-    key = json.dumps(recs[0].args, sort_keys=True, separators=(",", ":"))
+    key = json.dumps(recs[0].args["spec"], sort_keys=True, separators=(",", ":"))
     sides = {("train" if e in ds.train else "eval") for e in ds.train + ds.eval if e.spec_key == key}
     assert len(sides) == 1
+
+
+def test_a_seed_in_the_arguments_does_not_make_a_new_spec(store):
+    recs = fill_store(store, 20)
+    rng = np.random.default_rng(9)
+    for seed in range(5):  # the facade records the seed next to the spec
+        store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args={"seed": seed, **recs[0].args},
+                                     result=_level(rng, recs[0].args["spec"]).to_dict(), valid=True))
+    for split_seed in range(4):
+        ds = build_dataset(store, LEVEL_SITE, DatasetConfig(min_examples=5, heldout_fraction=0.3, seed=split_seed))
+        assert {e.spec_key for e in ds.train}.isdisjoint({e.spec_key for e in ds.eval})
+        assert len(ds.heldout_specs) == len({e.spec_key for e in ds.eval})
 
 
 def test_fun_scores_oversample_enjoyed_levels(store):
