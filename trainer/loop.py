@@ -70,7 +70,7 @@ class TrainConfig:
     eval_batches: int = 4
     checkpoint_every: int = 100
     max_seq_len: int = 4096
-    time_limit_s: float | None = None  #: stop (and checkpoint) after this much training time
+    time_limit_s: float | None = None  #: stop (and checkpoint) after this much training time; the LR decays by then
     torch_threads: int | None = None
 
     @classmethod
@@ -97,17 +97,23 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, total: int, cfg: TrainConfig, *, time_fraction: float = 0.0) -> float:
     """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``total``.
+
+    With a time limit, ``time_fraction`` (training time used / limit) also
+    advances the decay, so a run cut short by the clock still ends at a low
+    learning rate instead of stopping mid-schedule.
 
     >>> cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.0)
     >>> lr_at(4, 100, cfg), lr_at(10, 100, cfg), round(lr_at(100, 100, cfg), 6)
     (0.5, 1.0, 0.0)
+    >>> round(lr_at(10, 100, cfg, time_fraction=1.0), 6)
+    0.0
     """
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     span = max(1, total - cfg.warmup_steps)
-    progress = min(1.0, (step - cfg.warmup_steps) / span)
+    progress = min(1.0, max((step - cfg.warmup_steps) / span, time_fraction))
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -395,8 +401,10 @@ def train(
     try:
         while state["step"] < total_steps:
             step = state["step"]
+            time_fraction = state["train_seconds"] / cfg.time_limit_s if cfg.time_limit_s else 0.0
+            lr = lr_at(step, total_steps, cfg, time_fraction=time_fraction)
             for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, total_steps, cfg)
+                g["lr"] = lr
             step_loss, step_tokens = 0.0, 0
             for micro in range(cfg.grad_accum):
                 k = (step * cfg.grad_accum + micro) * world + accelerator.process_index
@@ -423,7 +431,7 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tok_s:,.0f}")
             record: dict[str, float] = {"step": state["step"], "loss": round(step_loss, 5),
-                                        "lr": lr_at(step, total_steps, cfg)}
+                                        "lr": lr}
             if cfg.eval_every and state["step"] % cfg.eval_every == 0:
                 ev = evaluate()
                 if ev is not None:
