@@ -244,6 +244,13 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         samples_q = run_student(student_q, site, calls, desc="evaluate int8", **common)
         metrics_q = score(site, samples_q, teacher_results=teacher, training_results=training)
         verdict = quantization_verdict(metrics["validity"], metrics_q["validity"], cfg.quantize.max_validity_drop)
+    if is_level_site(site):
+        from generator.metrics import controllability
+        from generator.local.codec import spec_from_args
+
+        c = controllability(teacher, [spec_from_args(a) for a in calls])
+        metrics["teacher"] = {"controllability": {k: p.rate for k, p in c.fields.items()} | {"joint": c.joint.rate},
+                              "diversity": metrics.get("teacher_diversity")}
     result = decide(metrics, g, current=current, quantization_ok=verdict.ok if verdict else None,
                     quantization_reason=verdict.reason() if verdict else "")
     (run_dir / "samples.jsonl").write_text("".join(
@@ -312,6 +319,10 @@ def _markdown(report: RunReport) -> str:
     fields = d.get("controllability_fields") or {}
     if fields:
         lines += ["", "Controllability per field: " + ", ".join(f"{k} {_fmt(v)}" for k, v in fields.items())]
+    teacher = ((report.stages.get("evaluate") or {}).get("metrics") or {}).get("teacher") or {}
+    if teacher.get("controllability"):
+        lines += ["", "Teacher on the same specs: " + ", ".join(
+            f"{k} {_fmt(v)}" for k, v in teacher["controllability"].items()) + f", diversity {_fmt(teacher.get('diversity'))}"]
     gates = d.get("gates") or {}
     if gates:
         lines += ["", "## Gates", ""] + [f"- {'pass' if c['ok'] else 'FAIL'}: {c['why']}" for c in gates.get("checks", [])]
