@@ -73,6 +73,18 @@ def _bots(arg: str) -> tuple[str, ...] | None:
     return names
 
 
+def _label(name: str, names: list[str]) -> str:
+    """Short report label: ``student:PATH`` becomes ``student:<folder>`` (the run folder for a run's model)."""
+    kind, _, path = name.partition(":")
+    if not path:
+        return name
+    p = Path(path)
+    short = p.parent.name if p.name in ("model", "artefact", "checkpoint") and p.parent.name else p.name
+    label = f"{kind}:{short[:32]}"
+    others = [n for n in names if n != name]
+    return name if any(_label(o, []) == label for o in others) else label
+
+
 def _print_summary(data: dict[str, Any], report: Path | None) -> None:
     backends = data["backends"]
     rubrics = list(dict.fromkeys(r for per in backends.values() for r in per))
@@ -144,7 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not names:
         raise GeneratorError("--backends is empty; name at least one of teacher, student, procedural")
-    backends = {name: resolve_backend(name, data_dir=args.data_dir, student_tries=args.student_tries) for name in names}
+    backends = {_label(name, names): resolve_backend(name, data_dir=args.data_dir, student_tries=args.student_tries)
+                for name in names}
     config = EvaluationConfig(n=args.n, seed=args.seed, max_attempts=args.max_attempts, bots=_bots(args.bots),
                               max_turns=args.max_turns, progress=not args.quiet)
     training = training_levels_from_store(args.data_dir)

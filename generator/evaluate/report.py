@@ -65,6 +65,10 @@ def _save(fig: Any, path: Path) -> str:
     return path.name
 
 
+def _short(name: str, width: int = 28) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
 def _plot_gate_failures(ev: Evaluation, path: Path) -> str:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 3.4))
@@ -75,7 +79,7 @@ def _plot_gate_failures(ev: Evaluation, path: Path) -> str:
         gens = ev.generations[name]
         first = ev.scores[name]["structural"].parts["first_attempt_gate_failures"] if "structural" in ev.scores[name] else {}
         share = [first.get(g, 0) / max(1, len(gens)) for g in GATES]
-        ax.bar(x + j * width - 0.4 + width / 2, share, width, label=name, color=_COLOURS[j % len(_COLOURS)])
+        ax.bar(x + j * width - 0.4 + width / 2, share, width, label=_short(name), color=_COLOURS[j % len(_COLOURS)])
     ax.set_xticks(x, GATES)
     ax.set_ylabel("share of first attempts failing")
     ax.set_title("Failures per validation gate (first attempt)")
@@ -97,7 +101,7 @@ def _plot_counts(ev: Evaluation, path: Path) -> str:
             req, act = np.array(pts, dtype=float).T
             hi = max(hi, req.max(), act.max())
             ax.scatter(req + rng.uniform(-0.2, 0.2, req.size), act + rng.uniform(-0.2, 0.2, act.size),
-                       s=14, alpha=0.7, label=name, color=_COLOURS[j % len(_COLOURS)])
+                       s=14, alpha=0.7, label=_short(name), color=_COLOURS[j % len(_COLOURS)])
         line = np.linspace(0, hi + 1, 50)
         tol = np.maximum(1, np.floor(0.25 * line))
         ax.fill_between(line, line - tol, line + tol, color="#cccccc", alpha=0.5, label="allowed: ±max(1, ⌊n/4⌋)")
@@ -131,8 +135,8 @@ def _plot_diversity(ev: Evaluation, path: Path) -> str:
         d = tile_distance_matrix(levels)
         if d.shape[0] >= 2:
             axes[1].hist(d[np.triu_indices(d.shape[0], k=1)], bins=20, range=(0, 1), histtype="step",
-                         lw=2, label=name, color=colour)
-    axes[0].set_xticks(range(len(names)), names)
+                         lw=2, label=_short(name), color=colour)
+    axes[0].set_xticks(range(len(names)), [_short(n, 16) for n in names])
     axes[0].set_ylim(0, 1)
     axes[0].set_title("Diversity (bar, 95% CI); within-spec (black tick)")
     axes[1].set_title("Pairwise tile distances")
@@ -147,7 +151,7 @@ def _plot_fun(ev: Evaluation, path: Path) -> str:
     names = list(ev.generations)
     data = [[float(np.mean([p.fun for p in g.plays])) for g in ev.generations[n] if g.valid and g.plays] for n in names]
     if any(data):
-        axes[0].boxplot([d if d else [math.nan] for d in data], tick_labels=names)
+        axes[0].boxplot([d if d else [math.nan] for d in data], tick_labels=[_short(n, 16) for n in names])
         for j, d in enumerate(data):
             axes[0].scatter(np.full(len(d), j + 1) + np.random.default_rng(j).uniform(-0.15, 0.15, len(d)), d,
                             s=10, alpha=0.5, color=_COLOURS[j % len(_COLOURS)])
@@ -162,7 +166,7 @@ def _plot_fun(ev: Evaluation, path: Path) -> str:
         for b in bots:
             plays = [p for g in ev.generations[n] for p in g.plays if p.bot == b]
             rates.append(np.mean([p.completed for p in plays]) if plays else 0.0)
-        axes[1].bar(np.arange(len(bots)) + j * width - 0.4 + width / 2, rates, width, label=n,
+        axes[1].bar(np.arange(len(bots)) + j * width - 0.4 + width / 2, rates, width, label=_short(n),
                     color=_COLOURS[j % len(_COLOURS)])
     axes[1].set_xticks(range(len(bots)), bots)
     axes[1].set_ylim(0, 1)
@@ -184,7 +188,7 @@ def _plot_structure(ev: Evaluation, path: Path) -> str:
             vals = [float(getattr(g.structure, key)) for g in ev.generations[n] if g.valid and g.structure is not None]
             vals = [v for v in vals if math.isfinite(v)]
             data.append(vals if vals else [math.nan])
-        ax.boxplot(data, tick_labels=names)
+        ax.boxplot(data, tick_labels=[_short(n, 16) for n in names])
         ax.set_title(key.replace("_", " "), fontsize=10)
         ax.tick_params(labelsize=8)
     fig.suptitle("Structural fun proxies of valid levels")
@@ -196,7 +200,7 @@ def _plot_latency_cost(ev: Evaluation, path: Path) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     names = list(ev.generations)
     lat = [[max(g.latency_ms, 1e-3) for g in ev.generations[n]] or [math.nan] for n in names]
-    axes[0].boxplot(lat, tick_labels=names)
+    axes[0].boxplot(lat, tick_labels=[_short(n, 16) for n in names])
     axes[0].set_yscale("log")
     axes[0].set_ylabel("ms per generation")
     axes[0].set_title("Latency (all attempts)")
@@ -209,7 +213,7 @@ def _plot_latency_cost(ev: Evaluation, path: Path) -> str:
     axes[1].bar(x, completion, bottom=prompt, label="completion", color="#4c72b0")
     for j, c in enumerate(cost):
         axes[1].annotate(f"${c:.4f} total", (j, prompt[j] + completion[j]), ha="center", va="bottom", fontsize=8)
-    axes[1].set_xticks(x, names)
+    axes[1].set_xticks(x, [_short(n, 16) for n in names])
     axes[1].set_ylabel("tokens per generation")
     axes[1].set_title("Tokens and cost")
     axes[1].legend(fontsize=8)
@@ -264,7 +268,7 @@ td.best{background:#e4f4e4;font-weight:600}
 .ci{color:#777;font-size:.85em}
 .help{color:#666;font-weight:normal;font-size:.8em;display:block}
 .plots img{max-width:100%;margin:6px 0;border:1px solid #eee}
-.pics td{text-align:center} .pics img{image-rendering:pixelated;max-width:360px}
+.pics td{text-align:center} .pics img{image-rendering:pixelated;max-width:420px}
 .ok{color:#2a7a2a} .bad{color:#b22}
 details{margin:6px 0}
 """
@@ -396,7 +400,7 @@ def write_report(
     out_dir: str | os.PathLike[str],
     *,
     pictures: int = 6,
-    tile_px: int = 8,
+    tile_px: int = 12,
     rating_agreement: Mapping[str, Mapping[str, Any]] | None = None,
     judge_agreement: Mapping[str, Mapping[str, Any]] | None = None,
     rows: list[dict[str, Any]] | None = None,

@@ -116,9 +116,10 @@ def test_cli_compares_procedural_with_a_student_folder(untrained_student, tmp_pa
                  "--no-report"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    student = data["backends"][f"student:{untrained_student}"]
+    label = f"student:{untrained_student.name}"  # the report's short label for a model folder
+    student = data["backends"][label]
     assert set(student) == RUBRIC_NAMES
     assert 0.0 <= student["structural"]["parts"]["raw"]["rate"] <= student["structural"]["score"] <= 1.0
     assert student["cost"]["parts"]["completion_tokens"]["total"] > 0  # the model really generated
-    assert data["backend_info"][f"student:{untrained_student}"]["backend"] == "student"
+    assert data["backend_info"][label]["backend"] == "student"
     assert data["backends"]["procedural"]["structural"]["score"] == 1.0
