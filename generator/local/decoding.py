@@ -48,7 +48,7 @@ from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PREFIX_LEN, row
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "generate_valid_level", "sample", "sample_levels"]
+__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "fill_unreachable_pockets", "generate_valid_level", "sample", "sample_levels"]
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,33 @@ def _clear_square(grid: np.ndarray, x: int, y: int) -> None:
     """Mark every cell within SPAWN_CLEARANCE of ``(x, y)`` in both x and y False."""
     r = SPAWN_CLEARANCE
     grid[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = False
+
+
+def fill_unreachable_pockets(level: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Wall up floor pockets the spawn cannot reach and that hold nothing; returns (level, pockets filled).
+
+    A small model often leaves a few sealed-off empty floor cells, which fail
+    gate V6 (one connected floor region) although nothing in them matters.
+    Pockets that hold the exit, an enemy or an item are left alone: the
+    level stays invalid and is resampled.  Entities and the spawn never move.
+    """
+    from scipy import ndimage
+
+    rows = level["rows"]
+    walk = np.array([[c != "#" for c in r] for r in rows], dtype=bool)
+    labels, count = ndimage.label(walk)
+    if count <= 1:
+        return level, 0
+    sx, sy = level["spawn"]["x"], level["spawn"]["y"]
+    keep = {int(labels[sy, sx])}
+    occupied = {int(labels[t["y"], t["x"]]) for t in (level["exit"], *level["enemies"], *level["items"])}
+    fill = np.isin(labels, [k for k in range(1, count + 1) if k not in keep and k not in occupied])
+    if not fill.any():
+        return level, 0
+    grid = np.array([list(r) for r in rows])
+    grid[fill] = "#"
+    filled = len(set(np.unique(labels[fill]).tolist()))
+    return {**level, "rows": ["".join(r) for r in grid]}, filled
 
 
 # ----------------------------------------------------------------- sampling

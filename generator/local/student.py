@@ -58,6 +58,7 @@ class StudentOutput:
     prompt_tokens: int = 0
     forced_tokens: int = 0
     error: str | None = None  #: why ``result`` is None
+    pockets_filled: int = 0  #: sealed empty floor pockets walled up (``repair=True``)
 
 
 class LocalStudent:
@@ -131,12 +132,14 @@ class LocalStudent:
     # -- generation ------------------------------------------------------
 
     def generate(self, args: dict[str, Any], *, seed: int = 0, max_new_tokens: int | None = None,
-                 temperature: float = 1.0, masked: bool = True) -> StudentOutput:
+                 temperature: float = 1.0, masked: bool = True, repair: bool = False) -> StudentOutput:
         """Complete the prompt for ``args`` and decode the result.
 
         For the level site, ``masked=True`` (the default) constrains decoding
         with :class:`~generator.local.decoding.LevelGrammar`.  A result that
         does not decode gives ``result=None`` and the reason in ``error``.
+        ``repair=True`` walls up sealed, empty floor pockets of a level
+        (:func:`~generator.local.decoding.fill_unreachable_pockets`).
         """
         from generator.local.decoding import LevelGrammar, sample
 
@@ -159,14 +162,11 @@ class LocalStudent:
             out = sample(self.model, prompt_ids, token_strings=self.token_strings, eos_id=self.eos_id,
                          seed=seed, max_new_tokens=budget, temperature=temperature, grammar=grammar,
                          stop=None if level else "\n")
-        result, error = None, None
-        try:
-            result = decode_result(self.site, out.text, args=args)
-        except CodecError as exc:
-            error = str(exc)
+        result, error, filled = self._decode(out.text, args, repair and level)
         return StudentOutput(
             text=out.text,
             result=result,
+            pockets_filled=filled,
             mean_logprob=out.mean_logprob,
             tokens=len(out.token_ids),
             latency_ms=(time.perf_counter() - started) * 1000.0,
@@ -176,7 +176,7 @@ class LocalStudent:
         )
 
     def generate_levels(self, args: dict[str, Any], n: int, *, seed: int = 0,
-                        temperature: float = 1.0) -> list[StudentOutput]:
+                        temperature: float = 1.0, repair: bool = False) -> list[StudentOutput]:
         """``n`` masked level samples for one spec, decoded in one batch (level site only).
 
         Each output's ``latency_ms`` is the whole batch's time: they arrive together.
@@ -195,16 +195,25 @@ class LocalStudent:
         latency = (time.perf_counter() - started) * 1000.0
         outputs = []
         for smp in samples:
-            result, error = None, None
-            try:
-                result = decode_result(self.site, smp.text, args=args)
-            except CodecError as exc:
-                error = str(exc)
-            outputs.append(StudentOutput(text=smp.text, result=result, mean_logprob=smp.mean_logprob,
+            result, error, filled = self._decode(smp.text, args, repair)
+            outputs.append(StudentOutput(text=smp.text, result=result, pockets_filled=filled,
+                                         mean_logprob=smp.mean_logprob,
                                          tokens=len(smp.token_ids), latency_ms=latency,
                                          prompt_tokens=len(prompt_ids), forced_tokens=smp.forced_tokens,
                                          error=error))
         return outputs
+
+    def _decode(self, text: str, args: dict[str, Any], repair: bool) -> tuple[dict[str, Any] | None, str | None, int]:
+        from generator.local.decoding import fill_unreachable_pockets
+
+        try:
+            result = decode_result(self.site, text, args=args)
+        except CodecError as exc:
+            return None, str(exc), 0
+        if repair:
+            result, filled = fill_unreachable_pockets(result)
+            return result, None, filled
+        return result, None, 0
 
     def __repr__(self) -> str:
         return f"LocalStudent(site={self.site!r}, version={self.version!r}, quantize={self.quantize!r})"
@@ -216,7 +225,9 @@ class StudentBackend:
     The model loads once, here.  Each request samples ``batch`` levels at
     once with the grammar mask and returns the first the validator accepts;
     if none does, it samples another batch, judging ``max_tries`` candidates
-    in all (fewer if the request's deadline passes).
+    in all (fewer if the request's deadline passes).  With ``repair`` (the
+    default) sealed floor pockets holding nothing are walled up first: the
+    commonest failure of a small student, and harmless to fix.
     ``confidence`` is the mean log-probability of the sampled tokens.
     """
 
@@ -224,12 +235,13 @@ class StudentBackend:
 
     def __init__(self, model_dir: str | Path, quantize: str | None = "int8", *, max_tries: int = 8,
                  batch: int = 4, temperature: float = 1.0, site: str | None = None,
-                 validate: Any = None) -> None:
+                 repair: bool = True, validate: Any = None) -> None:
         self.student = LocalStudent.load(model_dir, quantize=quantize, site=site or LEVEL_FORM)
         self.model_version = self.student.version
         self.max_tries = max_tries  #: candidates judged per request, at most
         self.batch = max(1, batch)  #: candidates sampled together (one batch costs ~1.3x one sample)
         self.temperature = temperature
+        self.repair = repair  #: wall up sealed empty floor pockets before validating
         self.validate = validate  # None: generator.validation.validate_level
 
     def generate(self, request: BackendRequest) -> BackendOutput:
@@ -264,8 +276,9 @@ class StudentBackend:
 
     def _sampler(self, args: dict[str, Any]) -> Any:
         if self.batch == 1:
-            return lambda s: self.student.generate(args, seed=s, temperature=self.temperature)
-        return lambda s: self.student.generate_levels(args, self.batch, seed=s, temperature=self.temperature)
+            return lambda s: self.student.generate(args, seed=s, temperature=self.temperature, repair=self.repair)
+        return lambda s: self.student.generate_levels(args, self.batch, seed=s, temperature=self.temperature,
+                                                      repair=self.repair)
 
     def __repr__(self) -> str:
         return f"StudentBackend({self.student.model_dir}, quantize={self.student.quantize!r})"

@@ -238,3 +238,15 @@ def test_a_batch_of_levels_keeps_every_guarantee_and_differs(student):
         assert len(o.result["enemies"]) == spec["enemies"] and len(o.result["items"]) == spec["items"]
     again = student.generate_levels({"spec": spec}, 3, seed=4)
     assert [o.text for o in again] == [o.text for o in outs]
+
+
+def test_sealed_empty_pockets_are_walled_up_but_occupied_ones_are_left():
+    from generator.local.decoding import fill_unreachable_pockets
+
+    rows = ["########", "#..#...#", "#..#.#.#", "#..###.#", "########"]
+    level = {"rows": rows, "spawn": {"x": 1, "y": 1}, "exit": {"x": 2, "y": 3}, "enemies": [], "items": []}
+    fixed, filled = fill_unreachable_pockets(level)
+    assert filled == 1 and fixed["rows"][1] == "#..#####" and level["rows"] is rows
+    level["items"] = [{"kind": "potion", "x": 4, "y": 1}]
+    assert fill_unreachable_pockets(level) == (level, 0)
+
