@@ -323,7 +323,29 @@ def constraints(gens: Sequence[Generation], ctx: RubricContext) -> RubricScore:
     parts["difficulty_mae"] = (
         float(np.mean([abs(metrics.estimate_difficulty(g.level) - g.spec.difficulty) for g in parsed])) if parsed else math.nan
     )
+    parts["difficulty_played"] = _difficulty_played(gens)
     return RubricScore(score=joint.rate, ci=(joint.lower95, joint.upper95), parts=parts)
+
+
+def _difficulty_played(gens: Sequence[Generation]) -> dict[str, Any]:
+    """Does a harder spec play harder?  Spearman between requested difficulty and the bots' failure share.
+
+    ``rho`` near +1: higher requested difficulty, more bots die or fail to
+    finish; near 0: the difficulty field has no effect on play.  ``None``
+    with fewer than five played levels or no variation.
+    """
+    from scipy.stats import spearmanr
+
+    played = [g for g in gens if g.valid and g.plays]
+    out: dict[str, Any] = {"rho": None, "p": None, "n": len(played)}
+    if len(played) < 5:
+        return out
+    requested = np.array([g.spec.difficulty for g in played], dtype=float)
+    failed = np.array([1.0 - float(np.mean([p.completed for p in g.plays])) for g in played])
+    if np.ptp(requested) > 0 and np.ptp(failed) > 0:
+        res = spearmanr(requested, failed)
+        out["rho"], out["p"] = float(res.statistic), float(res.pvalue)
+    return out
 
 
 def _field_ok(g: Generation, name: str) -> bool:

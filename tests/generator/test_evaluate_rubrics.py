@@ -150,3 +150,14 @@ def test_rubric_scores_are_json_clean():
     out = {k: v.to_dict() for k, v in score_backend(gens).items()}
     text = json.dumps(out, allow_nan=False)
     assert set(json.loads(text)) == {"structural", "constraints", "fun", "diversity", "cost"}
+
+
+def test_difficulty_played_rises_when_harder_specs_kill_more_bots():
+    gens = []
+    for d in range(1, 7):
+        spec = LevelSpec(width=16, height=12, difficulty=d, enemies=2, items=1, theme="crypt")
+        plays = [Play("explorer", k >= d // 2, k < d // 2, 20, 0.5) for k in range(3)]
+        gens.append(gen(room(shift=d + 1), [OK], d, plays=plays, spec=spec))
+    part = score_backend(gens, names=["constraints"])["constraints"].parts["difficulty_played"]
+    assert part["n"] == 6 and part["rho"] > 0.9
+    assert score_backend(gens[:3], names=["constraints"])["constraints"].parts["difficulty_played"]["rho"] is None
