@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.core.content import ALL_THEMES
 from engine.core.errors import EngineError
 from engine.core.level import SPEC_RANGES, Level, LevelSpec
-from engine.core.content import ALL_THEMES
 from generator.errors import BackendError, GeneratorError
 from generator.evaluate.rubrics import (
     RUBRICS,
