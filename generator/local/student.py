@@ -296,10 +296,21 @@ def _first_id(tok: Any, *names: str) -> int | None:
 
 
 def _token_strings(tok: Any) -> list[str]:
+    """The text each token id stands for, so decoding is a join and masks map to characters.
+
+    SentencePiece-style vocabularies (TinyLlama) write a space as ``▁`` and
+    bytes such as newline as ``<0x0A>``; both are turned into the text.
+    """
     vocab = tok.get_vocab()
+    special = {t.content for t in getattr(tok, "get_added_tokens_decoder", dict)().values()}
     out = [""] * (max(vocab.values()) + 1)
     for text, i in vocab.items():
-        out[i] = text
+        if text in special:
+            out[i] = text
+        elif len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
+            out[i] = chr(int(text[3:5], 16))
+        else:
+            out[i] = text.replace("\u2581", " ")
     return out
 
 

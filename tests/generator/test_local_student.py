@@ -250,3 +250,14 @@ def test_sealed_empty_pockets_are_walled_up_but_occupied_ones_are_left():
     level["items"] = [{"kind": "potion", "x": 4, "y": 1}]
     assert fill_unreachable_pockets(level) == (level, 0)
 
+
+
+def test_sentencepiece_vocabularies_map_to_plain_characters_for_masking():
+    from tokenizers import Tokenizer, models
+
+    from generator.local.student import _token_strings
+
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "\u2581the": 4, "#": 5}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.add_special_tokens(["<s>", "</s>"])
+    assert _token_strings(tok) == ["<unk>", "<s>", "</s>", "\n", " the", "#"]
