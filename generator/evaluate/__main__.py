@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="comma list: teacher, student, student:PATH, procedural (default: %(default)s)")
     src.add_argument("--student-tries", type=int, default=None, metavar="K",
                      help="candidates a student samples and validates per attempt (default: its own; 1 = raw model)")
+    src.add_argument("--student-raw", action="store_true",
+                     help="measure the student model alone: one candidate per attempt, no pocket repair")
     src.add_argument("--n", type=int, default=1, help="seeds per spec (default: %(default)s)")
     src.add_argument("--seed", type=int, default=0, help="base seed (default: %(default)s)")
     src.add_argument("--max-attempts", type=int, default=3, help="attempts per level, retries get feedback")
@@ -156,7 +158,9 @@ def _run(args: argparse.Namespace) -> int:
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not names:
         raise GeneratorError("--backends is empty; name at least one of teacher, student, procedural")
-    backends = {_label(name, names): resolve_backend(name, data_dir=args.data_dir, student_tries=args.student_tries)
+    backends = {_label(name, names): resolve_backend(
+        name, data_dir=args.data_dir, student_tries=1 if args.student_raw else args.student_tries,
+        student_repair=False if args.student_raw else None)
                 for name in names}
     config = EvaluationConfig(n=args.n, seed=args.seed, max_attempts=args.max_attempts, bots=_bots(args.bots),
                               max_turns=args.max_turns, progress=not args.quiet)

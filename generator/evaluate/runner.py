@@ -154,7 +154,7 @@ def generation_seed(seed: int, spec_index: int, sample: int) -> int:
 
 
 def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None,
-                    student_tries: int | None = None) -> Any:
+                    student_tries: int | None = None, student_repair: bool | None = None) -> Any:
     """A :class:`~generator.backends.Backend` for a command-line name (built by the facade's ``make_backend``).
 
     - ``procedural``: the embedded generator;
@@ -164,6 +164,8 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
 
     ``student_tries`` caps the candidates a student samples per attempt (its
     own validate-and-resample loop); 1 measures the raw model.
+    ``student_repair=False`` also turns off the student's post-processing
+    (walling up sealed empty pockets), so nothing but the model is measured.
     """
     from generator.config import GeneratorConfig, teacher_configured
     from generator.facade import make_backend
@@ -176,7 +178,7 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
         log.info("teacher: no API key or endpoint set; the procedural generator is the teacher")
         return make_backend("procedural")
     if name == "student":
-        return _cap_tries(make_backend("student", data_dir=data_dir), student_tries)
+        return _cap_tries(make_backend("student", data_dir=data_dir), student_tries, student_repair)
     if name.startswith("student:"):
         model_dir = Path(name.partition(":")[2]).expanduser()
         if not model_dir.is_dir():
@@ -187,14 +189,16 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
             raise EvaluationError(
                 f"student: local inference is unavailable ({exc}); pip install 'dungeon-forge[train]'"
             ) from exc
-        return _cap_tries(StudentBackend(model_dir), student_tries)
+        return _cap_tries(StudentBackend(model_dir), student_tries, student_repair)
     raise EvaluationError(f"unknown backend {name!r}; use teacher, student, student:PATH or procedural")
 
 
-def _cap_tries(backend: Any, tries: int | None) -> Any:
+def _cap_tries(backend: Any, tries: int | None, repair: bool | None = None) -> Any:
     if tries is not None and hasattr(backend, "max_tries"):
         backend.max_tries = max(1, tries)
         backend.batch = max(1, min(getattr(backend, "batch", 1), backend.max_tries))
+    if repair is not None and hasattr(backend, "repair"):
+        backend.repair = repair
     return backend
 
 

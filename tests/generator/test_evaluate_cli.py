@@ -112,7 +112,7 @@ def test_cli_compares_procedural_with_a_student_folder(untrained_student, tmp_pa
     one = tmp_path / "one.jsonl"
     one.write_text(json.dumps(SPECS[0]) + "\n", encoding="utf-8")
     code = main(["--specs", str(one), "--backends", f"procedural,student:{untrained_student}",
-                 "--student-tries", "1", "--max-attempts", "2", "--bots", "none", "--json", "--quiet",
+                 "--student-raw", "--max-attempts", "2", "--bots", "none", "--json", "--quiet",
                  "--no-report"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
@@ -123,3 +123,12 @@ def test_cli_compares_procedural_with_a_student_folder(untrained_student, tmp_pa
     assert student["cost"]["parts"]["completion_tokens"]["total"] > 0  # the model really generated
     assert data["backend_info"][label]["backend"] == "student"
     assert data["backends"]["procedural"]["structural"]["score"] == 1.0
+
+
+@pytest.mark.slow
+def test_student_raw_means_one_candidate_and_no_repair(untrained_student):
+    from generator.evaluate.runner import resolve_backend
+
+    backend = resolve_backend(f"student:{untrained_student}", student_tries=1, student_repair=False)
+    assert (backend.max_tries, backend.batch, backend.repair) == (1, 1, False)
+    assert resolve_backend(f"student:{untrained_student}").max_tries > 1  # the game's default resamples
