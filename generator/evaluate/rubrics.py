@@ -361,6 +361,7 @@ def fun(gens: Sequence[Generation], ctx: RubricContext) -> RubricScore:
     played = [g for g in gens if g.valid and g.plays]
     per_level = [float(np.mean([p.fun for p in g.plays])) for g in played]
     score, ci = mean_interval(per_level)
+    ci = (max(0.0, ci[0]), min(1.0, ci[1])) if played else ci  # fun scores live in [0, 1]
     plays = [p for g in played for p in g.plays]
     bots = sorted({p.bot for p in plays})
     feature_names = sorted({k for p in plays for k in p.features})
@@ -435,6 +436,7 @@ def cost(gens: Sequence[Generation], ctx: RubricContext) -> RubricScore:
     """Latency, tokens and money per generation, every attempt included (lower is better)."""
     latency = [g.latency_ms for g in gens]
     score, ci = mean_interval(latency)
+    ci = (max(0.0, ci[0]), ci[1]) if gens else ci  # time is never negative
     attempts = [a for g in gens for a in g.attempts]
     parts = {
         "latency_ms": metrics.summarize(latency).to_dict(),
