@@ -314,12 +314,6 @@ def train(
     :func:`read_result` returns it as a :class:`TrainResult`.
     """
     import torch
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from tqdm.auto import tqdm
-
-    from trainer.model import build_model
-    from trainer.tokenizer import load_tokenizer
 
     cfg = config
     if not train_texts:
@@ -327,8 +321,24 @@ def train(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT_DIR
+    threads_before = torch.get_num_threads()
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    try:
+        return _train(cfg, train_texts, eval_texts, out, ckpt, resume=resume, progress=progress, on_step=on_step)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[str], out: Path, ckpt: Path, *,
+           resume: bool, progress: bool, on_step: Callable[[int, float], None] | None) -> Path:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from tqdm.auto import tqdm
+
+    from trainer.model import build_model
+    from trainer.tokenizer import load_tokenizer
 
     done_state = out / STATE_FILE
     if resume and done_state.is_file() and (out / "model.safetensors").is_file():

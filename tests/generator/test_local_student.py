@@ -17,6 +17,18 @@ from generator.local.codec import encode_example  # noqa: E402
 from generator.local.decoding import LevelGrammar, generate_valid_level  # noqa: E402
 from generator.local.student import LocalStudent, StudentBackend  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One thread: on a shared 2-core box two torch threads contend and run many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 SPECS = [
     {"width": 16, "height": 12, "difficulty": 1, "enemies": 2, "items": 1, "theme": "crypt"},
     {"width": 18, "height": 13, "difficulty": 5, "enemies": 4, "items": 3, "theme": "cave"},

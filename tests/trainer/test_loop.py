@@ -13,6 +13,18 @@ import pytest
 from trainer.errors import TrainerError
 from trainer.loop import TrainConfig, read_result, train
 
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One thread: on a shared 2-core box two torch threads contend and run many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -27,7 +39,7 @@ def _texts(n: int = 24) -> list[str]:
 
 def _cfg(**kw) -> TrainConfig:
     base = dict(preset="micro-1m", steps=8, batch_size=4, warmup_steps=2, eval_every=4, checkpoint_every=3,
-                bf16=False, seed=1)
+                bf16=False, seed=1, torch_threads=1)
     base.update(kw)
     return TrainConfig(**base)
 
