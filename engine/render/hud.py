@@ -48,6 +48,8 @@ class LevelInfo:
         return cls(lvl.name, lvl.theme, depth, sourced.backend, sourced.model_version)
 
     def generator_line(self) -> str:
+        if self.model_version and self.model_version.startswith(self.backend):
+            return f"made by {self.model_version}"
         version = f" {self.model_version}" if self.model_version else ""
         return f"made by {self.backend}{version}"
 

@@ -87,10 +87,16 @@ class LevelSprites:
 
     # -- per turn -----------------------------------------------------------------
 
-    def sync(self, game: Any) -> None:
-        """Match the sprites to ``game`` (player, enemies, items, visible/explored)."""
-        visible = np.asarray(game.visible, dtype=bool)
-        explored = np.asarray(game.explored, dtype=bool) | visible
+    def sync(self, game: Any, *, reveal: bool = False) -> None:
+        """Match the sprites to ``game`` (player, enemies, items, visible/explored).
+
+        ``reveal`` draws the whole level as if in view (screenshots, previews).
+        """
+        if reveal:
+            visible = explored = np.ones(self.level.grid.shape, dtype=bool)
+        else:
+            visible = np.asarray(game.visible, dtype=bool)
+            explored = np.asarray(game.explored, dtype=bool) | visible
         self._sync_fog(visible, explored)
 
         ex, ey = self.level.exit

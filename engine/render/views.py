@@ -35,7 +35,8 @@ class GameView(arcade.View):
     """Plays one level: keys -> ``game.act``, sprites and HUD follow the game.
 
     ``on_level_over(game)`` is called once, after the turn that ended the level
-    (won, dead or quit).  ``zoom`` is screen pixels per world pixel.
+    (won, dead or quit).  ``zoom`` is screen pixels per world pixel;
+    ``reveal`` lifts the fog of war (screenshots, level previews).
     """
 
     def __init__(
@@ -47,10 +48,12 @@ class GameView(arcade.View):
         on_level_over: Callable[[Any], None] | None = None,
         on_command: OnCommand = _noop_command,
         zoom: float = 2.0,
+        reveal: bool = False,
         window: arcade.Window | None = None,
     ) -> None:
         super().__init__(window, background_color=BACKGROUND)
         self.game = game
+        self.reveal = reveal
         self.info = info
         self.sprites = LevelSprites(game.level, textures)
         self.hud = Hud()
@@ -65,7 +68,7 @@ class GameView(arcade.View):
 
     def refresh(self, *, snap_camera: bool = False) -> None:
         """Sync sprites and HUD with the game; call after anything changes it."""
-        self.sprites.sync(self.game)
+        self.sprites.sync(self.game, reveal=self.reveal)
         self.hud.update(self.game, self.info)
         if snap_camera:
             self.camera.position = self.camera_target()
@@ -134,6 +137,12 @@ class GameView(arcade.View):
     def draw_hud(self) -> None:
         with self.hud_camera.activate():
             self.hud.draw(self.window.width, self.window.height)
+
+
+def fit_zoom(level_width: int, level_height: int, tile_px: int, width: int, height: int) -> float:
+    """The zoom that shows a whole level in a ``width`` x ``height`` window between the HUD strips."""
+    zoom = min(width / (level_width * tile_px), (height - HUD_TOP - HUD_BOTTOM) / (level_height * tile_px))
+    return zoom if zoom < 1 else int(zoom * 2) / 2  # half steps keep pixel art crisp enough
 
 
 def _clamp(value: float, half_view: float, world: float) -> float:

@@ -1,0 +1,57 @@
+"""The sample game's window flow and its headless screenshot."""
+
+from __future__ import annotations
+
+import arcade
+import numpy as np
+from PIL import Image
+
+from engine.core.entities import GameStatus
+from engine.core.session import Session
+from engine.render.views import EndView, GameView, TitleView
+from games.sample_dungeon.app import DungeonApp, screenshot
+from games.sample_dungeon.sources import open_source
+
+
+def _shot(tmp_path, window, seed, source="procedural"):
+    out = screenshot(tmp_path / f"shot-{seed}.png", seed=seed, source=source)
+    with Image.open(out) as img:
+        assert img.size == (window.width, window.height)
+        return np.asarray(img.convert("RGB")).astype(int)
+
+
+def test_screenshot_is_a_readable_level(tmp_path, window):
+    img = _shot(tmp_path, window, seed=3)
+    assert img.std() > 20  # not blank
+    # the map shows at least a dark floor colour and a light wall colour in quantity
+    grey = img.mean(axis=2)
+    map_area = grey[40:-110]
+    assert (map_area > 100).mean() > 0.05 and ((map_area > 25) & (map_area < 70)).mean() > 0.05
+
+
+def test_screenshots_of_two_levels_differ(tmp_path, window):
+    a, b = _shot(tmp_path, window, seed=1), _shot(tmp_path, window, seed=2)
+    assert np.abs(a - b).mean() > 3
+
+
+def test_app_flow_title_play_death(window, monkeypatch):
+    opened = open_source("samples")
+    session = Session(opened.source, None, seed=0, retry_after_death=True)
+    app = DungeonApp(window, session, levels=2)
+    monkeypatch.setattr(window, "close", lambda: None)  # the shared window outlives the app
+    app.show_title()
+    assert isinstance(app.view, TitleView)
+    session.wait_until_ready(10)
+    app.view.on_key_press(arcade.key.ENTER, 0)
+    assert isinstance(app.view, GameView)
+    game = app.view.game
+    turn = game.turn
+    app.view.on_key_press(arcade.key.PERIOD, 0)
+    assert game.turn == turn + 1
+    game._finish(GameStatus.DEAD)  # a death without arranging a fight
+    app.level_over(game)
+    assert isinstance(app.view, EndView) and not app.view.won
+    app.view.on_key_press(arcade.key.R, 0)  # replays the same level
+    assert isinstance(app.view, GameView) and app.view.game.level == game.level
+    app.view.on_key_press(arcade.key.ESCAPE, 0)
+    opened.close()
