@@ -55,3 +55,56 @@ def test_app_flow_title_play_death(window, monkeypatch):
     assert isinstance(app.view, GameView) and app.view.game.level == game.level
     app.view.on_key_press(arcade.key.ESCAPE, 0)
     opened.close()
+
+
+class _GatedSource:
+    """Serves the sample levels only once the test opens the gate; fails when told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        import threading
+
+        self.gate = threading.Event()
+        self.fail = fail
+        self.inner = open_source("samples").source
+
+    def start_session(self, session_id: str) -> None:
+        pass
+
+    def get_level(self, spec, *, seed):
+        self.gate.wait(10)
+        if self.fail:
+            raise RuntimeError("teacher model unreachable")
+        return self.inner.get_level(spec, seed=seed)
+
+
+def test_slow_source_shows_generating_overlay_then_plays(window, monkeypatch):
+    from engine.render.views import LoadingView
+
+    source = _GatedSource()
+    session = Session(source, None, seed=0)
+    app = DungeonApp(window, session)
+    monkeypatch.setattr(window, "close", lambda: None)
+    app.advance()
+    assert isinstance(app.view, LoadingView)
+    app.view.on_update(0.1)
+    assert isinstance(app.view, LoadingView)
+    source.gate.set()
+    session.wait_until_ready(10)
+    app.view.on_update(0.1)
+    assert isinstance(app.view, GameView)
+    app.close()
+
+
+def test_failing_source_shows_the_error(window, monkeypatch):
+    from engine.render.views import ErrorView
+
+    source = _GatedSource(fail=True)
+    source.gate.set()
+    session = Session(source, None, seed=0)
+    app = DungeonApp(window, session)
+    monkeypatch.setattr(window, "close", lambda: None)
+    session.wait_until_ready(10)
+    app.advance()
+    assert isinstance(app.view, ErrorView)
+    assert "teacher model unreachable" in app.view.lines
+    app.close()
