@@ -76,9 +76,8 @@ def _summary(times: list[float]) -> dict[str, float]:
 
 
 def run(frames: int = 120, baseline_frames: int = 20, seed: int = 0) -> dict:
-    import arcade
-    from arcade.camera import Camera2D
-
+    from engine.render.arcade_import import arcade  # first: keeps arcade's notes off stdout
+    from arcade.camera import Camera2D  # noqa: I001
     from engine.render.sprites import LevelSprites, TextureCache
     from engine.render.tiles import Tileset
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import arcade
+from engine.render.arcade_import import arcade
 
 from engine.core.source import SourcedLevel
 

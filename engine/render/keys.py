@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-import arcade.key as k
+from engine.render.arcade_import import arcade
+
+k = arcade.key
 
 from engine.core.actions import Action, Move, Wait
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import arcade
+from engine.render.arcade_import import arcade
 import numpy as np
 from PIL import Image
 

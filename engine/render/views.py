@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import arcade
+from engine.render.arcade_import import arcade
 from arcade.camera import Camera2D
 
 from engine.core.actions import Action

@@ -29,7 +29,7 @@ def _arcade():
     """Import arcade lazily (headless when no display is there or it was asked for)."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("ARCADE_HEADLESS", "1")
-    import arcade
+    from engine.render.arcade_import import arcade
 
     return arcade
 
