@@ -84,3 +84,11 @@ def test_shipped_tiles_match_the_generator_script():
     for name, img in all_tiles().items():
         assert (default_tile_dir() / f"{name}.png").exists(), name
         assert np.array_equal(np.asarray(shipped.image(name)), np.asarray(img)), name
+
+
+def test_picture_needs_no_arcade():
+    import subprocess
+    import sys
+
+    code = "import sys, engine.render.picture; sys.exit('arcade' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
