@@ -7,7 +7,7 @@ next, and :func:`sample` masks every other token's logit.  That forces
 
 * each row's ``YYEEIIK`` prefix (the counters are computed, not guessed),
 * the row length and the newline after it, and exactly ``height`` rows,
-* walls all around the border,
+* walls all around the border, and a wall share inside gate V7's range,
 * at most one spawn and one exit, at most ``enemies`` enemies and ``items``
   items (of the theme's kinds), no enemy within 4 tiles of the spawn, and
   every entity placed before the grid runs out of interior cells.
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 #: Marker for "end of sequence" among a grammar's allowed characters.
 EOS: Final = "<eos>"
 TERRAIN: Final = frozenset(".#+")
+#: Share of the map that must be wall (gate V7, ``generator.validation.DENSITY_RANGE``).
+DENSITY_RANGE: Final = (0.10, 0.60)
 #: An enemy may not stand within this many tiles of the spawn in x and y (gate V5,
 #: ``generator.validation.SPAWN_SAFE_RADIUS``; Chebyshev distance).
 SPAWN_CLEARANCE: Final = 4
@@ -86,6 +88,12 @@ class LevelGrammar:
         self._prefix = self._row_prefix()
         self.done = False
         self.interior_total = max(0, (self.width - 2) * (self.height - 2))
+        # Gate V7: walls (border included) must cover DENSITY_RANGE of the map.
+        border = self.width * self.height - self.interior_total
+        area = self.width * self.height
+        self.interior_walls = 0
+        self.interior_walls_max = max(0, math.floor(DENSITY_RANGE[1] * area) - border)
+        self.interior_walls_min = max(0, math.ceil(DENSITY_RANGE[0] * area) - border)
 
     # -- state -----------------------------------------------------------
 
@@ -117,6 +125,9 @@ class LevelGrammar:
         x, y = self.pos - ROW_PREFIX_LEN, self.y
         if y in (0, self.height - 1) or x in (0, self.width - 1):
             return frozenset({"#"})
+        terrain = set(TERRAIN)
+        if self.interior_walls >= self.interior_walls_max:
+            terrain.discard("#")  # one more wall would make the map too dense
         entities: set[str] = set()
         if self.spawn is None and self.spawn_ok[y, x]:
             entities.add(SPAWN_GLYPH)
@@ -137,8 +148,14 @@ class LevelGrammar:
             if must == "enemy" and entities & self.enemy_glyphs:
                 return frozenset(entities & self.enemy_glyphs)
             if must:
-                return frozenset(entities)  # the grid is running out: place something now
-        return frozenset(TERRAIN | entities)
+                # the grid is running out: place something now (or a wall the density still needs)
+                return frozenset(entities | ({"#"} if self._walls_short() and must == "any" else set()))
+        if self._walls_short() > self._interior_cells_after(x, y):
+            return frozenset({"#"})  # too few walls so far: the rest must be wall
+        return frozenset(terrain | entities)
+
+    def _walls_short(self) -> int:
+        return max(0, self.interior_walls_min - self.interior_walls)
 
     def _must_place(self, x: int, y: int) -> str:
         """Whether the cells left are only just enough for what is left to place ('' if not).
@@ -150,11 +167,11 @@ class LevelGrammar:
         after = self._interior_cells_after(x, y)
         if self.spawn is None and self.spawn_ok[y, x] and self._spawn_room_after(x, y) == 0:
             return "spawn"  # the last cell where the spawn can go
-        if self.enemies_left and self.spawn is None:
-            return "spawn" if self._needed() + _SPAWN_SHADOW > after else ""
-        if self.enemies_left and self.enemies_left > after - self._shadowed_after(x, y):
+        if self.enemies_left and self.spawn is None and self._needed() + _SPAWN_SHADOW > after:
+            return "spawn"
+        if self.enemies_left and self.spawn is not None and self.enemies_left > after - self._shadowed_after(x, y):
             return "enemy"
-        return "any" if self._needed() > after else ""
+        return "any" if self._needed() + self._walls_short() > after else ""
 
     def _spawn_room_after(self, x: int, y: int, excluding_near: tuple[int, int] | None = None) -> int:
         """Cells after ``(x, y)`` where the spawn may still go (minus those near ``excluding_near``)."""
@@ -201,6 +218,8 @@ class LevelGrammar:
             return
         if self.pos >= ROW_PREFIX_LEN:
             x = self.pos - ROW_PREFIX_LEN
+            if ch == "#" and 0 < x < self.width - 1 and 0 < self.y < self.height - 1:
+                self.interior_walls += 1
             if ch == SPAWN_GLYPH:
                 self.spawn = (x, self.y)
             elif ch == EXIT_GLYPH:
@@ -261,6 +280,8 @@ def fill_unreachable_pockets(level: dict[str, Any]) -> tuple[dict[str, Any], int
     if not fill.any():
         return level, 0
     grid = np.array([list(r) for r in rows])
+    if np.count_nonzero(grid == "#") + np.count_nonzero(fill) > DENSITY_RANGE[1] * grid.size:
+        return level, 0  # walling the pockets up would make the map too dense
     grid[fill] = "#"
     filled = len(set(np.unique(labels[fill]).tolist()))
     return {**level, "rows": ["".join(r) for r in grid]}, filled

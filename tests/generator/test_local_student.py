@@ -223,11 +223,26 @@ def test_grammar_random_walks_always_finish_with_every_entity_placed():
     walk()
 
 
-def test_spawn_clearance_matches_the_validator():
-    from generator.local.decoding import SPAWN_CLEARANCE
+def test_spawn_clearance_and_density_match_the_validator():
+    from generator.local.decoding import DENSITY_RANGE, SPAWN_CLEARANCE
+    from generator.validation import DENSITY_RANGE as GATE_DENSITY
     from generator.validation import SPAWN_SAFE_RADIUS
 
     assert SPAWN_CLEARANCE == SPAWN_SAFE_RADIUS
+    assert DENSITY_RANGE == GATE_DENSITY
+
+
+@pytest.mark.parametrize("prefer", ["#", "."])
+def test_grammar_keeps_wall_density_in_the_gate_range(prefer):
+    for w, h in ((16, 12), (64, 48), (30, 20)):
+        g = LevelGrammar({"width": w, "height": h, "enemies": 3, "items": 2, "theme": "crypt"})
+        walls = 0
+        while not g.done:
+            allowed = g.allowed()
+            ch = prefer if prefer in allowed else sorted(allowed)[0]
+            walls += ch == "#" and g.pos >= 7
+            g.feed(ch)
+        assert 0.10 <= walls / (w * h) <= 0.60
 
 
 def test_masked_output_of_an_untrained_model_fails_only_gates_masking_cannot_force(student):
@@ -255,11 +270,11 @@ def test_a_batch_of_levels_keeps_every_guarantee_and_differs(student):
 def test_sealed_empty_pockets_are_walled_up_but_occupied_ones_are_left():
     from generator.local.decoding import fill_unreachable_pockets
 
-    rows = ["########", "#..#...#", "#..#.#.#", "#..###.#", "########"]
+    rows = ["#" * 16] + ["#......#.......#"] * 3 + ["#......#########"] + ["#" + "." * 14 + "#"] * 6 + ["#" * 16]
     level = {"rows": rows, "spawn": {"x": 1, "y": 1}, "exit": {"x": 2, "y": 3}, "enemies": [], "items": []}
     fixed, filled = fill_unreachable_pockets(level)
-    assert filled == 1 and fixed["rows"][1] == "#..#####" and level["rows"] is rows
-    level["items"] = [{"kind": "potion", "x": 4, "y": 1}]
+    assert filled == 1 and fixed["rows"][1] == "#......#########" and level["rows"] is rows
+    level["items"] = [{"kind": "potion", "x": 9, "y": 1}]
     assert fill_unreachable_pockets(level) == (level, 0)
 
 
