@@ -499,7 +499,7 @@ class Router:
                 manifest = next((m for m in self.registry.versions(site) if m.version == version), None)
                 if manifest is None:
                     raise GeneratorError(f"site {site}: version {version} is not in the registry")
-                self._students[key] = self._student_factory(site, Path(self.registry.version_dir(site, version)), version)
+                self._students[key] = self._student_factory(site, Path(self.registry.model_dir(site, version)), version)
             return self._students[key]
 
     def backends_for(self, site: str, defaults: Sequence[Backend]) -> list[Backend]:
