@@ -231,6 +231,12 @@ class LevelGenerator:
         return StoreSink(store)
 
     def close(self) -> None:
+        router = self.router
+        if router is not None and hasattr(router, "close"):
+            try:
+                router.close()  # finish background shadow answers before the store closes
+            except Exception:  # noqa: BLE001
+                log.exception("closing the router failed")
         with self._lock:
             if self._owns_store and self._store is not None:
                 self._store.close()

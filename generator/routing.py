@@ -27,6 +27,7 @@ started with (a request holds the backend list it was given).
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import random
 import threading
@@ -269,7 +270,13 @@ def _result_of(out: BackendOutput) -> Any:
 
 @dataclass
 class ShadowBackend:
-    """Serve ``primary``; run ``shadow`` on the same request and record it, unserved."""
+    """Serve ``primary``; run ``shadow`` on the same request and record it, unserved.
+
+    With a ``submit`` function (the router's shadow worker) the shadow answer is
+    computed in the background, so shadowing never delays the level the player
+    gets; without one it runs inline (tests).  ``submit`` returns False when the
+    worker is saturated, and that request is simply not shadowed.
+    """
 
     primary: Backend
     shadow: Backend
@@ -278,23 +285,25 @@ class ShadowBackend:
     version: str | None = None
     validator: Validator = validate_output
     name: str = ""
+    submit: Callable[[Callable[[], None]], bool] | None = None
 
     def __post_init__(self) -> None:
         self.name = self.name or self.primary.name
 
     def generate(self, request: BackendRequest) -> BackendOutput:
         out = self.primary.generate(request)
-        self._shadow(request)
+        if self.submit is None:
+            self._shadow(request)
+        elif not self.submit(lambda: self._shadow(request)):
+            log.debug("shadow worker busy: request at %s not shadowed", self.site)
         return out
 
     def _shadow(self, request: BackendRequest) -> None:
-        if request.deadline is not None and time.monotonic() >= request.deadline:
-            return
         t0 = time.perf_counter()
         rec = CallRecord(site=self.site, backend=self.shadow.name, model_version=self.version,
                          args={"spec": _spec_dict(request.spec), "seed": request.seed}, served=False, attempt=1)
         try:
-            sout = self.shadow.generate(BackendRequest(request.spec, request.seed, None, 1, request.deadline))
+            sout = self.shadow.generate(BackendRequest(request.spec, request.seed, None, 1, None))
             rec.valid, rec.failures = self.validator(sout, request)
             rec.raw_output, rec.result, rec.model = sout.raw, _result_of(sout), sout.model
             rec.confidence, rec.completion_tokens = sout.confidence, sout.completion_tokens
@@ -407,6 +416,35 @@ class Router:
         self._students: dict[tuple[str, str], Backend] = {}
         self._seed = seed
         self._lock = threading.Lock()
+        self._shadow_pool: cf.ThreadPoolExecutor | None = None
+        self._shadow_pending: set[cf.Future[None]] = set()
+        self.max_shadow_backlog = 8
+
+    # -- background shadow answers ------------------------------------------
+    def _submit_shadow(self, job: Callable[[], None]) -> bool:
+        with self._lock:
+            self._shadow_pending = {f for f in self._shadow_pending if not f.done()}
+            if len(self._shadow_pending) >= self.max_shadow_backlog:
+                return False
+            if self._shadow_pool is None:
+                self._shadow_pool = cf.ThreadPoolExecutor(1, thread_name_prefix="forge-shadow")
+            fut = self._shadow_pool.submit(job)
+            self._shadow_pending.add(fut)
+            return True
+
+    def drain(self, timeout: float | None = None) -> int:
+        """Wait (up to ``timeout`` s) for background shadow answers; returns how many are still running."""
+        with self._lock:
+            pending = set(self._shadow_pending)
+        _done, not_done = cf.wait(pending, timeout=timeout)
+        return len(not_done)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the shadow worker (finishing what it started when ``wait``)."""
+        with self._lock:
+            pool, self._shadow_pool = self._shadow_pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
 
     # -- state persistence -------------------------------------------------
     def status(self, site: str) -> SiteStatus:
@@ -511,7 +549,8 @@ class Router:
             except Exception:  # noqa: BLE001 - a broken model means teacher only
                 log.exception("site %s: cannot load student %s for shadowing", site, status.version)
                 return list(defaults)
-            return [ShadowBackend(defaults[0], student, site, self.store, status.version), *defaults[1:]]
+            return [ShadowBackend(defaults[0], student, site, self.store, status.version, submit=self._submit_shadow),
+                    *defaults[1:]]
         if status.state is SiteState.LOCAL and status.version:
             try:
                 student = self.student(site, status.version)

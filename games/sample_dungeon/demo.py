@@ -1,0 +1,255 @@
+"""``python -m games.sample_dungeon.demo``: the whole loop, headless and offline (what ``make demo`` runs).
+
+1. **teacher**: bots play sessions; every level comes from the default teacher
+   (the LLM when a key is set, the procedural generator offline) through the
+   facade, which validates and captures each call; telemetry becomes fun scores
+   in the same store.
+2. **train**: ``python -m generator.train`` runs as a separate process, as a
+   game would launch it between sessions (``--bootstrap`` adds procedural
+   teacher levels so the dataset is large enough), and promotes the student
+   only if it passes its gates.
+3. **shadow**: at the next session the game picks the new version up without a
+   restart; the student answers beside the teacher until the Wilson gate
+   decides whether it may serve.
+4. **student**: more sessions, served by the student where it earned it
+   (cascade on: an invalid student output falls back to the teacher).
+
+It ends with a summary table, a report folder with pictures of levels from
+both, and with ``--json`` one JSON object on stdout.  Every number comes from
+the store and the sessions' reports; nothing is assumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("games.sample_dungeon.demo")
+
+
+@dataclass
+class Phase:
+    name: str
+    sessions: int = 0
+    levels: list[Any] = field(default_factory=list)  #: LevelReport of every final level
+    seconds: float = 0.0
+
+
+def _play_phase(name: str, gen: Any, *, sessions: int, levels: int, bot: str, seed: int, progress: bool,
+                shadow_wait_s: float = 300.0) -> Phase:
+    from engine.core.session import Session
+
+    phase = Phase(name)
+    t0 = time.monotonic()
+    for s in range(sessions):
+        sid = f"demo-{name}-{seed}-{s}"
+        router = getattr(gen, "router", None)
+        if router is not None and hasattr(router, "drain"):
+            router.drain(shadow_wait_s)  # count the shadow answers still being computed
+        gen.start_session(sid)  # routing and models reload here: the swap point
+        sink = gen.telemetry_sink()
+        session = Session(gen, sink, session_id=sid, seed=seed * 1000 + s)
+        try:
+            reports = session.play(bot, levels)
+        finally:
+            session.close()
+            sink.close()
+        phase.levels.extend(reports)
+        phase.sessions += 1
+        if progress:
+            served = [r.backend for r in reports]
+            print(f"  {name} session {s + 1}/{sessions}: {len(reports)} levels, served by "
+                  + ", ".join(f"{b}×{served.count(b)}" for b in sorted(set(served))), file=sys.stderr)
+    phase.seconds = time.monotonic() - t0
+    return phase
+
+
+def _train(data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "generator.train", "--data-dir", str(data_dir), "--preset", args.preset,
+           "--bootstrap", str(args.bootstrap), "--seed", str(args.seed), "--json"]
+    if args.train_minutes is not None:
+        cmd += ["--set", f"train.max_minutes={args.train_minutes}"]
+    if args.quiet:
+        cmd.append("--quiet")
+    print("$ " + " ".join(cmd[1:]), file=sys.stderr)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    except json.JSONDecodeError:
+        out = {"stdout": proc.stdout[-2000:]}
+    out["exit_code"] = proc.returncode
+    return out
+
+
+def _p50(xs: Sequence[float]) -> float | None:
+    return round(statistics.median(xs), 2) if xs else None
+
+
+def _mean(xs: Sequence[float]) -> float | None:
+    return round(statistics.fmean(xs), 4) if xs else None
+
+
+def _summarise(store: Any, phases: list[Phase], site: str) -> dict[str, Any]:
+    served = [r for p in phases for r in p.levels]
+    ids = {r.generation_id for r in served if r.generation_id}
+    records = {sc.record.call_id: sc.record for sc in store.iter_calls(site)}
+    valid = [bool(records[i].valid) for i in ids if i in records]
+    student_phase = phases[-1]
+    local = [r for r in student_phase.levels if r.backend == "student"]
+    lat = {"teacher": [], "student": []}
+    for rec in records.values():
+        if rec.attempt == 1 and rec.error is None:
+            lat["student" if rec.backend == "student" else "teacher"].append(rec.latency_ms)
+    fun = {"teacher": [], "student": []}
+    for r in served:
+        if r.fun is not None:
+            fun["student" if r.backend == "student" else "teacher"].append(r.fun.score)
+    return {
+        "sessions": sum(p.sessions for p in phases),
+        "levels": len(served),
+        "valid_share": round(sum(valid) / len(valid), 4) if valid else None,
+        "local_share": round(len(local) / len(student_phase.levels), 4) if student_phase.levels else 0.0,
+        "student_latency_ms_p50": _p50(lat["student"]),
+        "teacher_latency_ms_p50": _p50(lat["teacher"]),
+        "fun_teacher": _mean(fun["teacher"]),
+        "fun_student": _mean(fun["student"]),
+        "student_first_try_valid": (
+            round(sum(1 for r in records.values() if r.backend == "student" and r.attempt == 1 and r.valid)
+                  / max(1, sum(1 for r in records.values() if r.backend == "student" and r.attempt == 1)), 4)
+        ),
+    }
+
+
+def _pictures(store: Any, phases: list[Phase], site: str, out: Path, per_backend: int = 4) -> list[str]:
+    from engine.core.level import Level
+    from engine.render.picture import render_level_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    records = {sc.record.call_id: sc.record for sc in store.iter_calls(site)}
+    written: list[str] = []
+    counts: dict[str, int] = {}
+    for r in (r for p in phases for r in p.levels):
+        rec = records.get(r.generation_id or "")
+        kind = "student" if r.backend == "student" else "teacher"
+        if rec is None or rec.result is None or counts.get(kind, 0) >= per_backend:
+            continue
+        try:
+            level = Level.from_dict(rec.result) if hasattr(Level, "from_dict") else Level.from_json(json.dumps(rec.result))
+        except Exception:  # noqa: BLE001 - a picture is a nicety, never a failure
+            continue
+        counts[kind] = counts.get(kind, 0) + 1
+        path = out / f"{kind}-{counts[kind]}-{r.spec.theme}-d{r.spec.difficulty}.png"
+        render_level_png(level, path, tile_px=12)
+        written.append(path.name)
+    return written
+
+
+def _write_report(report_dir: Path, summary: dict[str, Any], table: list[dict[str, Any]], pictures: list[str]) -> Path:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{v if v is not None else '–'}</td>" for v in row.values()) + "</tr>" for row in table
+    )
+    head = "".join(f"<th>{k}</th>" for k in (table[0] if table else {}))
+    figs = "".join(f'<figure><img src="{p}"><figcaption>{p}</figcaption></figure>' for p in pictures)
+    html = f"""<!doctype html><meta charset="utf-8"><title>Dungeon Forge demo</title>
+<style>body{{font:14px sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}
+figure{{display:inline-block;margin:6px}}img{{image-rendering:pixelated;max-width:420px}}</style>
+<h1>Dungeon Forge demo</h1><h2>Summary</h2><pre>{json.dumps(summary, indent=2)}</pre>
+<h2>Call sites</h2><table><tr>{head}</tr>{rows}</table><h2>Levels (teacher and student)</h2>{figs}"""
+    path = report_dir / "index.html"
+    path.write_text(html, encoding="utf-8")
+    (report_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m games.sample_dungeon.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", help="data directory (default: $FORGE_HOME or the platform data dir)")
+    ap.add_argument("--sessions", type=int, default=3, help="sessions per phase (default 3)")
+    ap.add_argument("--levels", type=int, default=6, help="levels per session (default 6)")
+    ap.add_argument("--shadow-sessions", type=int, default=6, help="sessions in the shadow phase (default 6)")
+    ap.add_argument("--bot", default="explorer", help="bot policy: explorer, speedrunner, cautious")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="extra procedural-teacher levels for the dataset")
+    ap.add_argument("--preset", default="quick", help="training preset (default quick)")
+    ap.add_argument("--train-minutes", type=float, default=None, help="cap on training minutes")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report", help="report folder (default <data-dir>/reports/demo)")
+    ap.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    ap.add_argument("--quiet", action="store_true", help="no progress output")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+    from generator.callsite import LEVEL_SITE
+    from generator.facade import LevelGenerator
+    from generator.paths import data_dir as resolve_data_dir
+    from generator.store import Store
+
+    root = resolve_data_dir(args.data_dir)
+    progress = not args.quiet
+    started = time.monotonic()
+    say = (lambda msg: print(msg, file=sys.stderr)) if progress else (lambda msg: None)
+
+    gen = LevelGenerator(data_dir=root, router="auto")
+    phases: list[Phase] = []
+    try:
+        say(f"[1/4] teacher: bots play {args.sessions} sessions × {args.levels} levels (data in {root})")
+        phases.append(_play_phase("teacher", gen, sessions=args.sessions, levels=args.levels, bot=args.bot,
+                                  seed=args.seed, progress=progress))
+        say("[2/4] train: dataset → train → quantize → evaluate → promote (separate process)")
+        training = _train(root, args)
+        say(f"      trainer: exit {training.get('exit_code')}, promoted={training.get('promoted')}")
+        say(f"[3/4] shadow: {args.shadow_sessions} sessions; the student answers beside the teacher")
+        phases.append(_play_phase("shadow", gen, sessions=args.shadow_sessions, levels=args.levels, bot=args.bot,
+                                  seed=args.seed + 1, progress=progress))
+        say(f"[4/4] student: {args.sessions} sessions served where the student earned it")
+        phases.append(_play_phase("student", gen, sessions=args.sessions, levels=args.levels, bot=args.bot,
+                                  seed=args.seed + 2, progress=progress))
+    finally:
+        gen.close()
+
+    with Store.open(root / "forge.db") as store:
+        summary = _summarise(store, phases, LEVEL_SITE)
+        state = store.get_site_state(LEVEL_SITE)
+        summary["site_state"] = getattr(state, "state", "teacher") if state else "teacher"
+        summary["student_version"] = getattr(state, "version", None) if state else None
+        summary["training"] = {k: training.get(k) for k in ("exit_code", "promoted", "version", "reason", "gates")
+                               if k in training}
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        table = [
+            {"site": s.site, "calls": s.calls, "valid": s.valid_share and round(s.valid_share, 3), "state": s.state,
+             "version": s.version, "local_share": round(s.local_share, 3), "p50_ms": s.latency_p50_ms and round(s.latency_p50_ms, 1),
+             "fun": s.fun_mean and round(s.fun_mean, 3)}
+            for s in store.site_stats()
+        ]
+        report_dir = Path(args.report) if args.report else root / "reports" / "demo"
+        pictures = _pictures(store, phases, LEVEL_SITE, report_dir)
+    summary["report"] = str(_write_report(report_dir, summary, table, pictures))
+
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print("\nper call site:")
+        if table:
+            keys = list(table[0])
+            print("  ".join(f"{k:>12}" for k in keys))
+            for row in table:
+                print("  ".join(f"{str(v if v is not None else '–')[:40]:>12}" for v in row.values()))
+        print("\nteacher vs student:")
+        for k in ("levels", "valid_share", "local_share", "teacher_latency_ms_p50", "student_latency_ms_p50",
+                  "fun_teacher", "fun_student", "student_first_try_valid", "site_state", "seconds"):
+            print(f"  {k:>24}: {summary.get(k)}")
+        print(f"\nreport: {summary['report']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

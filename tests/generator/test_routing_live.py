@@ -1,0 +1,143 @@
+"""The router with the real store, registry and facade; students are stand-ins (no torch).
+
+Covers what a game sees: a promotion takes effect at the next session only,
+the student is shadowed before it serves, spot checks are recorded, a crashing
+student still yields a valid level, and an injected regression rolls the site
+back with its evidence on record.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.core.level import LevelSpec
+from generator.backends import BackendOutput, BackendRequest
+from generator.callsite import LEVEL_SITE
+from generator.facade import LevelGenerator
+from generator.procedural import generate_procedural
+from generator.registry import Registry
+from generator.routing import Router, RoutingPolicy, SiteState
+from generator.store import Store
+
+SPEC = LevelSpec(width=24, height=16, difficulty=3, enemies=3, items=2, theme="crypt")
+
+
+class StandInStudent:
+    """Answers like a student would; ``mode`` lets a test inject a regression or a crash."""
+
+    name = "student"
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.mode = "good"
+        self.calls = 0
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        self.calls += 1
+        if self.mode == "crash":
+            raise RuntimeError("worker process died (SIGSEGV)")
+        if self.mode == "bad":
+            return BackendOutput(raw='{"rows": ["###"', model="stand-in", model_version=self.version, confidence=-3.0)
+        level = generate_procedural(request.spec, request.seed + 99)
+        return BackendOutput(raw=level.to_json(), model="stand-in", model_version=self.version, confidence=-0.1,
+                             level=level)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    store = Store.open(tmp_path / "forge.db")
+    registry = Registry(tmp_path / "models")
+    students: dict[str, StandInStudent] = {}
+
+    def factory(site, model_dir, version):
+        assert model_dir.is_dir()
+        return students.setdefault(version, StandInStudent(version))
+
+    policy = RoutingPolicy(min_shadow_samples=6, promote_lower_bound=0.6, spot_check_rate=0.0,
+                           rollback_min_samples=6)
+    router = Router(store, registry, policy=policy, student_factory=factory)
+    gen = LevelGenerator(store=store, router=router, data_dir=tmp_path)
+    yield gen, router, registry, store, students, tmp_path
+    gen.close()
+    store.close()
+
+
+def _promote(registry: Registry, tmp_path, name: str = "art") -> str:
+    src = tmp_path / name
+    src.mkdir()
+    (src / "model.safetensors").write_bytes(b"stand-in weights")
+    version = registry.add_version(LEVEL_SITE, src, {"base": "micro", "state": "passed"})
+    registry.promote(LEVEL_SITE, version)
+    return version
+
+
+def _play(gen: LevelGenerator, n: int, seed0: int = 0) -> list:
+    return [gen.generate(SPEC, seed=seed0 + i) for i in range(n)]
+
+
+def test_promotion_takes_effect_at_the_next_session_shadow_first_then_local(setup):
+    gen, router, registry, store, students, tmp = setup
+    gen.start_session("s1")
+    assert {g.backend for g in _play(gen, 6)} == {"procedural"}
+
+    version = _promote(registry, tmp)
+    # mid-session: nothing changes until the next session starts
+    assert {g.backend for g in _play(gen, 2, 100)} == {"procedural"}
+    assert router.status(LEVEL_SITE).state is SiteState.TEACHER
+
+    gen.start_session("s2")
+    assert router.status(LEVEL_SITE).state is SiteState.SHADOW
+    served = _play(gen, 8, 200)
+    assert {g.backend for g in served} == {"procedural"}, "a shadowed student is never served"
+    router.drain(30)
+    shadow = [c.record for c in store.iter_calls(LEVEL_SITE) if c.record.backend == "student"]
+    assert len(shadow) == 8 and all(r.valid and not r.served and r.model_version == version for r in shadow)
+
+    gen.start_session("s3")
+    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    local = _play(gen, 5, 300)
+    assert {g.backend for g in local} == {"student"}
+    assert all(g.model_version == version for g in local)
+    events = store.site_events(LEVEL_SITE)
+    assert any("shadow->local" in getattr(e, "kind", "") for e in events)
+
+
+def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_rolls_back(setup):
+    gen, router, registry, store, students, tmp = setup
+    gen.start_session("s1")
+    _play(gen, 8)  # the teacher's baseline
+    version = _promote(registry, tmp)
+    gen.start_session("s2")
+    _play(gen, 8, 100)
+    router.drain(30)
+    gen.start_session("s3")
+    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+
+    students[version].mode = "crash"
+    crashed = _play(gen, 3, 200)
+    assert all(g.backend == "procedural" for g in crashed), "the cascade answers when the student dies"
+    students[version].mode = "bad"
+    bad = _play(gen, 6, 300)
+    assert all(g.backend == "procedural" for g in bad)
+
+    decisions = gen.start_session("s4") or router.refresh([LEVEL_SITE])
+    status = router.status(LEVEL_SITE)
+    assert status.state is SiteState.ROLLED_BACK and version in status.rejected
+    assert registry.current(LEVEL_SITE) is None, "the registry pointer follows the rollback"
+    ev = [e for e in store.site_events(LEVEL_SITE) if "->rolled_back" in getattr(e, "kind", "")]
+    assert ev and "live validity" in str(ev[-1])
+    assert {g.backend for g in _play(gen, 3, 400)} == {"procedural"}
+
+
+def test_spot_checks_send_a_share_of_local_requests_to_the_teacher(setup):
+    gen, router, registry, store, students, tmp = setup
+    router.policy = RoutingPolicy(min_shadow_samples=4, promote_lower_bound=0.5, spot_check_rate=1.0)
+    gen.start_session("s1")
+    _promote(registry, tmp)
+    gen.start_session("s2")
+    _play(gen, 5)
+    router.drain(30)
+    gen.start_session("s3")
+    _play(gen, 3, 50)
+    spot = [c.record for c in store.iter_calls(LEVEL_SITE) if (c.record.args or {}).get("spot_check")]
+    assert len(spot) == 3 and all(r.backend == "procedural" and not r.served and r.valid for r in spot)
