@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 log = logging.getLogger("games.sample_dungeon.demo")
 
 
@@ -49,6 +51,20 @@ def _play_phase(name: str, gen: Any, *, sessions: int, levels: int, bot: str, se
                 shadow_wait_s: float = 300.0) -> Phase:
     from engine.core.session import Session
 
+    from engine.core.difficulty import next_spec
+    from engine.core.level import LevelSpec
+
+    first = LevelSpec(width=20, height=14, difficulty=3, enemies=3, items=2, theme="crypt")
+
+    def policy(previous: LevelSpec, stats: Any) -> LevelSpec:
+        # The game's adaptive policy, held to the sizes the quick student is trained on
+        # (the bootstrap draws 16-24 x 12-16), so the demo measures it in distribution.
+        spec = next_spec(previous, stats)
+        d = msgspec.structs.asdict(spec)
+        d.update(width=min(spec.width, 24), height=min(spec.height, 16), enemies=min(spec.enemies, 6),
+                 items=min(spec.items, 4))
+        return LevelSpec(**d)
+
     phase = Phase(name)
     t0 = time.monotonic()
     for s in range(sessions):
@@ -58,7 +74,7 @@ def _play_phase(name: str, gen: Any, *, sessions: int, levels: int, bot: str, se
             router.drain(shadow_wait_s)  # count the shadow answers still being computed
         gen.start_session(sid)  # routing and models reload here: the swap point
         sink = gen.telemetry_sink()
-        session = Session(gen, sink, session_id=sid, seed=seed * 1000 + s)
+        session = Session(gen, sink, session_id=sid, seed=seed * 1000 + s, first_spec=first, difficulty_policy=policy)
         try:
             reports = session.play(bot, levels)
         finally:
