@@ -56,6 +56,7 @@ __all__ = [
     "SiteState",
     "SpotCheckBackend",
     "decide",
+    "install_local_server",
 ]
 
 
@@ -562,6 +563,59 @@ class Router:
                 served = SpotCheckBackend(served, defaults[0], site, self.store, self.policy.spot_check_rate, seed=self._seed)
             return [served, *defaults]
         return list(defaults)
+
+
+LocalAnswerer = Callable[[dict[str, Any]], Any]
+"""``args -> result | None``: a student answering one (non-level) call site."""
+LocalFactory = Callable[[str, Path, str], LocalAnswerer]
+
+
+def _default_local_factory(site: str, model_dir: Path, version: str) -> LocalAnswerer:
+    from generator.capture import LocalAnswer
+    from generator.local.student import LocalStudent
+
+    student = LocalStudent.load(model_dir, quantize="int8", site=site)
+    counter = iter(range(1 << 62))
+
+    def answer(args: dict[str, Any]) -> Any:
+        out = student.generate(args, seed=next(counter))
+        if out.result is None:
+            return None
+        return LocalAnswer(result=out.result, raw=out.text, confidence=out.mean_logprob,
+                           model="student", model_version=version)
+
+    return answer
+
+
+def install_local_server(router: Router, *, factory: LocalFactory | None = None) -> Callable[[str, dict[str, Any]], Any]:
+    """Let promoted students answer ``by llm()`` calls of *any* Jac program.
+
+    Registers a local answerer with the capture plugin: for a call site the
+    router has in state ``local`` (levels excluded: the facade serves those), the
+    site's student answers; the plugin checks the answer against the function's
+    return type and otherwise calls the model as usual.  Returns the answerer.
+    """
+    from generator.callsite import LEVEL_SITE
+    from generator.capture import set_local_server
+
+    make = factory or _default_local_factory
+    loaded: dict[tuple[str, str], LocalAnswerer] = {}
+    lock = threading.Lock()
+
+    def serve(site: str, args: dict[str, Any]) -> Any:
+        if site == LEVEL_SITE:
+            return None
+        status = router.status(site)
+        if status.state is not SiteState.LOCAL or not status.version:
+            return None
+        key = (site, status.version)
+        with lock:
+            if key not in loaded:
+                loaded[key] = make(site, Path(router.registry.model_dir(site, status.version)), status.version)
+        return loaded[key](args)
+
+    set_local_server(serve)
+    return serve
 
 
 def _default_student_factory(site: str, model_dir: Path, version: str) -> Backend:

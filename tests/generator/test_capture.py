@@ -308,3 +308,33 @@ def test_local_answer_carries_confidence_and_version_into_the_record(levels, rec
     (rec,) = records
     assert (rec.backend, rec.model, rec.model_version, rec.confidence) == ("student", "micro-student", "v3", -0.4)
     assert rec.raw_output == "compact text" and rec.valid is True
+
+
+def test_router_serves_a_promoted_foreign_site_locally_and_only_when_local(records, tmp_path):
+    from generator.registry import Registry
+    from generator.routing import Router, install_local_server
+    from generator.store import Store
+
+    recipes = support.import_recipes()
+    recipes.llm = support.mock_llm("teacher haiku one", "teacher haiku two")
+    recipes.haiku_for("warm-up")  # the teacher answers; the capture records the site id
+    site = next(r.site for r in records if r.site.startswith("recipes:haiku_for#"))
+
+    store = Store.open(tmp_path / "forge.db")
+    registry = Registry(tmp_path / "models")
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "model.safetensors").write_bytes(b"stand-in")
+    version = registry.add_version(site, art, {"base": "micro", "state": "passed"})
+    registry.promote(site, version)
+    router = Router(store, registry)
+    install_local_server(router, factory=lambda s, d, v: (lambda args: f"local haiku about {args['dish']}"))
+    try:
+        router.refresh([site])  # promoted -> shadow: the teacher still answers
+        assert recipes.haiku_for("tea") == "teacher haiku two"
+        store.set_site_state(site, "local", version, {"reason": "test"})
+        assert recipes.haiku_for("miso") == "local haiku about miso"
+        assert records[-1].backend == "student" and records[-1].site == site
+    finally:
+        capture.set_local_server(None)
+        store.close()
