@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retry", action="store_true", help="do not replay a level after dying")
     p.add_argument("--max-turns", type=int, default=None, help="turn limit per attempt (default from level size)")
     p.add_argument("--screenshot", metavar="FILE", default=None, help="render one level to a PNG and exit")
+    p.add_argument("--no-background-train", action="store_true",
+                   help="window game: do not start `python -m generator.train --if-needed` between sessions")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not hasattr(app, "run_window"):
         raise SystemExit("games.sample_dungeon.app has no run_window(); update the sample game")
-    _call_with_supported(app.run_window, **common)
+    _call_with_supported(app.run_window, background_train=not args.no_background_train, **common)
     return 0
 
 

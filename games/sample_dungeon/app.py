@@ -143,10 +143,20 @@ class DungeonApp:
 
 
 def run_window(*, seed: int = 0, data_dir: str | None = None, source: str = "auto", levels: int = 5,
-               width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], zoom: float = 2.0) -> None:
-    """Open the game window and play until the player quits."""
+               width: int = DEFAULT_SIZE[0], height: int = DEFAULT_SIZE[1], zoom: float = 2.0,
+               background_train: bool = True) -> None:
+    """Open the game window and play until the player quits.
+
+    With ``background_train`` (the default) a low-priority
+    ``python -m generator.train --if-needed`` starts first, so what earlier
+    sessions recorded can become a student that the *next* session uses.
+    """
     arcade = _arcade()
     root = _data_root(data_dir)
+    if background_train and source in ("auto", "generator"):
+        from games.sample_dungeon.sources import start_background_training
+
+        start_background_training(str(root))
     opened = open_source(source, data_dir=str(root))
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     jsonl = JsonlSink(root / "runs" / f"telemetry-{stamp}-window-seed{seed}.jsonl")
