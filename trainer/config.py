@@ -137,7 +137,12 @@ class GateConfig:
     eval_specs: int = 50  #: held-out specs the student generates for (at most)
     max_new_tokens: int | None = None  #: None: enough for the largest spec
     temperature: float = 0.8
-    min_validity: float = 0.5  #: raw (first try) validity rate
+    serve_tries: int = 1
+    """Candidates judged per spec, as ``StudentBackend`` serves them (1: raw first try).
+    With more, validity is "valid as served": the first of up to ``serve_tries``
+    masked samples that passes the gates; the first-try rate is reported beside it."""
+    serve_repair: bool = False  #: wall up sealed empty floor pockets, as the served student does
+    min_validity: float = 0.5  #: validity rate (as served when ``serve_tries`` > 1)
     min_validity_lower95: float = 0.3  #: Wilson 95 % lower bound of validity
     min_control_joint: float = 0.3  #: every spec field honoured at once
     min_diversity_ratio: float = 0.5  #: student diversity / teacher diversity

@@ -47,6 +47,7 @@ class Sample:
     latency_ms: float = 0.0
     tokens: int = 0
     text: str = ""
+    first_valid: bool | None = None  #: the first candidate's verdict when judged as served
 
 
 def judge(
@@ -85,10 +86,21 @@ def run_student(
     temperature: float | None = None,
     progress: bool = False,
     desc: str = "evaluate",
+    serve_tries: int = 1,
+    serve_repair: bool = False,
 ) -> list[Sample]:
-    """One output per call from ``student`` (``generate(args, seed=, max_new_tokens=)`` -> StudentOutput)."""
+    """One output per call from ``student`` (``generate(args, seed=, max_new_tokens=)`` -> StudentOutput).
+
+    With ``serve_tries`` > 1 at the level site the student is judged as it is
+    served (:class:`generator.local.student.StudentBackend`): up to that many
+    masked samples, the first valid one wins; ``Sample.first_valid`` keeps the
+    first try's verdict so the raw rate is still reported.
+    """
     from tqdm import tqdm
 
+    if serve_tries > 1 and is_level_site(site):
+        return _run_served(student, site, calls, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature,
+                           tries=serve_tries, repair=serve_repair, progress=progress, desc=desc)
     samples = []
     for i, args in enumerate(tqdm(calls, desc=desc, unit="call", disable=not progress)):
         kwargs: dict[str, Any] = {"seed": seed + i}
@@ -107,6 +119,50 @@ def run_student(
         result = out.result if isinstance(out.result, dict) else None
         ok, codes = judge(site, dict(args), result, output_schema)
         samples.append(Sample(dict(args), result, ok, codes, float(out.latency_ms), int(out.tokens), out.text))
+    return samples
+
+
+def _run_served(student: Any, site: str, calls: Sequence[Mapping[str, Any]], *, seed: int,
+                max_new_tokens: int | None, temperature: float | None, tries: int, repair: bool,
+                progress: bool, desc: str) -> list[Sample]:
+    from tqdm import tqdm
+
+    from engine.core.level import LevelSpec
+    from generator.local.codec import spec_from_args
+    from generator.local.decoding import generate_valid_level
+
+    samples = []
+    for i, args in enumerate(tqdm(calls, desc=f"{desc} (≤{tries} tries)", unit="call", disable=not progress)):
+        kwargs: dict[str, Any] = {"repair": repair}
+        if max_new_tokens is not None:
+            kwargs["max_new_tokens"] = max_new_tokens
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        first: list[bool] = []
+
+        def validate(result: Any, spec: Any) -> Any:
+            from generator.validation import validate_level
+
+            report = validate_level(result, spec) if result is not None else validate_level("", spec)
+            if not first:
+                first.append(bool(report.valid))
+            return report
+
+        started = time.perf_counter()
+        try:
+            spec = LevelSpec.from_dict(spec_from_args(dict(args)))
+            tried = generate_valid_level(lambda s, a=dict(args): student.generate(a, seed=s, **kwargs), spec,
+                                         seed=(seed + i) * 101, max_tries=tries, validate=validate)
+        except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
+            log.warning("student failed on %s: %s", args, exc)
+            samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],
+                                  (time.perf_counter() - started) * 1000, first_valid=False))
+            continue
+        out = tried.output
+        result = out.result if isinstance(out.result, dict) else None
+        ok, codes = judge(site, dict(args), result, None)
+        samples.append(Sample(dict(args), result, ok, codes, (time.perf_counter() - started) * 1000, int(out.tokens),
+                              out.text, first_valid=bool(first and first[0])))
     return samples
 
 
@@ -133,6 +189,10 @@ def score(
         "n": len(samples),
         "validity": v.rate,
         "validity_lower95": v.lower95,
+        "validity_first_try": (
+            sum(1 for s in samples if s.first_valid) / len(samples)
+            if samples and all(s.first_valid is not None for s in samples) else v.rate
+        ),
         "validity_detail": v.to_dict(),
         "failures": dict(sorted(first_fail.items(), key=lambda kv: -kv[1])),
         "latency_ms": summarize(s.latency_ms for s in samples).to_dict(),

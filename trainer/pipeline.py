@@ -231,7 +231,8 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     training = [ex.result for ex in ds.train]
     art = run_dir / "artefact"
     common = {"seed": cfg.train.seed, "max_new_tokens": g.max_new_tokens, "output_schema": ds.output_schema,
-              "temperature": g.temperature, "progress": progress}
+              "temperature": g.temperature, "progress": progress,
+              "serve_tries": g.serve_tries, "serve_repair": g.serve_repair}
 
     student = LocalStudent.load(art, quantize=None, site=site)
     samples = run_student(student, site, calls, desc="evaluate fp32", **common)

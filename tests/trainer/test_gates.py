@@ -117,3 +117,29 @@ def test_generic_sites_are_judged_by_their_schema():
     schema = {"type": "object", "required": ["title"]}
     samples = run_student(_FakeStudent(), "demo.mod:name#12345678", [{"n": 0}], output_schema=schema)
     assert not samples[0].valid and samples[0].failures == ["V0.schema.required"]
+
+
+class _FlakyStudent:
+    """A level student whose first sample for each spec is broken and whose second is valid."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def generate(self, args, *, seed=0, repair=False, **_):
+        from generator.local.student import StudentOutput
+
+        key = repr(args)
+        self.seen[key] = self.seen.get(key, 0) + 1
+        result = None if self.seen[key] == 1 else _level(seed, args["spec"])
+        return StudentOutput(text="", result=result, mean_logprob=-0.5, tokens=100, latency_ms=1.0)
+
+
+def test_served_validity_counts_resampling_and_keeps_the_first_try_rate():
+    calls = [{"spec": dict(SPECS[0], items=i)} for i in range(6)]
+    raw = run_student(_FlakyStudent(), LEVEL_SITE, calls)
+    served = run_student(_FlakyStudent(), LEVEL_SITE, calls, serve_tries=3)
+    assert score(LEVEL_SITE, raw)["validity"] == 0.0
+    m = score(LEVEL_SITE, served)
+    assert m["validity"] == 1.0 and m["validity_first_try"] == 0.0
+    only_one = run_student(_FlakyStudent(), LEVEL_SITE, calls, serve_tries=1)
+    assert score(LEVEL_SITE, only_one)["validity"] == 0.0
