@@ -138,31 +138,29 @@ def _run_served(student: Any, site: str, calls: Sequence[Mapping[str, Any]], *, 
             kwargs["max_new_tokens"] = max_new_tokens
         if temperature is not None:
             kwargs["temperature"] = temperature
-        first: list[bool] = []
+        outputs: list[Any] = []
 
-        def validate(result: Any, spec: Any) -> Any:
-            from generator.validation import validate_level
-
-            report = validate_level(result, spec) if result is not None else validate_level("", spec)
-            if not first:
-                first.append(bool(report.valid))
-            return report
+        def sample(seed_: int, a: dict[str, Any] = dict(args)) -> Any:
+            out = student.generate(a, seed=seed_, **kwargs)
+            outputs.append(out)
+            return out
 
         started = time.perf_counter()
         try:
             spec = LevelSpec.from_dict(spec_from_args(dict(args)))
-            tried = generate_valid_level(lambda s, a=dict(args): student.generate(a, seed=s, **kwargs), spec,
-                                         seed=(seed + i) * 101, max_tries=tries, validate=validate)
+            tried = generate_valid_level(sample, spec, seed=(seed + i) * 101, max_tries=tries)
         except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
             log.warning("student failed on %s: %s", args, exc)
             samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],
                                   (time.perf_counter() - started) * 1000, first_valid=False))
             continue
+        latency = (time.perf_counter() - started) * 1000
         out = tried.output
         result = out.result if isinstance(out.result, dict) else None
         ok, codes = judge(site, dict(args), result, None)
-        samples.append(Sample(dict(args), result, ok, codes, (time.perf_counter() - started) * 1000, int(out.tokens),
-                              out.text, first_valid=bool(first and first[0])))
+        first = outputs[0].result if outputs and isinstance(outputs[0].result, dict) else None
+        first_ok = judge(site, dict(args), first, None)[0] if first is not None else False
+        samples.append(Sample(dict(args), result, ok, codes, latency, int(out.tokens), out.text, first_valid=first_ok))
     return samples
 
 
