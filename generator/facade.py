@@ -147,7 +147,7 @@ class LevelGenerator:
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        return SiteRouter(store, Registry.in_data_dir(data_dir))
+        return SiteRouter(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
 
     def _load_config(self) -> GeneratorConfig:
         base = self._explicit_config or GeneratorConfig.load(self.data_dir)
@@ -477,6 +477,25 @@ def _replace(cfg: GeneratorConfig, **changes: Any) -> GeneratorConfig:
     import dataclasses
 
     return dataclasses.replace(cfg, **changes)
+
+
+def _routing_policy(data_dir: Any) -> Any:
+    """``[routing]`` of ``forge.toml`` in the data dir as a :class:`~generator.routing.RoutingPolicy` (defaults if absent)."""
+    import tomllib
+
+    from generator.paths import CONFIG_NAME
+    from generator.paths import data_dir as resolve
+    from generator.routing import RoutingPolicy
+
+    path = resolve(data_dir, create=False) / CONFIG_NAME
+    if not path.is_file():
+        return RoutingPolicy()
+    try:
+        with path.open("rb") as fh:
+            section = tomllib.load(fh).get("routing", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read [routing] ({exc}); fix or remove the file") from None
+    return RoutingPolicy.from_mapping(section)
 
 
 def _call_router(router: Any, site: str, defaults: list[Backend]) -> list[Backend]:

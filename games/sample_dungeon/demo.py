@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data-dir", help="data directory (default: $FORGE_HOME or the platform data dir)")
     ap.add_argument("--sessions", type=int, default=3, help="sessions per phase (default 3)")
     ap.add_argument("--levels", type=int, default=6, help="levels per session (default 6)")
-    ap.add_argument("--shadow-sessions", type=int, default=6, help="sessions in the shadow phase (default 6)")
+    ap.add_argument("--shadow-sessions", type=int, default=12, help="sessions in the shadow phase (default 12)")
     ap.add_argument("--bot", default="explorer", help="bot policy: explorer, speedrunner, cautious")
     ap.add_argument("--bootstrap", type=int, default=2000, help="extra procedural-teacher levels for the dataset")
     ap.add_argument("--preset", default="quick", help="training preset (default quick)")

@@ -141,3 +141,15 @@ def test_spot_checks_send_a_share_of_local_requests_to_the_teacher(setup):
     _play(gen, 3, 50)
     spot = [c.record for c in store.iter_calls(LEVEL_SITE) if (c.record.args or {}).get("spot_check")]
     assert len(spot) == 3 and all(r.backend == "procedural" and not r.served and r.valid for r in spot)
+
+
+def test_routing_policy_comes_from_forge_toml(tmp_path):
+    (tmp_path / "forge.toml").write_text("[routing]\nmin_shadow_samples = 3\npromote_lower_bound = 0.5\n")
+    gen = LevelGenerator(data_dir=tmp_path, router="auto")
+    try:
+        assert gen.router.policy.min_shadow_samples == 3 and gen.router.policy.promote_lower_bound == 0.5
+    finally:
+        gen.close()
+    (tmp_path / "forge.toml").write_text("[routing]\nmin_shadow_sample = 3\n")
+    with pytest.raises(Exception, match="unknown routing setting"):
+        LevelGenerator(data_dir=tmp_path, router="auto")
