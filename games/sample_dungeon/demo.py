@@ -154,19 +154,26 @@ def _pictures(store: Any, phases: list[Phase], site: str, out: Path, per_backend
     records = {sc.record.call_id: sc.record for sc in store.iter_calls(site)}
     written: list[str] = []
     counts: dict[str, int] = {}
-    for r in (r for p in phases for r in p.levels):
-        rec = records.get(r.generation_id or "")
-        kind = "student" if r.backend == "student" else "teacher"
+
+    def draw(kind: str, rec: Any, label: str) -> None:
         if rec is None or rec.result is None or counts.get(kind, 0) >= per_backend:
-            continue
+            return
         try:
-            level = Level.from_dict(rec.result) if hasattr(Level, "from_dict") else Level.from_json(json.dumps(rec.result))
+            level = Level.from_json(json.dumps(rec.result))
         except Exception:  # noqa: BLE001 - a picture is a nicety, never a failure
-            continue
+            return
         counts[kind] = counts.get(kind, 0) + 1
-        path = out / f"{kind}-{counts[kind]}-{r.spec.theme}-d{r.spec.difficulty}.png"
+        path = out / f"{kind}-{counts[kind]}-{label}.png"
         render_level_png(level, path, tile_px=12)
         written.append(path.name)
+
+    for r in (r for p in phases for r in p.levels):  # levels the players got
+        kind = "student" if r.backend == "student" else "teacher"
+        draw(kind, records.get(r.generation_id or ""), f"{r.spec.theme}-d{r.spec.difficulty}")
+    for rec in records.values():  # the student's valid shadow answers, when it never served
+        if rec.backend == "student" and not rec.served and rec.valid:
+            spec = (rec.args or {}).get("spec", {})
+            draw("student-shadow", rec, f"{spec.get('theme', 'x')}-d{spec.get('difficulty', 0)}")
     return written
 
 
