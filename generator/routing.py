@@ -500,8 +500,9 @@ class Router:
 
     # -- public -------------------------------------------------------------
     def sites(self) -> list[str]:
-        names = set(self.registry.sites()) if hasattr(self.registry, "sites") else set()
-        names.update(row.site for row in self.store.list_site_states()) if hasattr(self.store, "list_site_states") else None
+        """Sites with a registered model or a routing state."""
+        names = set(self.registry.sites())
+        names.update(row.site for row in self.store.list_site_states())
         return sorted(names)
 
     def refresh(self, sites: Iterable[str] | None = None) -> list[Decision]:
