@@ -30,13 +30,7 @@ def render_level_image(
     """The level as an RGB image of ``width*tile_px`` by ``height*tile_px`` pixels."""
     tiles = tileset if tileset is not None else Tileset.load(tile_px=tile_px)
     px = tiles.tile_px
-    h, w = level.grid.shape
-    # One (n_tiles, px, px, 3) stack, indexed by the grid, then laid out row by row.
-    stack = np.stack(
-        [np.asarray(tiles.terrain(level.theme, t))[..., :3] for t in Tile], axis=0
-    )
-    grid = np.clip(level.grid, 0, len(Tile) - 1)
-    canvas = stack[grid].transpose(0, 2, 1, 3, 4).reshape(h * px, w * px, 3).copy()
+    canvas = terrain_pixels(level, tiles)[..., :3].copy()
 
     _paste(canvas, tiles.exit(level.theme), level.exit, px)
     for item in level.items:
@@ -45,6 +39,20 @@ def render_level_image(
         _paste(canvas, tiles.enemy(enemy.kind), (enemy.x, enemy.y), px)
     _paste(canvas, tiles.player(), level.spawn, px)
     return Image.fromarray(canvas, "RGB")
+
+
+def terrain_pixels(level: Level, tileset: Tileset) -> np.ndarray:
+    """The level's terrain tiles laid out as one RGBA array, ``(height*px, width*px, 4)`` uint8, row 0 on top.
+
+    Shared by the pictures here and the window's cached tile layer
+    (:class:`engine.render.tile_layer.TileLayer`).
+    """
+    px = tileset.tile_px
+    h, w = level.grid.shape
+    # One (n_tiles, px, px, 4) stack, indexed by the grid, then laid out row by row.
+    stack = np.stack([np.asarray(tileset.terrain(level.theme, t).convert("RGBA")) for t in Tile], axis=0)
+    grid = np.clip(level.grid, 0, len(Tile) - 1)
+    return stack[grid].transpose(0, 2, 1, 3, 4).reshape(h * px, w * px, 4)
 
 
 def render_level_png(

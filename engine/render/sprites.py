@@ -1,10 +1,19 @@
-"""Sprites for one level: terrain built once, things and actors synced each turn.
+"""What one level draws: terrain and fog once per level, things and actors synced each turn.
 
-Everything is drawn through three :class:`arcade.SpriteList` batches (terrain,
-things on the floor, actors), so a frame costs three draw calls whatever the
-level size.  Fog of war is the terrain sprites' tint: tiles in view are drawn
-as they are, remembered tiles dimmed, unseen tiles not at all.  Only tiles
-whose fog state changed are touched on a turn.
+The terrain is a :class:`~engine.render.tile_layer.TileLayer` by default: the
+whole map composed once into one texture and drawn as one quad, with fog of
+war as a per-tile tint texture that is written only where it changed.  The
+things on the floor (exit, items) and the actors are two small
+:class:`arcade.SpriteList` batches.  So a frame costs three draw calls and no
+per-tile work, however big the level is.
+
+``terrain="sprites"`` keeps the older path, one sprite per tile in a third
+``SpriteList`` with fog as the sprites' tint; the benchmarks time it as the
+baseline, and it needs no texture as large as the level.
+
+Fog of war: tiles in view are drawn as they are, remembered tiles dimmed,
+unseen tiles not at all; the work per turn is proportional to the tiles whose
+state changed, never to the level's size.
 
 World coordinates: tile ``(x, y)`` of the grid (``y`` down) has its centre at
 ``(x + 0.5, height - y - 0.5) * tile_px`` (``y`` up, as arcade draws).
@@ -12,7 +21,7 @@ World coordinates: tile ``(x, y)`` of the grid (``y`` down) has its centre at
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from engine.render.arcade_import import arcade
 import numpy as np
@@ -20,20 +29,30 @@ from PIL import Image
 
 from engine.core.content import Tile
 from engine.core.level import Level
+from engine.render.tile_layer import IN_VIEW, REMEMBERED, SEEN, UNSEEN, VISIBLE, TileLayer, TileLayerCache
 from engine.render.tiles import Tileset
 
-#: Tint of a tile that was seen before but is not in view now.
-REMEMBERED = (96, 96, 124, 255)
-IN_VIEW = (255, 255, 255, 255)
-_UNSEEN, _SEEN, _VISIBLE = 0, 1, 2
+__all__ = ["IN_VIEW", "REMEMBERED", "LevelSprites", "TextureCache", "fog_state"]
+
+_UNSEEN, _SEEN, _VISIBLE = UNSEEN, SEEN, VISIBLE
+Terrain = Literal["layer", "sprites"]
+_FOG_NAMES = {UNSEEN: "unseen", SEEN: "remembered", VISIBLE: "visible"}
+
+
+def fog_state(visible: np.ndarray, explored: np.ndarray) -> np.ndarray:
+    """``[y, x]`` uint8 of UNSEEN / SEEN / VISIBLE from the game's boolean arrays."""
+    state = explored.astype(np.uint8)  # SEEN == 1
+    state[visible] = VISIBLE
+    return state
 
 
 class TextureCache:
-    """One :class:`arcade.Texture` per tile picture, shared by every level."""
+    """One :class:`arcade.Texture` per tile picture, shared by every level, and the levels' terrain textures."""
 
     def __init__(self, tileset: Tileset) -> None:
         self.tileset = tileset
         self._by_id: dict[int, arcade.Texture] = {}
+        self.layers = TileLayerCache(tileset)
 
     def get(self, image: Image.Image) -> arcade.Texture:
         tex = self._by_id.get(id(image))
@@ -44,25 +63,37 @@ class TextureCache:
 
 
 class LevelSprites:
-    """The drawable state of one level.  Build once per level; call :meth:`sync` after a turn."""
+    """The drawable state of one level.  Build once per level; call :meth:`sync` after a turn.
 
-    def __init__(self, level: Level, textures: TextureCache) -> None:
+    ``terrain="layer"`` (default) draws the map as one cached texture;
+    ``terrain="sprites"`` as one sprite per tile (the benchmark baseline).
+    """
+
+    def __init__(self, level: Level, textures: TextureCache, *, terrain: Terrain = "layer") -> None:
+        if terrain not in ("layer", "sprites"):
+            raise ValueError(f"terrain must be 'layer' or 'sprites', got {terrain!r}")
         self.level = level
         self.textures = textures
+        self.terrain_mode = terrain
         ts = textures.tileset
         self.tile_px = px = ts.tile_px
         h, w = level.grid.shape
         self.world_width, self.world_height = w * px, h * px
-
-        self.terrain = arcade.SpriteList(capacity=w * h)
-        tex = {int(t): textures.get(ts.terrain(level.theme, t)) for t in Tile}
-        for y in range(h):
-            for x in range(w):
-                sprite = arcade.Sprite(tex[int(min(level.grid[y, x], len(Tile) - 1))])
-                sprite.position = self.center(x, y)
-                sprite.visible = False
-                self.terrain.append(sprite)
         self._fog = np.zeros((h, w), dtype=np.uint8)
+
+        self.layer: TileLayer | None = None
+        self.terrain: arcade.SpriteList | None = None
+        if terrain == "layer":
+            self.layer = TileLayer(level, textures.layers)
+        else:
+            self.terrain = arcade.SpriteList(capacity=w * h)
+            tex = {int(t): textures.get(ts.terrain(level.theme, t)) for t in Tile}
+            for y in range(h):
+                for x in range(w):
+                    sprite = arcade.Sprite(tex[int(min(level.grid[y, x], len(Tile) - 1))])
+                    sprite.position = self.center(x, y)
+                    sprite.visible = False
+                    self.terrain.append(sprite)
 
         self.things = arcade.SpriteList()
         self.exit_sprite = self._sprite(ts.exit(level.theme), level.exit)
@@ -85,6 +116,10 @@ class LevelSprites:
         sprite.position = self.center(*at)
         return sprite
 
+    def fog_at(self, x: int, y: int) -> str:
+        """How tile ``(x, y)`` is drawn now: ``"visible"``, ``"remembered"`` or ``"unseen"``."""
+        return _FOG_NAMES[int(self._fog[y, x])]
+
     # -- per turn -----------------------------------------------------------------
 
     def sync(self, game: Any, *, reveal: bool = False) -> None:
@@ -97,11 +132,11 @@ class LevelSprites:
         else:
             visible = np.asarray(game.visible, dtype=bool)
             explored = np.asarray(game.explored, dtype=bool) | visible
-        self._sync_fog(visible, explored)
+        self._sync_fog(fog_state(visible, explored))
 
         ex, ey = self.level.exit
         self.exit_sprite.visible = bool(explored[ey, ex])
-        self.exit_sprite.color = IN_VIEW if visible[ey, ex] else REMEMBERED
+        _tint(self.exit_sprite, IN_VIEW if visible[ey, ex] else REMEMBERED)
 
         ts = self.textures.tileset
         present = set()
@@ -114,7 +149,7 @@ class LevelSprites:
                 self.things.append(sprite)
             # Items are remembered where they were seen, dimmed when out of view.
             sprite.visible = bool(explored[item.y, item.x])
-            sprite.color = IN_VIEW if visible[item.y, item.x] else REMEMBERED
+            _tint(sprite, IN_VIEW if visible[item.y, item.x] else REMEMBERED)
         for key, sprite in self._item_sprites.items():
             if key not in present:
                 sprite.visible = False
@@ -129,16 +164,23 @@ class LevelSprites:
             if sprite is None:
                 sprite = self._enemy_sprites[ident] = self._sprite(ts.enemy(enemy.kind), (enemy.x, enemy.y))
                 self.actors.insert(0, sprite)  # the player is drawn last, on top
-            sprite.position = self.center(enemy.x, enemy.y)
+            pos = self.center(enemy.x, enemy.y)
+            if sprite.position != pos:
+                sprite.position = pos
             sprite.visible = bool(visible[enemy.y, enemy.x])  # enemies only while in view
         for ident, sprite in self._enemy_sprites.items():
             if ident not in alive:
                 sprite.visible = False
 
-        self.player_sprite.position = self.center(game.player.x, game.player.y)
+        pos = self.center(game.player.x, game.player.y)
+        if self.player_sprite.position != pos:
+            self.player_sprite.position = pos
 
-    def _sync_fog(self, visible: np.ndarray, explored: np.ndarray) -> None:
-        state = np.where(visible, _VISIBLE, np.where(explored, _SEEN, _UNSEEN)).astype(np.uint8)
+    def _sync_fog(self, state: np.ndarray) -> None:
+        if self.layer is not None:
+            self.layer.set_fog(state)
+            self._fog = self.layer.fog
+            return
         changed = np.flatnonzero(state != self._fog)
         if changed.size == 0:
             return
@@ -156,12 +198,18 @@ class LevelSprites:
 
     def reveal_all(self) -> None:
         """Show every tile as if in view (previews, screenshots of a whole level)."""
-        for sprite in self.terrain:
-            sprite.visible = True
-            sprite.color = IN_VIEW
-        self._fog[...] = _VISIBLE
+        self._sync_fog(np.full(self.level.grid.shape, VISIBLE, dtype=np.uint8))
 
     def draw(self) -> None:
-        self.terrain.draw(pixelated=True)
+        if self.layer is not None:
+            self.layer.draw()
+        else:
+            self.terrain.draw(pixelated=True)
         self.things.draw(pixelated=True)
         self.actors.draw(pixelated=True)
+
+
+def _tint(sprite: arcade.Sprite, colour: tuple[int, int, int, int]) -> None:
+    """Set a sprite's colour only when it differs (each change re-uploads the sprite's data)."""
+    if tuple(sprite.color) != colour:
+        sprite.color = colour

@@ -19,7 +19,7 @@ from arcade.camera import Camera2D
 from engine.core.actions import Action
 from engine.render.hud import FONT, HUD_BOTTOM, HUD_TOP, Hud, LevelInfo, load_fonts
 from engine.render.keys import Command, action_for_key
-from engine.render.sprites import LevelSprites, TextureCache
+from engine.render.sprites import LevelSprites, Terrain, TextureCache
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ class GameView(arcade.View):
 
     ``on_level_over(game)`` is called once, after the turn that ended the level
     (won, dead or quit).  ``zoom`` is screen pixels per world pixel;
-    ``reveal`` lifts the fog of war (screenshots, level previews).
+    ``reveal`` lifts the fog of war (screenshots, level previews);
+    ``terrain`` picks how the map is drawn (see :class:`LevelSprites`:
+    ``"layer"``, one cached texture, or ``"sprites"``, one sprite per tile).
     """
 
     def __init__(
@@ -49,13 +51,14 @@ class GameView(arcade.View):
         on_command: OnCommand = _noop_command,
         zoom: float = 2.0,
         reveal: bool = False,
+        terrain: Terrain = "layer",
         window: arcade.Window | None = None,
     ) -> None:
         super().__init__(window, background_color=BACKGROUND)
         self.game = game
         self.reveal = reveal
         self.info = info
-        self.sprites = LevelSprites(game.level, textures)
+        self.sprites = LevelSprites(game.level, textures, terrain=terrain)
         self.hud = Hud()
         self.on_level_over = on_level_over
         self.on_command = on_command
