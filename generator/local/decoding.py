@@ -10,10 +10,13 @@ next, and :func:`sample` masks every other token's logit.  That forces
 * walls all around the border, and a wall share inside gate V7's range,
 * at most one spawn and one exit, at most ``enemies`` enemies and ``items``
   items (of the theme's kinds), no enemy within 4 tiles of the spawn, and
-  every entity placed before the grid runs out of interior cells.
+  every entity placed before the grid runs out of interior cells;
+* one connected walkable region (gate V6): a wall is refused where it would
+  cut a region off from every cell still to be written, because such a
+  region could never join the others (:meth:`LevelGrammar.allowed`).
 
-What masking cannot force (one connected floor region, wall density,
-reachability) is checked by the validator; :func:`generate_valid_level`
+What masking cannot force (the wall density's lower bound when it clashes
+with connectivity, things a grammar cannot see) is checked by the validator; :func:`generate_valid_level`
 samples again with another seed when it fails, a bounded number of times.
 Runs of forced tokens (prefix, border walls) go through the model in one
 forward pass, so they cost little.
@@ -94,6 +97,10 @@ class LevelGrammar:
         self.interior_walls = 0
         self.interior_walls_max = max(0, math.floor(DENSITY_RANGE[1] * area) - border)
         self.interior_walls_min = max(0, math.ceil(DENSITY_RANGE[0] * area) - border)
+        # Walkable regions so far (gate V6): a union-find over cell indices y * width + x,
+        # -1 for walls and cells not yet written; ``regions`` counts the distinct roots.
+        self.parent = [-1] * (self.width * self.height)
+        self.regions = 0
 
     # -- state -----------------------------------------------------------
 
@@ -152,7 +159,62 @@ class LevelGrammar:
                 return frozenset(entities | ({"#"} if self._walls_short() and must == "any" else set()))
         if self._walls_short() > self._interior_cells_after(x, y):
             return frozenset({"#"})  # too few walls so far: the rest must be wall
+        if "#" in terrain and not self._keeps_connected(x, y, walkable=False):
+            terrain.discard("#")  # a wall here would seal a region off for good
+        elif not self._keeps_connected(x, y, walkable=True):
+            return frozenset({"#"})
         return frozenset(terrain | entities)
+
+    # -- connectivity (gate V6) ------------------------------------------
+
+    def _find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def _keeps_connected(self, x: int, y: int, *, walkable: bool) -> bool:
+        """Whether writing a walkable tile (or a wall) at ``(x, y)`` still allows one connected region.
+
+        A walkable region can only grow through cells not yet written.  Once
+        none of its tiles touches such a cell it is final, so it must then be
+        the only region.  As long as every region touches an unwritten cell,
+        writing floor everywhere else would join them all (the unwritten
+        cells form one connected block), so that is the whole test.
+        """
+        w, h = self.width, self.height
+        here = y * w + x
+        merged: set[int] = set()
+        if walkable:
+            for n in (here - 1, here - w):
+                if self.parent[n] >= 0:
+                    merged.add(self._find(n))
+        regions = self.regions + (1 - len(merged) if walkable else 0)
+        if regions == 0:
+            return True
+        more_rows = y + 1 <= h - 2
+        live: set[int] = set()
+        # cells of the row above, right of x: their lower neighbour is still to be written
+        row_above = (y - 1) * w
+        for cx in range(x + 1, w - 1):
+            if self.parent[row_above + cx] >= 0:
+                live.add(self._find(row_above + cx))
+        # cells of this row, left of x: their lower neighbour is written later (if a row remains)
+        if more_rows:
+            row = y * w
+            for cx in range(1, x):
+                if self.parent[row + cx] >= 0:
+                    live.add(self._find(row + cx))
+        if walkable:
+            new_root = min(merged) if merged else here
+            live = {new_root if r in merged else r for r in live}
+            if x + 1 <= w - 2 or more_rows:
+                live.add(new_root)
+        if len(live) == regions:
+            return True
+        # nothing touches an unwritten cell: fine only at the very end, with a single region
+        return not live and regions == 1 and x == w - 2 and y == h - 2
 
     def _walls_short(self) -> int:
         return max(0, self.interior_walls_min - self.interior_walls)
@@ -220,6 +282,8 @@ class LevelGrammar:
             x = self.pos - ROW_PREFIX_LEN
             if ch == "#" and 0 < x < self.width - 1 and 0 < self.y < self.height - 1:
                 self.interior_walls += 1
+            elif ch != "#":
+                self._join(x, self.y)
             if ch == SPAWN_GLYPH:
                 self.spawn = (x, self.y)
             elif ch == EXIT_GLYPH:
@@ -231,6 +295,18 @@ class LevelGrammar:
             elif ch in ITEM_GLYPHS:
                 self.items_left -= 1
         self.pos += 1
+
+    def _join(self, x: int, y: int) -> None:
+        """Add the walkable cell ``(x, y)`` to the regions, joining its left and upper neighbours."""
+        here = y * self.width + x
+        self.parent[here] = here
+        self.regions += 1
+        for n in (here - 1, here - self.width):
+            if n >= 0 and self.parent[n] >= 0:
+                a, b = self._find(n), self._find(here)
+                if a != b:
+                    self.parent[max(a, b)] = min(a, b)
+                    self.regions -= 1
 
     def forced_run(self) -> str:
         """The characters forced from here on until the next real choice (consumes nothing)."""
@@ -249,6 +325,7 @@ class LevelGrammar:
         new.__dict__.update(self.__dict__)
         new.enemy_cells = list(self.enemy_cells)
         new.spawn_ok = self.spawn_ok.copy()
+        new.parent = list(self.parent)
         return new
 
 
