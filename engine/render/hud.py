@@ -128,8 +128,11 @@ class Hud:
             bar_l, bar_w, mid = 10, 120, top + BAR_H / 2
             _place(self._bar_back, bar_l, bar_l + bar_w, mid - 7, mid + 7)
             for sprite, (l, r, b, t) in zip(self._outline, (
-                (bar_l, bar_l + bar_w, mid + 6, mid + 7), (bar_l, bar_l + bar_w, mid - 7, mid - 6),
-                (bar_l, bar_l + 1, mid - 7, mid + 7), (bar_l + bar_w - 1, bar_l + bar_w, mid - 7, mid + 7),
+                # a 1-pixel outline centred on the bar's edges
+                (bar_l - 0.5, bar_l + bar_w + 0.5, mid + 6.5, mid + 7.5),
+                (bar_l - 0.5, bar_l + bar_w + 0.5, mid - 7.5, mid - 6.5),
+                (bar_l - 0.5, bar_l + 0.5, mid - 7.5, mid + 7.5),
+                (bar_l + bar_w - 0.5, bar_l + bar_w + 0.5, mid - 7.5, mid + 7.5),
             ), strict=True):
                 _place(sprite, l, r, b, t)
             self.hp_text.position = (bar_l + bar_w + 8, mid)
