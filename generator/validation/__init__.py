@@ -33,10 +33,12 @@ from generator.validation.bulk import screen
 from generator.validation.gates import (
     DENSITY_RANGE,
     SPAWN_SAFE_RADIUS,
+    check_one,
     check_stack,
     enemy_tolerance,
     gate_sorted,
     passes_quickly,
+    quick_level,
 )
 from generator.validation.parse import Candidate, read_any, spec_checks
 from generator.validation.report import CODES, DEFAULT_LIMITS, GATES, Failure, ValidationLimits, ValidationReport
@@ -72,11 +74,14 @@ def validate_level(x: LevelInput, spec: LevelSpec | None = None, *,
     """
     limits = limits or DEFAULT_LIMITS
     try:
+        is_level = type(x) is Level
+        if is_level and quick_level(x, spec, limits):  # type: ignore[arg-type]
+            return ValidationReport((), level=x)  # type: ignore[arg-type]
         cand = read_any(x, limits)
         if spec is not None:
             spec_checks(cand, spec)
-        if not passes_quickly(cand, spec):
-            check_stack([cand], [spec], limits)
+        if is_level or not passes_quickly(cand, spec):
+            check_one(cand, spec, limits)
             gate_sorted([cand])
     except Exception as exc:  # noqa: BLE001 - the game must never see a validator crash
         log.exception("validator failed on %s input", type(x).__name__)

@@ -12,16 +12,19 @@ items) run over one table of all things in the stack.  Python only loops to
 from __future__ import annotations
 
 import itertools
+import operator
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from engine.core.content import Tile
-from engine.core.level import LevelSpec
+from engine.core.content import ALL_THEMES, ENEMY_KINDS, ITEM_KINDS, Tile
+from engine.core.level import Level, LevelSpec
 
+from generator.validation import components
 from generator.validation.parse import ENEMY, EXIT, ITEM, N_TILES, SPAWN, Candidate
 from generator.validation.report import ValidationLimits
 
@@ -69,12 +72,77 @@ def _border_flat(h: int, w: int) -> NDArray[np.intp]:
     return np.flatnonzero(_border(h, w)[0])
 
 
-def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
-    """True only if :func:`check_stack` would add no failure to ``c``; False means "look closer".
+_X, _Y, _K = operator.attrgetter("x"), operator.attrgetter("y"), operator.attrgetter("kind")
+_THEME_SET: Final = frozenset(ALL_THEMES)
+_ENEMY_SET: Final = frozenset(ENEMY_KINDS)
+_ITEM_SET: Final = frozenset(ITEM_KINDS)
+_INT_ONLY: Final = frozenset((int,))
+_U8: Final = np.dtype(np.uint8)
 
-    The cheap route for a single good level: a handful of whole-array
-    operations, no failure text.  One walkable region plus nothing on a wall
+
+def quick_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> bool:
+    """True only if a :class:`Level` passes every gate; False means "run the full check".
+
+    The cheap route for the common case, a good level object: no
+    :class:`Candidate`, no failure text, a handful of whole-array operations
+    and one labelling call.  One walkable region plus nothing on a wall
     already implies everything is reachable, so no per-thing label lookups.
+    """
+    try:
+        return _quick_level(lv, spec, limits)
+    except Exception:  # noqa: BLE001 - odd values (reassigned fields, foreign objects): the full path explains
+        return False
+
+
+def _quick_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> bool:
+    g = lv.grid
+    theme = lv.theme
+    if type(g) is not np.ndarray or g.ndim != 2 or g.dtype != _U8 or type(theme) is not str or theme not in _THEME_SET:
+        return False
+    h, w = g.shape
+    if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
+        return False
+    ens, its = lv.enemies, lv.items
+    ne = len(ens)
+    if ne > limits.max_entities or len(its) > limits.max_entities:
+        return False
+    if spec is not None and (spec.width != w or spec.height != h or spec.theme != theme
+                             or abs(ne - spec.enemies) > enemy_tolerance(spec.enemies)):
+        return False
+    if not set(map(_K, ens)) <= _ENEMY_SET or not set(map(_K, its)) <= _ITEM_SET:
+        return False
+    sx, sy = lv.spawn
+    ex, ey = lv.exit
+    exs, eys = list(map(_X, ens)), list(map(_Y, ens))
+    xs = [sx, ex, *exs, *map(_X, its)]
+    ys = [sy, ey, *eys, *map(_Y, its)]
+    if not set(map(type, xs)) <= _INT_ONLY or not set(map(type, ys)) <= _INT_ONLY:
+        return False
+    if min(xs) < 0 or min(ys) < 0 or max(xs) >= w or max(ys) >= h:
+        return False
+    pos = [y * w + x for x, y in zip(xs, ys)]
+    if len(set(pos)) != len(pos):
+        return False
+    r = SPAWN_SAFE_RADIUS
+    for x, y in zip(exs, eys):
+        if -r <= x - sx <= r and -r <= y - sy <= r:
+            return False
+    if g.max() >= N_TILES:
+        return False
+    walk = g != _WALL
+    flat = walk.ravel()
+    if flat[_border_flat(h, w)].any() or not flat[pos].all():
+        return False
+    density = (flat.size - np.count_nonzero(flat)) / flat.size
+    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
+        return False
+    return components.label4(walk.view(np.uint8))[1] == 1
+
+
+def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
+    """True only if :func:`check_one` would add no failure to ``c``; False means "look closer".
+
+    The cheap route for a single good level read from text or a dict.
     """
     g = c.grid
     if g is None or c.failures or not (c.has_spawn and c.has_exit):
@@ -82,29 +150,94 @@ def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
     if spec is not None and abs(c.n_enemies - spec.enemies) > enemy_tolerance(spec.enemies):
         return False
     h, w = g.shape
-    flat = g.ravel()
-    if flat.max() >= N_TILES:
-        return False
-    wall = flat == _WALL
-    if not wall[_border_flat(h, w)].all():
-        return False
-    density = np.count_nonzero(wall) / flat.size
-    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
-        return False
     tx, ty = c.tx, c.ty
-    if max(tx) >= w or max(ty) >= h or len(set(zip(tx, ty))) != len(tx):
+    if max(tx) >= w or max(ty) >= h:
         return False
-    xs = np.array(tx)
-    ys = np.array(ty)
-    if wall[ys * w + xs].any():
+    pos = [y * w + x for x, y in zip(tx, ty)]
+    if len(set(pos)) != len(pos):
         return False
     ne = c.n_enemies
     if ne:  # no failures so far means the table is spawn, exit, enemies, items, in that order
         sx, sy = c.spawn  # type: ignore[misc]
-        if (np.maximum(np.abs(xs[2:2 + ne] - sx), np.abs(ys[2:2 + ne] - sy)) <= SPAWN_SAFE_RADIUS).any():
-            return False
-    _, regions = ndimage.label(~wall.reshape(h, w), structure=_CROSS2)
-    return regions == 1
+        r = SPAWN_SAFE_RADIUS
+        for x, y in zip(tx[2:2 + ne], ty[2:2 + ne]):
+            if -r <= x - sx <= r and -r <= y - sy <= r:
+                return False
+    if g.max() >= N_TILES:
+        return False
+    walk = g != _WALL
+    flat = walk.ravel()
+    if flat[_border_flat(h, w)].any() or not flat[pos].all():
+        return False
+    density = (flat.size - np.count_nonzero(flat)) / flat.size
+    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
+        return False
+    return components.label4(walk.view(np.uint8))[1] == 1
+
+
+def _enemy_count(c: Candidate, spec: LevelSpec | None) -> None:
+    if spec is not None:
+        want = spec.enemies
+        tol = enemy_tolerance(want)
+        if abs(c.n_enemies - want) > tol:
+            c.fail("V5", "V5.enemy_count",
+                   f"there are {c.n_enemies} enemies but the spec asks for {want} (allowed {max(0, want - tol)}"
+                   f"..{want + tol})", "$.enemies")
+
+
+def check_one(c: Candidate, spec: LevelSpec | None, limits: ValidationLimits) -> None:
+    """Append the V1-tile..V7 failures of one candidate (same failures as a stack of one in :func:`check_stack`).
+
+    Whole-grid tests are NumPy operations and one labelling call; the
+    things (spawn, exit, enemies, items: tens, not thousands) are checked
+    with plain Python over the candidate's thing table.
+    """
+    _enemy_count(c, spec)
+    tc, tx, ty = c.tc, c.tx, c.ty
+    m = len(tc)
+    sj = tc.index(SPAWN) if SPAWN in tc else -1
+    sx, sy = (tx[sj], ty[sj]) if sj >= 0 else (-10**6, -10**6)
+    r = SPAWN_SAFE_RADIUS
+    near = [j for j in range(m) if tc[j] == ENEMY and sj >= 0 and max(abs(tx[j] - sx), abs(ty[j] - sy)) <= r]
+    g = c.grid
+    if g is None:
+        if near:
+            _write(c, limits.max_failures_per_code, None, (), near, sx, sy)
+        return
+    h, w = g.shape
+    walk = g != _WALL  # unknown glyphs (already V1 failures) count as floor
+    flat = walk.ravel()
+    unknown = bool(g.max() >= N_TILES)
+    open_js = np.flatnonzero(flat[_border_flat(h, w)])
+    density = (flat.size - np.count_nonzero(flat)) / flat.size
+    dens_bad = not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]
+    labels, regions = components.label4(walk.view(np.uint8))
+    inb = [x < w and y < h for x, y in zip(tx, ty)]
+    pos = [y * w + x if ok else 0 for x, y, ok in zip(tx, ty, inb)]
+    walkable = flat[pos].tolist()
+    lab = labels.ravel()[pos].tolist()
+    v3: list[tuple[int, int, int]] = []
+    seen: dict[int, int] = {}
+    for j in range(m):
+        if not inb[j]:
+            v3.append((j, _OOB, -1))
+            continue
+        first = seen.setdefault(pos[j], j)
+        if not walkable[j]:
+            v3.append((j, _ON_WALL, -1))
+        elif first != j:
+            v3.append((j, _OVERLAP, first))
+    unreach: list[int] = []
+    main = 0
+    if sj >= 0 and inb[sj] and walkable[sj]:
+        main = lab[sj]
+        unreach = [j for j in range(m) if j != sj and inb[j] and walkable[j] and lab[j] != main]
+    if unknown or open_js.size or dens_bad or regions > 1 or v3 or near or unreach:
+        _write(c, limits.max_failures_per_code, (g, w, h, unknown, open_js, labels if regions > 1 else None, main,
+                                                 unreach, density, dens_bad), v3, near, sx, sy)
+
+
+_OOB, _ON_WALL, _OVERLAP = 0, 1, 2
 
 
 def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: ValidationLimits) -> None:
@@ -116,26 +249,15 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
     if has_grid:
         assert grid0 is not None
         h, w = grid0.shape
-        g = grid0[None] if n == 1 else np.stack([c.grid for c in cands])  # type: ignore[misc]
-        flat_g = g.reshape(n, h * w)
-        wall = g == _WALL
-        walk = ~wall  # unknown glyphs (already V1 failures) count as floor: they are mostly things drawn in
-        flat_wall = wall.reshape(n, h * w)
-        unknown_any = flat_g.max(axis=1) >= N_TILES
-        _, bxs, bys = _border(h, w)
-        open_border = ~flat_wall[:, _border_flat(h, w)]
+        g = np.stack([c.grid for c in cands])  # type: ignore[misc]
+        walk = g != _WALL  # unknown glyphs (already V1 failures) count as floor: they are mostly things drawn in
+        flat_walk = walk.reshape(n, h * w)
+        unknown_any = g.reshape(n, h * w).max(axis=1) >= N_TILES
+        open_border = flat_walk[:, _border_flat(h, w)]
         border_bad = open_border.any(axis=1)
-        density = np.count_nonzero(flat_wall, axis=1) / (h * w)
+        density = (h * w - np.count_nonzero(flat_walk, axis=1)) / (h * w)
         dens_bad = (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
-        if n == 1:
-            lab2, nreg = ndimage.label(walk[0], structure=_CROSS2)
-            labels = lab2[None]
-            regions = np.array([nreg])
-        else:
-            labels, _ = ndimage.label(walk, structure=_CROSS3)
-            # Labels are numbered in scan order, so each level's labels are one run after the previous level's.
-            top = np.maximum.accumulate(labels.reshape(n, -1).max(axis=1))
-            regions = np.diff(top, prepend=0)
+        labels, regions = components.label_stack(walk)
         level_bad = unknown_any | border_bad | dens_bad | (regions > 1)
     else:
         h = w = 0
@@ -162,8 +284,9 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
     flag = near.copy()
     if has_grid:
         inb = (x < w) & (y < h)
-        pos = np.minimum(y, h - 1) * w + np.minimum(x, w - 1)  # clamped, so one gather serves all rows
-        standable = inb & (flat_g[lvl, pos] != _WALL)
+        xc, yc = np.minimum(x, w - 1), np.minimum(y, h - 1)  # clamped, so one gather serves all rows
+        pos = yc * w + xc
+        standable = inb & walk[lvl, yc, xc]
         on_wall = inb & ~standable
         key = np.where(inb, lvl * (h * w) + pos, -1 - np.arange(m))
         order = np.argsort(key, kind="stable")
@@ -171,7 +294,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         overlap = np.zeros(m, dtype=bool)
         if m > 1:
             overlap[order[1:]] = sk[1:] == sk[:-1]
-        lab = labels.reshape(n, h * w)[lvl, pos]
+        lab = labels[lvl, yc, xc]
         spawn_ok = np.zeros(n, dtype=bool)
         spawn_lab = np.zeros(n, dtype=lab.dtype)
         sp = is_spawn & standable
@@ -190,83 +313,99 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         idx = np.flatnonzero(mask)
         for k, j in zip(lvl[idx].tolist(), idx.tolist()):
             by_level.setdefault(k, ([], [], []))[slot if has_grid else 1].append(j)
-    bad_levels = np.flatnonzero(level_bad).tolist() if n > 1 else ([0] if level_bad[0] else [])
-    if not any(specs):
-        ks: list[int] | range = bad_levels
-    else:
-        ks = range(n)
+    bad_levels = np.flatnonzero(level_bad).tolist()
     bad_set = set(bad_levels)
-    for k in ks:
+    for k in (range(n) if any(specs) else bad_levels):
         c = cands[k]
-        spec = specs[k]
-        if spec is not None:
-            want = spec.enemies
-            tol = enemy_tolerance(want)
-            if abs(c.n_enemies - want) > tol:
-                c.fail("V5", "V5.enemy_count",
-                       f"there are {c.n_enemies} enemies but the spec asks for {want} (allowed {max(0, want - tol)}"
-                       f"..{want + tol})", "$.enemies")
+        _enemy_count(c, specs[k])
         if k not in bad_set:
             continue
         lo = starts[k]
-        things = list(zip(c.tc, c.ti, c.tx, c.ty, c.tk))
         v3_js, near_js, unreach_js = by_level.get(k, ([], [], []))
-        if has_grid:
-            gk = g[k]
-            if unknown_any[k]:
-                uy, ux = np.nonzero(gk >= N_TILES)
-                for yy, xx in zip(uy[:cap].tolist(), ux[:cap].tolist()):
-                    glyph = f"{c.rows[yy][xx]!r} " if c.rows is not None else ""
-                    c.fail("V1", "V1.unknown_tile", f"unknown tile {glyph}at ({xx}, {yy}) in row {yy}; rows hold only "
-                           "'#' wall, '.' floor and '+' door" + _glyph_hint(glyph), f"({xx}, {yy})", (xx, yy))
-                _more(c, "V1", "V1.unknown_tile", len(uy), cap, "$.rows", "unknown tiles")
-            if border_bad[k]:
-                idx = np.nonzero(open_border[k])[0]
-                for j in idx[:cap].tolist():
-                    xx, yy = int(bxs[j]), int(bys[j])
-                    c.fail("V2", "V2.open_border", f"the border is open at ({xx}, {yy}); the outer rows and columns "
-                           "must all be wall '#'", f"({xx}, {yy})", (xx, yy))
-                _more(c, "V2", "V2.open_border", len(idx), cap, "$.rows", "open border tiles")
-            for j in v3_js:
-                tcode, i, tx, ty, kind = things[j - lo]
-                what, where = _thing_label(tcode, i, kind)
-                if not inb[j]:
-                    c.fail("V3", "V3.out_of_bounds", f"{what} at ({tx}, {ty}) is outside the {w}x{h} map", where)
-                elif on_wall[j]:
-                    c.fail("V3", "V3.on_wall", f"{what} stands on a wall at ({tx}, {ty}); move it to a floor tile",
-                           where, (tx, ty))
-                elif overlap[j]:
-                    first = next(p for p in range(lo, j) if inb[p] and x[p] == tx and y[p] == ty)
-                    other, _ = _thing_label(things[first - lo][0], things[first - lo][1], things[first - lo][4])
-                    c.fail("V3", "V3.overlap", f"{what} shares the tile ({tx}, {ty}) with {other}; give each thing "
-                           "its own tile", where, (tx, ty))
-        for j in near_js:
-            tcode, i, tx, ty, kind = things[j - lo]
-            what, where = _thing_label(tcode, i, kind)
-            d = max(abs(tx - int(sx[k])), abs(ty - int(sy[k])))
-            c.fail("V5", "V5.enemy_near_spawn",
-                   f"{what} at ({tx}, {ty}) is {d} step{'s' if d != 1 else ''} from the spawn at "
-                   f"({int(sx[k])}, {int(sy[k])}); enemies must be more than {SPAWN_SAFE_RADIUS} steps away",
-                   where, (tx, ty))
+        near_l = [j - lo for j in near_js]
+        skx, sky = int(sx[k]), int(sy[k])
         if not has_grid:
+            _write(c, cap, None, (), near_l, skx, sky)
             continue
-        if regions[k] > 1:
-            _disconnected(c, labels[k], int(spawn_lab[k]) if spawn_ok[k] else 0, cap)
-        for j in unreach_js:
-            tcode, i, tx, ty, kind = things[j - lo]
-            what, where = _thing_label(tcode, i, kind)
-            code_name = {EXIT: "V6.unreachable_exit", ENEMY: "V6.unreachable_enemy", ITEM: "V6.unreachable_item"}[tcode]
-            c.fail("V6", code_name, f"{what} at ({tx}, {ty}) cannot be reached from the spawn at "
-                   f"({int(sx[k])}, {int(sy[k])}); open a floor or door path to it", where, (tx, ty))
-        if dens_bad[k]:
-            pct = density[k] * 100
-            lo_pct, hi_pct = (int(v * 100) for v in DENSITY_RANGE)
-            if density[k] < DENSITY_RANGE[0]:
-                c.fail("V7", "V7.density_low", f"walls cover {pct:.0f}% of the map; add walls to reach "
-                       f"{lo_pct}-{hi_pct}%", "$.rows")
+        v3: list[tuple[int, int, int]] = []
+        for j in v3_js:
+            if not inb[j]:
+                v3.append((j - lo, _OOB, -1))
+            elif on_wall[j]:
+                v3.append((j - lo, _ON_WALL, -1))
             else:
-                c.fail("V7", "V7.density_high", f"walls cover {pct:.0f}% of the map; open it up to "
-                       f"{lo_pct}-{hi_pct}%", "$.rows")
+                first = next(p for p in range(lo, j) if inb[p] and x[p] == x[j] and y[p] == y[j])
+                v3.append((j - lo, _OVERLAP, first - lo))
+        grid_info = (g[k], w, h, bool(unknown_any[k]), np.flatnonzero(open_border[k]),
+                     labels[k] if regions[k] > 1 else None, int(spawn_lab[k]) if spawn_ok[k] else 0,
+                     [j - lo for j in unreach_js], float(density[k]), bool(dens_bad[k]))
+        _write(c, cap, grid_info, v3, near_l, skx, sky)
+
+
+def _write(c: Candidate, cap: int, grid_info: tuple[Any, ...] | None, v3: Sequence[tuple[int, int, int]],
+           near: list[int], sx: int, sy: int) -> None:
+    """Write one broken level's failures, in the order the gates name them (gate_sorted then orders by gate).
+
+    ``grid_info`` is None for a level without a usable grid (only V5 placement
+    can be checked then); ``v3`` holds (thing, reason, first thing on the same
+    tile); ``near``/``unreach`` are indices into the candidate's thing table.
+    """
+    things = list(zip(c.tc, c.ti, c.tx, c.ty, c.tk))
+    if grid_info is not None:
+        gk, w, h, unknown, open_js, many_labels, main, unreach, density, dens_bad = grid_info
+        if unknown:
+            uy, ux = np.nonzero(gk >= N_TILES)
+            for yy, xx in zip(uy[:cap].tolist(), ux[:cap].tolist()):
+                glyph = f"{c.rows[yy][xx]!r} " if c.rows is not None else ""
+                c.fail("V1", "V1.unknown_tile", f"unknown tile {glyph}at ({xx}, {yy}) in row {yy}; rows hold only "
+                       "'#' wall, '.' floor and '+' door" + _glyph_hint(glyph), f"({xx}, {yy})", (xx, yy))
+            _more(c, "V1", "V1.unknown_tile", len(uy), cap, "$.rows", "unknown tiles")
+        if len(open_js):
+            _, bxs, bys = _border(h, w)
+            for j in open_js[:cap].tolist():
+                xx, yy = int(bxs[j]), int(bys[j])
+                c.fail("V2", "V2.open_border", f"the border is open at ({xx}, {yy}); the outer rows and columns "
+                       "must all be wall '#'", f"({xx}, {yy})", (xx, yy))
+            _more(c, "V2", "V2.open_border", len(open_js), cap, "$.rows", "open border tiles")
+        for j, reason, first in v3:
+            tcode, i, tx, ty, kind = things[j]
+            what, where = _thing_label(tcode, i, kind)
+            if reason == _OOB:
+                c.fail("V3", "V3.out_of_bounds", f"{what} at ({tx}, {ty}) is outside the {w}x{h} map", where)
+            elif reason == _ON_WALL:
+                c.fail("V3", "V3.on_wall", f"{what} stands on a wall at ({tx}, {ty}); move it to a floor tile",
+                       where, (tx, ty))
+            else:
+                other, _ = _thing_label(things[first][0], things[first][1], things[first][4])
+                c.fail("V3", "V3.overlap", f"{what} shares the tile ({tx}, {ty}) with {other}; give each thing "
+                       "its own tile", where, (tx, ty))
+    for j in near:
+        tcode, i, tx, ty, kind = things[j]
+        what, where = _thing_label(tcode, i, kind)
+        d = max(abs(tx - sx), abs(ty - sy))
+        c.fail("V5", "V5.enemy_near_spawn",
+               f"{what} at ({tx}, {ty}) is {d} step{'s' if d != 1 else ''} from the spawn at "
+               f"({sx}, {sy}); enemies must be more than {SPAWN_SAFE_RADIUS} steps away",
+               where, (tx, ty))
+    if grid_info is None:
+        return
+    if many_labels is not None:
+        _disconnected(c, many_labels, main, cap)
+    for j in unreach:
+        tcode, i, tx, ty, kind = things[j]
+        what, where = _thing_label(tcode, i, kind)
+        code_name = {EXIT: "V6.unreachable_exit", ENEMY: "V6.unreachable_enemy", ITEM: "V6.unreachable_item"}[tcode]
+        c.fail("V6", code_name, f"{what} at ({tx}, {ty}) cannot be reached from the spawn at "
+               f"({sx}, {sy}); open a floor or door path to it", where, (tx, ty))
+    if dens_bad:
+        pct = density * 100
+        lo_pct, hi_pct = (int(v * 100) for v in DENSITY_RANGE)
+        if density < DENSITY_RANGE[0]:
+            c.fail("V7", "V7.density_low", f"walls cover {pct:.0f}% of the map; add walls to reach "
+                   f"{lo_pct}-{hi_pct}%", "$.rows")
+        else:
+            c.fail("V7", "V7.density_high", f"walls cover {pct:.0f}% of the map; open it up to "
+                   f"{lo_pct}-{hi_pct}%", "$.rows")
 
 
 _THING_GLYPHS: Final = {"'@' ": "the spawn goes in \"spawn\"", "'>' ": "the exit goes in \"exit\"",
