@@ -1,25 +1,25 @@
-"""The level's terrain as one cached texture, drawn as one quad, with fog of war per tile.
+"""The level's terrain as one texture, drawn as one quad, with fog of war composed into it.
 
 Drawing thousands of terrain sprites every frame costs a software renderer
 (Mesa llvmpipe, what a machine without a GPU uses) most of its frame: every
 sprite goes through the vertex and geometry stages even when it is off
-screen.  The terrain never changes while a level is played, so it is composed
-once per level with NumPy (the same code as :mod:`engine.render.picture`),
-uploaded as one texture, and drawn as a single quad in world coordinates.
-The camera's matrices come from arcade's ``WindowBlock`` uniform block, so the
-quad scrolls and zooms like the sprites do, and the GPU clips it to what the
-camera sees.
+screen, and every pixel samples a texture.  The terrain never changes while a
+level is played, so its pixels are composed once per level with NumPy (the
+same code as :mod:`engine.render.picture`), in two versions (as seen in view,
+and tinted as remembered), and the frame draws one texture as one quad in
+world coordinates.  The camera's matrices come from arcade's ``WindowBlock``
+uniform block, so the quad scrolls and zooms like the sprites do, and the GPU
+clips it to what the camera sees: one texture read per screen pixel.
 
-Fog of war is a second, tiny texture with one texel per tile (``width`` x
-``height``): the tint a tile gets.  The fragment shader multiplies the tile's
-colour by it, so a tile in view is drawn as it is, a remembered tile dimmed
-and a tile never seen is fully transparent (the background shows).  When the
-fog changes, only the rows and columns that hold changed tiles are written.
+Fog of war lives in the texture itself: a tile in view holds its picture, a
+remembered tile the tinted one, a tile never seen is transparent (the
+fragment is discarded, the background shows).  When the field of view
+changes (a turn), only the rectangle of tiles that changed is composed and
+uploaded; frames without a turn upload nothing.
 
-Terrain textures are kept by :class:`TileLayerCache` (owned by the
+Composed terrain is kept by :class:`TileLayerCache` (owned by the
 :class:`~engine.render.sprites.TextureCache`), keyed by the level's grid,
-theme and tile size: replaying a level reuses its texture, a new level
-builds a new one.
+theme and tile size: replaying a level reuses it, a new level composes anew.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from engine.render.arcade_import import arcade
 from arcade.gl import BufferDescription
 
 from engine.core.level import Level
+from engine.render.errors import RenderError
 from engine.render.picture import terrain_pixels
 from engine.render.tiles import Tileset
 
@@ -44,8 +45,6 @@ UNSEEN, SEEN, VISIBLE = 0, 1, 2
 #: Tint of a tile that was seen before but is not in view now.
 REMEMBERED = (96, 96, 124, 255)
 IN_VIEW = (255, 255, 255, 255)
-#: RGBA tint per fog state; unseen tiles get alpha 0, so nothing is drawn there.
-FOG_TINTS = np.array([(0, 0, 0, 0), REMEMBERED, IN_VIEW], dtype=np.uint8)
 
 _VERTEX_SHADER = """
 #version 330
@@ -65,13 +64,12 @@ void main() {
 _FRAGMENT_SHADER = """
 #version 330
 uniform sampler2D terrain;
-uniform sampler2D fog;
 in vec2 v_uv;
 out vec4 f_color;
 void main() {
-    vec4 tint = texture(fog, v_uv);
-    if (tint.a == 0.0) discard;  // never seen: leave the background
-    f_color = texture(terrain, v_uv) * tint;
+    vec4 colour = texture(terrain, v_uv);
+    if (colour.a == 0.0) discard;  // never seen: leave the background
+    f_color = colour;
 }
 """
 
@@ -84,7 +82,6 @@ def _program(ctx: Any) -> Any:
     if prog is None or prog.ctx is not ctx:
         prog = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
         prog["terrain"] = 0
-        prog["fog"] = 1
         _programs[id(ctx)] = prog
     return prog
 
@@ -97,58 +94,75 @@ def level_key(level: Level, tile_px: int) -> str:
     return h.hexdigest()
 
 
+class TerrainTiles:
+    """A level's terrain pixels per tile, as drawn in view and as remembered.
+
+    ``lit`` and ``dim`` are ``(height, width, px, px, 4)`` uint8: tile
+    ``[y, x]``'s picture (row 0 on top), untouched and tinted :data:`REMEMBERED`.
+    """
+
+    def __init__(self, level: Level, tileset: Tileset) -> None:
+        px = tileset.tile_px
+        h, w = level.grid.shape
+        pixels = terrain_pixels(level, tileset)  # (h*px, w*px, 4)
+        self.lit = np.ascontiguousarray(pixels.reshape(h, px, w, px, 4).transpose(0, 2, 1, 3, 4))
+        tint = np.array(REMEMBERED, dtype=np.uint16)
+        self.dim = ((self.lit.astype(np.uint16) * tint + 127) // 255).astype(np.uint8)
+        self.tile_px = px
+
+
 class TileLayerCache:
-    """Terrain textures of the last few levels (a retry or a replay reuses its level's texture)."""
+    """The terrain pixels of the last few levels, so a retry or a replay does not compose them again.
+
+    Keyed by :func:`level_key`: a level with another grid, theme or tile size
+    gets its own entry.
+    """
 
     def __init__(self, tileset: Tileset, *, keep: int = 2) -> None:
         self.tileset = tileset
         self.keep = max(1, keep)
-        self._textures: OrderedDict[str, Any] = OrderedDict()
-        self.builds = 0  #: how many terrain textures were composed and uploaded
+        self._entries: OrderedDict[str, TerrainTiles] = OrderedDict()
+        self.builds = 0  #: how many levels' terrain were composed
 
-    def terrain_texture(self, level: Level, ctx: Any) -> Any:
+    def terrain(self, level: Level) -> TerrainTiles:
         key = level_key(level, self.tileset.tile_px)
-        tex = self._textures.get(key)
-        if tex is not None and tex.ctx is ctx:
-            self._textures.move_to_end(key)
-            return tex
-        pixels = terrain_pixels(level, self.tileset)
-        h, w = pixels.shape[:2]
-        if max(w, h) > ctx.info.MAX_TEXTURE_SIZE:
-            from engine.render.errors import RenderError
-
-            raise RenderError(
-                f"level {level.name!r} is {w}x{h} pixels, more than this GL's largest texture "
-                f"({ctx.info.MAX_TEXTURE_SIZE}); draw it with LevelSprites(..., terrain='sprites') or smaller tiles"
-            )
-        # GL rows start at the bottom; the picture's row 0 is the top of the map.
-        tex = ctx.texture((w, h), components=4, data=np.ascontiguousarray(pixels[::-1]).tobytes(),
-                          filter=(ctx.NEAREST, ctx.NEAREST))
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            return entry
+        entry = self._entries[key] = TerrainTiles(level, self.tileset)
         self.builds += 1
-        self._textures[key] = tex
-        while len(self._textures) > self.keep:
-            self._textures.popitem(last=False)
-        return tex
+        while len(self._entries) > self.keep:
+            self._entries.popitem(last=False)
+        return entry
 
 
 class TileLayer:
     """Terrain and fog of war of one level: one texture, one quad, one draw call.
 
     ``set_fog(state)`` takes the ``[y, x]`` array of :data:`UNSEEN` /
-    :data:`SEEN` / :data:`VISIBLE` and uploads only the changed part.
+    :data:`SEEN` / :data:`VISIBLE` and re-composes and uploads only the
+    rectangle of tiles that changed.
     """
 
     def __init__(self, level: Level, cache: TileLayerCache, ctx: Any | None = None) -> None:
         self.ctx = ctx if ctx is not None else arcade.get_window().ctx
         self.level = level
-        px = cache.tileset.tile_px
+        self.tiles = cache.terrain(level)
+        px = self.tiles.tile_px
         h, w = level.grid.shape
         self.width, self.height = w * px, h * px
-        self.texture = cache.terrain_texture(level, self.ctx)
+        if max(self.width, self.height) > self.ctx.info.MAX_TEXTURE_SIZE:
+            raise RenderError(
+                f"level {level.name!r} is {self.width}x{self.height} pixels, more than this GL's largest "
+                f"texture ({self.ctx.info.MAX_TEXTURE_SIZE}); draw it with terrain='sprites' or smaller tiles"
+            )
         self.fog = np.zeros((h, w), dtype=np.uint8)
-        self.fog_texture = self.ctx.texture((w, h), components=4, data=bytes(w * h * 4),
-                                            filter=(self.ctx.NEAREST, self.ctx.NEAREST))
-        self.fog_writes = 0  #: uploads of (part of) the fog texture, one per turn that changed it
+        # Everything starts unseen: fully transparent.
+        self.texture = self.ctx.texture((self.width, self.height), components=4,
+                                        data=bytes(self.width * self.height * 4),
+                                        filter=(self.ctx.NEAREST, self.ctx.NEAREST))
+        self.fog_writes = 0  #: uploads of part of the texture (one per turn that changed the fog)
         self._program = _program(self.ctx)
         quad = array("f", [
             0.0, self.height, 0.0, 1.0,
@@ -169,15 +183,20 @@ class TileLayer:
         rows = np.flatnonzero(changed.any(axis=1))
         cols = np.flatnonzero(changed.any(axis=0))
         y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-        self.fog[y0:y1, x0:x1] = state[y0:y1, x0:x1]
-        # Texture row 0 is the map's bottom row (y = height - 1).
-        texels = FOG_TINTS[self.fog[y0:y1, x0:x1][::-1]]
-        gl_y = self.fog.shape[0] - y1
-        self.fog_texture.write(np.ascontiguousarray(texels).tobytes(), viewport=(x0, gl_y, x1 - x0, y1 - y0))
+        self.fog[y0:y1, x0:x1] = region = state[y0:y1, x0:x1]
+        px = self.tiles.tile_px
+        out = np.zeros((y1 - y0, x1 - x0, px, px, 4), dtype=np.uint8)
+        lit, seen = region == VISIBLE, region == SEEN
+        out[lit] = self.tiles.lit[y0:y1, x0:x1][lit]
+        out[seen] = self.tiles.dim[y0:y1, x0:x1][seen]
+        # Tiles back into rows of pixels; GL's row 0 is the bottom of the map.
+        pixels = out.transpose(0, 2, 1, 3, 4).reshape((y1 - y0) * px, (x1 - x0) * px, 4)[::-1]
+        gl_y = (self.fog.shape[0] - y1) * px
+        self.texture.write(np.ascontiguousarray(pixels).tobytes(),
+                           viewport=(x0 * px, gl_y, (x1 - x0) * px, (y1 - y0) * px))
         self.fog_writes += 1
         return int(np.count_nonzero(changed))
 
     def draw(self) -> None:
         self.texture.use(0)
-        self.fog_texture.use(1)
         self._geometry.render(self._program)
