@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from engine.core.content import ALL_THEMES, CHAR_LOOKUP, ENEMY_KINDS, ITEM_KINDS, Tile
 from engine.core.level import Level, LevelSpec
 
-from generator.validation.gates import _CROSS3, DENSITY_RANGE, SPAWN_SAFE_RADIUS, _border, enemy_tolerance
+from generator.validation import components
+from generator.validation.gates import DENSITY_RANGE, SPAWN_SAFE_RADIUS, _border, enemy_tolerance
 from generator.validation.parse import _WIRE, N_TILES, _Wire, _no_duplicate_keys
 from generator.validation.report import ValidationLimits
 
@@ -160,9 +160,7 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
     fail |= ~wall[:, bmask].all(axis=1)
     density = np.count_nonzero(wall, axis=1) / (h * w)
     fail |= (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
-    labels, _ = ndimage.label(~wall.reshape(n, h, w), structure=_CROSS3)
-    top = np.maximum.accumulate(labels.reshape(n, -1).max(axis=1))
-    fail |= np.diff(top, prepend=0) != 1
+    fail |= components.label_stack(~wall.reshape(n, h, w))[1] != 1
     # ---- things: spawn, exit, enemies, items of every level in one table
     sx, sy = p[0:2 * n:2], p[1:2 * n:2]
     xx, xy = p[2 * n::2], p[2 * n + 1::2]
