@@ -13,6 +13,14 @@
   transitions with a deliberately slow source (``--source-ms``) while each
   level is played for ``--play-ms``; ``blocking_wait_ms_p99`` is the same
   source called at the transition (no prefetch), in the same run.
+* ``frame_ms_p50`` / ``frame_ms_p95``: full play frames of the real
+  ``GameView`` on an 80x50 level in a headless 1024x720 window (a turn, fog of
+  war, camera at zoom 2, HUD, ``ctx.finish()`` each frame); the
+  ``baseline_frame_ms_*`` keys are the same frames drawing the terrain as one
+  sprite per tile, and ``frame_speedup_p50``/``_p95`` the ratios
+  (``benchmarks/render_frames.py`` measures them, in a child process).  When
+  no headless window can be opened, ``render_error`` says why and the other
+  figures are still reported; ``--no-render`` skips them.
 
 Seeded; levels are the engine's sample levels plus procedural ones when
 ``generator.procedural`` is installed.
@@ -143,8 +151,30 @@ def transition_waits(levels: int, source_ms: float, play_ms: float, seed: int) -
     }
 
 
+def render_frames(seed: int, frames: int) -> dict[str, Any]:
+    """Play-frame times from ``benchmarks.render_frames`` (child process), under this benchmark's keys."""
+    from benchmarks.render_frames import measure_play_subprocess
+
+    play = measure_play_subprocess(frames=frames, baseline_frames=frames, seed=seed)
+    if "render_error" in play:
+        return {"render_error": play["render_error"]}
+    return {
+        "frame_ms_p50": play["frame_ms_p50"],
+        "frame_ms_p95": play["frame_ms_p95"],
+        "baseline_frame_ms_p50": play["baseline_frame_ms_p50"],
+        "baseline_frame_ms_p95": play["baseline_frame_ms_p95"],
+        "frame_speedup_p50": play["speedup_p50"],
+        "frame_speedup_p95": play["speedup_p95"],
+        "render_frames": play["frames"],
+        "render_level": play["level"],
+        "render_window": play["window"],
+        "renderer": play["renderer"],
+        "render_baseline": play["baseline"],
+    }
+
+
 def run(seed: int = 0, procedural_levels: int = 8, repeats: int = 3, transitions: int = 30,
-        source_ms: float = 50.0, play_ms: float = 80.0) -> dict[str, Any]:
+        source_ms: float = 50.0, play_ms: float = 80.0, render_frames_n: int = 240) -> dict[str, Any]:
     levels, kind = bench_levels(seed, procedural_levels)
     best: dict[str, float] = {}
     turns = 0
@@ -178,6 +208,8 @@ def run(seed: int = 0, procedural_levels: int = 8, repeats: int = 3, transitions
         "python": platform.python_version(),
     }
     out["transition_wait_ratio"] = round(out["transition_wait_ms_p99"] / max(out["blocking_wait_ms_p99"], 1e-9), 4)
+    if render_frames_n > 0:
+        out.update(render_frames(seed, render_frames_n))
     return out
 
 
@@ -189,9 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--transitions", type=int, default=30, help="levels played through the slow source")
     p.add_argument("--source-ms", type=float, default=50.0, help="latency of the slow level source")
     p.add_argument("--play-ms", type=float, default=80.0, help="how long each level is played")
+    p.add_argument("--render-frames", type=int, default=240,
+                   help="play frames timed per draw path (tile layer and baseline) on the 80x50 level")
+    p.add_argument("--no-render", action="store_true", help="skip the render frame times")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
-    result = run(args.seed, args.procedural_levels, args.repeats, args.transitions, args.source_ms, args.play_ms)
+    result = run(args.seed, args.procedural_levels, args.repeats, args.transitions, args.source_ms, args.play_ms,
+                 0 if args.no_render else args.render_frames)
     if args.json:
         print(json.dumps(result))
     else:

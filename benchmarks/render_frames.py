@@ -214,22 +214,13 @@ def play_frames(window: Any, *, frames: int = 240, baseline_frames: int = 240, s
     }
 
 
-def measure_play(*, frames: int = 240, baseline_frames: int = 240, seed: int = 0) -> dict[str, Any]:
-    """Open a headless window and measure :func:`play_frames`; ``{"render_error": why}`` when no window opens."""
-    try:
-        window = open_window(*PLAY_WINDOW)
-    except Exception as exc:  # noqa: BLE001 - any failure to get a GL context is reported, not raised
-        return {"render_error": _window_error(exc)}
-    try:
-        return play_frames(window, frames=frames, baseline_frames=baseline_frames, seed=seed)
-    finally:
-        window.close()
-
-
 def measure_play_subprocess(*, frames: int = 240, baseline_frames: int = 240, seed: int = 0,
                             timeout_s: float = 300.0) -> dict[str, Any]:
-    """:func:`measure_play` in a child process (arcade allows one window per process, and a GL
-    driver that crashes must not take the caller down); failures come back as ``render_error``."""
+    """:func:`play_frames` in a child process with its own headless window (arcade allows one
+    window per process, and a GL driver that crashes must not take the caller down).
+
+    Returns the ``play`` dict, or ``{"render_error": why}`` when no window opens or the child fails.
+    """
     cmd = [sys.executable, "-m", "benchmarks.render_frames", "--json", "--play-only",
            "--frames", str(frames), "--baseline-frames", str(baseline_frames), "--seed", str(seed)]
     env = {**os.environ, "ARCADE_HEADLESS": "1"}
@@ -239,7 +230,8 @@ def measure_play_subprocess(*, frames: int = 240, baseline_frames: int = 240, se
         return {"render_error": f"render benchmark took more than {timeout_s:.0f} s"}
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode == 0 and lines:
-        return json.loads(lines[-1])["play"]
+        data = json.loads(lines[-1])
+        return data["play"] if "play" in data else {"render_error": data.get("render_error", "no play frames")}
     tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
     how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
     return {"render_error": f"render benchmark failed ({how}): {tail or 'no output'}"}

@@ -1,0 +1,111 @@
+"""The cached tile layer: what the player sees matches the game, turn after turn and level after level."""
+
+from __future__ import annotations
+
+import arcade
+import numpy as np
+
+from engine.core.actions import Move
+from engine.core.game import Game
+from engine.core.level import Level
+from engine.render.hud import LOG_LINES, LevelInfo
+from engine.render.views import BACKGROUND, GameView
+
+from .conftest import corridor_level
+
+
+def _view(window, textures, level=None, **kw):
+    level = level or corridor_level()
+    game = Game(level, seed=1)
+    view = GameView(game, LevelInfo(level.name, level.theme), textures, window=window, **kw)
+    window.show_view(view)
+    return view
+
+
+def _frame(view, window) -> np.ndarray:
+    view.on_update(1.0)  # the camera eases onto its target within a second
+    view.on_draw()
+    return np.asarray(arcade.get_image(0, 0, window.width, window.height).convert("RGB")).astype(int)
+
+
+def _patch(view, img: np.ndarray, x: int, y: int) -> np.ndarray:
+    """The 8x8 screen pixels around the centre of tile (x, y)."""
+    sx, sy = view.camera.project(view.sprites.center(x, y))
+    row = img.shape[0] - int(sy)  # images have row 0 on top, the screen has y = 0 at the bottom
+    col = int(sx)
+    return img[row - 4:row + 4, col - 4:col + 4]
+
+
+def _is_background(patch: np.ndarray) -> bool:
+    return bool(np.abs(patch - np.array(BACKGROUND[:3])).max() <= 8)
+
+
+def test_fog_follows_the_player_through_the_door(window, textures):
+    view = _view(window, textures)
+    below, above = (12, 9), (4, 3)  # a floor tile in the lower room, one in the upper room
+    img = _frame(view, window)
+    assert _is_background(_patch(view, img, *below))  # not seen yet: nothing drawn
+    lit = _patch(view, img, *above).mean()
+    assert lit > 20
+
+    for step in [(1, 1)] * 3 + [(1, 0)] * 4 + [(1, 1), (0, 1), (0, 1)]:  # to the door, then through it
+        view.act(Move(*step))
+    assert view.game.player.pos == (10, 8)
+    img = _frame(view, window)
+    assert view.sprites.fog_at(*below) == "visible" and view.sprites.fog_at(*above) == "remembered"
+    assert not _is_background(_patch(view, img, *below))  # the lower room appeared
+    dimmed = _patch(view, img, *above)
+    assert not _is_background(dimmed) and dimmed.mean() < 0.7 * lit  # remembered: still drawn, darker
+
+
+def test_tile_layer_looks_like_one_sprite_per_tile(window, textures):
+    """The cached layer is a faster way to draw the same picture, fog included."""
+    pictures = []
+    for terrain in ("layer", "sprites"):
+        view = _view(window, textures, terrain=terrain)
+        for step in [(1, 1)] * 3 + [(1, 0)] * 4:
+            view.act(Move(*step))
+        pictures.append(_frame(view, window))
+    layer, sprites = pictures
+    assert layer.std() > 10
+    assert np.abs(layer - sprites).max() <= 8  # same picture (up to the GL's dithering)
+
+
+def test_terrain_is_cached_per_level_and_rebuilt_for_another(window, textures):
+    level = corridor_level("crypt")
+    first = _frame(_view(window, textures, level, reveal=True), window)
+    builds = textures.layers.builds
+    # The same level again (a retry): the composed terrain is reused and looks the same.
+    again = _frame(_view(window, textures, corridor_level("crypt"), reveal=True), window)
+    assert textures.layers.builds == builds
+    assert np.abs(first - again).max() <= 8
+    # Another level: composed anew, and the picture shows the new map, not the cached one.
+    grid = level.grid.copy()
+    grid[1:6, 5] = 1  # a new wall in the upper room
+    other = Level(name="Other Hall", grid=grid, spawn=level.spawn, exit=level.exit, theme="crypt")
+    changed = _frame(_view(window, textures, other, reveal=True), window)
+    assert textures.layers.builds == builds + 1
+    assert np.abs(first - changed).mean() > 1
+    # A new theme is another picture too.
+    _frame(_view(window, textures, corridor_level("cave"), reveal=True), window)
+    assert textures.layers.builds == builds + 2
+
+
+def test_turns_upload_only_what_changed(window, textures):
+    view = _view(window, textures)
+    layer = view.sprites.layer
+    writes = layer.fog_writes
+    view.refresh()  # nothing happened: nothing to upload
+    assert layer.fog_writes == writes
+    view.act(Move(1, 0))
+    assert layer.fog_writes == writes + 1
+
+
+def test_hud_log_shows_the_last_messages_in_order(window, textures):
+    view = _view(window, textures)
+    for i in range(LOG_LINES + 3):
+        view.game.say(f"message {i}")
+        view.refresh()
+        view.on_draw()
+    shown = sorted(view.hud.log_texts, key=lambda t: -t.position[1])  # top line first
+    assert [t.text for t in shown] == [f"message {i}" for i in range(3, LOG_LINES + 3)]
