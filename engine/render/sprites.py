@@ -21,6 +21,7 @@ World coordinates: tile ``(x, y)`` of the grid (``y`` down) has its centre at
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from engine.render.arcade_import import arcade
@@ -29,8 +30,10 @@ from PIL import Image
 
 from engine.core.content import Tile
 from engine.core.level import Level
-from engine.render.tile_layer import IN_VIEW, REMEMBERED, SEEN, UNSEEN, VISIBLE, TileLayer, TileLayerCache
+from engine.render.tile_layer import IN_VIEW, REMEMBERED, SEEN, UNSEEN, VISIBLE, TileLayer, TileLayerCache, fits
 from engine.render.tiles import Tileset
+
+log = logging.getLogger(__name__)
 
 __all__ = ["IN_VIEW", "REMEMBERED", "LevelSprites", "TextureCache", "fog_state"]
 
@@ -83,6 +86,10 @@ class LevelSprites:
 
         self.layer: TileLayer | None = None
         self.terrain: arcade.SpriteList | None = None
+        if terrain == "layer" and not fits(level, px, arcade.get_window().ctx):
+            log.warning("level %r is too large for one texture (%dx%d pixels); drawing its tiles as sprites",
+                        level.name, w * px, h * px)
+            terrain = self.terrain_mode = "sprites"
         if terrain == "layer":
             self.layer = TileLayer(level, textures.layers)
         else:

@@ -137,6 +137,12 @@ class TileLayerCache:
         return entry
 
 
+def fits(level: Level, tile_px: int, ctx: Any) -> bool:
+    """Whether the level's terrain fits in one texture of this GL (llvmpipe: 16384 pixels a side)."""
+    h, w = level.grid.shape
+    return max(w, h) * tile_px <= ctx.info.MAX_TEXTURE_SIZE
+
+
 class TileLayer:
     """Terrain and fog of war of one level: one texture, one quad, one draw call.
 
@@ -152,7 +158,7 @@ class TileLayer:
         px = self.tiles.tile_px
         h, w = level.grid.shape
         self.width, self.height = w * px, h * px
-        if max(self.width, self.height) > self.ctx.info.MAX_TEXTURE_SIZE:
+        if not fits(level, px, self.ctx):
             raise RenderError(
                 f"level {level.name!r} is {self.width}x{self.height} pixels, more than this GL's largest "
                 f"texture ({self.ctx.info.MAX_TEXTURE_SIZE}); draw it with terrain='sprites' or smaller tiles"

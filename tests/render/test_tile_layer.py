@@ -109,3 +109,13 @@ def test_hud_log_shows_the_last_messages_in_order(window, textures):
         view.on_draw()
     shown = sorted(view.hud.log_texts, key=lambda t: -t.position[1])  # top line first
     assert [t.text for t in shown] == [f"message {i}" for i in range(3, LOG_LINES + 3)]
+
+
+def test_a_level_too_large_for_one_texture_still_draws(window, textures, monkeypatch, caplog):
+    import engine.render.sprites as sprites_module
+
+    monkeypatch.setattr(sprites_module, "fits", lambda level, tile_px, ctx: False)  # as if the GL were tiny
+    view = _view(window, textures)
+    assert view.sprites.terrain_mode == "sprites" and "too large" in caplog.text
+    img = _frame(view, window)
+    assert not _is_background(_patch(view, img, 4, 3))
