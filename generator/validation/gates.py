@@ -80,101 +80,6 @@ _INT_ONLY: Final = frozenset((int,))
 _U8: Final = np.dtype(np.uint8)
 
 
-def quick_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> bool:
-    """True only if a :class:`Level` passes every gate; False means "run the full check".
-
-    The cheap route for the common case, a good level object: no
-    :class:`Candidate`, no failure text, a handful of whole-array operations
-    and one labelling call.  One walkable region plus nothing on a wall
-    already implies everything is reachable, so no per-thing label lookups.
-    """
-    try:
-        return _quick_level(lv, spec, limits)
-    except Exception:  # noqa: BLE001 - odd values (reassigned fields, foreign objects): the full path explains
-        return False
-
-
-def _quick_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> bool:
-    g = lv.grid
-    theme = lv.theme
-    if type(g) is not np.ndarray or g.ndim != 2 or g.dtype != _U8 or type(theme) is not str or theme not in _THEME_SET:
-        return False
-    h, w = g.shape
-    if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
-        return False
-    ens, its = lv.enemies, lv.items
-    ne = len(ens)
-    if ne > limits.max_entities or len(its) > limits.max_entities:
-        return False
-    if spec is not None and (spec.width != w or spec.height != h or spec.theme != theme
-                             or abs(ne - spec.enemies) > enemy_tolerance(spec.enemies)):
-        return False
-    if not set(map(_K, ens)) <= _ENEMY_SET or not set(map(_K, its)) <= _ITEM_SET:
-        return False
-    sx, sy = lv.spawn
-    ex, ey = lv.exit
-    exs, eys = list(map(_X, ens)), list(map(_Y, ens))
-    xs = [sx, ex, *exs, *map(_X, its)]
-    ys = [sy, ey, *eys, *map(_Y, its)]
-    if not set(map(type, xs)) <= _INT_ONLY or not set(map(type, ys)) <= _INT_ONLY:
-        return False
-    if min(xs) < 0 or min(ys) < 0 or max(xs) >= w or max(ys) >= h:
-        return False
-    pos = [y * w + x for x, y in zip(xs, ys)]
-    if len(set(pos)) != len(pos):
-        return False
-    r = SPAWN_SAFE_RADIUS
-    for x, y in zip(exs, eys):
-        if -r <= x - sx <= r and -r <= y - sy <= r:
-            return False
-    if g.max() >= N_TILES:
-        return False
-    walk = g != _WALL
-    flat = walk.ravel()
-    if flat[_border_flat(h, w)].any() or not flat[pos].all():
-        return False
-    density = (flat.size - np.count_nonzero(flat)) / flat.size
-    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
-        return False
-    return components.label4(walk.view(np.uint8))[1] == 1
-
-
-def passes_quickly(c: Candidate, spec: LevelSpec | None) -> bool:
-    """True only if :func:`check_one` would add no failure to ``c``; False means "look closer".
-
-    The cheap route for a single good level read from text or a dict.
-    """
-    g = c.grid
-    if g is None or c.failures or not (c.has_spawn and c.has_exit):
-        return False
-    if spec is not None and abs(c.n_enemies - spec.enemies) > enemy_tolerance(spec.enemies):
-        return False
-    h, w = g.shape
-    tx, ty = c.tx, c.ty
-    if max(tx) >= w or max(ty) >= h:
-        return False
-    pos = [y * w + x for x, y in zip(tx, ty)]
-    if len(set(pos)) != len(pos):
-        return False
-    ne = c.n_enemies
-    if ne:  # no failures so far means the table is spawn, exit, enemies, items, in that order
-        sx, sy = c.spawn  # type: ignore[misc]
-        r = SPAWN_SAFE_RADIUS
-        for x, y in zip(tx[2:2 + ne], ty[2:2 + ne]):
-            if -r <= x - sx <= r and -r <= y - sy <= r:
-                return False
-    if g.max() >= N_TILES:
-        return False
-    walk = g != _WALL
-    flat = walk.ravel()
-    if flat[_border_flat(h, w)].any() or not flat[pos].all():
-        return False
-    density = (flat.size - np.count_nonzero(flat)) / flat.size
-    if not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]:
-        return False
-    return components.label4(walk.view(np.uint8))[1] == 1
-
-
 def _enemy_count(c: Candidate, spec: LevelSpec | None) -> None:
     if spec is not None:
         want = spec.enemies
@@ -186,55 +91,147 @@ def _enemy_count(c: Candidate, spec: LevelSpec | None) -> None:
 
 
 def check_one(c: Candidate, spec: LevelSpec | None, limits: ValidationLimits) -> None:
-    """Append the V1-tile..V7 failures of one candidate (same failures as a stack of one in :func:`check_stack`).
-
-    Whole-grid tests are NumPy operations and one labelling call; the
-    things (spawn, exit, enemies, items: tens, not thousands) are checked
-    with plain Python over the candidate's thing table.
-    """
+    """Append the V1-tile..V7 failures of one candidate (same failures as a stack of one in :func:`check_stack`)."""
     _enemy_count(c, spec)
-    tc, tx, ty = c.tc, c.tx, c.ty
+    tc = c.tc
+    found = _analyse(tc, c.tx, c.ty, c.grid, tc.index(SPAWN) if SPAWN in tc else -1)
+    if found is not None:
+        _write(c, limits.max_failures_per_code, *found)
+
+
+def check_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> Candidate | None:
+    """Judge a well-formed :class:`Level` directly: None when it passes every gate, else its failures.
+
+    The failures are exactly those of ``read_any`` + ``spec_checks`` +
+    :func:`check_one` (a test compares them), but a good level never builds
+    a :class:`Candidate` or any failure text.  Raises :class:`NotSimple` for a
+    level that needs the full reader (bad types, unknown theme or kinds,
+    negative coordinates, a size the spec does not ask for, limits exceeded).
+    """
+    g = lv.grid
+    theme = lv.theme
+    if type(g) is not np.ndarray or g.ndim != 2 or g.dtype != _U8 or type(theme) is not str or theme not in _THEME_SET:
+        raise NotSimple
+    h, w = g.shape
+    if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
+        raise NotSimple
+    ens, its = lv.enemies, lv.items
+    ne, ni = len(ens), len(its)
+    if ne > limits.max_entities or ni > limits.max_entities:
+        raise NotSimple
+    if spec is not None and (spec.width != w or spec.height != h or spec.theme != theme):
+        raise NotSimple
+    ek, ik = list(map(_K, ens)), list(map(_K, its))
+    if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET:
+        raise NotSimple
+    sx, sy = lv.spawn
+    ex, ey = lv.exit
+    xs = [sx, ex, *map(_X, ens), *map(_X, its)]
+    ys = [sy, ey, *map(_Y, ens), *map(_Y, its)]
+    if (not set(map(type, xs)) <= _INT_ONLY or not set(map(type, ys)) <= _INT_ONLY
+            or min(xs) < 0 or min(ys) < 0 or max(xs) >= _BIG or max(ys) >= _BIG):
+        raise NotSimple
+    tc = _table_codes(ne, ni)
+    found = _analyse(tc, xs, ys, g, 0)
+    count_bad = spec is not None and abs(ne - spec.enemies) > enemy_tolerance(spec.enemies)
+    if found is None and not count_bad:
+        return None
+    c = Candidate()
+    c.source = lv
+    c.name = lv.name if isinstance(lv.name, str) else ""
+    c.theme, c.grid = theme, g
+    c.tc, c.tx, c.ty = list(tc), xs, ys
+    c.ti = [0, 0, *range(ne), *range(ni)]
+    c.tk = ["", "", *ek, *ik]
+    c.n_enemies, c.n_items = ne, ni
+    c.has_spawn = c.has_exit = True
+    c.spawn, c.exit = (sx, sy), (ex, ey)
+    _enemy_count(c, spec)
+    if found is not None:
+        _write(c, limits.max_failures_per_code, *found)
+    gate_sorted([c])
+    return c
+
+
+class NotSimple(Exception):
+    """The level needs the full reader; :func:`check_level` cannot judge it alone."""
+
+
+_BIG: Final = 2**31 - 1
+_NONE: Final = np.zeros(0, dtype=np.intp)
+
+
+@lru_cache(maxsize=1024)
+def _table_codes(ne: int, ni: int) -> tuple[int, ...]:
+    return (SPAWN, EXIT, *(ENEMY,) * ne, *(ITEM,) * ni)
+
+
+def _analyse(tc: Sequence[int], tx: list[int], ty: list[int], g: NDArray[np.uint8] | None,
+             sj: int) -> tuple[Any, ...] | None:
+    """Every gate from V1 (tiles) to V7 for one level's grid and thing table; None when all pass.
+
+    Otherwise the arguments :func:`_write` needs after ``c`` and the cap.
+    ``sj`` is the spawn's row in the table (-1: no spawn).  Whole-grid tests
+    are NumPy operations and one labelling call; the things (tens, not
+    thousands) are checked with plain Python.
+    """
     m = len(tc)
-    sj = tc.index(SPAWN) if SPAWN in tc else -1
     sx, sy = (tx[sj], ty[sj]) if sj >= 0 else (-10**6, -10**6)
-    r = SPAWN_SAFE_RADIUS
-    near = [j for j in range(m) if tc[j] == ENEMY and sj >= 0 and max(abs(tx[j] - sx), abs(ty[j] - sy)) <= r]
-    g = c.grid
+    near: list[int] = []
+    if sj >= 0 and ENEMY in tc:
+        r = SPAWN_SAFE_RADIUS
+        e0 = tc.index(ENEMY)  # enemies are one run in the table
+        e1 = e0 + tc.count(ENEMY)
+        near = [j for j, x, y in zip(range(e0, e1), tx[e0:e1], ty[e0:e1]) if -r <= x - sx <= r and -r <= y - sy <= r]
     if g is None:
-        if near:
-            _write(c, limits.max_failures_per_code, None, (), near, sx, sy)
-        return
+        return (None, (), near, sx, sy) if near else None
     h, w = g.shape
     walk = g != _WALL  # unknown glyphs (already V1 failures) count as floor
     flat = walk.ravel()
     unknown = bool(g.max() >= N_TILES)
-    open_js = np.flatnonzero(flat[_border_flat(h, w)])
+    border = flat[_border_flat(h, w)]
+    open_js = np.flatnonzero(border) if border.any() else _NONE
     density = (flat.size - np.count_nonzero(flat)) / flat.size
     dens_bad = not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]
     labels, regions = components.label4(walk.view(np.uint8))
-    inb = [x < w and y < h for x, y in zip(tx, ty)]
-    pos = [y * w + x if ok else 0 for x, y, ok in zip(tx, ty, inb)]
-    walkable = flat[pos].tolist()
-    lab = labels.ravel()[pos].tolist()
+    v3: list[tuple[int, int, int]] = []
+    unreach: list[int] = []
+    main = 0
+    if m and max(tx) < w and max(ty) < h:  # the usual case: everything on the map
+        pos = [y * w + x for x, y in zip(tx, ty)]
+        walkable = flat[pos]
+        if not walkable.all() or len(set(pos)) != m:
+            inb = [True] * m
+            v3 = _v3(pos, inb, walkable.tolist())
+    else:
+        inb = [x < w and y < h for x, y in zip(tx, ty)]
+        pos = [y * w + x if ok else 0 for x, y, ok in zip(tx, ty, inb)]
+        walkable = flat[pos] & np.array(inb, dtype=bool)
+        v3 = _v3(pos, inb, walkable.tolist())
+    if regions > 1 and sj >= 0 and walkable[sj]:  # with one region every thing off the walls is reachable
+        lab = labels.ravel()[pos]
+        main = int(lab[sj])
+        unreach = np.flatnonzero(walkable & (lab != main)).tolist()
+    if unknown or open_js.size or dens_bad or regions > 1 or v3 or near or unreach:
+        return ((g, w, h, unknown, open_js, labels if regions > 1 else None, main, unreach, density, dens_bad),
+                v3, near, sx, sy)
+    return None
+
+
+def _v3(pos: list[int], inb: list[bool], walkable: list[bool]) -> list[tuple[int, int, int]]:
+    """Things off the map, on a wall, or on a tile an earlier thing already holds, in table order."""
     v3: list[tuple[int, int, int]] = []
     seen: dict[int, int] = {}
-    for j in range(m):
+    for j, p in enumerate(pos):
         if not inb[j]:
             v3.append((j, _OOB, -1))
             continue
-        first = seen.setdefault(pos[j], j)
+        first = seen.setdefault(p, j)
         if not walkable[j]:
             v3.append((j, _ON_WALL, -1))
         elif first != j:
             v3.append((j, _OVERLAP, first))
-    unreach: list[int] = []
-    main = 0
-    if sj >= 0 and inb[sj] and walkable[sj]:
-        main = lab[sj]
-        unreach = [j for j in range(m) if j != sj and inb[j] and walkable[j] and lab[j] != main]
-    if unknown or open_js.size or dens_bad or regions > 1 or v3 or near or unreach:
-        _write(c, limits.max_failures_per_code, (g, w, h, unknown, open_js, labels if regions > 1 else None, main,
-                                                 unreach, density, dens_bad), v3, near, sx, sy)
+    return v3
 
 
 _OOB, _ON_WALL, _OVERLAP = 0, 1, 2
