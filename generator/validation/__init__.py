@@ -116,6 +116,7 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
         log.exception("batch screen failed; validating every level fully")
         passed, levels, wires = [False] * len(items), [None] * len(items), [None] * len(items)
     cands: list[Candidate | None] = []
+    done: dict[int, ValidationReport] = {}
     for k, (item, spec) in enumerate(zip(items, spec_list)):
         if passed[k]:
             cands.append(None)
@@ -144,7 +145,9 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
                     cands[k] = None
     out: list[ValidationReport] = []
     for k, c in enumerate(cands):
-        if passed[k]:
+        if k in done:
+            out.append(done[k])
+        elif passed[k]:
             lvl, wire = levels[k], wires[k]
             out.append(ValidationReport((), level=lvl, build=None if lvl is not None else partial(_level_of, wire)))
         elif c is None:

@@ -12,7 +12,6 @@ items) run over one table of all things in the stack.  Python only loops to
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, Final
@@ -21,11 +20,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from engine.core.content import ALL_THEMES, ENEMY_KINDS, ITEM_KINDS, Tile
+from engine.core.content import Tile
 from engine.core.level import Level, LevelSpec
 
 from generator.validation import components
-from generator.validation.parse import ENEMY, EXIT, ITEM, N_TILES, SPAWN, Candidate
+from generator.validation.parse import (ENEMY, EXIT, ITEM, N_TILES, SPAWN, Candidate, NotSimple, level_candidate,
+                                        level_fields)
 from generator.validation.report import ValidationLimits
 
 #: Enemies must be more than this many steps (Chebyshev: diagonal moves count 1) from the spawn.
@@ -72,12 +72,6 @@ def _border_flat(h: int, w: int) -> NDArray[np.intp]:
     return np.flatnonzero(_border(h, w)[0])
 
 
-_X, _Y, _K = operator.attrgetter("x"), operator.attrgetter("y"), operator.attrgetter("kind")
-_THEME_SET: Final = frozenset(ALL_THEMES)
-_ENEMY_SET: Final = frozenset(ENEMY_KINDS)
-_ITEM_SET: Final = frozenset(ITEM_KINDS)
-_INT_ONLY: Final = frozenset((int,))
-_U8: Final = np.dtype(np.uint8)
 
 
 def _enemy_count(c: Candidate, spec: LevelSpec | None) -> None:
@@ -108,44 +102,15 @@ def check_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> 
     level that needs the full reader (bad types, unknown theme or kinds,
     negative coordinates, a size the spec does not ask for, limits exceeded).
     """
-    g = lv.grid
-    theme = lv.theme
-    if type(g) is not np.ndarray or g.ndim != 2 or g.dtype != _U8 or type(theme) is not str or theme not in _THEME_SET:
-        raise NotSimple
-    h, w = g.shape
-    if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
-        raise NotSimple
-    ens, its = lv.enemies, lv.items
-    ne, ni = len(ens), len(its)
-    if ne > limits.max_entities or ni > limits.max_entities:
-        raise NotSimple
-    if spec is not None and (spec.width != w or spec.height != h or spec.theme != theme):
-        raise NotSimple
-    ek, ik = list(map(_K, ens)), list(map(_K, its))
-    if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET:
-        raise NotSimple
-    sx, sy = lv.spawn
-    ex, ey = lv.exit
-    xs = [sx, ex, *map(_X, ens), *map(_X, its)]
-    ys = [sy, ey, *map(_Y, ens), *map(_Y, its)]
-    if (not set(map(type, xs)) <= _INT_ONLY or not set(map(type, ys)) <= _INT_ONLY
-            or min(xs) < 0 or min(ys) < 0 or max(xs) >= _BIG or max(ys) >= _BIG):
+    g, theme, ne, ni, xs, ys, ek, ik = level_fields(lv, limits)
+    if spec is not None and (spec.width != g.shape[1] or spec.height != g.shape[0] or spec.theme != theme):
         raise NotSimple
     tc = _table_codes(ne, ni)
     found = _analyse(tc, xs, ys, g, 0)
     count_bad = spec is not None and abs(ne - spec.enemies) > enemy_tolerance(spec.enemies)
     if found is None and not count_bad:
         return None
-    c = Candidate()
-    c.source = lv
-    c.name = lv.name if isinstance(lv.name, str) else ""
-    c.theme, c.grid = theme, g
-    c.tc, c.tx, c.ty = list(tc), xs, ys
-    c.ti = [0, 0, *range(ne), *range(ni)]
-    c.tk = ["", "", *ek, *ik]
-    c.n_enemies, c.n_items = ne, ni
-    c.has_spawn = c.has_exit = True
-    c.spawn, c.exit = (sx, sy), (ex, ey)
+    c = level_candidate(lv, g, theme, ne, ni, xs, ys, ek, ik, list(tc))
     _enemy_count(c, spec)
     if found is not None:
         _write(c, limits.max_failures_per_code, *found)
@@ -153,11 +118,6 @@ def check_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> 
     return c
 
 
-class NotSimple(Exception):
-    """The level needs the full reader; :func:`check_level` cannot judge it alone."""
-
-
-_BIG: Final = 2**31 - 1
 _NONE: Final = np.zeros(0, dtype=np.intp)
 
 
@@ -420,16 +380,20 @@ def _glyph_hint(glyph: str) -> str:
 
 def _disconnected(c: Candidate, labels: NDArray[np.int32], main: int, cap: int) -> None:
     flat = labels.ravel()
-    # ndimage.label numbers regions in scan order, so the running maximum steps up exactly at each
-    # region's first tile; label values may be offset in a stacked batch, hence the rebasing.
-    base = int(flat[flat > 0].min()) - 1 if flat.any() else 0
-    first = np.flatnonzero(np.diff(np.maximum.accumulate(flat), prepend=base) > 0)
+    # Regions are numbered in scan order (lo..lo+n-1; lo > 1 in a stacked batch), so the running
+    # maximum steps up exactly at each region's first tile, and shifting lo to 1 lets bincount size them.
+    acc = np.maximum.accumulate(flat)
+    first = np.flatnonzero(acc[1:] != acc[:-1]) + 1
+    if flat[0]:
+        first = np.concatenate(([0], first))
     ids = flat[first]
-    sizes = np.bincount(flat - np.where(flat > 0, base, 0))[ids - base]
+    shifted = flat - (int(ids[0]) - 1)
+    np.maximum(shifted, 0, out=shifted)
+    sizes = np.bincount(shifted)[1:]
     if main == 0:  # no usable spawn: call the largest region the main one
         main = int(ids[np.argmax(sizes)])
     w = labels.shape[1]
-    others = [(int(i), int(f), int(s)) for i, f, s in zip(ids, first, sizes) if i != main]
+    others = [(i, f, s) for i, f, s in zip(ids.tolist(), first.tolist(), sizes.tolist()) if i != main]
     for _, f, s in others[:cap]:
         xx, yy = f % w, f // w
         c.fail("V6", "V6.disconnected", f"a walkable region of {s} tile{'s' if s != 1 else ''} starting at ({xx}, {yy}) "

@@ -504,7 +504,69 @@ def _more(c: Candidate, gate: str, code: str, n: int, limits: ValidationLimits, 
         c.fail(gate, code, f"... and {extra:,} more {what}", where)
 
 
+class NotSimple(Exception):
+    """The level needs the full reader: the fast routes cannot take it."""
+
+
+_THEME_SET = frozenset(ALL_THEMES)
+_U8 = np.dtype(np.uint8)
+
+
+def level_fields(lv: Level, limits: ValidationLimits) -> tuple[Any, ...]:
+    """Read a well-formed :class:`Level` in a few C-level calls, or raise :class:`NotSimple`.
+
+    Well-formed: a 2-D uint8 grid within the limits, a known theme, known
+    kinds, plain non-negative ``int`` coordinates below ``2**31 - 1``: then
+    :func:`_from_level` would report no failure of its own.  Returns
+    ``(grid, theme, n_enemies, n_items, xs, ys, enemy_kinds, item_kinds)``,
+    the coordinates in thing-table order (spawn, exit, enemies, items).
+    """
+    g = lv.grid
+    theme = lv.theme
+    if type(g) is not np.ndarray or g.ndim != 2 or g.dtype != _U8 or type(theme) is not str or theme not in _THEME_SET:
+        raise NotSimple
+    h, w = g.shape
+    if not (0 < h <= limits.max_height and 0 < w <= limits.max_width):
+        raise NotSimple
+    ens, its = lv.enemies, lv.items
+    ne, ni = len(ens), len(its)
+    if ne > limits.max_entities or ni > limits.max_entities:
+        raise NotSimple
+    ek, ik = list(map(_GETK, ens)), list(map(_GETK, its))
+    if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET:
+        raise NotSimple
+    sx, sy = lv.spawn
+    ex, ey = lv.exit
+    xs = [sx, ex, *map(_GETX, ens), *map(_GETX, its)]
+    ys = [sy, ey, *map(_GETY, ens), *map(_GETY, its)]
+    if (not set(map(type, xs)) <= _INT_ONLY or not set(map(type, ys)) <= _INT_ONLY
+            or min(xs) < 0 or min(ys) < 0 or max(xs) >= _BIG or max(ys) >= _BIG):
+        raise NotSimple
+    return g, theme, ne, ni, xs, ys, ek, ik
+
+
+def level_candidate(lv: Level, g: NDArray[np.uint8], theme: str, ne: int, ni: int, xs: list[int], ys: list[int],
+                    ek: list[str], ik: list[str], tc: list[int] | None = None) -> Candidate:
+    """The candidate :func:`_from_level` makes, from :func:`level_fields`' answer."""
+    c = Candidate()
+    c.source = lv
+    c.name = lv.name if isinstance(lv.name, str) else ""
+    c.theme, c.grid = theme, g
+    c.tc = tc if tc is not None else [SPAWN, EXIT, *[ENEMY] * ne, *[ITEM] * ni]
+    c.tx, c.ty = xs, ys
+    c.ti = [0, 0, *range(ne), *range(ni)]
+    c.tk = ["", "", *ek, *ik]
+    c.n_enemies, c.n_items = ne, ni
+    c.has_spawn = c.has_exit = True
+    c.spawn, c.exit = (xs[0], ys[0]), (xs[1], ys[1])
+    return c
+
+
 def _from_level(level: Level, limits: ValidationLimits) -> Candidate:
+    try:
+        return level_candidate(level, *level_fields(level, limits))
+    except Exception:  # noqa: BLE001 - NotSimple or odd values: read it field by field
+        pass
     c = Candidate()
     c.source = level
     c.name = level.name if isinstance(level.name, str) else ""
