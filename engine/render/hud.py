@@ -2,7 +2,7 @@
 
 Drawn in screen space after the world.  Text objects are made once and only
 re-laid out when their text changes; labels are drawn as one pyglet batch and
-the panels as one sprite list, so the HUD costs two draw calls a frame.
+the panels as one shape list, so the HUD costs two draw calls a frame.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.render.arcade_import import arcade
+from arcade.shape_list import ShapeElementList, create_rectangle_filled
 from pyglet.graphics import Batch
 
 from engine.core.source import SourcedLevel
@@ -61,9 +62,10 @@ class Hud:
 
     Everything is made once and only changed when what it shows changes: the
     labels share one pyglet batch (one draw call), the panels and the HP bar
-    are solid-colour sprites in one :class:`arcade.SpriteList`, positions
-    are only recomputed when the window size changes, and a new message
-    rotates the log's labels instead of re-laying out all five.
+    are one :class:`~arcade.shape_list.ShapeElementList` (one draw call,
+    rebuilt only when the window size, the HP or the source line change),
+    positions are only recomputed when the window size changes, and a new
+    message rotates the log's labels instead of re-laying out all five.
     """
 
     def __init__(self) -> None:
@@ -80,21 +82,10 @@ class Hud:
                           for _ in range(LOG_LINES)]
         self.hp = (0, 1)
 
-        self.shapes = arcade.SpriteList()
-        self._top = self._rect(PANEL)
-        self._bottom = self._rect(PANEL)
-        self._source_panel = self._rect(PANEL)
-        self._bar_back = self._rect((70, 20, 24, 255))
-        self._bar = self._rect((60, 200, 80, 255))
-        self._outline = [self._rect((230, 230, 230, 255)) for _ in range(4)]
+        #: Panels, HP bar and outline: one vertex buffer, rebuilt when the size, HP or source line change.
+        self.shapes: ShapeElementList | None = None
+        self._shapes_key: tuple[Any, ...] | None = None
         self._size: tuple[int, int] | None = None
-        self._bar_state: tuple[int, int, int] | None = None
-        self._source_width = -1.0
-
-    def _rect(self, colour: tuple[int, int, int, int]) -> arcade.SpriteSolidColor:
-        sprite = arcade.SpriteSolidColor(1, 1, color=colour)
-        self.shapes.append(sprite)
-        return sprite
 
     def update(self, game: Any, info: LevelInfo) -> None:
         hp, max_hp = int(game.player.hp), int(max(1, game.player.max_hp))
@@ -119,43 +110,44 @@ class Hud:
             self._place_log()
 
     def layout(self, width: int, height: int) -> None:
-        """Place everything for a ``width`` x ``height`` window (only when the size or the HP changed)."""
+        """Place everything for a ``width`` x ``height`` window (only work when something moved)."""
+        top = height - BAR_H
+        bar_l, bar_w, mid = 10, 120, top + BAR_H / 2
         if self._size != (width, height):
             self._size = (width, height)
-            top = height - BAR_H
-            _place(self._top, 0, width, top, height)
-            _place(self._bottom, 0, width, 0, HUD_BOTTOM)
-            bar_l, bar_w, mid = 10, 120, top + BAR_H / 2
-            _place(self._bar_back, bar_l, bar_l + bar_w, mid - 7, mid + 7)
-            for sprite, (l, r, b, t) in zip(self._outline, (
-                # a 1-pixel outline centred on the bar's edges
-                (bar_l - 0.5, bar_l + bar_w + 0.5, mid + 6.5, mid + 7.5),
-                (bar_l - 0.5, bar_l + bar_w + 0.5, mid - 7.5, mid - 6.5),
-                (bar_l - 0.5, bar_l + 0.5, mid - 7.5, mid + 7.5),
-                (bar_l + bar_w - 0.5, bar_l + bar_w + 0.5, mid - 7.5, mid + 7.5),
-            ), strict=True):
-                _place(sprite, l, r, b, t)
             self.hp_text.position = (bar_l + bar_w + 8, mid)
             self.level_text.position = (bar_l + bar_w + 90, mid)
             self.turn_text.position = (width - 10, mid)
             self.source_text.position = (width - 10, HUD_BOTTOM + 6)
             self._place_log()
-            self._bar_state = None
-            self._source_width = -1.0
         hp, max_hp = self.hp
-        bar_state = (hp, max_hp, height)
-        if bar_state != self._bar_state:
-            self._bar_state = bar_state
-            share = max(0.0, min(1.0, hp / max_hp))
-            self._bar.color = (60, 200, 80, 255) if share > 0.5 else (230, 180, 40, 255) if share > 0.25 \
-                else (230, 50, 50, 255)
-            self._bar.visible = share > 0
-            mid = height - BAR_H / 2
-            _place(self._bar, 10, 10 + max(1.0, 120 * share), mid - 7, mid + 7)
         source_width = self.source_text.content_width
-        if source_width != self._source_width:
-            self._source_width = source_width
-            _place(self._source_panel, width - source_width - 16, width, HUD_BOTTOM, HUD_BOTTOM + 20)
+        key = (width, height, hp, max_hp, source_width)
+        if key == self._shapes_key:
+            return
+        self._shapes_key = key
+        share = max(0.0, min(1.0, hp / max_hp))
+        colour = (60, 200, 80, 255) if share > 0.5 else (230, 180, 40, 255) if share > 0.25 else (230, 50, 50, 255)
+        rects = [
+            (0, width, top, height, PANEL),
+            (0, width, 0, HUD_BOTTOM, PANEL),
+            (width - source_width - 16, width, HUD_BOTTOM, HUD_BOTTOM + 20, PANEL),
+            (bar_l, bar_l + bar_w, mid - 7, mid + 7, (70, 20, 24, 255)),
+        ]
+        if share > 0:
+            rects.append((bar_l, bar_l + bar_w * share, mid - 7, mid + 7, colour))
+        edge = (230, 230, 230, 255)  # a 1-pixel outline centred on the bar's edges
+        rects += [
+            (bar_l - 0.5, bar_l + bar_w + 0.5, mid + 6.5, mid + 7.5, edge),
+            (bar_l - 0.5, bar_l + bar_w + 0.5, mid - 7.5, mid - 6.5, edge),
+            (bar_l - 0.5, bar_l + 0.5, mid - 7.5, mid + 7.5, edge),
+            (bar_l + bar_w - 0.5, bar_l + bar_w + 0.5, mid - 7.5, mid + 7.5, edge),
+        ]
+        shapes = ShapeElementList()
+        for left, right, bottom, top_, c in rects:
+            shapes.append(create_rectangle_filled((left + right) / 2, (bottom + top_) / 2, right - left,
+                                                  top_ - bottom, c))
+        self.shapes = shapes
 
     def _place_log(self) -> None:
         for i, text in enumerate(self.log_texts):
@@ -167,11 +159,6 @@ class Hud:
         self.layout(width, height)
         self.shapes.draw()
         self.batch.draw()
-
-
-def _place(sprite: arcade.SpriteSolidColor, left: float, right: float, bottom: float, top: float) -> None:
-    sprite.width, sprite.height = max(1.0, right - left), max(1.0, top - bottom)
-    sprite.position = ((left + right) / 2, (bottom + top) / 2)
 
 
 def _set(text: arcade.Text, value: str) -> None:
