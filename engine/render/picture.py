@@ -41,18 +41,22 @@ def render_level_image(
     return Image.fromarray(canvas, "RGB")
 
 
-def terrain_pixels(level: Level, tileset: Tileset) -> np.ndarray:
-    """The level's terrain tiles laid out as one RGBA array, ``(height*px, width*px, 4)`` uint8, row 0 on top.
+def terrain_stack(tileset: Tileset, theme: str) -> np.ndarray:
+    """The theme's terrain pictures as one ``(len(Tile), px, px, 4)`` uint8 RGBA array, indexed by :class:`Tile`.
 
-    Shared by the pictures here and the window's cached tile layer
-    (:class:`engine.render.tile_layer.TileLayer`).
+    Indexing it with a grid (``stack[grid]``) gives every tile's picture;
+    the window's tile layer (:mod:`engine.render.tile_layer`) does that for
+    the tiles a turn changes.
     """
+    return np.stack([np.asarray(tileset.terrain(theme, t).convert("RGBA")) for t in Tile], axis=0)
+
+
+def terrain_pixels(level: Level, tileset: Tileset) -> np.ndarray:
+    """The level's terrain laid out as one RGBA array, ``(height*px, width*px, 4)`` uint8, row 0 on top."""
     px = tileset.tile_px
     h, w = level.grid.shape
-    # One (n_tiles, px, px, 4) stack, indexed by the grid, then laid out row by row.
-    stack = np.stack([np.asarray(tileset.terrain(level.theme, t).convert("RGBA")) for t in Tile], axis=0)
     grid = np.clip(level.grid, 0, len(Tile) - 1)
-    return stack[grid].transpose(0, 2, 1, 3, 4).reshape(h * px, w * px, 4)
+    return terrain_stack(tileset, level.theme)[grid].transpose(0, 2, 1, 3, 4).reshape(h * px, w * px, 4)
 
 
 def render_level_png(

@@ -30,7 +30,7 @@ from PIL import Image
 
 from engine.core.content import Tile
 from engine.core.level import Level
-from engine.render.tile_layer import IN_VIEW, REMEMBERED, SEEN, UNSEEN, VISIBLE, TileLayer, TileLayerCache, fits
+from engine.render.tile_layer import IN_VIEW, REMEMBERED, SEEN, UNSEEN, VISIBLE, TerrainTiles, TileLayer, fits
 from engine.render.tiles import Tileset
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,19 @@ def fog_state(visible: np.ndarray, explored: np.ndarray) -> np.ndarray:
 
 
 class TextureCache:
-    """One :class:`arcade.Texture` per tile picture, shared by every level, and the levels' terrain textures."""
+    """One :class:`arcade.Texture` per tile picture and one :class:`TerrainTiles` per theme, shared by every level."""
 
     def __init__(self, tileset: Tileset) -> None:
         self.tileset = tileset
         self._by_id: dict[int, arcade.Texture] = {}
-        self.layers = TileLayerCache(tileset)
+        self._terrain: dict[str, TerrainTiles] = {}
+
+    def terrain(self, theme: str) -> TerrainTiles:
+        """The theme's terrain pictures, lit and dimmed, for :class:`TileLayer`."""
+        tiles = self._terrain.get(theme)
+        if tiles is None:
+            tiles = self._terrain[theme] = TerrainTiles(self.tileset, theme)
+        return tiles
 
     def get(self, image: Image.Image) -> arcade.Texture:
         tex = self._by_id.get(id(image))
@@ -91,7 +98,7 @@ class LevelSprites:
                         level.name, w * px, h * px)
             terrain = self.terrain_mode = "sprites"
         if terrain == "layer":
-            self.layer = TileLayer(level, textures.layers)
+            self.layer = TileLayer(level, textures.terrain(level.theme))
         else:
             self.terrain = arcade.SpriteList(capacity=w * h)
             tex = {int(t): textures.get(ts.terrain(level.theme, t)) for t in Tile}

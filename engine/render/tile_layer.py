@@ -4,29 +4,24 @@ Drawing thousands of terrain sprites every frame costs a software renderer
 (Mesa llvmpipe, what a machine without a GPU uses) most of its frame: every
 sprite goes through the vertex and geometry stages even when it is off
 screen, and every pixel samples a texture.  The terrain never changes while a
-level is played, so its pixels are composed once per level with NumPy (the
-same code as :mod:`engine.render.picture`), in two versions (as seen in view,
-and tinted as remembered), and the frame draws one texture as one quad in
-world coordinates.  The camera's matrices come from arcade's ``WindowBlock``
-uniform block, so the quad scrolls and zooms like the sprites do, and the GPU
-clips it to what the camera sees: one texture read per screen pixel.
+level is played, so a :class:`TileLayer` keeps it in one texture the size of
+the level and the frame draws that texture as one quad in world coordinates.
+The camera's matrices come from arcade's ``WindowBlock`` uniform block, so the
+quad scrolls and zooms like the sprites do, and the GPU clips it to what the
+camera sees: one texture read per screen pixel, no per-tile work.
 
 Fog of war lives in the texture itself: a tile in view holds its picture, a
-remembered tile the tinted one, a tile never seen is transparent (the
-fragment is discarded, the background shows).  When the field of view
-changes (a turn), only the rectangle of tiles that changed is composed and
-uploaded; frames without a turn upload nothing.
-
-Composed terrain is kept by :class:`TileLayerCache` (owned by the
-:class:`~engine.render.sprites.TextureCache`), keyed by the level's grid,
-theme and tile size: replaying a level reuses it, a new level composes anew.
+remembered tile the dimmed one, a tile never seen is transparent (the
+fragment is discarded, the background shows).  When a turn changes the field
+of view, only the rectangle of tiles that changed is composed with NumPy
+(from the theme's tile pictures, :class:`TerrainTiles`) and uploaded; frames
+without a turn upload nothing.  A new level gets a new layer: nothing of the
+last level's map can show.
 """
 
 from __future__ import annotations
 
-import hashlib
 from array import array
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -35,9 +30,10 @@ from numpy.typing import NDArray
 from engine.render.arcade_import import arcade
 from arcade.gl import BufferDescription
 
+from engine.core.content import Tile
 from engine.core.level import Level
 from engine.render.errors import RenderError
-from engine.render.picture import terrain_pixels
+from engine.render.picture import terrain_stack
 from engine.render.tiles import Tileset
 
 #: Fog state of a tile, as stored in the fog arrays.
@@ -86,55 +82,20 @@ def _program(ctx: Any) -> Any:
     return prog
 
 
-def level_key(level: Level, tile_px: int) -> str:
-    """What the terrain picture depends on: grid, theme and tile size."""
-    h = hashlib.blake2b(digest_size=12)
-    h.update(np.ascontiguousarray(level.grid, dtype=np.uint8).tobytes())
-    h.update(f"{level.grid.shape}|{level.theme}|{tile_px}".encode())
-    return h.hexdigest()
-
-
 class TerrainTiles:
-    """A level's terrain pixels per tile, as drawn in view and as remembered.
+    """A theme's terrain pictures, as drawn in view and as remembered.
 
-    ``lit`` and ``dim`` are ``(height, width, px, px, 4)`` uint8: tile
-    ``[y, x]``'s picture (row 0 on top), untouched and tinted :data:`REMEMBERED`.
+    ``lit`` and ``dim`` are ``(len(Tile), px, px, 4)`` uint8 stacks indexed by
+    :class:`~engine.core.content.Tile`: the tile pictures untouched and
+    tinted :data:`REMEMBERED`.  Kept per theme by the
+    :class:`~engine.render.sprites.TextureCache`.
     """
 
-    def __init__(self, level: Level, tileset: Tileset) -> None:
-        px = tileset.tile_px
-        h, w = level.grid.shape
-        pixels = terrain_pixels(level, tileset)  # (h*px, w*px, 4)
-        self.lit = np.ascontiguousarray(pixels.reshape(h, px, w, px, 4).transpose(0, 2, 1, 3, 4))
+    def __init__(self, tileset: Tileset, theme: str) -> None:
+        self.tile_px = tileset.tile_px
+        self.lit = terrain_stack(tileset, theme)
         tint = np.array(REMEMBERED, dtype=np.uint16)
         self.dim = ((self.lit.astype(np.uint16) * tint + 127) // 255).astype(np.uint8)
-        self.tile_px = px
-
-
-class TileLayerCache:
-    """The terrain pixels of the last few levels, so a retry or a replay does not compose them again.
-
-    Keyed by :func:`level_key`: a level with another grid, theme or tile size
-    gets its own entry.
-    """
-
-    def __init__(self, tileset: Tileset, *, keep: int = 2) -> None:
-        self.tileset = tileset
-        self.keep = max(1, keep)
-        self._entries: OrderedDict[str, TerrainTiles] = OrderedDict()
-        self.builds = 0  #: how many levels' terrain were composed
-
-    def terrain(self, level: Level) -> TerrainTiles:
-        key = level_key(level, self.tileset.tile_px)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-            return entry
-        entry = self._entries[key] = TerrainTiles(level, self.tileset)
-        self.builds += 1
-        while len(self._entries) > self.keep:
-            self._entries.popitem(last=False)
-        return entry
 
 
 def fits(level: Level, tile_px: int, ctx: Any) -> bool:
@@ -151,10 +112,11 @@ class TileLayer:
     rectangle of tiles that changed.
     """
 
-    def __init__(self, level: Level, cache: TileLayerCache, ctx: Any | None = None) -> None:
+    def __init__(self, level: Level, tiles: TerrainTiles, ctx: Any | None = None) -> None:
         self.ctx = ctx if ctx is not None else arcade.get_window().ctx
         self.level = level
-        self.tiles = cache.terrain(level)
+        self.tiles = tiles
+        self._grid = np.clip(level.grid, 0, len(Tile) - 1)
         px = self.tiles.tile_px
         h, w = level.grid.shape
         self.width, self.height = w * px, h * px
@@ -192,9 +154,10 @@ class TileLayer:
         self.fog[y0:y1, x0:x1] = region = state[y0:y1, x0:x1]
         px = self.tiles.tile_px
         out = np.zeros((y1 - y0, x1 - x0, px, px, 4), dtype=np.uint8)
+        grid = self._grid[y0:y1, x0:x1]
         lit, seen = region == VISIBLE, region == SEEN
-        out[lit] = self.tiles.lit[y0:y1, x0:x1][lit]
-        out[seen] = self.tiles.dim[y0:y1, x0:x1][seen]
+        out[lit] = self.tiles.lit[grid[lit]]
+        out[seen] = self.tiles.dim[grid[seen]]
         # Tiles back into rows of pixels; GL's row 0 is the bottom of the map.
         pixels = out.transpose(0, 2, 1, 3, 4).reshape((y1 - y0) * px, (x1 - x0) * px, 4)[::-1]
         gl_y = (self.fog.shape[0] - y1) * px
