@@ -75,7 +75,8 @@ class TextureCache:
 class LevelSprites:
     """The drawable state of one level.  Build once per level; call :meth:`sync` after a turn.
 
-    ``terrain="layer"`` (default) draws the map as one cached texture;
+    ``terrain="layer"`` (default) draws the map as one texture with the fog
+    composed in (:class:`~engine.render.tile_layer.TileLayer`);
     ``terrain="sprites"`` as one sprite per tile (the benchmark baseline).
     """
 

@@ -38,7 +38,7 @@ class GameView(arcade.View):
     (won, dead or quit).  ``zoom`` is screen pixels per world pixel;
     ``reveal`` lifts the fog of war (screenshots, level previews);
     ``terrain`` picks how the map is drawn (see :class:`LevelSprites`:
-    ``"layer"``, one cached texture, or ``"sprites"``, one sprite per tile).
+    ``"layer"``, one texture per level, or ``"sprites"``, one sprite per tile).
     """
 
     def __init__(
