@@ -11,6 +11,18 @@ The key is read from ``FORGE_STUDENT_API_KEY`` when it is set (the server
 requires it when it was started with the same variable); otherwise a dummy
 is sent.
 
+Settings for :meth:`RemoteStudentBackend.from_config` (lowest to highest
+precedence: defaults, the ``[student_server]`` table of ``forge.toml`` in the
+data directory, ``FORGE_STUDENT_URL`` / ``FORGE_STUDENT_SITE`` /
+``FORGE_STUDENT_TIMEOUT_S``)::
+
+    [student_server]
+    url = "http://studio-box:8088/v1"   # what `python -m generator.serve` printed
+    site = "level"                      # model id on the server (default: the level site)
+    timeout_s = 10.0                    # per HTTP call; a request's deadline shortens it
+
+The key is never read from ``forge.toml``.
+
 >>> from engine.core.level import LevelSpec
 >>> from generator.backends import BackendRequest
 >>> backend = RemoteStudentBackend("http://127.0.0.1:9/v1", timeout_s=0.5)  # port 9: nothing listens
@@ -23,9 +35,13 @@ generator.errors.BackendError: remote student at http://127.0.0.1:9/v1 (level): 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from generator.errors import BackendError, ConfigError
@@ -33,15 +49,82 @@ from generator.errors import BackendError, ConfigError
 if TYPE_CHECKING:
     from generator.backends import BackendOutput, BackendRequest
 
-__all__ = ["API_KEY_ENV", "RemoteStudentBackend"]
+__all__ = ["API_KEY_ENV", "CONFIG_TABLE", "RemoteStudentBackend", "RemoteStudentConfig"]
 
 log = logging.getLogger(__name__)
 
 #: Environment variable holding the key shared with ``python -m generator.serve``.
 API_KEY_ENV: Final = "FORGE_STUDENT_API_KEY"
 _DUMMY_KEY: Final = "no-key"
+#: The ``forge.toml`` table holding the remote student's settings.
+CONFIG_TABLE: Final = "student_server"
+_ENV: Final[dict[str, str]] = {
+    "FORGE_STUDENT_URL": "url",
+    "FORGE_STUDENT_SITE": "site",
+    "FORGE_STUDENT_TIMEOUT_S": "timeout_s",
+}
 #: Shortest time left worth a call; below it the request is refused at once.
 _MIN_TIMEOUT_S: Final = 0.05
+
+
+@dataclass(frozen=True)
+class RemoteStudentConfig:
+    """Where the remote student is: ``[student_server]`` in ``forge.toml``, then ``FORGE_STUDENT_*``.
+
+    >>> RemoteStudentConfig.from_mapping({"url": "http://box:8088/v1", "timeout_s": 5}).timeout_s
+    5.0
+    """
+
+    url: str = ""
+    site: str = ""  #: model id on the server; empty: ``level`` (the server's level site) or the caller's site
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "settings") -> RemoteStudentConfig:
+        if "api_key" in data:
+            raise ConfigError(f"{origin}: the remote student's key is never read from a file; "
+                              f"set {API_KEY_ENV} in the environment instead")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown [{CONFIG_TABLE}] setting(s) {unknown} in {origin}; known: {sorted(known)}")
+        values: dict[str, Any] = {}
+        for key, raw in data.items():
+            if key == "timeout_s":
+                try:
+                    if isinstance(raw, bool):
+                        raise TypeError(raw)
+                    values[key] = float(raw)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"[{CONFIG_TABLE}] timeout_s={raw!r} in {origin} is not a number") from None
+            elif not isinstance(raw, str):
+                raise ConfigError(f"[{CONFIG_TABLE}] {key}={raw!r} in {origin} is not a string")
+            else:
+                values[key] = raw
+        return cls(**values)
+
+    @classmethod
+    def load(cls, data_dir: str | os.PathLike[str] | None = None, *,
+             env: Mapping[str, str] | None = None) -> RemoteStudentConfig:
+        """Defaults < ``[student_server]`` of ``<data dir>/forge.toml`` < ``FORGE_STUDENT_*`` variables."""
+        from generator.paths import CONFIG_NAME
+        from generator.paths import data_dir as resolve
+
+        env = os.environ if env is None else env
+        merged: dict[str, Any] = {}
+        path = resolve(data_dir) / CONFIG_NAME
+        if path.is_file():
+            try:
+                doc = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path} is not valid TOML: {exc}; fix or remove the file") from None
+            table = doc.get(CONFIG_TABLE, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: [{CONFIG_TABLE}] must be a table")
+            cls.from_mapping(table, origin=str(path))
+            merged.update(table)
+        merged.update({key: env[var] for var, key in _ENV.items() if env.get(var)})
+        return cls.from_mapping(merged, origin=f"{path} / environment")
 
 
 class RemoteStudentBackend:
@@ -73,6 +156,23 @@ class RemoteStudentBackend:
         key = api_key or os.environ.get(API_KEY_ENV) or _DUMMY_KEY
         self._openai = openai
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout_s, max_retries=0)
+
+    @classmethod
+    def from_config(cls, data_dir: str | os.PathLike[str] | None = None, *, site: str | None = None,
+                    env: Mapping[str, str] | None = None) -> RemoteStudentBackend:
+        """Build from :class:`RemoteStudentConfig` (``forge.toml`` / env); ``site`` is used when the config names none.
+
+        Raises :class:`~generator.errors.ConfigError` when no URL is configured.
+        """
+        cfg = RemoteStudentConfig.load(data_dir, env=env)
+        if not cfg.url:
+            raise ConfigError(f"the remote student has no URL: set url in [{CONFIG_TABLE}] of forge.toml or "
+                              "FORGE_STUDENT_URL (what `python -m generator.serve` printed, e.g. http://box:8088/v1)")
+        from generator.local.codec import is_level_site
+
+        if not cfg.site and site and not is_level_site(site):
+            return cls(cfg.url, site, timeout_s=cfg.timeout_s)
+        return cls(cfg.url, cfg.site or "level", timeout_s=cfg.timeout_s)
 
     def _where(self) -> str:
         return f"remote student at {self.base_url} ({self.site})"

@@ -204,3 +204,33 @@ def test_a_corrupt_artefact_refuses_the_start(tmp_path, capsys):
     (registry.site_dir(LEVEL_SITE) / "v0001" / "model.safetensors").write_bytes(b"tampered")
     assert main(["--data-dir", str(tmp_path / "home")]) == 1
     assert "checksum mismatch" in capsys.readouterr().err
+
+
+def test_the_facade_serves_levels_from_the_remote_student(server):
+    from generator.facade import LevelGenerator
+
+    gen = LevelGenerator([RemoteStudentBackend(server.url, timeout_s=60)], store=False, deadline_s=60)
+    got = gen.generate(LevelSpec(**SPEC), seed=2)
+    assert got.backend == "student" and got.model_version == "v0001"
+    assert validate_level(got.level, LevelSpec(**SPEC)).valid
+    gen.close()
+
+
+def test_remote_settings_come_from_forge_toml_then_the_environment(tmp_path):
+    from generator.errors import ConfigError
+    from generator.local.remote import RemoteStudentConfig
+
+    (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box:8088/v1"\ntimeout_s = 4\n')
+    backend = RemoteStudentBackend.from_config(tmp_path, site=LEVEL_SITE, env={})
+    assert (backend.base_url, backend.site, backend.timeout_s) == ("http://box:8088/v1", "level", 4.0)
+    env = {"FORGE_STUDENT_URL": "http://other:9000/v1", "FORGE_STUDENT_TIMEOUT_S": "2.5"}
+    assert RemoteStudentConfig.load(tmp_path, env=env) == RemoteStudentConfig("http://other:9000/v1", "", 2.5)
+    with pytest.raises(ConfigError, match="no URL"):
+        RemoteStudentBackend.from_config(tmp_path / "elsewhere", env={})
+    (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box/v1"\napi_key = "sk-123"\n')
+    with pytest.raises(ConfigError, match="never read from a file") as err:
+        RemoteStudentConfig.load(tmp_path, env={})
+    assert "sk-123" not in str(err.value)
+    (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box/v1"\ntimeout = 3\n')
+    with pytest.raises(ConfigError, match=r"unknown \[student_server\] setting\(s\) \['timeout'\]"):
+        RemoteStudentConfig.load(tmp_path, env={})
