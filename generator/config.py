@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 __all__ = ["BACKEND_NAMES", "KEY_VARIABLES", "GeneratorConfig", "teacher_configured"]
 
 #: Backend names a cascade may list.
-BACKEND_NAMES: Final = ("llm", "student", "procedural")
+BACKEND_NAMES: Final = ("llm", "student", "remote_student", "procedural")
 #: Environment variables that hold a teacher's API key (their values are never read here).
 KEY_VARIABLES: Final = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 #: Setting an OpenAI-compatible endpoint (a local server) also enables the LLM teacher.

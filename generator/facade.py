@@ -416,7 +416,7 @@ def make_backend(
     name: str, config: GeneratorConfig | None = None, *, data_dir: str | os.PathLike[str] | None = None,
     site: str = LEVEL_SITE,
 ) -> Backend:
-    """Build a backend from its config name: ``procedural``, ``llm`` or ``student``.
+    """Build a backend from its config name: ``procedural``, ``llm``, ``student`` or ``remote_student``.
 
     ``llm`` needs jaclang/byllm (``generator.llm_adapter``); ``student`` needs a
     promoted model for ``site`` in the registry and the ``[train]`` extra.
@@ -467,7 +467,11 @@ def make_backend(
             except AttributeError:
                 pass
         return backend
-    raise ConfigError(f"unknown backend {name!r}; choose one of llm, student, procedural")
+    if name == "remote_student":  # a student behind `python -m generator.serve` ([student_server] in forge.toml)
+        from generator.local.remote import RemoteStudentBackend
+
+        return RemoteStudentBackend.from_config(data_dir, site=site)
+    raise ConfigError(f"unknown backend {name!r}; choose one of llm, student, remote_student, procedural")
 
 
 # ---------------------------------------------------------------------- helpers

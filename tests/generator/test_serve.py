@@ -234,3 +234,20 @@ def test_remote_settings_come_from_forge_toml_then_the_environment(tmp_path):
     (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box/v1"\ntimeout = 3\n')
     with pytest.raises(ConfigError, match=r"unknown \[student_server\] setting\(s\) \['timeout'\]"):
         RemoteStudentConfig.load(tmp_path, env={})
+
+
+def test_forge_toml_points_the_facade_at_the_served_student(server, tmp_path, monkeypatch):
+    from generator.facade import LevelGenerator
+
+    monkeypatch.delenv("FORGE_STUDENT_URL", raising=False)
+    (tmp_path / "forge.toml").write_text(
+        '[generator]\nbackends = ["remote_student", "procedural"]\ndeadline_s = 60\n\n'
+        f'[student_server]\nurl = "{server.url}"\ntimeout_s = 60\n')
+    gen = LevelGenerator(data_dir=tmp_path, store=False)
+    assert [b.name for b in gen.backends] == ["student", "procedural"]
+    got = gen.generate(LevelSpec(**SPEC), seed=4)
+    assert got.backend == "student" and got.model_version == "v0001"
+    gen.close()
+    # no URL configured: the game still starts and the cascade skips the remote student
+    (tmp_path / "forge.toml").write_text('[generator]\nbackends = ["remote_student", "procedural"]\n')
+    assert [b.name for b in LevelGenerator(data_dir=tmp_path, store=False).backends] == ["procedural"]
