@@ -37,16 +37,27 @@ _BIG = 2**31 - 1
 _WALL = int(Tile.WALL)
 
 
-class _Rec:
-    """What the screen needs of one level, read without checks (the screen checks)."""
+class _Cols:
+    """What the screen needs of some same-shaped levels, column by column, read without checks (the screen checks)."""
 
-    __slots__ = ("k", "grid", "spawn", "exit", "enemies", "items", "theme", "name", "level", "wire")
+    __slots__ = ("keys", "grids", "spawns", "exits", "enemies", "items", "themes", "names", "levels")
 
-    def __init__(self, k: int, grid: NDArray[np.uint8] | None, spawn: Any, exit: Any, enemies: Sequence[Any],
-                 items: Sequence[Any], theme: Any, name: Any, level: Level | None, wire: _Wire | None) -> None:
-        self.k, self.grid, self.spawn, self.exit = k, grid, spawn, exit
-        self.enemies, self.items, self.theme, self.name = enemies, items, theme, name
-        self.level, self.wire = level, wire
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.grids: list[NDArray[np.uint8]] = []
+        self.spawns: list[Any] = []
+        self.exits: list[Any] = []
+        self.enemies: list[Sequence[Any]] = []
+        self.items: list[Sequence[Any]] = []
+        self.themes: list[Any] = []
+        self.names: list[Any] = []
+        self.levels: list[Level | None] = []
+
+    def part(self, s: int, e: int) -> _Cols:
+        out = _Cols()
+        for name in self.__slots__:
+            setattr(out, name, getattr(self, name)[s:e])
+        return out
 
 
 def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLimits,
@@ -59,15 +70,14 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     ok = [False] * n
     levels: list[Level | None] = [None] * n
     wires: list[_Wire | None] = [None] * n
-    groups: dict[tuple[int, int], list[_Rec]] = {}
+    level_keys: dict[tuple[int, int], list[int]] = {}
     text_groups: dict[tuple[int, int], list[_Wire]] = {}
     text_keys: dict[tuple[int, int], list[int]] = {}
     for k, item in enumerate(items):
         if type(item) is Level:
-            g = item.grid
-            if 0 < g.shape[0] <= limits.max_height and 0 < g.shape[1] <= limits.max_width:
-                groups.setdefault(g.shape, []).append(
-                    _Rec(k, g, item.spawn, item.exit, item.enemies, item.items, item.theme, item.name, item, None))
+            shape = item.grid.shape
+            if 0 < shape[0] <= limits.max_height and 0 < shape[1] <= limits.max_width:
+                level_keys.setdefault(shape, []).append(k)
         elif isinstance(item, (bytes, str)):
             if len(item) > limits.max_bytes:
                 continue
@@ -84,38 +94,76 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
                 text_groups.setdefault((h, w.width), []).append(w)
                 text_keys.setdefault((h, w.width), []).append(k)
                 wires[k] = w
+    groups: dict[tuple[int, int], _Cols] = {}
+    for shape, ks in level_keys.items():
+        cols = groups[shape] = _Cols()
+        lvs = [items[k] for k in ks]
+        cols.keys, cols.levels = ks, lvs
+        cols.grids = [lv.grid for lv in lvs]
+        cols.spawns, cols.exits = [lv.spawn for lv in lvs], [lv.exit for lv in lvs]
+        cols.enemies, cols.items = [lv.enemies for lv in lvs], [lv.items for lv in lvs]
+        cols.themes, cols.names = [lv.theme for lv in lvs], [lv.name for lv in lvs]
     for shape, ws in text_groups.items():
         h, wd = shape
         flat = "".join(itertools.chain.from_iterable(w.rows for w in ws)).encode("ascii", "replace")
         grids = CHAR_LOOKUP[np.frombuffer(flat, dtype=np.uint8)].reshape(len(ws), h, wd)
-        recs = groups.setdefault(shape, [])
-        for k, w, g in zip(text_keys[shape], ws, grids):
-            recs.append(_Rec(k, g, (w.spawn.x, w.spawn.y), (w.exit.x, w.exit.y),  # type: ignore[union-attr]
-                             w.enemies, w.items, w.theme, w.name, None, w))
-    for shape, recs in groups.items():
-        for s in range(0, len(recs), chunk):
-            part = recs[s:s + chunk]
-            passed = _screen_stack(part, shape, [specs[r.k] for r in part], limits)
-            for r, p in zip(part, passed.tolist()):
-                ok[r.k] = p
-                levels[r.k] = r.level
+        cols = groups.setdefault(shape, _Cols())
+        cols.keys += text_keys[shape]
+        cols.grids += list(grids)
+        cols.spawns += [(w.spawn.x, w.spawn.y) for w in ws]  # type: ignore[union-attr]
+        cols.exits += [(w.exit.x, w.exit.y) for w in ws]  # type: ignore[union-attr]
+        cols.enemies += [w.enemies for w in ws]
+        cols.items += [w.items for w in ws]
+        cols.themes += [w.theme for w in ws]
+        cols.names += [w.name for w in ws]
+        cols.levels += [None] * len(ws)
+    for shape, cols in groups.items():
+        for s in range(0, len(cols.keys), chunk):
+            part = cols.part(s, s + chunk) if s or len(cols.keys) > chunk else cols
+            passed = _screen_stack(part, shape, [specs[k] for k in part.keys], limits)
+            for k, p, lv in zip(part.keys, passed.tolist(), part.levels):
+                ok[k] = p
+                levels[k] = lv
     return ok, levels, wires
 
 
-def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpec | None],
+def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any], ne: NDArray[np.int64]
+               ) -> NDArray[np.bool_] | None:
+    """Levels whose size, theme or enemy count the spec does not allow (None: no specs at all)."""
+    seen: dict[int, tuple[bool, str, int, int]] = {}
+    rows = []
+    for spec in specs:
+        if spec is None:
+            rows.append((False, "", 0, 10**9))
+            continue
+        r = seen.get(id(spec))
+        if r is None:
+            tol = enemy_tolerance(spec.enemies)
+            r = seen[id(spec)] = (spec.width != w or spec.height != h, spec.theme, spec.enemies - tol,
+                                  spec.enemies + tol)
+        rows.append(r)
+    if not seen:
+        return None
+    size_bad, want_theme, lo, hi = zip(*rows)
+    bad = np.array(size_bad, dtype=bool) | (ne < np.array(lo)) | (ne > np.array(hi))
+    bad |= np.array([t != th and s is not None for t, th, s in zip(want_theme, themes, specs)], dtype=bool)
+    return bad
+
+
+def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | None],
                   limits: ValidationLimits) -> NDArray[np.bool_]:
-    n = len(recs)
+    n = len(cols.keys)
     h, w = shape
     fail = np.zeros(n, dtype=bool)
     # ---- fields that must merely be well-formed (the full validator explains any that are not)
-    themes = [r.theme for r in recs]
-    names = [r.name for r in recs]
+    themes = cols.themes
+    names = cols.names
     if not set(map(type, themes)) <= {str} or not set(themes) <= _THEMES or not set(map(type, names)) <= {str}:
         return fail  # all False: let the full validator sort it out
     if max(map(len, names), default=0) > limits.max_name_length:
         return fail
-    ens = [r.enemies for r in recs]
-    its = [r.items for r in recs]
+    ens = cols.enemies
+    its = cols.items
     ne = np.fromiter(map(len, ens), dtype=np.int64, count=n)
     ni = np.fromiter(map(len, its), dtype=np.int64, count=n)
     if n and max(int(ne.max()), int(ni.max())) > limits.max_entities:
@@ -126,7 +174,7 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
     try:
         ex, ey, ek = list(map(_X, all_e)), list(map(_Y, all_e)), list(map(_K, all_e))
         ix, iy, ik = list(map(_X, all_i)), list(map(_Y, all_i)), list(map(_K, all_i))
-        pts = list(chain(r.spawn for r in recs)) + list(chain(r.exit for r in recs))
+        pts = list(chain(cols.spawns)) + list(chain(cols.exits))
     except (AttributeError, TypeError):
         return fail
     types = set(map(type, ex)) | set(map(type, ey)) | set(map(type, ix)) | set(map(type, iy)) | set(map(type, pts))
@@ -147,12 +195,11 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
     if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET or len(pts) != 4 * n:
         return fail
     # ---- spec checks
-    for j, spec in enumerate(specs):
-        if spec is not None and (spec.width != w or spec.height != h or spec.theme != themes[j]
-                                 or abs(int(ne[j]) - spec.enemies) > enemy_tolerance(spec.enemies)):
-            fail[j] = True
+    spec_bad = _spec_fail(specs, w, h, themes, ne)
+    if spec_bad is not None:
+        fail |= spec_bad
     # ---- tiles
-    g = np.stack([r.grid for r in recs])  # type: ignore[misc]
+    g = np.concatenate(cols.grids).reshape(n, h, w)
     flat = g.reshape(n, -1)
     fail |= flat.max(axis=1) >= N_TILES
     wall = flat == _WALL
@@ -160,7 +207,6 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
     fail |= ~wall[:, bmask].all(axis=1)
     density = np.count_nonzero(wall, axis=1) / (h * w)
     fail |= (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
-    fail |= components.label_stack(~wall.reshape(n, h, w))[1] != 1
     # ---- things: spawn, exit, enemies, items of every level in one table
     sx, sy = p[0:2 * n:2], p[1:2 * n:2]
     xx, xy = p[2 * n::2], p[2 * n + 1::2]
@@ -184,4 +230,8 @@ def _screen_stack(recs: list[_Rec], shape: tuple[int, int], specs: list[LevelSpe
         e_y = ty[2 * n:2 * n + len(ex)]
         near = np.maximum(np.abs(e_x - sx[lvl_e]), np.abs(e_y - sy[lvl_e])) <= SPAWN_SAFE_RADIUS
         fail[lvl_e[near]] = True
+    # ---- one walkable region: the costly test, so only for levels that passed everything else
+    left = np.flatnonzero(~fail)
+    if left.size:
+        fail[left] = components.label_stack(~wall[left].reshape(-1, h, w))[1] != 1
     return ~fail
