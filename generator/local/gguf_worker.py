@@ -106,12 +106,7 @@ def _read_gguf(path: Path) -> Any:
         import gguf
     except ImportError as exc:  # pragma: no cover - gguf comes with the train/gguf extras
         raise ModelLoadError(f"reading {path} needs the gguf package: pip install gguf ({exc})") from exc
-    if not path.is_file():
-        raise ModelLoadError(f"GGUF student {path} does not exist; export it (trainer.gguf_export) or roll back")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF":
-        raise ModelLoadError(f"{path} is not a GGUF file (starts with {magic!r}); re-export it")
+    _check_header(path)
     try:
         reader = gguf.GGUFReader(str(path))
         for t in reader.tensors:  # touch every tensor so a truncated file fails here, not in native code
@@ -125,6 +120,15 @@ def _read_gguf(path: Path) -> Any:
     if arch != "llama":
         raise ModelLoadError(f"{path} holds a {arch!r} model; the GGUF worker serves llama-architecture students")
     return reader
+
+
+def _check_header(path: Path) -> None:
+    if not path.is_file():
+        raise ModelLoadError(f"GGUF student {path} does not exist; export it (trainer.gguf_export) or roll back")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{path} is not a GGUF file (starts with {magic!r}); re-export it")
 
 
 def _field(reader: Any, key: str) -> Any:
@@ -444,6 +448,7 @@ class GGUFWorker:
             raise ModelLoadError(f"GGUF runtime {runtime!r} is unknown; use one of {', '.join(GGUF_RUNTIMES)}")
         if not runtime_available(runtime):
             raise ModelLoadError(_INSTALL_HINT)
+        _check_header(self.path)  # cheap checks here; the worker reads the whole file
         if tokenizer is None and (self.path.parent / "tokenizer.json").is_file():
             tokenizer = self.path.parent / "tokenizer.json"
         self._cfg = {"path": str(self.path), "runtime": runtime, "tokenizer": str(tokenizer) if tokenizer else None,
