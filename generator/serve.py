@@ -71,7 +71,7 @@ __all__ = [
     "main",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("generator.serve" if __name__ == "__main__" else __name__)
 
 #: The shared secret clients send as a bearer token (server: required when set; client: sent when set).
 API_KEY_ENV: Final = "FORGE_STUDENT_API_KEY"

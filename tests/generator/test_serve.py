@@ -251,3 +251,19 @@ def test_forge_toml_points_the_facade_at_the_served_student(server, tmp_path, mo
     # no URL configured: the game still starts and the cascade skips the remote student
     (tmp_path / "forge.toml").write_text('[generator]\nbackends = ["remote_student", "procedural"]\n')
     assert [b.name for b in LevelGenerator(data_dir=tmp_path, store=False).backends] == ["procedural"]
+
+
+def test_any_call_site_is_served_and_an_undecodable_answer_is_marked_invalid(data_dir, tmp_path):
+    site = "app.story:write_quest#12345678"
+    model_dir = data_dir / "models" / "jac.levels--design_level--fa462d2e" / "v0001"
+    tiny.promote_tiny_student(tmp_path, model_dir, site)
+    models = load_models(tmp_path, [site], quantize=None, max_tries=2)
+    with StudentServer(models, "127.0.0.1", 0) as srv:
+        status, body = _request(srv, "POST", "/v1/chat/completions",
+                                _chat(json.dumps({"hero": "Ann"}), model=site, max_tokens=12, seed=1))
+        assert status == 200
+        extra = body["dungeon_forge"]
+        # an untrained model writes no JSON: the answer comes back, marked invalid, after every try
+        assert extra["valid"] is False and extra["attempts"] == 2
+        assert body["usage"]["completion_tokens"] <= 12
+        assert _request(srv, "POST", "/v1/chat/completions", _chat("not json", model=site))[0] == 400
