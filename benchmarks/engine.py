@@ -165,6 +165,8 @@ def render_frames(seed: int, frames: int) -> dict[str, Any]:
         "baseline_frame_ms_p95": play["baseline_frame_ms_p95"],
         "frame_speedup_p50": play["speedup_p50"],
         "frame_speedup_p95": play["speedup_p95"],
+        "idle_frame_ms_p50": play["idle_frame_ms_p50"],
+        "idle_frame_ms_p95": play["idle_frame_ms_p95"],
         "render_frames": play["frames"],
         "render_level": play["level"],
         "render_window": play["window"],

@@ -9,8 +9,9 @@
   ``play.baseline_*`` the same frames with one terrain sprite per tile
   (``terrain="sprites"``, the renderer before the tile layer), played in
   alternating blocks so both see the same machine load; ``play.speedup_p50`` /
-  ``play.speedup_p95`` are the ratios.  ``benchmarks.engine`` reports these
-  figures as its ``frame_ms_*`` keys.
+  ``play.speedup_p95`` are the ratios; ``play.idle_*`` are frames with no
+  turn (what most frames of a real game are).  ``benchmarks.engine``
+  reports these figures as its ``frame_ms_*`` keys.
 * ``whole_level``: the whole level revealed in a 1280x800 window, no turns:
   the tile layer, the terrain as a ``SpriteList``, and the per-sprite
   ``arcade.draw_sprite`` loop a naive renderer would use.
@@ -159,7 +160,8 @@ class _Player:
         self.view = GameView(self.game, LevelInfo(self.level.name, self.level.theme, 1, "benchmark"),
                              self.textures, zoom=PLAY_ZOOM, terrain=self.terrain, window=self.window)
 
-    def frames(self, n: int) -> list[float]:
+    def frames(self, n: int, *, turns: bool = True) -> list[float]:
+        """Time ``n`` frames, each with a turn (``turns``) or none (the player is thinking)."""
         self.window.show_view(self.view)
         ctx = self.window.ctx
         times = []
@@ -167,9 +169,10 @@ class _Player:
             if not self.view.playing:
                 self._new_game()
                 self.window.show_view(self.view)
-            action = self.bot.act(self.game)  # the "key press": chosen before the clock starts
+            action = self.bot.act(self.game) if turns else None  # the "key press", chosen before the clock
             t0 = time.perf_counter()
-            self.view.act(action)
+            if action is not None:
+                self.view.act(action)
             self.view.on_update(1 / 60)
             self.view.on_draw()
             ctx.finish()
@@ -199,6 +202,8 @@ def play_frames(window: Any, *, frames: int = 240, baseline_frames: int = 240, s
         t_fast += fast.frames(frames // blocks + (b < frames % blocks))
         t_slow += slow.frames(baseline_frames // blocks + (b < baseline_frames % blocks))
     opt, base = summary(t_fast), summary(t_slow)
+    idle_fast = summary(fast.frames(max(10, frames // 2), turns=False))
+    idle_slow = summary(slow.frames(max(10, baseline_frames // 2), turns=False))
     return {
         "level": f"{LEVEL_W}x{LEVEL_H}",
         "level_tiles": LEVEL_W * LEVEL_H,
@@ -210,6 +215,11 @@ def play_frames(window: Any, *, frames: int = 240, baseline_frames: int = 240, s
         "baseline": "terrain='sprites' (one sprite per tile, fog as sprite tints)",
         "speedup_p50": round(base["frame_ms_p50"] / opt["frame_ms_p50"], 2),
         "speedup_p95": round(base["frame_ms_p95"] / opt["frame_ms_p95"], 2),
+        # frames with no turn (the camera settles, nothing is uploaded): most frames of a real game
+        "idle_frame_ms_p50": idle_fast["frame_ms_p50"],
+        "idle_frame_ms_p95": idle_fast["frame_ms_p95"],
+        "baseline_idle_frame_ms_p50": idle_slow["frame_ms_p50"],
+        "baseline_idle_frame_ms_p95": idle_slow["frame_ms_p95"],
         "games_started": fast.games + slow.games,
     }
 
@@ -330,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  play frame, tile sprites:   p50 {p['baseline_frame_ms_p50']:6.2f} ms  "
           f"p95 {p['baseline_frame_ms_p95']:6.2f} ms")
     print(f"  speedup: p50 {p['speedup_p50']}x  p95 {p['speedup_p95']}x")
+    print(f"  frames without a turn: p50 {p['idle_frame_ms_p50']:.2f} ms (baseline {p['baseline_idle_frame_ms_p50']:.2f} ms)")
     if "whole_level" in result:
         w = result["whole_level"]
         for name in ("tile_layer", "sprite_list", "per_sprite"):
