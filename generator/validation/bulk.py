@@ -200,12 +200,13 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         fail |= spec_bad
     # ---- tiles
     g = np.concatenate(cols.grids).reshape(n, h, w)
-    flat = g.reshape(n, -1)
-    fail |= flat.max(axis=1) >= N_TILES
-    wall = flat == _WALL
-    bmask = _border(h, w)[0].ravel()
-    fail |= ~wall[:, bmask].all(axis=1)
-    density = np.count_nonzero(wall, axis=1) / (h * w)
+    fail |= g.max(axis=(1, 2)) >= N_TILES
+    board = components.mosaic(n, h, w)
+    walk = board[:, :h].view(bool)
+    np.not_equal(g, _WALL, out=walk)  # the walkable mask goes straight into the labelling board
+    _, bxs, bys = _border(h, w)
+    fail |= walk[:, bys, bxs].any(axis=1)
+    density = (h * w - np.count_nonzero(walk, axis=(1, 2))) / (h * w)
     fail |= (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
     # ---- things: spawn, exit, enemies, items of every level in one table
     sx, sy = p[0:2 * n:2], p[1:2 * n:2]
@@ -220,7 +221,7 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     fail[tl[oob]] = True
     txc, tyc = np.minimum(tx, w - 1), np.minimum(ty, h - 1)
     key = tl * (h * w) + tyc * w + txc
-    fail[tl[wall[tl, tyc * w + txc]]] = True
+    fail[tl[~walk[tl, tyc, txc]]] = True
     order = np.argsort(key, kind="stable")
     sk = key[order]
     dup = np.flatnonzero(sk[1:] == sk[:-1]) + 1
@@ -232,6 +233,8 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         fail[lvl_e[near]] = True
     # ---- one walkable region: the costly test, so only for levels that passed everything else
     left = np.flatnonzero(~fail)
-    if left.size:
-        fail[left] = components.label_stack(~wall[left].reshape(-1, h, w))[1] != 1
+    if left.size == n:
+        fail |= components.label_mosaic(board)[1] != 1
+    elif left.size:
+        fail[left] = components.label_mosaic(board[left])[1] != 1
     return ~fail

@@ -71,14 +71,26 @@ def label_stack(walk: NDArray[np.bool_]) -> tuple[NDArray[np.int32], NDArray[np.
     """Label an ``(n, h, w)`` stack of walkable masks at once.
 
     The levels are laid out one under another with an all-wall row between
-    them, so no region can cross from one level into the next, and labelled
-    in one call.  Returns the ``(n, h, w)`` labels (a view; numbers keep
-    counting up from level to level) and each level's region count.
+    them (see :func:`mosaic`), so no region can cross from one level into
+    the next, and labelled in one call.  Returns the ``(n, h, w)`` labels (a
+    view; numbers keep counting up from level to level) and each level's
+    region count.
     """
     n, h, w = walk.shape
-    mosaic = np.zeros((n, h + 1, w), dtype=np.uint8)
-    mosaic[:, :h] = walk
-    flat, _ = label4(mosaic.reshape(n * (h + 1), w))
-    labels = flat.reshape(n, h + 1, w)[:, :h]
+    board = mosaic(n, h, w)
+    board[:, :h] = walk
+    return label_mosaic(board)
+
+
+def mosaic(n: int, h: int, w: int) -> NDArray[np.uint8]:
+    """An all-zero ``(n, h + 1, w)`` board: level ``k``'s mask goes in ``[k, :h]``, row ``h`` stays 0."""
+    return np.zeros((n, h + 1, w), dtype=np.uint8)
+
+
+def label_mosaic(board: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
+    """Label a filled :func:`mosaic`: the ``(n, h, w)`` labels (a view) and each level's region count."""
+    n, h1, w = board.shape
+    flat, _ = label4(board.reshape(n * h1, w))
+    labels = flat.reshape(n, h1, w)[:, :h1 - 1]
     top = np.maximum.accumulate(labels.max(axis=(1, 2))) if n else np.zeros(0, dtype=np.int32)
     return labels, np.diff(top, prepend=0)

@@ -207,14 +207,17 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
         assert grid0 is not None
         h, w = grid0.shape
         g = np.stack([c.grid for c in cands])  # type: ignore[misc]
-        walk = g != _WALL  # unknown glyphs (already V1 failures) count as floor: they are mostly things drawn in
-        flat_walk = walk.reshape(n, h * w)
-        unknown_any = g.reshape(n, h * w).max(axis=1) >= N_TILES
-        open_border = flat_walk[:, _border_flat(h, w)]
+        board = components.mosaic(n, h, w)
+        walk = board[:, :h].view(bool)
+        # unknown glyphs (already V1 failures) count as floor: they are mostly things drawn in
+        np.not_equal(g, _WALL, out=walk)
+        unknown_any = g.max(axis=(1, 2)) >= N_TILES
+        _, bxs, bys = _border(h, w)
+        open_border = walk[:, bys, bxs]
         border_bad = open_border.any(axis=1)
-        density = (h * w - np.count_nonzero(flat_walk, axis=1)) / (h * w)
+        density = (h * w - np.count_nonzero(walk, axis=(1, 2))) / (h * w)
         dens_bad = (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
-        labels, regions = components.label_stack(walk)
+        labels, regions = components.label_mosaic(board)
         level_bad = unknown_any | border_bad | dens_bad | (regions > 1)
     else:
         h = w = 0
