@@ -130,11 +130,42 @@ def run(model_dir: Path | None, preset: str, levels: int, batch: int, threads: i
             "int8_batched": _batched(int8, levels, batch, seed),
             "procedural": _procedural(levels, seed),
         }
+        result.update(_gguf_worker_variants(model_dir, levels, batch, threads, seed, result["int8"]))
     p50 = {k: result[k]["ms_per_level_p50"] for k in ("hf_generate_fp32", "fp32", "int8", "int8_batched")}
     result["speedup_int8_vs_fp32"] = round(p50["fp32"] / p50["int8"], 2)
     result["speedup_int8_vs_hf_generate"] = round(p50["hf_generate_fp32"] / p50["int8"], 2)
     result["speedup_int8_batched_vs_int8"] = round(p50["int8"] / p50["int8_batched"], 2)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF worker variants (generator.local.gguf_worker): self-contained; run() calls this one function.
+
+
+def _gguf_worker_variants(model_dir: Path, levels: int, batch: int, threads: int, seed: int,
+                          int8: dict[str, float]) -> dict[str, Any]:
+    """The same model exported to GGUF (f16, q8_0), served by ctransformers in a worker process.
+
+    Latency is the caller's round trip (pipe included); the worker start (process + load) is
+    reported apart.  Without ctransformers the result says so instead.
+    """
+    from generator.local.gguf_worker import GGUFWorker, runtime_available
+    from trainer.gguf_export import export_gguf
+
+    if not runtime_available("ctransformers"):
+        return {"gguf_worker": "skipped: ctransformers not installed (pip install 'dungeon-forge[gguf]')"}
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="forge-bench-gguf-") as tmp:
+        for qtype in ("f16", "q8_0"):
+            path = export_gguf(model_dir, Path(tmp) / f"student-{qtype}.gguf", qtype)
+            started = time.perf_counter()
+            with GGUFWorker(path, tokenizer=model_dir / "tokenizer.json", threads=threads, timeout_s=600) as worker:
+                start_ms = round((time.perf_counter() - started) * 1000.0, 1)
+                out[f"gguf_{qtype}_worker"] = {**_single(worker, levels, seed), "worker_start_ms": start_ms}
+                if qtype == "q8_0":
+                    out["gguf_q8_0_worker_batched"] = _batched(worker, levels, batch, seed)
+    out["speedup_gguf_q8_0_vs_int8"] = round(int8["ms_per_level_p50"] / out["gguf_q8_0_worker"]["ms_per_level_p50"], 2)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"student inference, {result['model']} ({result['parameters']:,} parameters), "
           f"{SPEC['width']}x{SPEC['height']} levels, {args.threads} thread(s)")
     for key in ("hf_generate_fp32", "fp32", "int8", "int8_batched"):
+        r = result[key]
+        print(f"  {key:<17} p50 {r['ms_per_level_p50']:>8.1f} ms/level  p95 {r['ms_per_level_p95']:>8.1f}  "
+              f"{r['tokens_per_s']:>8.0f} tok/s")
+    for key in (k for k in result if k.startswith("gguf_") and isinstance(result[k], dict)):
         r = result[key]
         print(f"  {key:<17} p50 {r['ms_per_level_p50']:>8.1f} ms/level  p95 {r['ms_per_level_p95']:>8.1f}  "
               f"{r['tokens_per_s']:>8.0f} tok/s")

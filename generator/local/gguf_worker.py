@@ -293,7 +293,7 @@ class _Served:
         budget = min(int(req.get("max_new_tokens") or budget), self.runtime.context_length - len(prompt))
         if budget <= 0:
             raise BackendError(f"prompt of {len(prompt)} tokens leaves no room in the worker's context")
-        rng = np.random.default_rng(int(req.get("seed", 0)))
+        rng = np.random.default_rng(int(req.get("seed", 0)) % 2**64)  # numpy wants a non-negative seed
         temperature = float(req.get("temperature", 1.0))
         crash_after = req.get("crash_after_tokens")
         pieces: list[str] = []
@@ -600,14 +600,21 @@ class GGUFWorker:
     def generate_levels(self, args: dict[str, Any], n: int, *, seed: int = 0, temperature: float = 1.0,
                         masked: bool = True, repair: bool = False, max_new_tokens: int | None = None,
                         timeout_s: float | None = None) -> list[StudentOutput]:
-        """``n`` samples in one round trip (the runtime decodes one sequence at a time)."""
+        """``n`` samples in one round trip (the runtime decodes one sequence at a time).
+
+        Each output's ``latency_ms`` is the whole round trip, as for
+        :meth:`LocalStudent.generate_levels`.
+        """
         req = {"site": self.site, "args": args, "seed": seed, "n": n, "temperature": temperature,
                "masked": masked, "max_new_tokens": max_new_tokens}
+        started = time.perf_counter()
+        answers = self._request(req, timeout_s)
+        latency = (time.perf_counter() - started) * 1000.0  # the round trip: they arrive together
         outs = []
-        for raw in self._request(req, timeout_s):
+        for raw in answers:
             result, error, filled = _decode(self.site, raw["text"], args, repair and is_level_site(self.site))
             outs.append(StudentOutput(text=raw["text"], result=result, mean_logprob=raw["mean_logprob"],
-                                      tokens=raw["tokens"], latency_ms=raw["latency_ms"],
+                                      tokens=raw["tokens"], latency_ms=latency,
                                       prompt_tokens=raw["prompt_tokens"], forced_tokens=raw["forced_tokens"],
                                       error=error, pockets_filled=filled))
         return outs

@@ -99,6 +99,7 @@ def test_sampled_levels_decode_are_seeded_and_carry_a_confidence(worker):
     assert again.text == a.text  # the same seed gives the same level
 
 
+@pytest.mark.slow
 @needs_runtime
 def test_crash_during_generation_is_an_error_and_a_new_worker_serves_the_next_request(student):
     with GGUFWorker(student / "student-f32.gguf", timeout_s=120, test_hooks=True) as w:
