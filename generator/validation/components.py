@@ -49,6 +49,11 @@ def _label_scipy(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return labels, int(n)
 
 
+def threads() -> int:
+    """Threads the labeller may use (1: OpenCV's pool is switched off; scipy never threads)."""
+    return int(_cv2.getNumThreads()) if BACKEND == "opencv" else 1
+
+
 _LABELLERS: Final = {"opencv": _label_cv2, "scipy": _label_scipy}
 
 
