@@ -101,6 +101,9 @@ class TrainSection:
     max_minutes: float | None = None  #: stop early (with a checkpoint) after this much training time
     torch_threads: int | None = None
     seed: int = 0
+    # throughput only (the same training, measured by `python -m benchmarks.train`)
+    fused_optimizer: bool = True  #: AdamW's fused kernel where torch has one for the device
+    compile: bool = False  #: torch.compile each decoder layer; compiling takes 10-90 s, so for runs of minutes
 
     def to_train_config(self) -> Any:
         """The training loop's own config (imports torch-free :mod:`trainer.loop` lazily)."""
@@ -117,7 +120,8 @@ class TrainSection:
             "eval_every": self.eval_every, "eval_batches": self.eval_batches,
             "checkpoint_every": self.checkpoint_every, "max_seq_len": self.max_len,
             "time_limit_s": None if self.max_minutes is None else self.max_minutes * 60.0,
-            "torch_threads": self.torch_threads,
+            "torch_threads": self.torch_threads, "fused_optimizer": self.fused_optimizer,
+            "compile": self.compile,
         })
 
 
