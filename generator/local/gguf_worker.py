@@ -259,6 +259,9 @@ class _Served:
         for i, t in enumerate(self.tokens):
             if len(t) == 1:
                 self.char_to_id.setdefault(t, i)
+        if "\n" not in self.char_to_id:  # its loader looks the newline up unchecked and segfaults
+            raise ModelLoadError(f"{src}: the vocabulary has no newline token, which ctransformers' llama.cpp "
+                                 "cannot load; serve this student with the torch backend")
         self.tmp = tempfile.mkdtemp(prefix="forge-gguf-")
         compat = ctransformers_gguf(src, Path(self.tmp) / "ctransformers.gguf")
         ctx = int(cfg.get("context_length") or min(n_ctx_train, 4096))
@@ -366,6 +369,10 @@ class _Served:
 def _worker_main(conn: Any, cfg: dict[str, Any]) -> None:
     """The worker process: load once, then answer requests until told to stop or the parent goes."""
     logging.basicConfig(level=logging.WARNING)
+    if cfg.get("test_hooks") and cfg.get("crash_on_load"):
+        import ctypes
+
+        ctypes.string_at(0)  # test hook: a real segmentation fault while loading
     try:
         served = _Served(cfg)
     except ModelLoadError as exc:
@@ -437,7 +444,7 @@ class GGUFWorker:
     def __init__(self, gguf_path: str | Path, *, site: str = LEVEL_FORM, runtime: str = "ctransformers",
                  tokenizer: str | Path | None = None, threads: int = 1, context_length: int | None = None,
                  timeout_s: float = 30.0, load_timeout_s: float = 120.0, max_restarts: int = 3,
-                 version: str | None = None, test_hooks: bool = False) -> None:
+                 version: str | None = None, test_hooks: bool = False, _crash_on_load: bool = False) -> None:
         self.path = Path(gguf_path)
         self.site = site
         self.version = version or self.path.parent.name or self.path.stem
@@ -452,7 +459,8 @@ class GGUFWorker:
         if tokenizer is None and (self.path.parent / "tokenizer.json").is_file():
             tokenizer = self.path.parent / "tokenizer.json"
         self._cfg = {"path": str(self.path), "runtime": runtime, "tokenizer": str(tokenizer) if tokenizer else None,
-                     "threads": threads, "context_length": context_length, "test_hooks": test_hooks}
+                     "threads": threads, "context_length": context_length, "test_hooks": test_hooks,
+                     "crash_on_load": _crash_on_load}
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Any = None
@@ -526,8 +534,9 @@ class GGUFWorker:
             self._discard()
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
             if loading:
-                raise ModelLoadError(f"GGUF worker {how} while loading {self.path}; the file is probably "
-                                     "corrupt or not from trainer.gguf_export: re-export it or roll back") from None
+                raise ModelLoadError(f"GGUF worker {how} while loading {self.path}: the runtime's native code "
+                                 "crashed on it (its messages are on stderr); re-export the file or roll the "
+                                 "site back") from None
             raise BackendError(f"GGUF worker {how} while {what} ({self.path}); a new worker was started") from None
 
     def restart(self) -> None:

@@ -150,3 +150,27 @@ def test_bad_files_are_clear_load_errors(student, tmp_path):
     cut.write_bytes(good[: len(good) // 2])
     with pytest.raises(ModelLoadError, match="not a readable GGUF file"):
         GGUFWorker(cut, tokenizer=student / "tokenizer.json")
+
+
+@needs_runtime
+def test_native_crash_while_loading_is_a_load_error(student):
+    with pytest.raises(ModelLoadError, match="killed by signal 11 while loading"):
+        GGUFWorker(student / "student-f32.gguf", test_hooks=True, _crash_on_load=True)
+
+
+@needs_runtime
+def test_vocabulary_this_runtime_would_crash_on_is_refused(tmp_path):
+    """ctransformers' llama.cpp segfaults on a vocabulary without a newline; the worker says so first."""
+    from tokenizers import Tokenizer, models
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from trainer.gguf_export import export_gguf
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>", "#", "."])}
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    LlamaForCausalLM(cfg).save_pretrained(str(tmp_path), safe_serialization=True)
+    Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>")).save(str(tmp_path / "tokenizer.json"))
+    path = export_gguf(tmp_path, tmp_path / "s.gguf", "f32")
+    with pytest.raises(ModelLoadError, match="no newline token"):
+        GGUFWorker(path)
