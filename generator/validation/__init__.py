@@ -1,4 +1,4 @@
-"""The level validator: gates V0-V7 (DESIGN.md) with NumPy and ``scipy.ndimage``.
+"""The level validator: gates V0-V7 (DESIGN.md) with NumPy and connected-component labelling.
 
 Every level a game sees passes through here.  Bad input of any kind (broken
 JSON, wrong types, huge claims, unknown glyphs) becomes located failures,
@@ -99,8 +99,9 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
     """Judge many levels at once; same verdicts as :func:`validate_level`, much faster.
 
     Levels of one size are stacked into one array and every gate runs once
-    over the stack (one ``ndimage.label`` call for all of them).  ``specs``
-    is one spec for all, one per level, or None.
+    over the stack (one labelling call for all of them); only levels that
+    fail get failure text.  ``specs`` is one spec for all, one per level, or
+    None.
     """
     limits = limits or DEFAULT_LIMITS
     items = list(items)

@@ -1,12 +1,15 @@
-"""Gates V1 (tiles) to V7 over a stack of same-shaped levels at once.
+"""Gates V1 (tiles) to V7: one level at a time (:func:`check_level`, :func:`check_one`) or a stack.
 
-One code path serves a single level (a stack of one) and a batch, so the two
-can never disagree.  Everything per tile is a whole-array NumPy operation;
-``scipy.ndimage.label`` finds the walkable regions (4-connected, the way
-actors move; doors are walkable; an unknown glyph, already a V1 failure, is
-treated as floor so the other gates do not pile misleading failures on it).  Per-thing checks (spawn, exit, enemies,
-items) run over one table of all things in the stack.  Python only loops to
-*write* failures, and only for levels that have some.
+Everything per tile is a whole-array NumPy operation, and
+:mod:`generator.validation.components` finds the walkable regions
+(4-connected, the way actors move; doors are walkable; an unknown glyph,
+already a V1 failure, is treated as floor so the other gates do not pile
+misleading failures on it).  A single level's things (tens, not thousands)
+are checked with plain Python over its thing table; a stack's things run as
+one table of all things in the stack.  Both routes hand what they found to
+one writer, :func:`_write`, so their failures read the same, and tests
+compare the two on every gate.  Python only writes failures for levels that
+have some.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage
 
 from engine.core.content import Tile
 from engine.core.level import Level, LevelSpec
@@ -33,9 +35,6 @@ SPAWN_SAFE_RADIUS: Final = 4
 #: Allowed share of wall tiles, inclusive.
 DENSITY_RANGE: Final = (0.10, 0.60)
 
-_CROSS2: Final = ndimage.generate_binary_structure(2, 1)
-_CROSS3: Final = np.zeros((3, 3, 3), dtype=bool)
-_CROSS3[1] = _CROSS2  # connect within a level only, never across the stack
 _WALL: Final = int(Tile.WALL)
 _GATE_ORDER: Final = {f"V{i}": i for i in range(8)}
 
