@@ -118,6 +118,8 @@ def check_level(lv: Level, spec: LevelSpec | None, limits: ValidationLimits) -> 
 
 
 _NONE: Final = np.zeros(0, dtype=np.intp)
+_MAX: Final = np.maximum.reduce
+_COUNT: Final = np.count_nonzero
 
 
 @lru_cache(maxsize=1024)
@@ -147,10 +149,11 @@ def _analyse(tc: Sequence[int], tx: list[int], ty: list[int], g: NDArray[np.uint
     h, w = g.shape
     walk = g != _WALL  # unknown glyphs (already V1 failures) count as floor
     flat = walk.ravel()
-    unknown = bool(g.max() >= N_TILES)
-    border = flat[_border_flat(h, w)]
-    open_js = np.flatnonzero(border) if border.any() else _NONE
-    density = (flat.size - np.count_nonzero(flat)) / flat.size
+    unknown = bool(_MAX(g.ravel()) >= N_TILES)
+    n_walk = _COUNT(flat)
+    # The border is closed when the interior holds every walkable tile (two counts, no gather).
+    open_js = np.flatnonzero(flat[_border_flat(h, w)]) if n_walk != _COUNT(walk[1:-1, 1:-1]) else _NONE
+    density = (flat.size - n_walk) / flat.size
     dens_bad = not DENSITY_RANGE[0] <= density <= DENSITY_RANGE[1]
     labels, regions = components.label4(walk.view(np.uint8))
     v3: list[tuple[int, int, int]] = []
@@ -158,8 +161,8 @@ def _analyse(tc: Sequence[int], tx: list[int], ty: list[int], g: NDArray[np.uint
     main = 0
     if m and max(tx) < w and max(ty) < h:  # the usual case: everything on the map
         pos = [y * w + x for x, y in zip(tx, ty)]
-        walkable = flat[pos]
-        if not walkable.all() or len(set(pos)) != m:
+        walkable = flat.take(pos)
+        if _COUNT(walkable) != m or len(set(pos)) != m:
             inb = [True] * m
             v3 = _v3(pos, inb, walkable.tolist())
     else:
