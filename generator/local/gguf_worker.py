@@ -496,7 +496,8 @@ class GGUFWorker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         cmd = [sys.executable, "-m", "generator.local.gguf_worker", "--fd", str(child.fileno()),
                "--config", json.dumps(self._cfg)]
-        proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        # stdout goes to our stderr: native code may print, and a CLI's --json stdout must stay clean
+        proc = subprocess.Popen(cmd, pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, stdout=2)
         child.close()
         self._proc, self._conn, self._ready = proc, parent, False
         self._finalizer.detach()
@@ -660,7 +661,9 @@ class GGUFBackend:
     name = "student-gguf"
 
     def __init__(self, gguf_path: str | Path, *, max_tries: int = 8, batch: int = 4, temperature: float = 1.0,
-                 repair: bool = True, validate: Any = None, **worker_kw: Any) -> None:
+                 repair: bool = True, validate: Any = None, name: str | None = None, **worker_kw: Any) -> None:
+        if name:
+            self.name = name  # e.g. "student", to count with the torch student in routing
         self.worker = GGUFWorker(gguf_path, site=LEVEL_FORM, **worker_kw)
         self.model_version = self.worker.version
         self.max_tries = max_tries
@@ -687,7 +690,7 @@ class GGUFBackend:
         out: StudentOutput = tried.output
         level = getattr(tried.report, "level", None) if tried.valid else None
         raw = json.dumps(out.result, separators=(",", ":")) if out.result is not None else out.text
-        return BackendOutput(raw=raw, model="student-gguf", model_version=self.model_version,
+        return BackendOutput(raw=raw, model=self.name, model_version=self.model_version,
                              prompt_tokens=out.prompt_tokens, completion_tokens=out.tokens,
                              confidence=out.mean_logprob, level=level)
 
