@@ -110,7 +110,7 @@ def best_rates(jobs: dict[str, tuple[Callable[[], Any], int]], repeat: int,
 
 def run(seed: int, n: int, sizes: list[tuple[int, int]], repeat: int, gen_n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "levels": n, "repeat": repeat, "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "labeller": components.BACKEND,
+                           "cpus": os.cpu_count(), "labeller": components.backend(),
                            "labeller_threads": components.threads(),
                            "load_avg_1m_before": round(os.getloadavg()[0], 2), "sizes": {}}
     for w, h in sizes:

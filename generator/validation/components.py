@@ -10,15 +10,17 @@ union-find in C++) does the work when ``opencv-python-headless`` is
 installed: about 4 us for a 48x32 level against about 25 us for
 ``ndimage.label``, whose generic N-D line scan dominates a single-level
 check.  Without OpenCV, ``scipy.ndimage.label`` gives the same labels (a test
-runs both on the same masks).  OpenCV's own worker threads are turned off:
+runs both on the same masks).  OpenCV is imported on first use, and its own
+worker threads are turned off (for the whole process: nothing else here uses it):
 a level is a few thousand tiles, and handing it to another thread costs more
-than labelling it (measured in benchmarks/validate.py).
+than labelling it (one 48x32 level: about 4.8 us on one thread, 7 us with
+OpenCV's default pool, on a shared 2-core machine).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,15 +30,27 @@ log = logging.getLogger(__name__)
 
 _CROSS: Final = ndimage.generate_binary_structure(2, 1)
 
-try:  # optional accelerator; identical results either way
-    import cv2 as _cv2
-except ImportError:  # pragma: no cover - depends on the environment
-    _cv2 = None
-else:
-    _cv2.setNumThreads(1)
+_cv2: Any = None
+_tried = False
 
-#: Which labeller runs: "opencv" or "scipy".
-BACKEND: str = "opencv" if _cv2 is not None else "scipy"
+
+def _opencv() -> Any:
+    """The ``cv2`` module with its thread pool off, or None where OpenCV is missing or will not load.
+
+    Imported on first use, not with this module: it takes a sizeable
+    fraction of a second, which command-line tools should not pay for.
+    """
+    global _cv2, _tried
+    if not _tried:
+        _tried = True
+        try:
+            import cv2
+        except Exception as exc:  # noqa: BLE001 - ImportError, or a broken install's OSError
+            log.debug("OpenCV not available (%s); labelling with scipy.ndimage", exc)
+        else:
+            cv2.setNumThreads(1)
+            _cv2 = cv2
+    return _cv2
 
 
 def _label_cv2(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
@@ -49,27 +63,43 @@ def _label_scipy(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
     return labels, int(n)
 
 
-def threads() -> int:
-    """Threads the labeller may use (1: OpenCV's pool is switched off; scipy never threads)."""
-    return int(_cv2.getNumThreads()) if BACKEND == "opencv" else 1
+def _label_first(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
+    backend()
+    return label4(walk)
 
 
 _LABELLERS: Final = {"opencv": _label_cv2, "scipy": _label_scipy}
+_BACKEND = ""
+
+#: label4(walk) -> (labels, regions): ``walk`` is a 2-D C-contiguous uint8 0/1 mask.
+label4 = _label_first
+
+
+def backend() -> str:
+    """Which labeller runs: "opencv" when OpenCV loads, else "scipy"."""
+    if not _BACKEND:
+        use_backend("opencv" if _opencv() is not None else "scipy")
+    return _BACKEND
+
+
+def available() -> list[str]:
+    """The labellers this environment can run."""
+    return ["scipy"] + (["opencv"] if _opencv() is not None else [])
+
+
+def threads() -> int:
+    """Threads the labeller may use (1: OpenCV's pool is switched off; scipy never threads)."""
+    return int(_cv2.getNumThreads()) if backend() == "opencv" else 1
 
 
 def use_backend(name: str) -> str:
-    """Switch the labeller (tests compare the two); returns the previous name."""
-    global BACKEND, label4
-    if name not in _LABELLERS or (name == "opencv" and _cv2 is None):
-        raise ValueError(f"unknown or unavailable labeller {name!r}; available: "
-                         f"{', '.join(k for k in _LABELLERS if k != 'opencv' or _cv2 is not None)}")
-    old, BACKEND = BACKEND, name
+    """Switch the labeller (tests compare the two); returns the previous name ("" if none was chosen yet)."""
+    global _BACKEND, label4
+    if name not in available():
+        raise ValueError(f"unknown or unavailable labeller {name!r}; available: {', '.join(available())}")
+    old, _BACKEND = _BACKEND, name
     label4 = _LABELLERS[name]
     return old
-
-
-#: label4(walk) -> (labels, regions): ``walk`` is a 2-D C-contiguous uint8 0/1 mask.
-label4 = _LABELLERS[BACKEND]
 
 
 def label_stack(walk: NDArray[np.bool_]) -> tuple[NDArray[np.int32], NDArray[np.intp]]:

@@ -15,12 +15,13 @@ from engine.core.level import Level, LevelSpec, Placed
 from generator.validation import components, validate_batch, validate_level
 from tests.generator.test_validation import BREAKS, SPEC, good
 
-BACKENDS = ["scipy"] + (["opencv"] if components._cv2 is not None else [])
+BACKENDS = components.available()
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request):
-    old = components.use_backend(request.param)
+    old = components.backend()
+    components.use_backend(request.param)
     yield request.param
     components.use_backend(old)
 
