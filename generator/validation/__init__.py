@@ -112,10 +112,10 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
         if len(spec_list) != len(items):
             raise ValueError(f"validate_batch: {len(items)} levels but {len(spec_list)} specs; give one per level")
     try:
-        passed, levels, wires = screen(items, spec_list, limits, BATCH_CHUNK)
+        passed, levels, wires, read = screen(items, spec_list, limits, BATCH_CHUNK)
     except Exception:  # noqa: BLE001 - the screen is only a shortcut; the full path decides
         log.exception("batch screen failed; validating every level fully")
-        passed, levels, wires = [False] * len(items), [None] * len(items), [None] * len(items)
+        passed, levels, wires, read = [False] * len(items), [None] * len(items), [None] * len(items), {}
     cands: list[Candidate | None] = []
     done: dict[int, ValidationReport] = {}
     for k, (item, spec) in enumerate(zip(items, spec_list)):
@@ -123,7 +123,7 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
             cands.append(None)
             continue
         try:
-            c = read_any(item, limits)
+            c = read.get(k) or read_any(item, limits)
             if spec is not None:
                 spec_checks(c, spec)
             cands.append(c)

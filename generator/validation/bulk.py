@@ -25,7 +25,7 @@ from engine.core.level import Level, LevelSpec
 
 from generator.validation import components
 from generator.validation.gates import DENSITY_RANGE, SPAWN_SAFE_RADIUS, _border, enemy_tolerance
-from generator.validation.parse import _WIRE, N_TILES, _Wire, _no_duplicate_keys
+from generator.validation.parse import _WIRE, N_TILES, Candidate, _Wire, _no_duplicate_keys, level_candidate
 from generator.validation.report import ValidationLimits
 
 _X, _Y, _K = operator.attrgetter("x"), operator.attrgetter("y"), operator.attrgetter("kind")
@@ -35,6 +35,7 @@ _THEMES = frozenset(ALL_THEMES)
 _INT = frozenset((int,))
 _BIG = 2**31 - 1
 _WALL = int(Tile.WALL)
+_U8 = np.dtype(np.uint8)
 
 
 class _Cols:
@@ -61,15 +62,19 @@ class _Cols:
 
 
 def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLimits,
-           chunk: int) -> tuple[list[bool], list[Level | None], list[_Wire | None]]:
+           chunk: int) -> tuple[list[bool], list[Level | None], list[_Wire | None], dict[int, Candidate]]:
     """Per item: True when it surely passes every gate (plus the Level when one is at hand).
 
     False means "not screened": the caller runs the full validator on it.
+    For a :class:`Level` that is well-formed but fails a gate, the
+    candidate the full reader would make comes back too (built from the
+    columns already read), so the caller need not read it again.
     """
     n = len(items)
     ok = [False] * n
     levels: list[Level | None] = [None] * n
     wires: list[_Wire | None] = [None] * n
+    read: dict[int, Candidate] = {}
     level_keys: dict[tuple[int, int], list[int]] = {}
     text_groups: dict[tuple[int, int], list[_Wire]] = {}
     text_keys: dict[tuple[int, int], list[int]] = {}
@@ -120,11 +125,11 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     for shape, cols in groups.items():
         for s in range(0, len(cols.keys), chunk):
             part = cols.part(s, s + chunk) if s or len(cols.keys) > chunk else cols
-            passed = _screen_stack(part, shape, [specs[k] for k in part.keys], limits)
+            passed = _screen_stack(part, shape, [specs[k] for k in part.keys], limits, read)
             for k, p, lv in zip(part.keys, passed.tolist(), part.levels):
                 ok[k] = p
                 levels[k] = lv
-    return ok, levels, wires
+    return ok, levels, wires, read
 
 
 def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any], ne: NDArray[np.int64]
@@ -151,7 +156,7 @@ def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any],
 
 
 def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | None],
-                  limits: ValidationLimits) -> NDArray[np.bool_]:
+                  limits: ValidationLimits, read: dict[int, Candidate]) -> NDArray[np.bool_]:
     n = len(cols.keys)
     h, w = shape
     fail = np.zeros(n, dtype=bool)
@@ -237,4 +242,18 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         fail |= components.label_mosaic(board)[1] != 1
     elif left.size:
         fail[left] = components.label_mosaic(board[left])[1] != 1
+    # ---- the failing Level objects, read already: hand their candidates on
+    bad = np.flatnonzero(fail).tolist()
+    if bad:
+        e_at = np.concatenate(([0], np.cumsum(ne))).tolist()
+        i_at = np.concatenate(([0], np.cumsum(ni))).tolist()
+        for j in bad:
+            lv = cols.levels[j]
+            if lv is None or cols.grids[j].dtype != _U8:
+                continue
+            e0, e1, i0, i1 = e_at[j], e_at[j + 1], i_at[j], i_at[j + 1]
+            read[cols.keys[j]] = level_candidate(
+                lv, cols.grids[j], themes[j], e1 - e0, i1 - i0,
+                [pts[2 * j], pts[2 * (n + j)], *ex[e0:e1], *ix[i0:i1]],
+                [pts[2 * j + 1], pts[2 * (n + j) + 1], *ey[e0:e1], *iy[i0:i1]], ek[e0:e1], ik[i0:i1])
     return ~fail
