@@ -46,6 +46,10 @@ REQUIRED_FILES: Final = ("config.json", "model.safetensors", "tokenizer.json")
 _TORCH_HINT: Final = "local students need torch and transformers: pip install 'dungeon-forge[train]'"
 
 
+#: Below this many parameters a student runs on one torch thread unless told otherwise.
+SMALL_MODEL_PARAMS: Final = 50_000_000
+
+
 @dataclass
 class StudentOutput:
     """One completion: the text, the decoded result (None if it did not decode), and its cost."""
@@ -87,6 +91,12 @@ class LocalStudent:
 
         Raises :class:`~generator.errors.ModelLoadError` naming the file that
         is missing or unreadable.
+
+        ``threads`` sets torch's intra-op threads (process-wide).  By default
+        a small model (under :data:`SMALL_MODEL_PARAMS` parameters) runs on
+        one thread: its matrices are too small to split, and on a busy
+        machine a second thread waiting on the first made each level 5-40x
+        slower (decision D17).  Larger models keep torch's default.
         """
         model_dir = Path(model_dir)
         for name in REQUIRED_FILES:
@@ -100,8 +110,6 @@ class LocalStudent:
             from transformers import AutoConfig, AutoModelForCausalLM
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelLoadError(f"{_TORCH_HINT} ({exc})") from exc
-        if threads:
-            torch.set_num_threads(threads)
         try:
             config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
         except Exception as exc:
@@ -119,6 +127,10 @@ class LocalStudent:
             raise ModelLoadError(f"{model_dir / 'tokenizer.json'} is unreadable: {exc}") from exc
         model.eval()
         model.config.use_cache = True
+        if threads is None and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS:
+            threads = 1
+        if threads:
+            torch.set_num_threads(threads)
         if quantize == "int8":
             from torch.ao.quantization import quantize_dynamic
 

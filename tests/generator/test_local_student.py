@@ -100,6 +100,19 @@ def test_int8_student_loads_and_keeps_the_grammar(model_dir):
     assert out.result is not None and len(out.result["rows"]) == SPECS[1]["height"]
 
 
+def test_a_small_student_runs_on_one_thread_unless_told_otherwise(model_dir):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        LocalStudent.load(model_dir, quantize=None)
+        assert torch.get_num_threads() == 1
+        LocalStudent.load(model_dir, quantize=None, threads=2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_generic_site_output_that_is_not_json_is_reported(model_dir):
     s = LocalStudent.load(model_dir, quantize=None, site="app.story:write_quest#12345678")
     out = s.generate({"hero": "Ann"}, seed=0, max_new_tokens=20)
