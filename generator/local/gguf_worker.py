@@ -466,6 +466,7 @@ class GGUFWorker:
         self._conn: Any = None
         self._ready = False
         self._fault: dict[str, Any] = {}
+        self._closed = False
         self.info: dict[str, Any] = {}
         self.restarts = 0  #: workers started after the first one
         self.crashes = 0  #: crashes in a row since the last served request
@@ -528,7 +529,7 @@ class GGUFWorker:
             if not self._conn.poll(max(0.0, deadline - time.monotonic())):
                 self._discard()
                 raise (ModelLoadError if loading else BackendError)(
-                    f"GGUF worker for {self.path} timed out while {what}; it was killed and will be restarted")
+                    f"GGUF worker for {self.path} timed out while {what} and was killed")
             return self._conn.recv()
         except (EOFError, OSError, ConnectionError):
             code = _wait(self._proc, 5)
@@ -538,12 +539,13 @@ class GGUFWorker:
                 raise ModelLoadError(f"GGUF worker {how} while loading {self.path}: the runtime's native code "
                                  "crashed on it (its messages are on stderr); re-export the file or roll the "
                                  "site back") from None
-            raise BackendError(f"GGUF worker {how} while {what} ({self.path}); a new worker was started") from None
+            raise BackendError(f"GGUF worker {how} while {what} ({self.path})") from None
 
     def restart(self) -> None:
         """Replace the worker with a fresh one (also after it gave up)."""
         with self._lock:
             self._discard()
+            self._closed = False
             self.crashes = 0
             self.restarts += 1
             self._spawn()
@@ -552,6 +554,7 @@ class GGUFWorker:
     def close(self) -> None:
         """Stop the worker (idempotent)."""
         with self._lock:
+            self._closed = True
             self._finalizer()
             self._proc = self._conn = None
             self._ready = False
@@ -576,6 +579,8 @@ class GGUFWorker:
 
     def _request(self, req: dict[str, Any], timeout_s: float | None) -> list[dict[str, Any]]:
         with self._lock:
+            if self._closed:
+                raise BackendError(f"GGUF worker for {self.path} is closed")
             if self._proc is None:
                 if self.crashes > self.max_restarts:
                     raise BackendError(f"GGUF worker for {self.path} crashed {self.crashes} times in a row; "
@@ -589,12 +594,15 @@ class GGUFWorker:
                 deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
                 self._conn.send(("generate", req))
                 msg = self._receive(deadline)
-            except (BackendError, ModelLoadError):
+            except (BackendError, ModelLoadError) as exc:
                 self.crashes += 1
                 if self.crashes <= self.max_restarts:
                     self.restarts += 1
                     self._spawn()  # the replacement loads while the caller handles the error
-                raise
+                    then = "a new worker is starting"
+                else:
+                    then = f"giving up after {self.crashes} crashes in a row (restart() to try again)"
+                raise BackendError(f"{exc}; {then}") from exc
             if msg[0] == "ok":
                 self.crashes = 0
                 return msg[1]

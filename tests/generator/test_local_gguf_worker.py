@@ -105,7 +105,7 @@ def test_crash_during_generation_is_an_error_and_a_new_worker_serves_the_next_re
     with GGUFWorker(student / "student-f32.gguf", timeout_s=120, test_hooks=True) as w:
         first_pid = w.pid
         w.inject_fault(crash_after_tokens=40)
-        with pytest.raises(BackendError, match="exited with code 70 while generating"):
+        with pytest.raises(BackendError, match="exited with code 70 while generating.*a new worker is starting"):
             w.generate({"spec": SPEC}, seed=1)
         assert w.pid != first_pid and w.restarts == 1
         out = w.generate({"spec": SPEC}, seed=1)
@@ -115,6 +115,17 @@ def test_crash_during_generation_is_an_error_and_a_new_worker_serves_the_next_re
         with pytest.raises(BackendError, match="timed out"):
             w.generate({"spec": SPEC}, seed=2, timeout_s=1.0)
         assert w.generate({"spec": SPEC}, seed=2).result is not None and w.restarts == 2
+
+        w.max_restarts = 0  # the next crash is one too many
+        w.inject_fault(crash_after_tokens=0)
+        with pytest.raises(BackendError, match="giving up after 1 crashes"):
+            w.generate({"spec": SPEC}, seed=3)
+        with pytest.raises(BackendError, match="gave up"):
+            w.generate({"spec": SPEC}, seed=3)
+        w.restart()
+        assert w.generate({"spec": SPEC}, seed=3).result is not None
+    with pytest.raises(BackendError, match="is closed"):
+        w.generate({"spec": SPEC}, seed=3)
 
 
 @needs_runtime
