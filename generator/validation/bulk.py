@@ -135,23 +135,18 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
 def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any], ne: NDArray[np.int64]
                ) -> NDArray[np.bool_] | None:
     """Levels whose size, theme or enemy count the spec does not allow (None: no specs at all)."""
-    seen: dict[int, tuple[bool, str, int, int]] = {}
-    rows = []
-    for spec in specs:
-        if spec is None:
-            rows.append((False, "", 0, 10**9))
-            continue
-        r = seen.get(id(spec))
-        if r is None:
-            tol = enemy_tolerance(spec.enemies)
-            r = seen[id(spec)] = (spec.width != w or spec.height != h, spec.theme, spec.enemies - tol,
-                                  spec.enemies + tol)
-        rows.append(r)
-    if not seen:
+    if not any(specs):
         return None
-    size_bad, want_theme, lo, hi = zip(*rows)
-    bad = np.array(size_bad, dtype=bool) | (ne < np.array(lo)) | (ne > np.array(hi))
-    bad |= np.array([t != th and s is not None for t, th, s in zip(want_theme, themes, specs)], dtype=bool)
+    if None in specs:
+        k = [j for j, sp in enumerate(specs) if sp is not None]
+        out = np.zeros(len(specs), dtype=bool)
+        out[k] = _spec_fail([specs[j] for j in k], w, h, [themes[j] for j in k], ne[k])  # type: ignore[index]
+        return out
+    want = np.array([sp.enemies for sp in specs], dtype=np.int64)  # type: ignore[union-attr]
+    tol = np.maximum(1, want // 4)  # enemy_tolerance, for every spec at once
+    bad = np.abs(ne - want) > tol
+    bad |= np.array([sp.width != w or sp.height != h or sp.theme != t  # type: ignore[union-attr]
+                     for sp, t in zip(specs, themes)], dtype=bool)
     return bad
 
 

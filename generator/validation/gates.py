@@ -298,7 +298,7 @@ def check_stack(cands: list[Candidate], specs: list[LevelSpec | None], limits: V
             else:
                 first = next(p for p in range(lo, j) if inb[p] and x[p] == x[j] and y[p] == y[j])
                 v3.append((j - lo, _OVERLAP, first - lo))
-        grid_info = (g[k], w, h, bool(unknown_any[k]), np.flatnonzero(open_border[k]),
+        grid_info = (g[k], w, h, bool(unknown_any[k]), np.flatnonzero(open_border[k]) if border_bad[k] else _NONE,
                      labels[k] if regions[k] > 1 else None, int(spawn_lab[k]) if spawn_ok[k] else 0,
                      [j - lo for j in unreach_js], float(density[k]), bool(dens_bad[k]))
         _write(c, cap, grid_info, v3, near_l, skx, sky)
