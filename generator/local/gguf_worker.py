@@ -73,8 +73,11 @@ __all__ = ["GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "ctransformers_gguf", "
 log = logging.getLogger(__name__)
 
 #: Runtimes a worker can serve a GGUF file with.
-GGUF_RUNTIMES: Final = ("ctransformers",)
-_INSTALL_HINT: Final = "GGUF serving needs ctransformers: pip install 'dungeon-forge[gguf]' (ctransformers==0.2.27)"
+GGUF_RUNTIMES: Final = ("ctransformers", "llama_cpp")
+_INSTALL_HINT: Final = {
+    "ctransformers": "GGUF serving needs ctransformers: pip install 'dungeon-forge[gguf]' (ctransformers==0.2.27)",
+    "llama_cpp": "runtime 'llama_cpp' needs llama-cpp-python (built from source: pip install llama-cpp-python)",
+}
 #: Placeholder merge for runtimes that insist on a merge list (their tokenizer is never used).
 _PLACEHOLDER_MERGE: Final = "</s> </s>"
 _NORMAL, _CONTROL = 1, 3  # gguf.TokenType values
@@ -190,6 +193,28 @@ def ctransformers_gguf(src: str | Path, dst: str | Path) -> Path:
 # ------------------------------------------------------------ inside the worker
 
 
+class _LlamaCppRuntime:
+    """A current llama.cpp through llama-cpp-python: reads the export as written."""
+
+    def __init__(self, path: Path, *, context_length: int, threads: int) -> None:
+        from llama_cpp import Llama
+
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=context_length, n_threads=threads, n_batch=512,
+                             logits_all=False, verbose=False)
+        except Exception as exc:
+            raise ModelLoadError(f"llama.cpp could not load {path}: {exc}") from exc
+        self.context_length = int(self.llm.n_ctx())
+        self.vocab_size = int(self.llm.n_vocab())
+
+    def forward(self, ids: list[int], n_past: int) -> np.ndarray:
+        if n_past + len(ids) > self.context_length:
+            raise BackendError(f"{n_past + len(ids)} tokens exceed the worker's context of {self.context_length}")
+        self.llm.n_tokens = n_past  # eval() drops the cache after n_tokens and appends
+        self.llm.eval(ids)
+        return np.ctypeslib.as_array(self.llm._ctx.get_logits(), shape=(self.vocab_size,)).astype(np.float64)
+
+
 class _Runtime:
     """ctransformers' llama.cpp through its C entry points: evaluate ids, read the last logits."""
 
@@ -242,7 +267,7 @@ class _Served:
         if cfg["runtime"] not in GGUF_RUNTIMES:
             raise ModelLoadError(f"GGUF runtime {cfg['runtime']!r} is unknown; use one of {', '.join(GGUF_RUNTIMES)}")
         if importlib.util.find_spec(cfg["runtime"]) is None:
-            raise ModelLoadError(_INSTALL_HINT)
+            raise ModelLoadError(_INSTALL_HINT[cfg["runtime"]])
         src = Path(cfg["path"])
         reader = _read_gguf(src)
         self.tokens = _raw_tokens(reader)
@@ -259,20 +284,26 @@ class _Served:
         for i, t in enumerate(self.tokens):
             if len(t) == 1:
                 self.char_to_id.setdefault(t, i)
-        if "\n" not in self.char_to_id:  # its loader looks the newline up unchecked and segfaults
-            raise ModelLoadError(f"{src}: the vocabulary has no newline token, which ctransformers' llama.cpp "
-                                 "cannot load; serve this student with the torch backend")
+        self.runtime_name = cfg["runtime"]
         self.tmp = tempfile.mkdtemp(prefix="forge-gguf-")
-        compat = ctransformers_gguf(src, Path(self.tmp) / "ctransformers.gguf")
         ctx = int(cfg.get("context_length") or min(n_ctx_train, 4096))
-        self.runtime = _Runtime(compat, context_length=ctx, threads=int(cfg.get("threads") or 1))
+        threads = int(cfg.get("threads") or 1)
+        self.runtime: _Runtime | _LlamaCppRuntime
+        if self.runtime_name == "llama_cpp":
+            self.runtime = _LlamaCppRuntime(src, context_length=ctx, threads=threads)
+        else:
+            if "\n" not in self.char_to_id:  # its loader looks the newline up unchecked and segfaults
+                raise ModelLoadError(f"{src}: the vocabulary has no newline token, which ctransformers' llama.cpp "
+                                     "cannot load; serve this student with the torch backend")
+            compat = ctransformers_gguf(src, Path(self.tmp) / "ctransformers.gguf")
+            self.runtime = _Runtime(compat, context_length=ctx, threads=threads)
         self.load_ms = (time.perf_counter() - started) * 1000.0
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def info(self) -> dict[str, Any]:
-        return {"runtime": "ctransformers", "context_length": self.runtime.context_length,
+        return {"runtime": self.runtime_name, "context_length": self.runtime.context_length,
                 "vocab_size": self.runtime.vocab_size, "load_ms": round(self.load_ms, 1), "pid": os.getpid()}
 
     def prompt_ids(self, site: str, args: dict[str, Any]) -> list[int]:
@@ -454,7 +485,7 @@ class GGUFWorker:
         if runtime not in GGUF_RUNTIMES:
             raise ModelLoadError(f"GGUF runtime {runtime!r} is unknown; use one of {', '.join(GGUF_RUNTIMES)}")
         if not runtime_available(runtime):
-            raise ModelLoadError(_INSTALL_HINT)
+            raise ModelLoadError(_INSTALL_HINT[runtime])
         _check_header(self.path)  # cheap checks here; the worker reads the whole file
         if tokenizer is None and (self.path.parent / "tokenizer.json").is_file():
             tokenizer = self.path.parent / "tokenizer.json"
@@ -658,8 +689,10 @@ class GGUFBackend:
     """The level site served from a GGUF file in a worker process, as a facade ``Backend``.
 
     Same contract as :class:`~generator.local.student.StudentBackend`: each
-    request samples ``batch`` masked candidates (one worker round trip) and
-    returns the first the validator accepts, judging at most ``max_tries``;
+    request samples ``batch`` masked candidates per worker round trip and
+    returns the first the validator accepts, judging at most ``max_tries``.
+    The runtime decodes one sequence at a time, so ``batch=1`` (the default)
+    wastes nothing: the next candidate is sampled only when needed;
     ``confidence`` is the chosen sample's mean token log-probability.  A
     worker crash or timeout is a :class:`~generator.errors.BackendError`, so
     the facade falls through to its next backend; the next request goes to a
@@ -668,7 +701,7 @@ class GGUFBackend:
 
     name = "student-gguf"
 
-    def __init__(self, gguf_path: str | Path, *, max_tries: int = 8, batch: int = 4, temperature: float = 1.0,
+    def __init__(self, gguf_path: str | Path, *, max_tries: int = 8, batch: int = 1, temperature: float = 1.0,
                  repair: bool = True, validate: Any = None, name: str | None = None, **worker_kw: Any) -> None:
         if name:
             self.name = name  # e.g. "student", to count with the torch student in routing

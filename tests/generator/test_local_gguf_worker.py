@@ -185,3 +185,13 @@ def test_vocabulary_this_runtime_would_crash_on_is_refused(tmp_path):
     path = export_gguf(tmp_path, tmp_path / "s.gguf", "f32")
     with pytest.raises(ModelLoadError, match="no newline token"):
         GGUFWorker(path)
+
+
+@pytest.mark.skipif(not runtime_available("llama_cpp"), reason="llama-cpp-python is not installed (no wheel; optional)")
+def test_current_llama_cpp_reads_the_export_as_written(student):
+    from generator.local.student import LocalStudent
+
+    torch_out = LocalStudent.load(student, quantize=None).generate({"spec": SPEC}, seed=0, temperature=0)
+    with GGUFWorker(student / "student-f32.gguf", runtime="llama_cpp", timeout_s=120) as w:
+        assert w.info["runtime"] == "llama_cpp"
+        assert w.generate({"spec": SPEC}, seed=0, temperature=0).text == torch_out.text
