@@ -548,7 +548,7 @@ def level_fields(lv: Level, limits: ValidationLimits) -> tuple[Any, ...]:
 def level_candidate(lv: Level, g: NDArray[np.uint8], theme: str, ne: int, ni: int, xs: list[int], ys: list[int],
                     ek: list[str], ik: list[str], tc: list[int] | None = None) -> Candidate:
     """The candidate :func:`_from_level` makes, from :func:`level_fields`' answer."""
-    c = Candidate()
+    c = _new_candidate(Candidate)  # every slot is set here, so skip __init__'s defaults
     c.source = lv
     c.name = lv.name if isinstance(lv.name, str) else ""
     c.theme, c.grid = theme, g
@@ -557,9 +557,14 @@ def level_candidate(lv: Level, g: NDArray[np.uint8], theme: str, ne: int, ni: in
     c.ti = [0, 0, *range(ne), *range(ni)]
     c.tk = ["", "", *ek, *ik]
     c.n_enemies, c.n_items = ne, ni
-    c.has_spawn = c.has_exit = True
+    c.failures = []
+    c.rows = None
+    c.has_spawn = c.has_exit = c.entities_ok = True
     c.spawn, c.exit = (xs[0], ys[0]), (xs[1], ys[1])
     return c
+
+
+_new_candidate = object.__new__
 
 
 def _from_level(level: Level, limits: ValidationLimits) -> Candidate:
