@@ -149,7 +149,7 @@ class ServedModel:
         text = content.strip()
         try:
             args = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             args = None
         if args is None and self.is_level and (m := _HEADER_RE.match(text)):
             w, h, d, e, i, theme = m.groups()
@@ -307,7 +307,7 @@ class StudentServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, models: Sequence[ServedModel], host: str = "127.0.0.1", port: int = 8088, *,
-                 api_key: str | None = None, max_body: int = MAX_BODY_BYTES) -> None:
+                 api_key: str | None = None, max_body: int = MAX_BODY_BYTES, io_timeout_s: float = 30.0) -> None:
         self.served = list(models)
         self.models: dict[str, ServedModel] = {m.site: m for m in self.served}
         levels = [m for m in self.served if m.is_level]
@@ -315,6 +315,7 @@ class StudentServer(ThreadingHTTPServer):
             self.models.setdefault(LEVEL_ALIAS, levels[0])
         self.api_key = api_key or None
         self.max_body = max_body
+        self.io_timeout_s = io_timeout_s  #: a client silent this long mid-request loses its connection
         self.started = time.time()
         self._thread: threading.Thread | None = None
         super().__init__((host, port), _Handler)
@@ -346,7 +347,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: StudentServer
     protocol_version = "HTTP/1.1"
     server_version = "dungeon-forge-serve"
-    timeout = 30  # seconds a client may stall mid-request before its connection is dropped
+
+    def setup(self) -> None:
+        self.timeout = self.server.io_timeout_s  # a stalled client cannot hold a thread forever
+        super().setup()
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), fmt % args)
@@ -452,15 +456,19 @@ class _Handler(BaseHTTPRequestHandler):
         if length > self.server.max_body:
             raise RequestError(413, f"request body of {length} bytes is over the {self.server.max_body}-byte limit",
                                code="body_too_large")
-        data = self.rfile.read(length)
+        try:
+            data = self.rfile.read(length)
+        except TimeoutError:
+            raise RequestError(408, f"the request body did not arrive within {self.server.io_timeout_s:g} s",
+                               code="timeout") from None
         self._body_read = True
         if len(data) != length:
             self.close_connection = True
             raise RequestError(400, "request body ended early", code="incomplete_body")
         try:
             body = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestError(400, f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        except (ValueError, RecursionError) as exc:
+            raise RequestError(400, f"request body is not valid JSON: {str(exc)[:200]}", code="invalid_json") from None
         if not isinstance(body, dict):
             raise RequestError(400, "request body must be a JSON object", code="invalid_json")
         return body
@@ -486,7 +494,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(400, "only n=1 is supported", param="n", code="unsupported")
         content = _last_user_content(body.get("messages"))
         args = model.parse_args(content)
-        seed = _optional_number(body, "seed", int, 0, 2**62)
+        seed = _optional_number(body, "seed", int, 0, 2**31 - 1)
         temperature = _optional_number(body, "temperature", float, 0.0, 2.0)
         max_tokens = _optional_number(body, "max_completion_tokens", int, 1, 1 << 20)
         if max_tokens is None:

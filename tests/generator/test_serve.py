@@ -118,9 +118,13 @@ def test_remote_backend_serves_the_facade_a_valid_level(server):
         (_chat(json.dumps({"spec": SPEC | {"width": 3}})), 400, "bad_spec"),
         (_chat(json.dumps({"spec": SPEC}), stream=True), 400, "unsupported"),
         (_chat(json.dumps({"spec": SPEC}), temperature="hot"), 400, "bad_parameter"),
+        (_chat(json.dumps({"spec": SPEC}), seed=2**40), 400, "bad_parameter"),
+        (b"[" * 30000 + b"]" * 30000, 400, "invalid_json"),
+        (_chat("[" * 20000 + "]" * 20000), 400, "bad_arguments"),
         (_chat(json.dumps({"spec": SPEC}), model="nobody:home#00000000"), 404, "model_not_found"),
     ],
-    ids=["garbage", "not-object", "no-messages", "prose", "bad-spec", "stream", "bad-temperature", "unknown-model"],
+    ids=["garbage", "not-object", "no-messages", "prose", "bad-spec", "stream", "bad-temperature", "huge-seed",
+         "deep-body", "deep-content", "unknown-model"],
 )
 def test_bad_requests_get_openai_shaped_errors_and_the_server_keeps_serving(server, body, status, code):
     got_status, got = _request(server, "POST", "/v1/chat/completions", body)
@@ -133,6 +137,17 @@ def test_oversized_body_is_refused_unread(server):
     status, body = _request(server, "POST", "/v1/chat/completions", b"x" * (MAX_BODY_BYTES + 1))
     assert status == 413 and body["error"]["code"] == "body_too_large"
     assert _request(server, "GET", "/v1/models")[0] == 200
+
+
+def test_a_stalled_body_times_out_and_frees_the_connection(server, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(server, "io_timeout_s", 0.5)
+    with socket.create_connection(server.server_address[:2], timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\"")
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 408") and '"code":"timeout"' in reply
+    assert _request(server, "GET", "/healthz")[0] == 200
 
 
 def test_unknown_paths_and_methods(server):
