@@ -190,20 +190,27 @@ def play_frames(window: Any, *, frames: int = 240, baseline_frames: int = 240, s
     from engine.render.sprites import TextureCache
     from engine.render.tiles import Tileset
 
+    if min(frames, baseline_frames, blocks) < 1:
+        raise ValueError("frames, baseline_frames and blocks must be at least 1")
     level = bench_level(seed)
     textures = TextureCache(Tileset.load())
     fast = _Player(level, textures, window, "layer", seed)
     slow = _Player(level, textures, window, "sprites", seed)
     fast.frames(20)
     slow.frames(20)
-    t_fast: list[float] = []
-    t_slow: list[float] = []
-    for b in range(blocks):
-        t_fast += fast.frames(frames // blocks + (b < frames % blocks))
-        t_slow += slow.frames(baseline_frames // blocks + (b < baseline_frames % blocks))
+
+    def alternate(n_fast: int, n_slow: int, turns: bool) -> tuple[list[float], list[float]]:
+        t_fast: list[float] = []
+        t_slow: list[float] = []
+        for b in range(blocks):
+            t_fast += fast.frames(n_fast // blocks + (b < n_fast % blocks), turns=turns)
+            t_slow += slow.frames(n_slow // blocks + (b < n_slow % blocks), turns=turns)
+        return t_fast, t_slow
+
+    t_fast, t_slow = alternate(frames, baseline_frames, True)
     opt, base = summary(t_fast), summary(t_slow)
-    idle_fast = summary(fast.frames(max(10, frames // 2), turns=False))
-    idle_slow = summary(slow.frames(max(10, baseline_frames // 2), turns=False))
+    i_fast, i_slow = alternate(max(blocks, frames // 2), max(blocks, baseline_frames // 2), False)
+    idle_fast, idle_slow = summary(i_fast), summary(i_slow)
     return {
         "level": f"{LEVEL_W}x{LEVEL_H}",
         "level_tiles": LEVEL_W * LEVEL_H,
