@@ -190,7 +190,7 @@ class ServedModel:
             seed = next(self._seeds) if seed is None else seed
             out = self.engine.generate(
                 BackendRequest(spec=spec, seed=seed, deadline=time.monotonic() + self.deadline_s))
-            tries, valid = self._tries, self._valid
+            tries, valid = self._tries, self._valid or out.level is not None
         return Completion(content=out.raw, valid=valid, confidence=out.confidence, attempts=max(tries, 1),
                           prompt_tokens=out.prompt_tokens, completion_tokens=out.completion_tokens,
                           latency_ms=(time.perf_counter() - started) * 1000.0)
