@@ -26,7 +26,8 @@ Endpoints (stdlib ``http.server``, one request at a time per model):
 
 Errors use OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``):
 400 malformed request, 401 missing/wrong key, 404 unknown model or path,
-413 body over 64 KiB, 502 the student failed.  When ``FORGE_STUDENT_API_KEY``
+405 other methods, 408 a stalled body, 411 no ``Content-Length``, 413 body
+over 64 KiB, 502 the student failed.  When ``FORGE_STUDENT_API_KEY``
 is set where the server starts, every ``/v1`` request needs
 ``Authorization: Bearer <that key>``.
 
