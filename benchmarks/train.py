@@ -1,21 +1,35 @@
 """Training throughput: this trainer against a plain Hugging Face fp32 eager loop, same model and data.
 
-Three variants train the same micro Llama (``trainer.model`` preset, freshly
+Four variants train the same micro Llama (``trainer.model`` preset, freshly
 initialised with the same seed) on the same level texts in the compact grid
 form, each in its own process so peak memory is its own:
 
 * ``plain_fp32``: the textbook loop -- shuffled fixed-size batches padded to
-  the longest example, fp32, AdamW;
+  the longest example, attention mask, fp32, AdamW (foreach);
 * ``trainer_fp32``: :func:`trainer.loop.train` with bf16 off (length-bucketed
-  batches, same optimizer);
+  right-padded batches without an attention mask, fused AdamW);
 * ``trainer_bf16``: :func:`trainer.loop.train` as configured by default on a
-  CPU that supports it (bf16 autocast).
+  CPU that supports it (the same, under bf16 autocast);
+* ``trainer_bf16_compile``: the same with ``compile=True`` (each decoder
+  layer through ``torch.compile``).
 
-Throughput counts real (non-padding) tokens per second over every step (the
-first included, for all variants alike), so less padding counts as speed, as
-it is.  Variants run in rounds with the order rotated, and the median round
-is reported, so a busy neighbour hurts all sides alike.
-``speedup`` = trainer_bf16 / plain_fp32.
+Throughput counts real (non-padding) tokens, so less padding counts as
+speed, as it is.  Two figures per variant:
+
+* ``tokens_per_s``: tokens / wall seconds over every step, the first one
+  included (for the compiled variant that first step holds the compile,
+  ``compile_seconds`` estimates it: first step minus the median step);
+* ``steady_cpu_tokens_per_s``: tokens of the steps after the first, per
+  second of this process's CPU time, times the torch threads -- what the
+  variant would do with the cores to itself.  On a machine shared with
+  other jobs wall time swings several-fold between rounds while CPU time
+  barely moves, so this is the figure to compare across runs.
+
+Variants run in rounds with the order rotated, and the median round is
+reported, so a busy neighbour hurts all sides alike.
+``speedup`` = trainer_bf16 / plain_fp32 by ``tokens_per_s`` (every step,
+wall clock); ``speedup_steady_cpu`` the same by ``steady_cpu_tokens_per_s``;
+``speedup_compile*`` for the compiled variant.
 
     python -m benchmarks.train --json
 """
@@ -79,6 +93,7 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
     rng = np.random.default_rng(args["seed"])
     bs = args["batch_size"]
     tokens, seconds = 0, 0.0
+    steady_tokens, steady_cpu = 0, 0.0
     for step in range(args["steps"]):
         idx = rng.choice(len(seqs), size=bs, replace=False)
         batch = [seqs[i] for i in idx]
@@ -89,7 +104,7 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
         labels = ids.masked_fill(mask == 0, -100)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -97,21 +112,34 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         seconds += time.perf_counter() - started
         tokens += int(mask.sum())
-    return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": float(loss)}
+        if step:
+            steady_cpu += time.process_time() - cpu_started
+            steady_tokens += int(mask.sum())
+    return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": float(loss.detach()),
+            "steady_cpu_tokens_per_s": steady_tokens / max(steady_cpu, 1e-9) * args["threads"]}
 
 
-def _trainer(texts: list[str], args: dict[str, Any], bf16: bool) -> dict[str, Any]:
-    from trainer import loop
-    from trainer.loop import TrainConfig, train
+def _trainer(texts: list[str], args: dict[str, Any], bf16: bool, compile: bool) -> dict[str, Any]:
+    import statistics
+
+    from trainer.loop import TrainConfig, read_result, train
 
     cfg = TrainConfig(base="micro", preset=args["preset"], steps=args["steps"],
                       batch_size=args["batch_size"], lr=1e-3, warmup_steps=1, bf16=bf16, eval_every=0,
-                      checkpoint_every=0, seed=args["seed"])
+                      checkpoint_every=0, seed=args["seed"], compile=compile)
+    cpu_at: list[float] = []
     with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
-        res = train(cfg, texts, [], tmp, resume=False, progress=False)
-        res = res if hasattr(res, "tokens_per_s") else loop.read_result(tmp)
+        train(cfg, texts, [], tmp, resume=False, progress=False, on_step=lambda _s, _l: cpu_at.append(time.process_time()))
+        res = read_result(tmp)
+    steady = res.history[1:]
+    step_seconds = [h["seconds"] for h in res.history]
     return {"tokens_per_s": res.tokens_per_s, "seconds": res.train_seconds, "final_loss": res.train_loss,
-            "steps": res.step}
+            "steps": res.step,
+            "steady_cpu_tokens_per_s": sum(h["tokens"] for h in steady) / max(cpu_at[-1] - cpu_at[0], 1e-9)
+            * args["threads"],
+            "steady_tokens_per_s": sum(h["tokens"] for h in steady) / max(sum(h["seconds"] for h in steady), 1e-9),
+            "first_step_seconds": step_seconds[0],
+            "compile_seconds": max(0.0, step_seconds[0] - statistics.median(step_seconds[1:])) if compile else 0.0}
 
 
 def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
@@ -122,12 +150,12 @@ def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
     if variant == "plain_fp32":
         out = _plain(texts, args)
     else:
-        out = _trainer(texts, args, bf16=variant.endswith("bf16"))
+        out = _trainer(texts, args, bf16="bf16" in variant, compile=variant.endswith("compile"))
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(out)
 
 
-VARIANTS = ("plain_fp32", "trainer_fp32", "trainer_bf16")
+VARIANTS = ("plain_fp32", "trainer_fp32", "trainer_bf16", "trainer_bf16_compile")
 
 
 def _one(ctx: Any, variant: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -150,14 +178,19 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for r in range(args["rounds"]):
-        order = VARIANTS[r % 3:] + VARIANTS[: r % 3]
+        order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
         for variant in order:
             rounds[variant].append(_one(ctx, variant, args))
     results: dict[str, Any] = {}
     for variant, outs in rounds.items():
         ranked = sorted(outs, key=lambda o: o["tokens_per_s"])
-        results[variant] = {**ranked[len(ranked) // 2], "rounds_tokens_per_s": [round(o["tokens_per_s"], 1) for o in outs]}
+        cpu = sorted(o["steady_cpu_tokens_per_s"] for o in outs)
+        results[variant] = {**ranked[len(ranked) // 2], "rounds_tokens_per_s": [round(o["tokens_per_s"], 1) for o in outs],
+                            "steady_cpu_tokens_per_s": cpu[len(cpu) // 2],
+                            "rounds_steady_cpu_tokens_per_s": [round(o["steady_cpu_tokens_per_s"], 1) for o in outs]}
     base = results["plain_fp32"]["tokens_per_s"]
+    base_cpu = results["plain_fp32"]["steady_cpu_tokens_per_s"]
+    compiled = results["trainer_bf16_compile"]
     return {
         "benchmark": "train",
         "model_preset": args["preset"],
@@ -169,6 +202,12 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "variants": results,
         "speedup": results["trainer_bf16"]["tokens_per_s"] / base,
         "speedup_fp32": results["trainer_fp32"]["tokens_per_s"] / base,
+        "speedup_steady_cpu": results["trainer_bf16"]["steady_cpu_tokens_per_s"] / base_cpu,
+        "speedup_fp32_steady_cpu": results["trainer_fp32"]["steady_cpu_tokens_per_s"] / base_cpu,
+        "speedup_compile": compiled["tokens_per_s"] / base,
+        "speedup_compile_steady_cpu": compiled["steady_cpu_tokens_per_s"] / base_cpu,
+        "compile_seconds": round(compiled["compile_seconds"], 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "peak_rss_mb": {k: round(v["peak_rss_mb"], 1) for k, v in results.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
     }
@@ -192,8 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
     else:
         for name, v in out["variants"].items():
-            print(f"{name:<13} {v['tokens_per_s']:>9,.0f} tok/s  peak {v['peak_rss_mb']:,.0f} MB")
-        print(f"speedup (trainer bf16 vs plain fp32): {out['speedup']:.2f}x")
+            print(f"{name:<21} {v['tokens_per_s']:>7,.0f} tok/s (wall, every step)  "
+                  f"{v['steady_cpu_tokens_per_s']:>7,.0f} tok/s (steady, CPU time)  peak {v['peak_rss_mb']:,.0f} MB")
+        print(f"speedup (trainer bf16 vs plain fp32): {out['speedup']:.2f}x wall, "
+              f"{out['speedup_steady_cpu']:.2f}x steady CPU time; compiled {out['speedup_compile']:.2f}x / "
+              f"{out['speedup_compile_steady_cpu']:.2f}x (compile ~{out['compile_seconds']:.0f} s)")
     return 0
 
 

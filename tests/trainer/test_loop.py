@@ -130,3 +130,63 @@ def test_runs_under_accelerate_launch_on_the_cpu(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_right_padded_batches_need_no_attention_mask():
+    """The loop calls the model without the mask: for right padding under causal attention that is exact."""
+    import torch
+
+    from trainer.loop import _collate, _model_inputs
+    from trainer.model import build_model
+
+    model = build_model("micro", "micro-1m", vocab_size=40, seed=2).eval()
+    seqs = [torch.randint(4, 40, (n,)).numpy() for n in (23, 9, 17)]
+    batch = _collate(seqs, pad_id=0)
+    assert int(batch["attention_mask"].sum()) == 23 + 9 + 17
+    with torch.no_grad():
+        masked = model(**batch)
+        unmasked = model(**_model_inputs(batch))
+    real = batch["attention_mask"].bool()
+    assert torch.allclose(masked.logits[real], unmasked.logits[real], atol=1e-5)
+    assert float(masked.loss) == pytest.approx(float(unmasked.loss), rel=1e-5)
+
+
+def test_adamw_is_fused_unless_switched_off():
+    from trainer.loop import _optimizer
+    from trainer.model import build_model
+
+    model = build_model("micro", "micro-1m", vocab_size=40)
+    assert _optimizer(model, TrainConfig()).defaults["fused"] is True
+    assert not _optimizer(model, TrainConfig(fused_optimizer=False)).defaults["fused"]
+
+
+def test_a_checkpoint_from_before_the_throughput_fields_still_resumes():
+    from dataclasses import asdict
+
+    from trainer.loop import _same_config
+
+    old = {k: v for k, v in asdict(_cfg()).items() if k not in ("fused_optimizer", "compile")}
+    assert _same_config(old, _cfg())
+    assert not _same_config(old, _cfg(compile=True))
+    assert not _same_config({**old, "lr": 1.0}, _cfg())
+
+
+def test_history_records_tokens_and_seconds_per_step(tmp_path):
+    result = read_result(train(_cfg(steps=3, eval_every=0, checkpoint_every=0), _texts(8), [], tmp_path,
+                               progress=False))
+    assert all(h["tokens"] > 0 and h["seconds"] > 0 for h in result.history)
+
+
+@pytest.mark.slow
+def test_compiled_layers_train_like_eager_ones_and_save_plain_weights(tmp_path):
+    """compile=True: the same losses (to rounding), evaluation eager, a plain model on disk."""
+    from safetensors.torch import load_file
+
+    kw = dict(steps=3, batch_size=2, eval_every=0, checkpoint_every=0)
+    eager = read_result(train(_cfg(**kw), _texts(6), _texts(2), tmp_path / "eager", progress=False))
+    compiled = read_result(train(_cfg(compile=True, **kw), _texts(6), _texts(2), tmp_path / "compiled",
+                                 progress=False))
+    assert [h["loss"] for h in compiled.history] == pytest.approx([h["loss"] for h in eager.history], rel=1e-3)
+    assert compiled.eval_loss == pytest.approx(eager.eval_loss, rel=1e-3)
+    names = set(load_file(str(tmp_path / "compiled" / "model.safetensors")))
+    assert names == set(load_file(str(tmp_path / "eager" / "model.safetensors")))
