@@ -118,6 +118,12 @@ def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any]
             types[idx] = gguf.TokenType.CONTROL if idx in specials else gguf.TokenType.NORMAL
     merges = [m.split(" ", 1) if isinstance(m, str) else m for m in model.get("merges", [])]
     merges = [f"{spell(a)} {spell(b)}" for a, b in merges]
+    if not merges:
+        # A character-level vocabulary has no merges, but llama.cpp refuses a BPE vocabulary
+        # without a merges list ("cannot find tokenizer merges"): one merge of two control
+        # tokens, which never occur next to each other in text, changes no tokenisation.
+        eos_text = next((specials[i] for i in sorted(specials) if specials[i] in ("</s>", "<eos>")), None)
+        merges = [f"{eos_text} {eos_text}"] if eos_text else [f"{tokens[0]} {tokens[0]}"]
     writer.add_tokenizer_model("gpt2")  # llama.cpp's name for byte-pair encoding with a merges list
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
@@ -132,6 +138,7 @@ def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any]
                 return i
         return None
 
+    bos_id = None
     for key, names, add in (
         ("bos_token_id", ("<s>", "<bos>", "<|bos|>"), writer.add_bos_token_id),
         ("eos_token_id", ("</s>", "<eos>", "<|eos|>", "<|endoftext|>"), writer.add_eos_token_id),
@@ -140,7 +147,11 @@ def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any]
         idx = special_id(key, names)
         if idx is not None:
             add(idx)
-    writer.add_add_bos_token(bool(config.get("add_bos_token", False)))
+            bos_id = idx if key == "bos_token_id" else bos_id
+    # The student puts BOS before every prompt when its tokenizer has one (LocalStudent), so a
+    # runtime reading this file must do the same or it sees a different context.
+    add_bos = config.get("add_bos_token")
+    writer.add_add_bos_token(bool(add_bos) if add_bos is not None else bos_id is not None)
 
 
 def export_gguf(model_dir: str | Path, out_path: str | Path, qtype: str = "q8_0", *, name: str | None = None) -> Path:

@@ -103,3 +103,17 @@ def test_character_vocabulary_is_written_in_gpt2_byte_symbols(tmp_path):
     tokens = [bytes(field.parts[i]).decode() for i in field.data]
     assert tokens[vocab["\n"]] == "Ċ" and tokens[vocab[" "]] == "Ġ" and tokens[vocab["#"]] == "#"
     assert tokens[vocab["</s>"]] == "</s>"
+
+
+def test_a_character_vocabulary_gets_a_merges_list_and_bos_like_the_student(tmp_path):
+    # llama.cpp refuses a BPE vocabulary with no merges, and the student always starts with <s>
+    src, _, vocab = _tiny_llama(tmp_path)
+    path = export_gguf(src, tmp_path / "s.gguf", "f16")
+    info = read_gguf_summary(path)
+    assert info["merges"] >= 1
+    reader = gguf.GGUFReader(str(path))
+    field = reader.fields["tokenizer.ggml.add_bos_token"]
+    assert bool(field.parts[field.data[0]][0]) is True
+    merge = reader.fields["tokenizer.ggml.merges"]
+    first = bytes(merge.parts[merge.data[0]]).decode()
+    assert all(part in vocab for part in first.split(" "))  # made of tokens that exist
