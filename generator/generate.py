@@ -23,7 +23,7 @@ from engine.core.level import LevelSpec
 from generator.errors import GeneratorError
 
 DEFAULT_SPEC = '{"width":32,"height":20,"difficulty":4,"enemies":5,"items":3,"theme":"crypt"}'
-BACKEND_CHOICES = ("auto", "procedural", "llm", "student")
+BACKEND_CHOICES = ("auto", "procedural", "llm", "student", "remote_student")
 
 
 def build_parser() -> argparse.ArgumentParser:
