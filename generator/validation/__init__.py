@@ -60,8 +60,9 @@ log = logging.getLogger(__name__)
 
 LevelInput = Level | LevelDoc | str | bytes | dict[str, Any]
 
-#: Levels checked per NumPy stack in a batch (bounds memory: ~12 bytes per tile per level).
-BATCH_CHUNK = 4096
+#: Levels checked per NumPy stack in a batch.  Small enough that the stack and its labels stay in
+#: cache and reuse freed memory (4096 levels of 48x32 cost ~15% more CPU time, in page faults).
+BATCH_CHUNK = 512
 
 
 def validate_level(x: LevelInput, spec: LevelSpec | None = None, *,
