@@ -144,7 +144,7 @@ def run(model_dir: Path | None, preset: str, levels: int, batch: int, threads: i
 
 def _gguf_worker_variants(model_dir: Path, levels: int, batch: int, threads: int, seed: int,
                           int8: dict[str, float]) -> dict[str, Any]:
-    """The same model exported to GGUF (f16, q8_0), served by ctransformers in a worker process.
+    """The same model exported to GGUF (f16, q8_0), served by ctransformers (and llama.cpp) in a worker process.
 
     Latency is the caller's round trip (pipe included); the worker start (process + load) is
     reported apart.  Without ctransformers the result says so instead.
@@ -155,14 +155,20 @@ def _gguf_worker_variants(model_dir: Path, levels: int, batch: int, threads: int
     if not runtime_available("ctransformers"):
         return {"gguf_worker": "skipped: ctransformers not installed (pip install 'dungeon-forge[gguf]')"}
     out: dict[str, Any] = {}
+    variants = [("ctransformers", "f16", "gguf_f16_worker"), ("ctransformers", "q8_0", "gguf_q8_0_worker")]
+    if runtime_available("llama_cpp"):  # optional: llama-cpp-python has no wheel here, it is built from source
+        variants += [("llama_cpp", "f16", "gguf_f16_llama_cpp_worker"), ("llama_cpp", "q8_0", "gguf_q8_0_llama_cpp_worker")]
     with tempfile.TemporaryDirectory(prefix="forge-bench-gguf-") as tmp:
-        for qtype in ("f16", "q8_0"):
-            path = export_gguf(model_dir, Path(tmp) / f"student-{qtype}.gguf", qtype)
+        for runtime, qtype, key in variants:
+            path = Path(tmp) / f"student-{qtype}.gguf"
+            if not path.exists():
+                export_gguf(model_dir, path, qtype)
             started = time.perf_counter()
-            with GGUFWorker(path, tokenizer=model_dir / "tokenizer.json", threads=threads, timeout_s=600) as worker:
+            with GGUFWorker(path, runtime=runtime, tokenizer=model_dir / "tokenizer.json", threads=threads,
+                            timeout_s=600) as worker:
                 start_ms = round((time.perf_counter() - started) * 1000.0, 1)
-                out[f"gguf_{qtype}_worker"] = {**_single(worker, levels, seed), "worker_start_ms": start_ms}
-                if qtype == "q8_0":
+                out[key] = {**_single(worker, levels, seed), "worker_start_ms": start_ms}
+                if key == "gguf_q8_0_worker":
                     out["gguf_q8_0_worker_batched"] = _batched(worker, levels, batch, seed)
     out["speedup_gguf_q8_0_vs_int8"] = round(int8["ms_per_level_p50"] / out["gguf_q8_0_worker"]["ms_per_level_p50"], 2)
     return out

@@ -20,13 +20,15 @@ one evaluation.  The runtime's own tokenizer is never used: prompts are
 tokenized with the student's ``tokenizer.json`` (beside the GGUF file) or,
 without one, with a tokenizer rebuilt from the vocabulary the GGUF file holds.
 
-ctransformers' llama.cpp predates three things :func:`trainer.gguf_export.export_gguf`
-writes the modern way, so the worker loads a rewritten copy
-(:func:`ctransformers_gguf`): token scores added (it requires them), the
-character vocabulary spelled as raw text instead of GPT-2 byte symbols (it
-looks up ``"\\n"`` itself and segfaults when it is missing), a placeholder
-merge list (it requires one; its tokenizer is not used), and ``output.weight``
-written out when the embeddings are tied.  Tensors are copied unchanged.
+The export (:func:`trainer.gguf_export.export_gguf`) is not loaded as it
+is: a character vocabulary has no merges, and both runtimes refuse a ``gpt2``
+vocabulary without them; ctransformers' 2023 llama.cpp also wants token
+scores, the vocabulary as raw text (it looks up ``"\\n"`` itself and
+segfaults when it is missing) and ``output.weight`` spelt out for tied
+embeddings.  The worker loads a rewritten temporary copy
+(:func:`runtime_gguf`); tensors are copied unchanged.  A second runtime,
+``runtime="llama_cpp"`` (llama-cpp-python, a current llama.cpp; no wheel, it
+is built from source), needs only the placeholder merge.
 
 >>> with GGUFWorker("models/level/v3/student-q8_0.gguf") as worker:  # doctest: +SKIP
 ...     out = worker.generate({"spec": spec_dict}, seed=7)
@@ -68,7 +70,7 @@ from generator.local.student import StudentOutput
 if TYPE_CHECKING:
     from generator.backends import BackendOutput, BackendRequest
 
-__all__ = ["GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "ctransformers_gguf", "runtime_available"]
+__all__ = ["GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
 
 log = logging.getLogger(__name__)
 
@@ -155,32 +157,40 @@ def _raw_tokens(reader: Any) -> list[str]:
     return out
 
 
-def ctransformers_gguf(src: str | Path, dst: str | Path) -> Path:
-    """Rewrite ``src`` (an :func:`trainer.gguf_export.export_gguf` file) into a copy ctransformers 0.2.27 loads.
+def runtime_gguf(src: str | Path, dst: str | Path, runtime: str = "ctransformers") -> Path:
+    """Rewrite ``src`` (an :func:`trainer.gguf_export.export_gguf` file) into a copy ``runtime`` loads.
 
-    See the module docstring for what changes; tensors are copied as they are
-    (same quantization), so the model computes the same logits.
+    Both runtimes refuse a ``gpt2`` vocabulary without a merge list, which a
+    character tokenizer does not have: a placeholder merge is added (their
+    tokenizers are never used).  For ``ctransformers`` (a 2023 llama.cpp) also
+    zero token scores, the vocabulary as raw text instead of GPT-2 byte
+    symbols, and ``output.weight`` spelt out when the embeddings are tied.
+    Tensors are copied as they are (same quantization), so the logits are the same.
     """
     import gguf
 
     src, dst = Path(src), Path(dst)
+    legacy = runtime == "ctransformers"
     reader = _read_gguf(src)
     writer = gguf.GGUFWriter(str(dst), "llama")
-    skip = {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count", "general.architecture",
-            "tokenizer.ggml.merges", "tokenizer.ggml.scores"}
-    tokens = _raw_tokens(reader)
+    skip = {"GGUF.version", "GGUF.tensor_count", "GGUF.kv_count", "general.architecture"}
+    if legacy:
+        skip |= {"tokenizer.ggml.merges", "tokenizer.ggml.scores"}
+    tokens = _raw_tokens(reader) if legacy else list(_field(reader, "tokenizer.ggml.tokens") or [])
     for name, f in reader.fields.items():
         if name in skip:
             continue
         value = tokens if name == "tokenizer.ggml.tokens" else f.contents()
         vtype = f.types[0]
         writer.add_key_value(name, value, vtype, f.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None)
-    writer.add_token_scores([0.0] * len(tokens))
-    writer.add_token_merges([_PLACEHOLDER_MERGE])
+    if legacy:
+        writer.add_token_scores([0.0] * len(tokens))
+    if legacy or "tokenizer.ggml.merges" not in reader.fields:
+        writer.add_token_merges([_PLACEHOLDER_MERGE])
     names = {t.name for t in reader.tensors}
     for t in reader.tensors:
         writer.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
-    if "output.weight" not in names:  # tied embeddings: this runtime wants the output matrix spelt out
+    if legacy and "output.weight" not in names:  # tied embeddings: this runtime wants the output matrix
         emb = next(t for t in reader.tensors if t.name == "token_embd.weight")
         writer.add_tensor("output.weight", emb.data, raw_shape=emb.data.shape, raw_dtype=emb.tensor_type)
     writer.write_header_to_file()
@@ -278,6 +288,7 @@ class _Served:
         if self.eos_id is None:
             raise ModelLoadError(f"{src} names no end-of-sequence token (tokenizer.ggml.eos_token_id)")
         n_ctx_train = int(_field(reader, "llama.context_length") or 2048)
+        merges = "tokenizer.ggml.merges" in reader.fields
         del reader
         self.tokenizer = _load_tokenizer(cfg.get("tokenizer"), self.tokens)
         self.char_to_id: dict[str, int] = {}
@@ -290,13 +301,14 @@ class _Served:
         threads = int(cfg.get("threads") or 1)
         self.runtime: _Runtime | _LlamaCppRuntime
         if self.runtime_name == "llama_cpp":
-            self.runtime = _LlamaCppRuntime(src, context_length=ctx, threads=threads)
+            path = src if merges else runtime_gguf(src, Path(self.tmp) / "llama_cpp.gguf", "llama_cpp")
+            self.runtime = _LlamaCppRuntime(path, context_length=ctx, threads=threads)
         else:
             if "\n" not in self.char_to_id:  # its loader looks the newline up unchecked and segfaults
                 raise ModelLoadError(f"{src}: the vocabulary has no newline token, which ctransformers' llama.cpp "
                                      "cannot load; serve this student with the torch backend")
-            compat = ctransformers_gguf(src, Path(self.tmp) / "ctransformers.gguf")
-            self.runtime = _Runtime(compat, context_length=ctx, threads=threads)
+            path = runtime_gguf(src, Path(self.tmp) / "ctransformers.gguf", "ctransformers")
+            self.runtime = _Runtime(path, context_length=ctx, threads=threads)
         self.load_ms = (time.perf_counter() - started) * 1000.0
 
     def close(self) -> None:
