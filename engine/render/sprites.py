@@ -215,6 +215,10 @@ class LevelSprites:
         """Show every tile as if in view (previews, screenshots of a whole level)."""
         self._sync_fog(np.full(self.level.grid.shape, VISIBLE, dtype=np.uint8))
 
+    def covers(self, camera: Any) -> bool:
+        """Whether the terrain alone fills what ``camera`` shows (the window then needs no clearing)."""
+        return self.layer is not None and self.layer.covers(camera)
+
     def draw(self) -> None:
         if self.layer is not None:
             self.layer.draw()

@@ -11,8 +11,9 @@ quad scrolls and zooms like the sprites do, and the GPU clips it to what the
 camera sees: one texture read per screen pixel, no per-tile work.
 
 Fog of war lives in the texture itself: a tile in view holds its picture, a
-remembered tile the dimmed one, a tile never seen is transparent (the
-fragment is discarded, the background shows).  When a turn changes the field
+remembered tile the dimmed one, a tile never seen the background colour.  The
+texture is opaque, so the quad is drawn without blending, and a frame where
+it fills the whole view (:meth:`TileLayer.covers`) need not clear the window.  When a turn changes the field
 of view, only the rectangle of tiles that changed is composed with NumPy
 (from the theme's tile pictures, :class:`TerrainTiles`) and uploaded; frames
 without a turn upload nothing.  A new level gets a new layer: nothing of the
@@ -41,6 +42,8 @@ UNSEEN, SEEN, VISIBLE = 0, 1, 2
 #: Tint of a tile that was seen before but is not in view now.
 REMEMBERED = (96, 96, 124, 255)
 IN_VIEW = (255, 255, 255, 255)
+#: What a tile never seen shows, and what the window is cleared to (the views' background).
+BACKGROUND = (8, 6, 12, 255)
 
 _VERTEX_SHADER = """
 #version 330
@@ -63,9 +66,7 @@ uniform sampler2D terrain;
 in vec2 v_uv;
 out vec4 f_color;
 void main() {
-    vec4 colour = texture(terrain, v_uv);
-    if (colour.a == 0.0) discard;  // never seen: leave the background
-    f_color = colour;
+    f_color = texture(terrain, v_uv);
 }
 """
 
@@ -83,19 +84,30 @@ def _program(ctx: Any) -> Any:
 
 
 class TerrainTiles:
-    """A theme's terrain pictures, as drawn in view and as remembered.
+    """A theme's terrain pictures, as drawn in view and as remembered, over a background colour.
 
     ``lit`` and ``dim`` are ``(len(Tile), px, px, 4)`` uint8 stacks indexed by
-    :class:`~engine.core.content.Tile`: the tile pictures untouched and
-    tinted :data:`REMEMBERED`.  Kept per theme by the
-    :class:`~engine.render.sprites.TextureCache`.
+    :class:`~engine.core.content.Tile`: the tile pictures laid over
+    ``background`` (so they are opaque), untouched and tinted
+    :data:`REMEMBERED`.  ``unseen`` is one tile of ``background``.  Kept per
+    theme by the :class:`~engine.render.sprites.TextureCache`.
     """
 
-    def __init__(self, tileset: Tileset, theme: str) -> None:
-        self.tile_px = tileset.tile_px
-        self.lit = terrain_stack(tileset, theme)
-        tint = np.array(REMEMBERED, dtype=np.uint16)
-        self.dim = ((self.lit.astype(np.uint16) * tint + 127) // 255).astype(np.uint8)
+    def __init__(self, tileset: Tileset, theme: str, background: tuple[int, int, int, int] = BACKGROUND) -> None:
+        self.tile_px = px = tileset.tile_px
+        pictures = terrain_stack(tileset, theme).astype(np.float32)
+        bg = np.array(background[:3], dtype=np.float32)
+        alpha = pictures[..., 3:4] / 255.0
+        tint = np.array(REMEMBERED[:3], dtype=np.float32) / 255.0
+        self.lit = _opaque(pictures[..., :3] * alpha + bg * (1.0 - alpha))
+        self.dim = _opaque(pictures[..., :3] * tint * alpha + bg * (1.0 - alpha))
+        self.unseen = np.broadcast_to(np.array([*background[:3], 255], dtype=np.uint8), (px, px, 4))
+
+
+def _opaque(rgb: np.ndarray) -> np.ndarray:
+    out = np.full((*rgb.shape[:-1], 4), 255, dtype=np.uint8)
+    out[..., :3] = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return out
 
 
 def fits(level: Level, tile_px: int, ctx: Any) -> bool:
@@ -126,9 +138,10 @@ class TileLayer:
                 f"texture ({self.ctx.info.MAX_TEXTURE_SIZE}); draw it with terrain='sprites' or smaller tiles"
             )
         self.fog = np.zeros((h, w), dtype=np.uint8)
-        # Everything starts unseen: fully transparent.
+        # Everything starts unseen: the background colour, opaque.
+        unseen = np.broadcast_to(tiles.unseen[0, 0], (self.height, self.width, 4))
         self.texture = self.ctx.texture((self.width, self.height), components=4,
-                                        data=bytes(self.width * self.height * 4),
+                                        data=np.ascontiguousarray(unseen).tobytes(),
                                         filter=(self.ctx.NEAREST, self.ctx.NEAREST))
         self.fog_writes = 0  #: uploads of part of the texture (one per turn that changed the fog)
         self._program = _program(self.ctx)
@@ -153,7 +166,8 @@ class TileLayer:
         y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         self.fog[y0:y1, x0:x1] = region = state[y0:y1, x0:x1]
         px = self.tiles.tile_px
-        out = np.zeros((y1 - y0, x1 - x0, px, px, 4), dtype=np.uint8)
+        out = np.empty((y1 - y0, x1 - x0, px, px, 4), dtype=np.uint8)
+        out[...] = self.tiles.unseen
         grid = self._grid[y0:y1, x0:x1]
         lit, seen = region == VISIBLE, region == SEEN
         out[lit] = self.tiles.lit[grid[lit]]
@@ -166,6 +180,17 @@ class TileLayer:
         self.fog_writes += 1
         return int(np.count_nonzero(changed))
 
+    def covers(self, camera: Any) -> bool:
+        """Whether the layer fills everything ``camera`` shows (then the window needs no clearing)."""
+        vp = camera.viewport
+        left, bottom, *_ = camera.unproject((vp.left, vp.bottom))
+        right, top, *_ = camera.unproject((vp.right, vp.top))
+        slack = 0.25 / camera.zoom  # a quarter of a screen pixel: pixel centres are still inside
+        return (min(left, right) >= -slack and min(bottom, top) >= -slack
+                and max(left, right) <= self.width + slack and max(bottom, top) <= self.height + slack)
+
     def draw(self) -> None:
+        """One opaque quad: no blending needed, every pixel it covers is written."""
         self.texture.use(0)
-        self._geometry.render(self._program)
+        with self.ctx.enabled_only():
+            self._geometry.render(self._program)

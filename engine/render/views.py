@@ -20,10 +20,11 @@ from engine.core.actions import Action
 from engine.render.hud import FONT, HUD_BOTTOM, HUD_TOP, Hud, LevelInfo, load_fonts
 from engine.render.keys import Command, action_for_key
 from engine.render.sprites import LevelSprites, Terrain, TextureCache
+from engine.render.tile_layer import BACKGROUND as TILE_BACKGROUND
 
 log = logging.getLogger(__name__)
 
-BACKGROUND = (8, 6, 12, 255)
+BACKGROUND = TILE_BACKGROUND  # the window's clear colour, and what unseen tiles show
 OnCommand = Callable[[Command], None]
 
 
@@ -129,7 +130,8 @@ class GameView(arcade.View):
         self.hud_camera.match_window()
 
     def on_draw(self) -> None:
-        self.clear()
+        if not self.sprites.covers(self.camera):  # else the opaque terrain overwrites every pixel
+            self.clear()
         self.draw_world()
         self.draw_hud()
 

@@ -120,3 +120,23 @@ def test_a_level_too_large_for_one_texture_still_draws(window, textures, monkeyp
     assert view.sprites.terrain_mode == "sprites" and "too large" in caplog.text
     img = _frame(view, window)
     assert not _is_background(_patch(view, img, 4, 3))
+
+
+def test_frames_that_skip_clearing_leave_no_trace(window, textures):
+    grid = np.ones((30, 40), dtype=np.uint8)
+    grid[1:-1, 1:-1] = 0
+    big = Level(name="Big Hall", grid=grid, spawn=(20, 15), exit=(38, 28), theme="cave")
+    view = _view(window, textures, big)
+    view.on_update(1.0)
+    assert view.sprites.covers(view.camera)  # the map fills the window: no clear needed
+    window.ctx.screen.clear(color=(255, 0, 255, 255))  # what an old frame might have left
+    view.on_draw()
+    skipped = np.asarray(arcade.get_image(0, 0, window.width, window.height).convert("RGB")).astype(int)
+    window.clear()
+    view.on_draw()
+    cleared = np.asarray(arcade.get_image(0, 0, window.width, window.height).convert("RGB")).astype(int)
+    assert np.abs(skipped - cleared).max() <= 8
+    # A small map does not fill the window: that frame clears first.
+    small = _view(window, textures)
+    small.on_update(1.0)
+    assert not small.sprites.covers(small.camera)
