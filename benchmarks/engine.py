@@ -17,7 +17,8 @@
   ``GameView`` on an 80x50 level in a headless 1024x720 window (a turn, fog of
   war, camera at zoom 2, HUD, ``ctx.finish()`` each frame); the
   ``baseline_frame_ms_*`` keys are the same frames drawing the terrain as one
-  sprite per tile, and ``frame_speedup_p50``/``_p95`` the ratios
+  sprite per tile, and ``frame_speedup_p50``/``_p95`` the ratios;
+  ``idle_frame_ms_*`` are frames without a turn
   (``benchmarks/render_frames.py`` measures them, in a child process).  When
   no headless window can be opened, ``render_error`` says why and the other
   figures are still reported; ``--no-render`` skips them.
