@@ -298,6 +298,10 @@ def _compile_layers(model: Any) -> list[Any]:
     layers = _decoder_layers(model)
     if not layers:
         log.warning("compile=True: no *DecoderLayer modules in %s; training uncompiled", type(model).__name__)
+    elif not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        log.warning("compile=True needs a C++ compiler (g++/clang++) for torch.compile on the CPU and none is on "
+                    "PATH; training uncompiled (install one, or set compile: false to silence this)")
+        return []
     for layer in layers:
         layer.forward = torch.compile(layer.forward, dynamic=True)
     return layers
