@@ -26,7 +26,11 @@ speed, as it is.  Two figures per variant:
   barely moves, so this is the figure to compare across runs.
 
 Variants run in rounds with the order rotated, and the median round is
-reported, so a busy neighbour hurts all sides alike.
+reported, so a busy neighbour hurts all sides alike.  Every variant runs
+with ``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-wait-policy inherit``: with
+OpenMP's default busy-waiting, torch's threads spin while a neighbour holds
+the other core, which on the shared 2-core box made both loops 4x slower
+and swamped every difference the benchmark is meant to show.
 ``speedup`` = trainer_bf16 / plain_fp32 by ``tokens_per_s`` (every step,
 wall clock); ``speedup_steady_cpu`` the same by ``steady_cpu_tokens_per_s``;
 ``speedup_compile*`` for the compiled variant.
@@ -175,6 +179,8 @@ def _one(ctx: Any, variant: str, args: dict[str, Any]) -> dict[str, Any]:
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
     """Every variant once per round, the order rotated each round; the median round counts."""
+    if args.get("omp_wait_policy", "passive") == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by OpenMP when each spawned child starts torch
     ctx = mp.get_context("spawn")
     rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for r in range(args["rounds"]):
@@ -208,6 +214,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "speedup_compile_steady_cpu": compiled["steady_cpu_tokens_per_s"] / base_cpu,
         "compile_seconds": round(compiled["compile_seconds"], 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "peak_rss_mb": {k: round(v["peak_rss_mb"], 1) for k, v in results.items()},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
     }
@@ -222,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", type=int, default=256, help="distinct level texts (default 256)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--omp-wait-policy", choices=("passive", "inherit"), default="passive",
+                   help="OpenMP wait policy of every variant (default passive; inherit: this environment's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
-            "examples": a.examples, "threads": a.threads, "seed": a.seed}
+            "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy}
     out = run(args)
     if a.json:
         print(json.dumps(out))

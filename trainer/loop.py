@@ -213,6 +213,30 @@ def _bf16_supported() -> bool:
         return False
 
 
+def _warn_if_threads_spin() -> None:
+    """Say so when torch's OpenMP threads will busy-wait on a machine other jobs already keep busy.
+
+    With the default (active) wait policy a thread that reaches a barrier
+    spins, burning the CPU its descheduled sibling needs; on the shared
+    2-core box this made the same training 4x slower at a load average of 7.
+    The policy is read once when OpenMP starts, so only the environment of
+    the process can change it.
+    """
+    import torch
+
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE" or torch.get_num_threads() < 2:
+        return
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return
+    if load >= (os.cpu_count() or 1):
+        log.warning("load average %.1f on %d CPUs and OMP_WAIT_POLICY is not PASSIVE: torch's %d threads "
+                    "spin-wait for each other and train several times slower; start Python with "
+                    "OMP_WAIT_POLICY=PASSIVE (or set torch_threads: 1)", load, os.cpu_count() or 1,
+                    torch.get_num_threads())
+
+
 def _trainable_state(model: Any) -> dict[str, Any]:
     return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -400,6 +424,7 @@ def train(
     threads_before = torch.get_num_threads()
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
+    _warn_if_threads_spin()
     try:
         return _train(cfg, train_texts, eval_texts, out, ckpt, resume=resume, progress=progress, on_step=on_step)
     finally:

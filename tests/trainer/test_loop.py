@@ -190,3 +190,20 @@ def test_compiled_layers_train_like_eager_ones_and_save_plain_weights(tmp_path):
     assert compiled.eval_loss == pytest.approx(eager.eval_loss, rel=1e-3)
     names = set(load_file(str(tmp_path / "compiled" / "model.safetensors")))
     assert names == set(load_file(str(tmp_path / "eager" / "model.safetensors")))
+
+
+def test_busy_waiting_threads_on_a_loaded_machine_are_pointed_out(monkeypatch, caplog):
+    import os
+
+    import torch
+
+    from trainer.loop import _warn_if_threads_spin
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (50.0, 50.0, 50.0))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    torch.set_num_threads(2)
+    with caplog.at_level("WARNING", logger="trainer.loop"):
+        _warn_if_threads_spin()
+        monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+        _warn_if_threads_spin()
+    assert len(caplog.records) == 1 and "OMP_WAIT_POLICY=PASSIVE" in caplog.text
