@@ -13,7 +13,12 @@ next, and :func:`sample` masks every other token's logit.  That forces
   every entity placed before the grid runs out of interior cells;
 * one connected walkable region (gate V6): a wall is refused where it would
   cut a region off from every cell still to be written, because such a
-  region could never join the others (:meth:`LevelGrammar.allowed`).
+  region could never join the others (:meth:`LevelGrammar.allowed`);
+* a design rule rather than a gate: the exit at least
+  :data:`EXIT_SPAN` of the map's larger inner side from the spawn (in x or
+  y), as the teacher's levels have it, unless the grid is running out.
+  Without it a small student puts the exit next to the spawn, and players
+  (the bots' fun score) notice at once.
 
 What masking cannot force (the wall density's lower bound when it clashes
 with connectivity, things a grammar cannot see) is checked by the validator; :func:`generate_valid_level`
@@ -65,6 +70,9 @@ DENSITY_RANGE: Final = (0.10, 0.60)
 SPAWN_CLEARANCE: Final = 4
 #: Cells after the spawn, in reading order, within SPAWN_CLEARANCE of it (4 + 4 rows of 9).
 _SPAWN_SHADOW: Final = 40
+#: Least spawn-to-exit distance (Chebyshev) as a share of the map's larger inner side.  The
+#: procedural teacher's levels (sizes 16-24 x 12-16): 10th percentile 0.32, 25th 0.50, median 0.67.
+EXIT_SPAN: Final = 0.4
 
 
 class LevelGrammar:
@@ -74,8 +82,10 @@ class LevelGrammar:
     is the set of characters (or :data:`EOS`) permitted at the next position.
     """
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], *, exit_span: float = EXIT_SPAN) -> None:
         self.width, self.height = int(spec["width"]), int(spec["height"])
+        #: the exit keeps at least this distance from the spawn (Chebyshev), unless the grid runs out
+        self.exit_distance = max(1, math.ceil(exit_span * max(self.width - 2, self.height - 2)))
         self.enemies_left, self.items_left = int(spec["enemies"]), int(spec["items"])
         theme = spec["theme"]
         self.enemy_glyphs = frozenset(ENEMY_KINDS[k].glyph for k in theme_enemy_kinds(theme)) or frozenset(ENEMY_GLYPHS)
@@ -157,6 +167,10 @@ class LevelGrammar:
             if must:
                 # the grid is running out: place something now (or a wall the density still needs)
                 return frozenset(entities | ({"#"} if self._walls_short() and must == "any" else set()))
+        if EXIT_GLYPH in entities and not self._exit_far_enough(x, y):
+            entities.discard(EXIT_GLYPH)
+        if SPAWN_GLYPH in entities and not self._spawn_far_enough(x, y):
+            entities.discard(SPAWN_GLYPH)
         if self._walls_short() > self._interior_cells_after(x, y):
             return frozenset({"#"})  # too few walls so far: the rest must be wall
         if "#" in terrain and not self._keeps_connected(x, y, walkable=False):
@@ -216,6 +230,23 @@ class LevelGrammar:
         # nothing touches an unwritten cell: fine only at the very end, with a single region
         return not live and regions == 1 and x == w - 2 and y == h - 2
 
+    def _exit_far_enough(self, x: int, y: int) -> bool:
+        """Whether the exit may go at ``(x, y)``: far from the spawn, or leaving a far cell for it."""
+        d = self.exit_distance
+        if self.spawn is not None:
+            return max(abs(self.spawn[0] - x), abs(self.spawn[1] - y)) >= d
+        return self._spawn_room_after(x, y, excluding_near=(x, y), radius=d - 1) > 0
+
+    def _spawn_far_enough(self, x: int, y: int) -> bool:
+        """Whether the spawn may go at ``(x, y)``: a cell far enough for the exit still comes later.
+
+        (Once the exit is down, cells near it are already out of ``spawn_ok``.)
+        """
+        if self.exit_placed:
+            return True
+        d, last_x, last_y = self.exit_distance, self.width - 2, self.height - 2
+        return y + d <= last_y or x + d <= last_x or (x - d >= 1 and y + 1 <= last_y)
+
     def _walls_short(self) -> int:
         return max(0, self.interior_walls_min - self.interior_walls)
 
@@ -235,13 +266,14 @@ class LevelGrammar:
             return "enemy"
         return "any" if self._needed() + self._walls_short() > after else ""
 
-    def _spawn_room_after(self, x: int, y: int, excluding_near: tuple[int, int] | None = None) -> int:
-        """Cells after ``(x, y)`` where the spawn may still go (minus those near ``excluding_near``)."""
+    def _spawn_room_after(self, x: int, y: int, excluding_near: tuple[int, int] | None = None,
+                          radius: int = SPAWN_CLEARANCE) -> int:
+        """Cells after ``(x, y)`` where the spawn may still go (minus those within ``radius`` of ``excluding_near``)."""
         flat = self.spawn_ok.reshape(-1)[y * self.width + x + 1 :]
         n = int(flat.sum())
         if excluding_near is not None and n:
             ok = self.spawn_ok.copy()
-            _clear_square(ok, *excluding_near)
+            _clear_square(ok, *excluding_near, radius)
             n = int(ok.reshape(-1)[y * self.width + x + 1 :].sum())
         return n
 
@@ -288,6 +320,9 @@ class LevelGrammar:
                 self.spawn = (x, self.y)
             elif ch == EXIT_GLYPH:
                 self.exit_placed = True
+                if self.spawn is None and self._exit_far_enough(x, self.y):
+                    # keep the spawn away, unless the grid is running out (then the rule yields)
+                    _clear_square(self.spawn_ok, x, self.y, self.exit_distance - 1)
             elif ch in ENEMY_GLYPHS:
                 self.enemies_left -= 1
                 self.enemy_cells.append((x, self.y))
@@ -329,9 +364,8 @@ class LevelGrammar:
         return new
 
 
-def _clear_square(grid: np.ndarray, x: int, y: int) -> None:
-    """Mark every cell within SPAWN_CLEARANCE of ``(x, y)`` in both x and y False."""
-    r = SPAWN_CLEARANCE
+def _clear_square(grid: np.ndarray, x: int, y: int, r: int = SPAWN_CLEARANCE) -> None:
+    """Mark every cell within ``r`` of ``(x, y)`` in both x and y False."""
     grid[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = False
 
 

@@ -265,6 +265,31 @@ def test_grammar_random_walks_leave_one_connected_walkable_region():
     walk()
 
 
+def test_grammar_keeps_the_exit_away_from_the_spawn_when_there_is_room():
+    import random
+
+    # a "model" that wants the exit as early as possible, and one that wants the spawn first
+    for first in (">", "@", "late"):
+        for seed in range(30):
+            rng = random.Random(seed)
+            w, h = rng.randint(16, 24), rng.randint(12, 16)
+            g = LevelGrammar({"width": w, "height": h, "enemies": rng.randint(0, 6), "items": rng.randint(0, 4),
+                              "theme": "cave"})
+            exit_at = None
+            while not g.done:
+                allowed = g.allowed()
+                # "late": entities only when the grammar insists (both end up crowded at the end)
+                ch = first if first in allowed else ("." if "." in allowed else sorted(allowed)[0])
+                if first == "late":
+                    ch = next((c for c in ".#" if c in allowed), sorted(allowed)[0])
+                if ch == ">":
+                    exit_at = (g.pos - 7, g.y)
+                g.feed(ch)
+            assert g.spawn is not None and exit_at is not None
+            if first != "late":
+                assert max(abs(g.spawn[0] - exit_at[0]), abs(g.spawn[1] - exit_at[1])) >= g.exit_distance
+
+
 def test_spawn_clearance_and_density_match_the_validator():
     from generator.local.decoding import DENSITY_RANGE, SPAWN_CLEARANCE
     from generator.validation import DENSITY_RANGE as GATE_DENSITY
