@@ -210,8 +210,8 @@ class _LlamaCppRuntime:
         from llama_cpp import Llama
 
         try:
-            self.llm = Llama(model_path=str(path), n_ctx=context_length, n_threads=threads, n_batch=512,
-                             logits_all=False, verbose=False)
+            self.llm = Llama(model_path=str(path), n_ctx=context_length, n_threads=threads, n_threads_batch=threads,
+                             n_batch=512, logits_all=False, verbose=False)
         except Exception as exc:
             raise ModelLoadError(f"llama.cpp could not load {path}: {exc}") from exc
         self.context_length = int(self.llm.n_ctx())
