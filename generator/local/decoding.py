@@ -72,7 +72,7 @@ SPAWN_CLEARANCE: Final = 4
 _SPAWN_SHADOW: Final = 40
 #: Least spawn-to-exit distance (Chebyshev) as a share of the map's larger inner side.  The
 #: procedural teacher's levels (sizes 16-24 x 12-16): 10th percentile 0.32, 25th 0.50, median 0.67.
-EXIT_SPAN: Final = 0.4
+EXIT_SPAN: Final = 0.5
 
 
 class LevelGrammar:
