@@ -296,7 +296,8 @@ class _Served:
             if len(t) == 1:
                 self.char_to_id.setdefault(t, i)
         self.runtime_name = cfg["runtime"]
-        self.tmp = tempfile.mkdtemp(prefix="forge-gguf-")
+        # the parent owns this folder and removes it even when the worker is killed
+        self.tmp = cfg.get("tmp") or tempfile.mkdtemp(prefix="forge-gguf-")
         ctx = int(cfg.get("context_length") or min(n_ctx_train, 4096))
         threads = int(cfg.get("threads") or 1)
         self.runtime: _Runtime | _LlamaCppRuntime
@@ -531,8 +532,11 @@ class GGUFWorker:
         if proc is not None:
             _wait(proc, 2)
             _kill(proc)
+        if state.get("tmp"):
+            shutil.rmtree(state["tmp"], ignore_errors=True)
 
     def _spawn(self) -> None:
+        self._cfg["tmp"] = tempfile.mkdtemp(prefix="forge-gguf-")  # the runtime's copy of the file goes here
         # A plain child interpreter (not multiprocessing's spawn, which re-runs the caller's
         # __main__): it imports this module and talks over one end of a socket pair.
         parent, child = multiprocessing.Pipe()
@@ -545,12 +549,14 @@ class GGUFWorker:
         child.close()
         self._proc, self._conn, self._ready = proc, parent, False
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, GGUFWorker._shutdown, {"proc": proc, "conn": parent})
+        self._finalizer = weakref.finalize(self, GGUFWorker._shutdown,
+                                           {"proc": proc, "conn": parent, "tmp": self._cfg["tmp"]})
 
     def _discard(self) -> None:
         _kill(self._proc)
         with contextlib.suppress(Exception):
             self._conn.close()
+        shutil.rmtree(self._cfg["tmp"], ignore_errors=True)
         self._proc = self._conn = None
         self._ready = False
 

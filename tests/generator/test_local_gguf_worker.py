@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -105,8 +106,10 @@ def test_crash_during_generation_is_an_error_and_a_new_worker_serves_the_next_re
     with GGUFWorker(student / "student-f32.gguf", timeout_s=120, test_hooks=True) as w:
         first_pid = w.pid
         w.inject_fault(crash_after_tokens=40)
+        first_tmp = w._cfg["tmp"]
         with pytest.raises(BackendError, match="exited with code 70 while generating.*a new worker is starting"):
             w.generate({"spec": SPEC}, seed=1)
+        assert not os.path.exists(first_tmp)  # the dead worker's copy of the model is gone
         assert w.pid != first_pid and w.restarts == 1
         out = w.generate({"spec": SPEC}, seed=1)
         assert out.result is not None and w.crashes == 0
