@@ -12,7 +12,7 @@ def test_bench_level_is_80x50_and_connected():
 
     level = bench_level(0)
     assert level.grid.shape == (50, 80)
-    regions, n = ndimage.label(level.grid == 0)
+    _, n = ndimage.label(level.grid == 0)
     assert n == 1  # one connected floor: the bot can walk everywhere
     assert np.array_equal(level.grid, bench_level(0).grid)  # seeded
 
