@@ -157,7 +157,8 @@ def _gguf_worker_variants(model_dir: Path, levels: int, batch: int, threads: int
     out: dict[str, Any] = {}
     variants = [("ctransformers", "f16", "gguf_f16_worker"), ("ctransformers", "q8_0", "gguf_q8_0_worker")]
     if runtime_available("llama_cpp"):  # optional: llama-cpp-python has no wheel here, it is built from source
-        variants += [("llama_cpp", "f16", "gguf_f16_llama_cpp_worker"), ("llama_cpp", "q8_0", "gguf_q8_0_llama_cpp_worker")]
+        variants += [("llama_cpp", "f16", "gguf_f16_llama_cpp_worker"),
+                     ("llama_cpp", "q8_0", "gguf_q8_0_llama_cpp_worker")]
     with tempfile.TemporaryDirectory(prefix="forge-bench-gguf-") as tmp:
         for runtime, qtype, key in variants:
             path = Path(tmp) / f"student-{qtype}.gguf"

@@ -82,7 +82,7 @@ _INSTALL_HINT: Final = {
 }
 #: Placeholder merge for runtimes that insist on a merge list (their tokenizer is never used).
 _PLACEHOLDER_MERGE: Final = "</s> </s>"
-_NORMAL, _CONTROL = 1, 3  # gguf.TokenType values
+_NORMAL: Final = 1  # gguf.TokenType.NORMAL
 
 
 def runtime_available(runtime: str = "ctransformers") -> bool:
@@ -622,7 +622,8 @@ class GGUFWorker:
         """Test hook: the next request crashes the worker (``os._exit``) or hangs; needs ``test_hooks=True``."""
         if not self._cfg["test_hooks"]:
             raise BackendError("inject_fault needs GGUFWorker(..., test_hooks=True)")
-        self._fault = {k: v for k, v in (("crash_after_tokens", crash_after_tokens), ("hang_s", hang_s)) if v is not None}
+        fault = {"crash_after_tokens": crash_after_tokens, "hang_s": hang_s}
+        self._fault = {k: v for k, v in fault.items() if v is not None}
 
     # -- requests --------------------------------------------------------
 

@@ -81,7 +81,8 @@ def test_greedy_tokens_match_the_torch_student(worker, student):
 def test_q8_0_file_gives_nearly_the_same_greedy_level(student):
     from generator.local.student import LocalStudent
 
-    torch_rows = LocalStudent.load(student, quantize=None).generate({"spec": SPEC}, seed=0, temperature=0).result["rows"]
+    torch_out = LocalStudent.load(student, quantize=None).generate({"spec": SPEC}, seed=0, temperature=0)
+    torch_rows = torch_out.result["rows"]
     with GGUFWorker(student / "student-q8_0.gguf", timeout_s=120) as w:
         rows = w.generate({"spec": SPEC}, seed=0, temperature=0).result["rows"]
     same = sum(a == b for r, t in zip(rows, torch_rows, strict=True) for a, b in zip(r, t, strict=True))
