@@ -737,13 +737,12 @@ class GGUFBackend:
         from generator.local.decoding import generate_valid_level
 
         args = {"spec": request.spec.to_dict()}
-        timeout = None
-        if request.deadline is not None:
-            timeout = max(0.1, request.deadline - time.monotonic())
 
+        # The request's deadline stops sampling between candidates; it does not kill the worker
+        # (a reload costs seconds): only the worker's own timeout_s, meant for hangs, does.
         def sampler(seed: int) -> list[StudentOutput]:
             return self.worker.generate_levels(args, self.batch, seed=seed, temperature=self.temperature,
-                                               repair=self.repair, timeout_s=timeout)
+                                               repair=self.repair)
 
         tried = generate_valid_level(sampler, request.spec, seed=request.seed * 101 + (request.attempt - 1) * 17,
                                      max_tries=self.max_tries, deadline=request.deadline, validate=self.validate)
