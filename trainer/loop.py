@@ -482,7 +482,9 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
         _load_checkpoint(ckpt, model, optimizer)
         state = {**saved, "config": asdict(cfg)}
         log.info("resuming from step %d of %d", state["step"], total_steps)
-    compiled = _compile_layers(model) if cfg.compile else []
+    if cfg.compile and cfg.qlora:
+        log.info("compile=True is ignored with qlora: bitsandbytes' 4-bit layers do not compile on the CPU")
+    compiled = _compile_layers(model) if cfg.compile and not cfg.qlora else []
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
 
