@@ -28,7 +28,7 @@ $(VENV)/bin/python:
 	$(PYTHON312) -m venv $(VENV)
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev,fast]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev,fast,gguf]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -47,7 +47,7 @@ bench: $(STAMP)
 	done
 
 lock: $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[train,dev,fast]'
+	$(PY) -m pip install --quiet -e '.[train,dev,fast,gguf]'
 	( echo "# Pinned versions of every dependency (direct and transitive), resolved on Python 3.12.1 / Linux x86_64."; \
 	  echo "# The Makefile installs with \`pip install -c constraints.txt\`. Regenerate with \`make lock\`."; \
 	  $(PY) -m pip freeze --exclude-editable ) > constraints.txt

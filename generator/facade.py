@@ -453,20 +453,14 @@ def make_backend(
                 "`python -m generator.train` or use --backend procedural"
             )
         model_dir = registry.model_dir(site, current.version)
+        from generator.local.serving import student_backend
+
         try:
-            from generator.local.student import StudentBackend
+            return student_backend(model_dir, version=current.version)
         except ImportError as exc:
             raise ConfigError(
-                f"the student backend needs generator.local.student and torch ({exc}); "
-                "pip install 'dungeon-forge[train]'"
+                f"the student backend needs torch or a GGUF runtime ({exc}); pip install 'dungeon-forge[train]'"
             ) from None
-        backend = StudentBackend(model_dir)
-        if getattr(backend, "model_version", None) is None:
-            try:
-                backend.model_version = current.version
-            except AttributeError:
-                pass
-        return backend
     if name == "remote_student":  # a student behind `python -m generator.serve` ([student_server] in forge.toml)
         from generator.local.remote import RemoteStudentBackend
 

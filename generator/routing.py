@@ -441,11 +441,20 @@ class Router:
         return len(not_done)
 
     def close(self, *, wait: bool = True) -> None:
-        """Stop the shadow worker (finishing what it started when ``wait``)."""
+        """Stop the shadow worker (finishing what it started when ``wait``) and close loaded students."""
         with self._lock:
             pool, self._shadow_pool = self._shadow_pool, None
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
+        with self._lock:
+            students, self._students = list(self._students.values()), {}
+        for backend in students:  # a GGUF student is a worker process
+            close = getattr(backend, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - closing must not stop the others
+                    log.exception("closing student backend %r failed", backend)
 
     # -- state persistence -------------------------------------------------
     def status(self, site: str) -> SiteStatus:
@@ -620,9 +629,6 @@ def install_local_server(router: Router, *, factory: LocalFactory | None = None)
 
 
 def _default_student_factory(site: str, model_dir: Path, version: str) -> Backend:
-    from generator.local.student import StudentBackend
+    from generator.local.serving import student_backend
 
-    backend = StudentBackend(model_dir)
-    if hasattr(backend, "model_version"):
-        backend.model_version = version
-    return backend
+    return student_backend(model_dir, version=version)

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 STAGES: Final = ("dataset", "train", "quantize", "export", "evaluate", "register")
 #: The keys ``python -m generator.train --json`` always prints.
 HEADLINE: Final = ("site", "version", "base", "train_examples", "heldout_examples", "validity", "validity_lower95",
-                   "controllability", "diversity", "novelty", "quantized_validity", "promoted", "train_seconds",
+                   "controllability", "diversity", "novelty", "quantized_validity", "gguf_validity", "promoted", "train_seconds",
                    "tokens_per_s")
 
 
@@ -72,6 +72,7 @@ class RunReport:
             "diversity": m.get("diversity"),
             "novelty": m.get("novelty"),
             "quantized_validity": q.get("validity"),
+            "gguf_validity": (ev.get("gguf_metrics") or {}).get("validity"),
             "promoted": bool(reg.get("promoted", False)),
             "train_seconds": tr.get("train_seconds"),
             "tokens_per_s": tr.get("tokens_per_s"),
@@ -245,6 +246,12 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         samples_q = run_student(student_q, site, calls, desc="evaluate int8", **common)
         metrics_q = score(site, samples_q, teacher_results=teacher, training_results=training)
         verdict = quantization_verdict(metrics["validity"], metrics_q["validity"], cfg.quantize.max_validity_drop)
+    metrics_g, verdict_g = _evaluate_gguf(site, art, calls, teacher, training, common), None
+    if metrics_g is not None:
+        verdict_g = quantization_verdict(metrics["validity"], metrics_g["validity"], cfg.quantize.max_validity_drop,
+                                         label="gguf q8_0")
+        if verdict is None or (verdict.ok and not verdict_g.ok):
+            verdict = verdict_g  # the served artefact must be as good as the model it came from
     if is_level_site(site):
         from generator.metrics import controllability
         from generator.local.codec import spec_from_args
@@ -257,8 +264,33 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     (run_dir / "samples.jsonl").write_text("".join(
         json.dumps({"args": s.args, "valid": s.valid, "failures": s.failures, "latency_ms": s.latency_ms,
                     "tokens": s.tokens, "text": s.text}) + "\n" for s in samples))
-    return {"metrics": metrics, "int8_metrics": metrics_q, "quantization": verdict.to_dict() if verdict else None,
+    return {"metrics": metrics, "int8_metrics": metrics_q, "gguf_metrics": metrics_g,
+            "gguf_quantization": verdict_g.to_dict() if verdict_g is not None else None,
+            "quantization": verdict.to_dict() if verdict else None,
             "gates": result.to_dict(), "compared_with": (current or {}).get("version")}
+
+
+def _evaluate_gguf(site: str, art: Path, calls: list[Any], teacher: list[Any], training: list[Any],
+                   common: dict[str, Any]) -> dict[str, Any] | None:
+    """Held-out metrics of the GGUF q8_0 artefact as the game serves it (a worker process).
+
+    Only for the level site, and only where a GGUF runtime is installed: that
+    is when ``generator.local.serving`` serves this file instead of torch.
+    """
+    from generator.local.serving import GGUF_ARTEFACT
+
+    path = art / GGUF_ARTEFACT
+    if not is_level_site(site) or not path.is_file():
+        return None
+    from generator.local.gguf_worker import GGUFWorker, runtime_available
+    from trainer.gates import run_student, score
+
+    if not runtime_available():
+        log.info("no GGUF runtime installed: %s is not evaluated (torch int8 serves it)", path.name)
+        return None
+    with GGUFWorker(path, site=site) as worker:
+        samples = run_student(worker, site, calls, desc="evaluate gguf q8_0", **common)
+    return score(site, samples, teacher_results=teacher, training_results=training)
 
 
 def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry: Registry, promote: bool) -> dict[str, Any]:
@@ -269,6 +301,7 @@ def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry:
     metrics = dict(ev["metrics"])
     metrics["quantized_validity"] = (ev.get("int8_metrics") or {}).get("validity")
     metrics["int8"] = ev.get("int8_metrics")
+    metrics["gguf_validity"] = (ev.get("gguf_metrics") or {}).get("validity")
     metrics["gates"] = ev["gates"]
     metrics["train_seconds"] = st["train"].get("train_seconds")
     metrics["tokens_per_s"] = st["train"].get("tokens_per_s")

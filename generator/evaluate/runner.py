@@ -183,13 +183,14 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
         model_dir = Path(name.partition(":")[2]).expanduser()
         if not model_dir.is_dir():
             raise EvaluationError(f"student: model folder {model_dir} does not exist; pass student:PATH to a trained model")
+        from generator.local.serving import student_backend
+
         try:
-            from generator.local.student import StudentBackend
+            return _cap_tries(student_backend(model_dir), student_tries, student_repair)
         except ImportError as exc:
             raise EvaluationError(
                 f"student: local inference is unavailable ({exc}); pip install 'dungeon-forge[train]'"
             ) from exc
-        return _cap_tries(StudentBackend(model_dir), student_tries, student_repair)
     raise EvaluationError(f"unknown backend {name!r}; use teacher, student, student:PATH or procedural")
 
 

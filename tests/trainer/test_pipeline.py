@@ -50,6 +50,10 @@ def test_end_to_end_train_register_promote_rollback(_forge_home):
     assert h["site"] == LEVEL_SITE and h["version"] == "v0001" and h["promoted"] is True and h["base"] == "micro"
     assert h["train_examples"] + h["heldout_examples"] == 30 and h["tokens_per_s"] > 0
     assert 0.0 <= h["validity"] <= 1.0 and h["quantized_validity"] is not None
+    from generator.local.gguf_worker import runtime_available
+
+    # the GGUF artefact the game would serve is judged too, where a runtime can serve it
+    assert (h["gguf_validity"] is not None) == runtime_available()
     reg = Registry(_forge_home / "models")
     cur = reg.current(LEVEL_SITE)
     assert cur.version == "v0001" and cur.state == "current" and cur.preset == "tiny-test"
