@@ -89,6 +89,24 @@ def test_launch_background_returns_at_once_and_logs(_forge_home):
     assert json.loads(line)["trained"] is False  # nothing recorded yet: nothing to train
 
 
+def test_background_training_threads_wait_passively(_forge_home, monkeypatch):
+    import subprocess
+
+    seen = {}
+
+    class _Fake:
+        def __init__(self, cmd, **kw):
+            seen.update(kw)
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(subprocess, "Popen", _Fake)
+    train_cli.launch_background(_forge_home)
+    assert seen["env"]["OMP_WAIT_POLICY"] == "PASSIVE"  # spinning threads would fight the game for the cores
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    train_cli.launch_background(_forge_home)
+    assert seen["env"]["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit choice wins
+
+
 def test_missing_tinyllama_weights_say_how_to_provide_them(_forge_home, tmp_path, monkeypatch, capsys):
     _fill(_forge_home, 30)
     monkeypatch.setenv("FORGE_TINYLLAMA", str(tmp_path / "nowhere"))
