@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,20 +123,14 @@ class GeneratorConfig:
         cls, data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None, **overrides: Any
     ) -> GeneratorConfig:
         """Defaults < ``forge.toml`` ``[generator]`` < ``FORGE_*`` env < ``overrides`` (None ignored)."""
-        from generator.paths import CONFIG_NAME
+        from generator.paths import CONFIG_NAME, read_table
         from generator.paths import data_dir as resolve
 
         env = os.environ if env is None else env
         merged: dict[str, Any] = {}
         path = resolve(data_dir) / CONFIG_NAME
-        if path.is_file():
-            try:
-                doc = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{path} is not valid TOML: {exc}; fix or remove the file") from None
-            table = doc.get("generator", {})
-            if not isinstance(table, dict):
-                raise ConfigError(f"{path}: [generator] must be a table")
+        table = read_table(path, "generator")
+        if table:
             merged.update(table)
             cls.from_mapping(table, origin=str(path))  # report bad keys against the file
         for var, key in _ENV.items():

@@ -479,21 +479,11 @@ def _replace(cfg: GeneratorConfig, **changes: Any) -> GeneratorConfig:
 
 def _routing_policy(data_dir: Any) -> Any:
     """``[routing]`` of ``forge.toml`` in the data dir as a :class:`~generator.routing.RoutingPolicy` (defaults if absent)."""
-    import tomllib
-
-    from generator.paths import CONFIG_NAME
+    from generator.paths import CONFIG_NAME, read_table
     from generator.paths import data_dir as resolve
     from generator.routing import RoutingPolicy
 
-    path = resolve(data_dir, create=False) / CONFIG_NAME
-    if not path.is_file():
-        return RoutingPolicy()
-    try:
-        with path.open("rb") as fh:
-            section = tomllib.load(fh).get("routing", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read [routing] ({exc}); fix or remove the file") from None
-    return RoutingPolicy.from_mapping(section)
+    return RoutingPolicy.from_mapping(read_table(resolve(data_dir, create=False) / CONFIG_NAME, "routing"))
 
 
 def _call_router(router: Any, site: str, defaults: list[Backend]) -> list[Backend]:

@@ -57,3 +57,24 @@ def data_dir(explicit: str | os.PathLike[str] | None = None, *, create: bool = T
 def db_path(root: str | os.PathLike[str] | None = None) -> Path:
     """Path of the SQLite store inside the data directory (created if needed)."""
     return data_dir(root) / DB_NAME
+
+
+def read_table(path: str | os.PathLike[str], name: str) -> dict[str, object]:
+    """The ``[name]`` table of the TOML file ``path`` (empty when the file or the table is absent).
+
+    Every settings reader of ``forge.toml`` goes through here, so a broken
+    file gets one clear error wherever it is read.
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}; fix or remove the file") from None
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return dict(table)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,14 +167,9 @@ def _toml_path(toml_path: str | os.PathLike[str] | None | bool, env: Mapping[str
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read teacher config {path}: {exc}; fix the TOML") from None
-    table = data.get("teacher", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [teacher] must be a table")
-    return dict(table)
+    from generator.paths import read_table
+
+    return read_table(path, "teacher")
 
 
 def _coerce(values: dict[str, Any], *, origin: str) -> dict[str, Any]:

@@ -39,7 +39,6 @@ import dataclasses
 import json
 import logging
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -107,20 +106,14 @@ class RemoteStudentConfig:
     def load(cls, data_dir: str | os.PathLike[str] | None = None, *,
              env: Mapping[str, str] | None = None) -> RemoteStudentConfig:
         """Defaults < ``[student_server]`` of ``<data dir>/forge.toml`` < ``FORGE_STUDENT_*`` variables."""
-        from generator.paths import CONFIG_NAME
+        from generator.paths import CONFIG_NAME, read_table
         from generator.paths import data_dir as resolve
 
         env = os.environ if env is None else env
         merged: dict[str, Any] = {}
         path = resolve(data_dir) / CONFIG_NAME
-        if path.is_file():
-            try:
-                doc = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{path} is not valid TOML: {exc}; fix or remove the file") from None
-            table = doc.get(CONFIG_TABLE, {})
-            if not isinstance(table, dict):
-                raise ConfigError(f"{path}: [{CONFIG_TABLE}] must be a table")
+        table = read_table(path, CONFIG_TABLE)
+        if table:
             cls.from_mapping(table, origin=str(path))
             merged.update(table)
         merged.update({key: env[var] for var, key in _ENV.items() if env.get(var)})

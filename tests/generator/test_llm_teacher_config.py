@@ -40,7 +40,7 @@ def test_openai_compatible_endpoint_from_env_needs_no_key():
         ('[teacher]\nmodle = "x"\n', "unknown teacher setting"),
         ('[teacher]\ntimeout_s = "soon"\n', "not a valid float"),
         ('[teacher]\ntimeout_s = 0\n', "must be > 0"),
-        ("[teacher\n", "cannot read teacher config"),
+        ("[teacher\n", "is not valid TOML"),
     ],
 )
 def test_bad_settings_are_clear_errors(tmp_path, toml, message):
