@@ -24,3 +24,36 @@ def _forge_home(tmp_path_factory, monkeypatch):
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "FORGE_TEACHER"):
         monkeypatch.delenv(key, raising=False)
     yield home
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: on a shared 2-core box two threads contend and run many times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def load_fake(name: str):
+    """Import ``tests/fakes/<name>.py`` (tests are not a package); see tests/fakes/jac_support.py."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    mod_name = f"forge_fakes_{name}"
+    if mod_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(mod_name, Path(__file__).parent / "fakes" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[mod_name]
+
+
+@pytest.fixture(scope="session")
+def tiny_student_dir(tmp_path_factory):
+    """An untrained micro-1m level student (tests/fakes/tiny_student.py), built once per run: copy it before changing it."""
+    pytest.importorskip("torch")
+    return load_fake("tiny_student").build_tiny_student(tmp_path_factory.mktemp("tiny-student") / "student")

@@ -90,21 +90,9 @@ def test_cli_errors_are_clear(spec_file, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def untrained_student(tmp_path_factory):
+def untrained_student(tiny_student_dir):
     """An untrained micro-1m student folder (no weights are downloaded)."""
-    pytest.importorskip("torch")
-    from generator.local.codec import encode_example
-    from trainer.model import build_model
-    from trainer.tokenizer import train_tokenizer
-
-    out = tmp_path_factory.mktemp("student")
-    level = {"rows": ["#" * 16] + ["#" + "." * 14 + "#"] * 10 + ["#" * 16], "spawn": {"x": 1, "y": 1},
-             "exit": {"x": 5, "y": 5}, "enemies": [], "items": []}
-    tok = train_tokenizer([encode_example("level", SPECS[0] | {"enemies": 0, "items": 0}, level)])
-    build_model("micro", "micro-1m", vocab_size=tok.get_vocab_size(), seed=0).save_pretrained(
-        out, safe_serialization=True)
-    tok.save(str(out / "tokenizer.json"))
-    return out
+    return tiny_student_dir
 
 
 @pytest.mark.slow

@@ -19,22 +19,15 @@ from generator.local.student import StudentBackend  # noqa: E402
 needs_runtime = pytest.mark.skipif(not runtime_available(), reason="ctransformers is not installed (optional extra gguf)")
 
 
-def _fake(name: str):
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "fakes" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_fake_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def version_dir(tmp_path_factory):
+def version_dir(tiny_student_dir, tmp_path_factory):
     """A promoted-version folder as the trainer leaves it: weights, tokenizer and the q8_0 GGUF."""
+    import shutil
+
     from trainer.gguf_export import export_gguf
 
-    out = _fake("tiny_student").build_tiny_student(tmp_path_factory.mktemp("serving") / "v0001")
+    out = tmp_path_factory.mktemp("serving") / "v0001"
+    shutil.copytree(tiny_student_dir, out)
     export_gguf(out, out / serving.GGUF_ARTEFACT, "q8_0")
     return out
 

@@ -13,20 +13,11 @@ pytest.importorskip("torch")
 from engine.core.content import ENEMY_KINDS, ITEM_KINDS, theme_enemy_kinds, theme_item_kinds  # noqa: E402
 from engine.core.level import LevelSpec  # noqa: E402
 from generator.errors import ModelLoadError  # noqa: E402
-from generator.local.codec import encode_example  # noqa: E402
 from generator.local.decoding import LevelGrammar, generate_valid_level  # noqa: E402
 from generator.local.student import LocalStudent, StudentBackend  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: on a shared 2-core box two torch threads contend and run many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SPECS = [
@@ -37,19 +28,9 @@ SPECS = [
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(tiny_student_dir):
     """An untrained micro-1m student: the worst case for what masking must guarantee."""
-    from trainer.model import build_model
-    from trainer.tokenizer import train_tokenizer
-
-    out = tmp_path_factory.mktemp("student")
-    level = {"rows": ["#" * 16] + ["#" + "." * 14 + "#"] * 10 + ["#" * 16], "spawn": {"x": 1, "y": 1},
-             "exit": {"x": 5, "y": 5}, "enemies": [], "items": []}
-    tok = train_tokenizer([encode_example("level", SPECS[0] | {"enemies": 0, "items": 0}, level)])
-    build_model("micro", "micro-1m", vocab_size=tok.get_vocab_size(), seed=0).save_pretrained(
-        out, safe_serialization=True)
-    tok.save(str(out / "tokenizer.json"))
-    return out
+    return tiny_student_dir
 
 
 @pytest.fixture(scope="module")

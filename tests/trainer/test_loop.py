@@ -14,15 +14,7 @@ from trainer.errors import TrainerError
 from trainer.loop import TrainConfig, read_result, train
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: on a shared 2-core box two torch threads contend and run many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 ROOT = Path(__file__).resolve().parents[2]

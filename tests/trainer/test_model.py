@@ -8,15 +8,7 @@ from trainer.errors import BaseModelMissing, TrainerError
 from trainer.model import MICRO_PRESETS, build_model, count_parameters, micro_config, resolve_base
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: on a shared 2-core box two torch threads contend and run many times slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize(("preset", "lo", "hi"), [("micro-1m", 0.5e6, 1.5e6), ("micro-5m", 3e6, 7e6),
