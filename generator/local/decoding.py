@@ -56,7 +56,8 @@ from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PREFIX_LEN, row
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "fill_unreachable_pockets", "generate_valid_level", "sample", "sample_levels"]
+__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "fill_unreachable_pockets", "generate_valid_level",
+           "masked_completion", "sample", "sample_levels"]
 
 log = logging.getLogger(__name__)
 
@@ -439,6 +440,93 @@ class _CharTable:
         return out
 
 
+def masked_completion(
+    forward: Callable[[list[int]], Any],
+    prompt_ids: list[int],
+    *,
+    token_strings: list[str],
+    eos_id: int,
+    rng: np.random.Generator,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    grammar: LevelGrammar | None = None,
+    stop: str | None = None,
+    before_step: Callable[[int], None] | None = None,
+) -> SampleResult:
+    """The decoding loop shared by every runtime: ``forward(new_ids)`` returns the next token's logits.
+
+    ``forward`` is fed the tokens not yet seen (the prompt first, then one
+    sampled token or a run of forced ones) and keeps its own cache.  With a
+    ``grammar`` the logits of every token it forbids are masked and forced
+    runs are fed in one call.  Without one, sampling stops at EOS, at
+    ``stop`` (a string the text ends with) or at ``max_new_tokens``.
+    ``temperature <= 0`` means greedy.  ``before_step(tokens_so_far)`` is a
+    hook (the GGUF worker's crash injection).
+    """
+    table = _CharTable(token_strings, eos_id)
+    result = SampleResult(text="", token_ids=[])
+    pieces: list[str] = []
+    pending = list(prompt_ids)  # tokens to feed in the next forward call
+    while len(result.token_ids) < max_new_tokens:
+        if before_step is not None:
+            before_step(len(result.token_ids))
+        if grammar is not None:
+            run = grammar.forced_run()
+            if grammar.done or (run == "" and grammar.forced() == EOS):
+                result.stopped = "grammar"
+                break
+            if run:
+                missing = set(run) - table.char_to_id.keys()
+                if missing:
+                    raise ValueError(f"tokenizer has no single-character token for {sorted(missing)}")
+                ids = [table.char_to_id[c] for c in run]
+                for c in run:
+                    grammar.feed(c)
+                pieces.append(run)
+                result.token_ids += ids
+                result.forced_tokens += len(ids)
+                pending += ids
+                if grammar.done:
+                    result.stopped = "grammar"
+                    break
+                continue
+        logits = np.asarray(forward(pending), dtype=np.float64)
+        result.forward_passes += 1
+        pending = []
+        logz = float(np.logaddexp.reduce(logits))
+        if grammar is not None:
+            allowed = table.ids(grammar.allowed())
+            if not allowed:
+                raise ValueError("tokenizer has no token for any character the level grammar allows")
+            scores = np.full_like(logits, -np.inf)
+            scores[allowed] = logits[allowed]
+        else:
+            scores = logits
+        if temperature <= 0:
+            choice = int(np.argmax(scores))
+        else:
+            z = scores / temperature
+            p = np.exp(z - z.max())
+            choice = int(rng.choice(len(p), p=p / p.sum()))
+        result.free_logprobs.append(float(logits[choice]) - logz)
+        if choice == eos_id:
+            result.stopped = "eos"
+            break
+        text = table.id_to_str[choice]
+        if grammar is not None:
+            grammar.feed(text)
+        pieces.append(text)
+        result.token_ids.append(choice)
+        pending = [choice]
+        if stop is not None and "".join(pieces[-4:]).endswith(stop):
+            result.stopped = "stop"
+            break
+    else:
+        result.stopped = "length"
+    result.text = "".join(pieces)
+    return result
+
+
 def sample(
     model: Any,
     prompt_ids: list[int],
@@ -451,90 +539,25 @@ def sample(
     grammar: LevelGrammar | None = None,
     stop: str | None = None,
 ) -> SampleResult:
-    """Sample a completion of ``prompt_ids`` with a KV cache.
-
-    With a ``grammar`` the logits of every token it forbids are masked, and
-    runs of forced tokens are fed in one forward pass.  Without one, sampling
-    stops at EOS, at ``stop`` (a string the text ends with) or at
-    ``max_new_tokens``.  ``temperature <= 0`` means greedy.
-    """
+    """Sample a completion of ``prompt_ids`` from a torch causal LM with a KV cache (:func:`masked_completion`)."""
     import torch
 
-    table = _CharTable(token_strings, eos_id)
-    gen = torch.Generator().manual_seed(int(seed))
     device = next(iter(model.parameters()), torch.empty(0)).device
-    result = SampleResult(text="", token_ids=[])
-    pieces: list[str] = []
     past = None
-    pending = list(prompt_ids)  # tokens to feed in the next forward pass
-
     # transformers 5 renamed past_key_values to cache; support both spellings.
     cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
-    def forward(ids: list[int]) -> torch.Tensor:
+    def forward(ids: list[int]) -> np.ndarray:
         nonlocal past
         inp = torch.tensor([ids], dtype=torch.long, device=device)
         out = model(input_ids=inp, use_cache=True, logits_to_keep=1, **{cache_kw: past})
         past = getattr(out, cache_kw)
-        result.forward_passes += 1
-        return out.logits[0, -1].float()
+        return out.logits[0, -1].float().cpu().numpy()
 
     with torch.inference_mode():
-        while len(result.token_ids) < max_new_tokens:
-            if grammar is not None:
-                run = grammar.forced_run()
-                if grammar.done or (run == "" and grammar.forced() == EOS):
-                    result.stopped = "grammar"
-                    break
-                if run:
-                    missing = set(run) - table.char_to_id.keys()
-                    if missing:
-                        raise ValueError(f"tokenizer has no single-character token for {sorted(missing)}")
-                    ids = [table.char_to_id[c] for c in run]
-                    for c in run:
-                        grammar.feed(c)
-                    pieces.append(run)
-                    result.token_ids += ids
-                    result.forced_tokens += len(ids)
-                    pending += ids
-                    if grammar.done:
-                        result.stopped = "grammar"
-                        break
-                    continue
-            logits = forward(pending)
-            pending = []
-            logprobs = torch.log_softmax(logits, dim=-1)
-            if grammar is not None:
-                allowed = table.ids(grammar.allowed())
-                if not allowed:
-                    raise ValueError("tokenizer has no token for any character the level grammar allows")
-                mask = torch.full_like(logits, -math.inf)
-                mask[allowed] = 0.0
-                scores = logits + mask
-            else:
-                scores = logits
-            if temperature <= 0:
-                choice = int(torch.argmax(scores))
-            else:
-                probs = torch.softmax(scores / temperature, dim=-1)
-                choice = int(torch.multinomial(probs, 1, generator=gen))
-            result.free_logprobs.append(float(logprobs[choice]))
-            if choice == eos_id:
-                result.stopped = "eos"
-                break
-            text = table.id_to_str[choice]
-            if grammar is not None:
-                grammar.feed(text)
-            pieces.append(text)
-            result.token_ids.append(choice)
-            pending = [choice]
-            if stop is not None and "".join(pieces[-4:]).endswith(stop):
-                result.stopped = "stop"
-                break
-        else:
-            result.stopped = "length"
-    result.text = "".join(pieces)
-    return result
+        return masked_completion(forward, prompt_ids, token_strings=token_strings, eos_id=eos_id,
+                                 rng=np.random.default_rng(int(seed) % 2**64), max_new_tokens=max_new_tokens,
+                                 temperature=temperature, grammar=grammar, stop=stop)
 
 
 def sample_levels(

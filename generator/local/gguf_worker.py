@@ -325,7 +325,7 @@ class _Served:
 
     def sample(self, req: dict[str, Any]) -> dict[str, Any]:
         """One completion for ``req`` (site, args, seed, temperature, masked); raw text and log-probs."""
-        from generator.local.decoding import EOS, LevelGrammar
+        from generator.local.decoding import LevelGrammar, masked_completion
 
         site, args = req["site"], req["args"]
         level = is_level_site(site)
@@ -340,74 +340,30 @@ class _Served:
         budget = min(int(req.get("max_new_tokens") or budget), self.runtime.context_length - len(prompt))
         if budget <= 0:
             raise BackendError(f"prompt of {len(prompt)} tokens leaves no room in the worker's context")
-        rng = np.random.default_rng(int(req.get("seed", 0)) % 2**64)  # numpy wants a non-negative seed
-        temperature = float(req.get("temperature", 1.0))
         crash_after = req.get("crash_after_tokens")
-        pieces: list[str] = []
-        out_ids: list[int] = []
-        logps: list[float] = []
-        forced = 0
-        n_past = 0
-        pending = list(prompt)
-        stopped = "length"
-        while len(out_ids) < budget:
-            if crash_after is not None and len(out_ids) >= crash_after:
+
+        def before_step(tokens: int) -> None:
+            if crash_after is not None and tokens >= crash_after:
                 os._exit(70)  # test hook: die like a native crash, mid-generation
-            if grammar is not None:
-                run = grammar.forced_run()
-                if grammar.done or (run == "" and grammar.forced() == EOS):
-                    stopped = "grammar"
-                    break
-                if run:
-                    missing = set(run) - self.char_to_id.keys()
-                    if missing:
-                        raise BackendError(f"the vocabulary has no single-character token for {sorted(missing)}")
-                    ids = [self.char_to_id[c] for c in run]
-                    for c in run:
-                        grammar.feed(c)
-                    pieces.append(run)
-                    out_ids += ids
-                    forced += len(ids)
-                    pending += ids
-                    if grammar.done:
-                        stopped = "grammar"
-                        break
-                    continue
-            logits = self.runtime.forward(pending, n_past)
-            n_past += len(pending)
-            pending = []
-            logz = float(np.logaddexp.reduce(logits))
-            if grammar is not None:
-                allowed = [self.eos_id if ch == EOS else self.char_to_id[ch]
-                           for ch in grammar.allowed() if ch == EOS or ch in self.char_to_id]
-                if not allowed:
-                    raise BackendError("the vocabulary has no token for any character the level grammar allows")
-                scores = np.full_like(logits, -np.inf)
-                scores[allowed] = logits[allowed]
-            else:
-                scores = logits
-            if temperature <= 0:
-                choice = int(np.argmax(scores))
-            else:
-                z = scores / temperature
-                p = np.exp(z - z.max())
-                choice = int(rng.choice(len(p), p=p / p.sum()))
-            logps.append(float(logits[choice]) - logz)
-            if choice == self.eos_id:
-                stopped = "eos"
-                break
-            text = self.tokens[choice]
-            if grammar is not None:
-                grammar.feed(text)
-            pieces.append(text)
-            out_ids.append(choice)
-            pending = [choice]
-            if not level and "".join(pieces[-4:]).endswith("\n"):
-                stopped = "stop"
-                break
-        return {"text": "".join(pieces), "token_ids": out_ids, "tokens": len(out_ids),
-                "mean_logprob": float(np.mean(logps)) if logps else 0.0, "forced_tokens": forced,
-                "prompt_tokens": len(prompt), "stopped": stopped}
+
+        n_past = 0
+
+        def forward(ids: list[int]) -> np.ndarray:
+            nonlocal n_past
+            logits = self.runtime.forward(ids, n_past)
+            n_past += len(ids)
+            return logits
+
+        try:
+            out = masked_completion(forward, prompt, token_strings=self.tokens, eos_id=int(self.eos_id),
+                                    rng=np.random.default_rng(int(req.get("seed", 0)) % 2**64),
+                                    max_new_tokens=budget, temperature=float(req.get("temperature", 1.0)),
+                                    grammar=grammar, stop=None if level else "\n", before_step=before_step)
+        except ValueError as exc:  # the vocabulary lacks a character the grammar needs
+            raise BackendError(str(exc)) from None
+        return {"text": out.text, "token_ids": out.token_ids, "tokens": len(out.token_ids),
+                "mean_logprob": out.mean_logprob, "forced_tokens": out.forced_tokens,
+                "prompt_tokens": len(prompt), "stopped": out.stopped}
 
 
 def _worker_main(conn: Any, cfg: dict[str, Any]) -> None:
