@@ -271,6 +271,25 @@ def test_grammar_keeps_the_exit_away_from_the_spawn_when_there_is_room():
                 assert max(abs(g.spawn[0] - exit_at[0]), abs(g.spawn[1] - exit_at[1])) >= g.exit_distance
 
 
+def test_a_model_that_leaves_everything_to_the_end_still_gets_a_far_exit():
+    import random
+
+    # no enemies (their spawn clearance may force the spawn early): the must-place rules alone
+    # put the spawn while a far cell still comes and the exit on the last far cell
+    for seed in range(60):
+        rng = random.Random(seed)
+        g = LevelGrammar({"width": rng.randint(16, 24), "height": rng.randint(12, 16), "enemies": 0,
+                          "items": rng.randint(0, 4), "theme": "crypt"})
+        exit_at = None
+        while not g.done:
+            allowed = g.allowed()
+            ch = next((c for c in ".#" if c in allowed), sorted(allowed)[0])
+            if ch == ">":
+                exit_at = (g.pos - 7, g.y)
+            g.feed(ch)
+        assert max(abs(g.spawn[0] - exit_at[0]), abs(g.spawn[1] - exit_at[1])) >= g.exit_distance
+
+
 def test_spawn_clearance_and_density_match_the_validator():
     from generator.local.decoding import DENSITY_RANGE, SPAWN_CLEARANCE
     from generator.validation import DENSITY_RANGE as GATE_DENSITY
