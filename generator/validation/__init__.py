@@ -28,7 +28,7 @@ from typing import Any
 
 from engine.core.level import Level, LevelDoc, LevelSpec, Placed, rows_to_grid
 
-from generator.validation.bulk import screen
+from generator.validation.bulk import FAIL, PASS, UNKNOWN, screen
 
 from generator.validation.gates import (
     DENSITY_RANGE,
@@ -112,19 +112,59 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
         spec_list = list(specs)
         if len(spec_list) != len(items):
             raise ValueError(f"validate_batch: {len(items)} levels but {len(spec_list)} specs; give one per level")
+    n = len(items)
     try:
-        passed, levels, wires, read = screen(items, spec_list, limits, BATCH_CHUNK)
+        verdicts, levels, wires = screen(items, spec_list, limits, BATCH_CHUNK)
     except Exception:  # noqa: BLE001 - the screen is only a shortcut; the full path decides
         log.exception("batch screen failed; validating every level fully")
-        passed, levels, wires, read = [False] * len(items), [None] * len(items), [None] * len(items), {}
+        verdicts, levels, wires = [UNKNOWN] * n, [None] * n, [None] * n
+    out: list[ValidationReport] = [None] * n  # type: ignore[list-item]
+    unknown: list[int] = []
+    failed: list[int] = []
+    for k, v in enumerate(verdicts):
+        if v == PASS:
+            lvl = levels[k]
+            out[k] = (ValidationReport((), level=lvl) if lvl is not None
+                      else ValidationReport((), build=partial(_level_of, wires[k])))
+        elif v == FAIL:
+            failed.append(k)
+        else:
+            unknown.append(k)
+    if unknown:
+        for k, r in zip(unknown, _judge([items[k] for k in unknown], [spec_list[k] for k in unknown], limits)):
+            out[k] = r
+    # Levels the screen found failing get their verdict now and their failure text on first use,
+    # written for a chunk of them at a time (the same full route as above).
+    for s in range(0, len(failed), BATCH_CHUNK):
+        chunk = failed[s:s + BATCH_CHUNK]
+        later = _Deferred([items[k] for k in chunk], [spec_list[k] for k in chunk], limits)
+        for j, k in enumerate(chunk):
+            out[k] = ValidationReport((), level=levels[k], fill=partial(later.report, j), valid=False)
+    return out
+
+
+class _Deferred:
+    """Failure text for some levels the batch screen found failing, written on first use for all of them."""
+
+    __slots__ = ("items", "specs", "limits", "reports")
+
+    def __init__(self, items: list[Any], specs: list[LevelSpec | None], limits: ValidationLimits) -> None:
+        self.items, self.specs, self.limits = items, specs, limits
+        self.reports: list[ValidationReport] | None = None
+
+    def report(self, j: int) -> ValidationReport:
+        if self.reports is None:
+            self.reports = _judge(self.items, self.specs, self.limits)
+            self.items = self.specs = []  # type: ignore[assignment]
+        return self.reports[j]
+
+
+def _judge(items: list[Any], spec_list: list[LevelSpec | None], limits: ValidationLimits) -> list[ValidationReport]:
+    """The full route for many levels: read each, then the gates over stacks of one shape."""
     cands: list[Candidate | None] = []
-    done: dict[int, ValidationReport] = {}
-    for k, (item, spec) in enumerate(zip(items, spec_list)):
-        if passed[k]:
-            cands.append(None)
-            continue
+    for item, spec in zip(items, spec_list):
         try:
-            c = read.get(k) or read_any(item, limits)
+            c = read_any(item, limits)
             if spec is not None:
                 spec_checks(c, spec)
             cands.append(c)
@@ -147,12 +187,7 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
                     cands[k] = None
     out: list[ValidationReport] = []
     for k, c in enumerate(cands):
-        if k in done:
-            out.append(done[k])
-        elif passed[k]:
-            lvl, wire = levels[k], wires[k]
-            out.append(ValidationReport((), level=lvl, build=None if lvl is not None else partial(_level_of, wire)))
-        elif c is None:
+        if c is None:
             out.append(validate_level(items[k], spec_list[k], limits=limits))
         else:
             gate_sorted([c])

@@ -24,8 +24,8 @@ from engine.core.content import ALL_THEMES, CHAR_LOOKUP, ENEMY_KINDS, ITEM_KINDS
 from engine.core.level import Level, LevelSpec
 
 from generator.validation import components
-from generator.validation.gates import DENSITY_RANGE, SPAWN_SAFE_RADIUS, _border, enemy_tolerance
-from generator.validation.parse import _WIRE, N_TILES, Candidate, _Wire, _no_duplicate_keys, level_candidate
+from generator.validation.gates import DENSITY_RANGE, SPAWN_SAFE_RADIUS
+from generator.validation.parse import _WIRE, N_TILES, _Wire, _no_duplicate_keys
 from generator.validation.report import ValidationLimits
 
 _X, _Y, _K = operator.attrgetter("x"), operator.attrgetter("y"), operator.attrgetter("kind")
@@ -36,6 +36,9 @@ _INT = frozenset((int,))
 _BIG = 2**31 - 1
 _WALL = int(Tile.WALL)
 _U8 = np.dtype(np.uint8)
+_DTYPE = operator.attrgetter("dtype")
+_MAX = np.maximum.reduce
+_SUM = np.add.reduce
 
 
 class _Cols:
@@ -61,20 +64,24 @@ class _Cols:
         return out
 
 
-def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLimits,
-           chunk: int) -> tuple[list[bool], list[Level | None], list[_Wire | None], dict[int, Candidate]]:
-    """Per item: True when it surely passes every gate (plus the Level when one is at hand).
+#: Screen verdicts: surely valid, surely invalid (the full validator will find failures), not screened.
+PASS, FAIL, UNKNOWN = 1, 0, -1
 
-    False means "not screened": the caller runs the full validator on it.
-    For a :class:`Level` that is well-formed but fails a gate, the
-    candidate the full reader would make comes back too (built from the
-    columns already read), so the caller need not read it again.
+
+def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLimits,
+           chunk: int) -> tuple[list[int], list[Level | None], list[_Wire | None]]:
+    """Per item: :data:`PASS`, :data:`FAIL` or :data:`UNKNOWN` (plus the Level or wire read, when there is one).
+
+    PASS and FAIL are exact: every test here is one of the gates' own
+    conditions, run only on well-formed levels (plain ints, known kinds and
+    themes, a uint8 grid), so a FAIL level is one the full validator finds
+    failures in.  UNKNOWN ("not screened": odd types, limits, a text that is
+    not clean Level JSON) sends the item to the full validator.
     """
     n = len(items)
-    ok = [False] * n
+    ok = [UNKNOWN] * n
     levels: list[Level | None] = [None] * n
     wires: list[_Wire | None] = [None] * n
-    read: dict[int, Candidate] = {}
     level_keys: dict[tuple[int, int], list[int]] = {}
     text_groups: dict[tuple[int, int], list[_Wire]] = {}
     text_keys: dict[tuple[int, int], list[int]] = {}
@@ -125,11 +132,13 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     for shape, cols in groups.items():
         for s in range(0, len(cols.keys), chunk):
             part = cols.part(s, s + chunk) if s or len(cols.keys) > chunk else cols
-            passed = _screen_stack(part, shape, [specs[k] for k in part.keys], limits, read)
-            for k, p, lv in zip(part.keys, passed.tolist(), part.levels):
+            verdicts = _screen_stack(part, shape, [specs[k] for k in part.keys], limits)
+            if verdicts is None:
+                continue
+            for k, p, lv in zip(part.keys, verdicts.tolist(), part.levels):
                 ok[k] = p
                 levels[k] = lv
-    return ok, levels, wires, read
+    return ok, levels, wires
 
 
 def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any], ne: NDArray[np.int64]
@@ -151,7 +160,8 @@ def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any],
 
 
 def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | None],
-                  limits: ValidationLimits, read: dict[int, Candidate]) -> NDArray[np.bool_]:
+                  limits: ValidationLimits) -> NDArray[np.int8] | None:
+    """PASS or FAIL per level of one same-shaped stack; None when any level needs the full reader."""
     n = len(cols.keys)
     h, w = shape
     fail = np.zeros(n, dtype=bool)
@@ -159,15 +169,15 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     themes = cols.themes
     names = cols.names
     if not set(map(type, themes)) <= {str} or not set(themes) <= _THEMES or not set(map(type, names)) <= {str}:
-        return fail  # all False: let the full validator sort it out
+        return None  # not screened: let the full validator sort it out
     if max(map(len, names), default=0) > limits.max_name_length:
-        return fail
+        return None
     ens = cols.enemies
     its = cols.items
     ne = np.fromiter(map(len, ens), dtype=np.int64, count=n)
     ni = np.fromiter(map(len, its), dtype=np.int64, count=n)
     if n and max(int(ne.max()), int(ni.max())) > limits.max_entities:
-        return fail
+        return None
     chain = itertools.chain.from_iterable
     all_e = list(chain(ens))
     all_i = list(chain(its))
@@ -176,37 +186,44 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         ix, iy, ik = list(map(_X, all_i)), list(map(_Y, all_i)), list(map(_K, all_i))
         pts = list(chain(cols.spawns)) + list(chain(cols.exits))
     except (AttributeError, TypeError):
-        return fail
+        return None
     types = set(map(type, ex)) | set(map(type, ey)) | set(map(type, ix)) | set(map(type, iy)) | set(map(type, pts))
     if not types <= _INT:  # exactly int: bools, floats and the like go to the full validator
-        return fail
+        return None
     if len(pts) != 4 * n:
-        return fail
+        return None
     try:
         vals = np.array(ex + ey + ix + iy + pts, dtype=np.int64)
     except OverflowError:
-        return fail
+        return None
     if vals.size and (vals.min() < 0 or vals.max() >= _BIG):
-        return fail
+        return None
     n_e, n_i = len(ex), len(ix)
     a_ex, a_ey = vals[:n_e], vals[n_e:2 * n_e]
     a_ix, a_iy = vals[2 * n_e:2 * n_e + n_i], vals[2 * n_e + n_i:2 * (n_e + n_i)]
     p = vals[2 * (n_e + n_i):]
     if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET or len(pts) != 4 * n:
-        return fail
+        return None
     # ---- spec checks
     spec_bad = _spec_fail(specs, w, h, themes, ne)
     if spec_bad is not None:
         fail |= spec_bad
     # ---- tiles
-    g = np.concatenate(cols.grids).reshape(n, h, w)
-    fail |= g.max(axis=(1, 2)) >= N_TILES
-    board = components.mosaic(n, h, w)
+    grids = cols.grids
+    if set(map(_DTYPE, grids)) != {_U8}:
+        return None
+    g = np.concatenate(grids, out=components.scratch("grids", n * h, (w,), np.uint8)).reshape(n, h, w)
+    fail |= _MAX(g.reshape(n, h * w), axis=1) >= N_TILES
+    board = components.scratch("board", n, (h + 1, w), np.uint8)  # separator rows stay 0: only [:, :h] is written
     walk = board[:, :h].view(bool)
     np.not_equal(g, _WALL, out=walk)  # the walkable mask goes straight into the labelling board
-    _, bxs, bys = _border(h, w)
-    fail |= walk[:, bys, bxs].any(axis=1)
-    density = (h * w - np.count_nonzero(walk, axis=(1, 2))) / (h * w)
+    # the border is closed when its rows and columns hold no walkable tile
+    fail |= _MAX(walk[:, 0], axis=1) | _MAX(walk[:, h - 1], axis=1) | _MAX(walk[:, :, 0], axis=1)
+    fail |= _MAX(walk[:, :, w - 1], axis=1)
+    hw1 = (h + 1) * w  # one level's stride in the board (its separator row is all zero)
+    n_wall = h * w - _SUM(board.reshape(n, hw1), axis=1, dtype=np.int32)
+    # density outside DENSITY_RANGE, in whole tiles (the same float test the gate makes)
+    density = n_wall / (h * w)
     fail |= (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
     # ---- things: spawn, exit, enemies, items of every level in one table
     sx, sy = p[0:2 * n:2], p[1:2 * n:2]
@@ -218,37 +235,25 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     ty = np.concatenate((sy, xy, a_ey, a_iy))
     tl = np.concatenate((ar, ar, lvl_e, lvl_i))
     oob = (tx >= w) | (ty >= h)
-    fail[tl[oob]] = True
-    txc, tyc = np.minimum(tx, w - 1), np.minimum(ty, h - 1)
-    key = tl * (h * w) + tyc * w + txc
-    fail[tl[~walk[tl, tyc, txc]]] = True
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    dup = np.flatnonzero(sk[1:] == sk[:-1]) + 1
-    fail[tl[order[dup]]] = True
-    if len(ex):
-        e_x = tx[2 * n:2 * n + len(ex)]
-        e_y = ty[2 * n:2 * n + len(ex)]
-        near = np.maximum(np.abs(e_x - sx[lvl_e]), np.abs(e_y - sy[lvl_e])) <= SPAWN_SAFE_RADIUS
+    if oob.any():
+        fail[tl[oob]] = True
+        np.minimum(tx, w - 1, out=tx)
+        np.minimum(ty, h - 1, out=ty)
+    key = tl * hw1 + ty * w + tx
+    fail[tl[board.reshape(-1)[key] == 0]] = True
+    sk = np.sort(key)
+    if (sk[1:] == sk[:-1]).any():  # two things on one tile (keys are unique per level and tile)
+        dup = np.flatnonzero(sk[1:] == sk[:-1])
+        fail[sk[dup] // hw1] = True
+    if n_e:
+        near = np.maximum(np.abs(a_ex - sx[lvl_e]), np.abs(a_ey - sy[lvl_e])) <= SPAWN_SAFE_RADIUS
         fail[lvl_e[near]] = True
     # ---- one walkable region: the costly test, so only for levels that passed everything else
     left = np.flatnonzero(~fail)
+    labels = components.scratch("labels", left.size, (h + 1, w), np.int32)
     if left.size == n:
-        fail |= components.label_mosaic(board)[1] != 1
+        fail |= components.label_mosaic(board, labels)[1] != 1
     elif left.size:
-        fail[left] = components.label_mosaic(board[left])[1] != 1
-    # ---- the failing Level objects, read already: hand their candidates on
-    bad = np.flatnonzero(fail).tolist()
-    if bad:
-        e_at = np.concatenate(([0], np.cumsum(ne))).tolist()
-        i_at = np.concatenate(([0], np.cumsum(ni))).tolist()
-        for j in bad:
-            lv = cols.levels[j]
-            if lv is None or cols.grids[j].dtype != _U8:
-                continue
-            e0, e1, i0, i1 = e_at[j], e_at[j + 1], i_at[j], i_at[j + 1]
-            read[cols.keys[j]] = level_candidate(
-                lv, cols.grids[j], themes[j], e1 - e0, i1 - i0,
-                [pts[2 * j], pts[2 * (n + j)], *ex[e0:e1], *ix[i0:i1]],
-                [pts[2 * j + 1], pts[2 * (n + j) + 1], *ey[e0:e1], *iy[i0:i1]], ek[e0:e1], ik[i0:i1])
-    return ~fail
+        sub = np.take(board, left, axis=0, out=components.scratch("sub", left.size, (h + 1, w), np.uint8))
+        fail[left] = components.label_mosaic(sub, labels)[1] != 1
+    return (~fail).astype(np.int8)

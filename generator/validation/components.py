@@ -20,6 +20,7 @@ OpenCV's default pool, on a shared 2-core machine).
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Final
 
 import numpy as np
@@ -53,25 +54,32 @@ def _opencv() -> Any:
     return _cv2
 
 
-def _label_cv2(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
-    n, labels = _cv2.connectedComponentsWithAlgorithm(walk, 4, _cv2.CV_32S, _cv2.CCL_SAUF)
+def _label_cv2(walk: NDArray[np.uint8], out: NDArray[np.int32] | None = None) -> tuple[NDArray[np.int32], int]:
+    if out is None:
+        n, labels = _cv2.connectedComponentsWithAlgorithm(walk, 4, _cv2.CV_32S, _cv2.CCL_SAUF)
+    else:
+        n, labels = _cv2.connectedComponentsWithAlgorithm(walk, 4, _cv2.CV_32S, _cv2.CCL_SAUF, out)
     return labels, n - 1  # OpenCV counts the background as label 0
 
 
-def _label_scipy(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
-    labels, n = ndimage.label(walk, structure=_CROSS)
-    return labels, int(n)
+def _label_scipy(walk: NDArray[np.uint8], out: NDArray[np.int32] | None = None) -> tuple[NDArray[np.int32], int]:
+    if out is None:
+        labels, n = ndimage.label(walk, structure=_CROSS)
+        return labels, int(n)
+    n = ndimage.label(walk, structure=_CROSS, output=out)
+    return out, int(n)
 
 
-def _label_first(walk: NDArray[np.uint8]) -> tuple[NDArray[np.int32], int]:
+def _label_first(walk: NDArray[np.uint8], out: NDArray[np.int32] | None = None) -> tuple[NDArray[np.int32], int]:
     backend()
-    return label4(walk)
+    return label4(walk, out)
 
 
 _LABELLERS: Final = {"opencv": _label_cv2, "scipy": _label_scipy}
 _BACKEND = ""
 
-#: label4(walk) -> (labels, regions): ``walk`` is a 2-D C-contiguous uint8 0/1 mask.
+#: label4(walk, out=None) -> (labels, regions): ``walk`` is a 2-D C-contiguous uint8 0/1 mask;
+#: ``out``, when given, is a C-contiguous int32 array of walk's shape that receives the labels.
 label4 = _label_first
 
 
@@ -117,15 +125,40 @@ def label_stack(walk: NDArray[np.bool_]) -> tuple[NDArray[np.int32], NDArray[np.
     return label_mosaic(board)
 
 
+_scratch = threading.local()
+
+
+def scratch(name: str, n: int, shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
+    """A reusable ``(n, *shape)`` zero-initialised array for this thread (contents persist between calls).
+
+    Stacked checks allocate a few megabytes per chunk; fresh buffers of that
+    size come from ``mmap`` and cost a page fault per 4 KiB on every call
+    (about as much as the labelling itself), so each thread keeps its own.
+    Rows are never cleared: callers overwrite what they read.
+    """
+    key = (name, shape, np.dtype(dtype))
+    buf = getattr(_scratch, "bufs", None)
+    if buf is None:
+        buf = _scratch.bufs = {}
+    arr = buf.get(name)
+    if arr is None or arr.shape[1:] != shape or arr.dtype != key[2] or arr.shape[0] < n:
+        arr = buf[name] = np.zeros((max(n, 1), *shape), dtype=dtype)
+    return arr[:n]
+
+
 def mosaic(n: int, h: int, w: int) -> NDArray[np.uint8]:
     """An all-zero ``(n, h + 1, w)`` board: level ``k``'s mask goes in ``[k, :h]``, row ``h`` stays 0."""
     return np.zeros((n, h + 1, w), dtype=np.uint8)
 
 
-def label_mosaic(board: NDArray[np.uint8]) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
-    """Label a filled :func:`mosaic`: the ``(n, h, w)`` labels (a view) and each level's region count."""
+def label_mosaic(board: NDArray[np.uint8], out: NDArray[np.int32] | None = None
+                 ) -> tuple[NDArray[np.int32], NDArray[np.intp]]:
+    """Label a filled :func:`mosaic`: the ``(n, h, w)`` labels (a view) and each level's region count.
+
+    ``out`` (optional, C-contiguous int32, ``board.size`` elements or more) receives the labels.
+    """
     n, h1, w = board.shape
-    flat, _ = label4(board.reshape(n * h1, w))
+    flat, _ = label4(board.reshape(n * h1, w), None if out is None else out.reshape(-1)[:n * h1 * w].reshape(n * h1, w))
     labels = flat.reshape(n, h1, w)[:, :h1 - 1]
     top = np.maximum.accumulate(labels.max(axis=(1, 2))) if n else np.zeros(0, dtype=np.int32)
     return labels, np.diff(top, prepend=0)

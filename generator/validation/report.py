@@ -103,16 +103,35 @@ class ValidationReport:
     input could be turned into one (even if it is invalid), else ``None``.
     """
 
-    __slots__ = ("valid", "failures", "_level", "_build")
+    __slots__ = ("valid", "_failures", "_level", "_build", "_fill")
 
-    def __init__(self, failures: tuple[Failure, ...], level: Level | None = None, build: Any = None) -> None:
-        self.valid: bool = not failures
-        self.failures: tuple[Failure, ...] = failures
+    def __init__(self, failures: tuple[Failure, ...], level: Level | None = None, build: Any = None,
+                 *, fill: Any = None, valid: bool | None = None) -> None:
+        self.valid: bool = not failures if valid is None else valid
+        self._failures = failures
         self._level = level
         self._build = build  # a zero-argument callable making the Level on first use
+        # A zero-argument callable returning the full report, for a batch verdict whose failure
+        # text is written on first use (see validate_batch); None once the report is complete.
+        self._fill = fill
+
+    def _complete(self) -> None:
+        fill, self._fill = self._fill, None
+        full = fill()
+        self._failures, self._level, self._build = full._failures, full._level, full._build
+        if full.valid != self.valid:  # the batch screen and the full gates disagree: trust the gates
+            self.valid = full.valid
+
+    @property
+    def failures(self) -> tuple[Failure, ...]:
+        if self._fill is not None:
+            self._complete()
+        return self._failures
 
     @property
     def level(self) -> Level | None:
+        if self._fill is not None:
+            self._complete()
         if self._level is None and self._build is not None:
             build, self._build = self._build, None
             self._level = build()

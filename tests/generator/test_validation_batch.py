@@ -137,3 +137,26 @@ def test_one_spec_for_all_and_chunks(backend, monkeypatch):
     levels, _ = make_levels(40, 20, 14, seed=2)
     spec = LevelSpec(width=20, height=14, difficulty=3, enemies=6, items=3, theme="crypt")
     assert [_full(r) for r in validate_batch(levels, spec)] == [_full(validate_level(lv, spec)) for lv in levels]
+
+
+def test_failure_text_written_on_first_use_matches_single(backend):
+    """Failing batch verdicts are known at once; their failures (and level) appear on first use, same as single."""
+    items, specs = _every_gate_set()
+    singles = [validate_level(x, sp) for x, sp in zip(items, specs)]
+    batch = validate_batch(items, specs)
+    assert [r.valid for r in batch] == [r.valid for r in singles]
+    # the level first this time (it completes the report too), then the failures
+    assert [r.level for r in batch] == [r.level for r in singles]
+    assert [_full(r) for r in batch] == [_full(r) for r in singles]
+    again = validate_batch(items, specs)
+    assert [r.feedback() for r in reversed(again)] == [r.feedback() for r in reversed(singles)]
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in singles]
+
+
+def test_scratch_buffers_do_not_leak_between_stacks(backend):
+    """Reused stack buffers: a big stack then a smaller one of another shape, then the first shape again."""
+    big, big_specs = make_levels(60, 30, 20, seed=4)
+    small, small_specs = make_levels(9, 20, 14, seed=5)
+    for levels, sps in ((big, big_specs), (small, small_specs), (big[:17], big_specs[:17]), (big, big_specs)):
+        assert [_full(r) for r in validate_batch(levels, sps)] == [_full(validate_level(lv, sp))
+                                                                   for lv, sp in zip(levels, sps)]
