@@ -7,7 +7,9 @@ run, one thread:
 
 - ``levels_per_s``: :func:`validate_level` on :class:`Level` objects, one call each;
 - ``json_levels_per_s``: the same on Level JSON text (decode included);
-- ``batch_levels_per_s`` / ``batch_json_levels_per_s``: :func:`validate_batch`;
+- ``batch_levels_per_s`` / ``batch_json_levels_per_s``: :func:`validate_batch` (every verdict; the
+  failure text of failing levels is written on first use), and
+  ``batch_with_failure_text_levels_per_s``: the same, then reading every report's failures;
 - ``python_baseline_levels_per_s``: :mod:`benchmarks.baseline_validator`
   (pure-Python BFS, same gates) on the first tenth of the same Level
   objects; ``speedup`` and ``batch_speedup`` divide the single-level and
@@ -129,6 +131,9 @@ def run(seed: int, n: int, sizes: list[tuple[int, int]], repeat: int, gen_n: int
             "json_levels_per_s": (lambda: [validate_level(t, sp) for t, sp in zip(texts, specs)], n),
             "batch_levels_per_s": (lambda: validate_batch(levels, specs), n),
             "batch_json_levels_per_s": (lambda: validate_batch(texts, specs), n),
+            # failing batch reports write their failure text on first use: this rate reads all of it
+            "batch_with_failure_text_levels_per_s": (
+                lambda: [r.failures for r in validate_batch(levels, specs)], n),
             "batch_all_valid_levels_per_s": (lambda: validate_batch(valid_levels), len(valid_levels)),
             # the single-level API and the batch API on exactly the baseline's levels, for the ratios
             "baseline_slice_levels_per_s": (lambda: [validate_level(lv, sp) for lv, sp in zip(b_levels, b_specs)],

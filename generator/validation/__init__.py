@@ -118,14 +118,15 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
     except Exception:  # noqa: BLE001 - the screen is only a shortcut; the full path decides
         log.exception("batch screen failed; validating every level fully")
         verdicts, levels, wires = [UNKNOWN] * n, [None] * n, [None] * n
-    out: list[ValidationReport] = [None] * n  # type: ignore[list-item]
+    # the usual case first, in one pass: a Level that passed gets its report straight away
+    out: list[ValidationReport] = [_Report((), lv) if v == PASS and lv is not None else None  # type: ignore[misc]
+                                   for v, lv in zip(verdicts, levels)]
     unknown: list[int] = []
     failed: list[int] = []
-    for k, v in enumerate(verdicts):
+    for k in [k for k, r in enumerate(out) if r is None]:
+        v = verdicts[k]
         if v == PASS:
-            lvl = levels[k]
-            out[k] = (ValidationReport((), level=lvl) if lvl is not None
-                      else ValidationReport((), build=partial(_level_of, wires[k])))
+            out[k] = ValidationReport((), build=partial(_level_of, wires[k]))
         elif v == FAIL:
             failed.append(k)
         else:
@@ -141,6 +142,9 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
         for j, k in enumerate(chunk):
             out[k] = ValidationReport((), level=levels[k], fill=partial(later.report, j), valid=False)
     return out
+
+
+_Report = ValidationReport
 
 
 class _Deferred:

@@ -37,6 +37,7 @@ _BIG = 2**31 - 1
 _WALL = int(Tile.WALL)
 _U8 = np.dtype(np.uint8)
 _DTYPE = operator.attrgetter("dtype")
+_SHAPE = operator.attrgetter("shape")
 _MAX = np.maximum.reduce
 _SUM = np.add.reduce
 
@@ -85,7 +86,16 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     level_keys: dict[tuple[int, int], list[int]] = {}
     text_groups: dict[tuple[int, int], list[_Wire]] = {}
     text_keys: dict[tuple[int, int], list[int]] = {}
-    for k, item in enumerate(items):
+    grids0 = _all_level_grids(items)
+    shapes0 = set(map(_SHAPE, grids0)) if grids0 is not None else set()
+    if len(shapes0) == 1:  # the usual batch: Level objects of one size
+        shape0 = next(iter(shapes0))
+        if len(shape0) == 2 and 0 < shape0[0] <= limits.max_height and 0 < shape0[1] <= limits.max_width:
+            level_keys[shape0] = list(range(n))
+        todo: Any = ()
+    else:
+        todo = enumerate(items)
+    for k, item in todo:
         if type(item) is Level:
             shape = item.grid.shape
             if 0 < shape[0] <= limits.max_height and 0 < shape[1] <= limits.max_width:
@@ -109,7 +119,7 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     groups: dict[tuple[int, int], _Cols] = {}
     for shape, ks in level_keys.items():
         cols = groups[shape] = _Cols()
-        lvs = [items[k] for k in ks]
+        lvs = items if len(ks) == n else [items[k] for k in ks]
         cols.keys, cols.levels = ks, lvs
         cols.grids = [lv.grid for lv in lvs]
         cols.spawns, cols.exits = [lv.spawn for lv in lvs], [lv.exit for lv in lvs]
@@ -135,10 +145,22 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
             verdicts = _screen_stack(part, shape, [specs[k] for k in part.keys], limits)
             if verdicts is None:
                 continue
-            for k, p, lv in zip(part.keys, verdicts.tolist(), part.levels):
+            keys = part.keys
+            if keys[-1] - keys[0] == len(keys) - 1:  # a run of items (keys are increasing)
+                ok[keys[0]:keys[-1] + 1] = verdicts.tolist()
+                levels[keys[0]:keys[-1] + 1] = part.levels
+                continue
+            for k, p, lv in zip(keys, verdicts.tolist(), part.levels):
                 ok[k] = p
                 levels[k] = lv
     return ok, levels, wires
+
+
+def _all_level_grids(items: list[Any]) -> list[Any] | None:
+    """Every item's grid when every item is a :class:`Level` (None otherwise)."""
+    if not items or set(map(type, items)) != {Level}:
+        return None
+    return [lv.grid for lv in items]
 
 
 def _spec_fail(specs: list[LevelSpec | None], w: int, h: int, themes: list[Any], ne: NDArray[np.int64]
@@ -193,8 +215,8 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     if len(pts) != 4 * n:
         return None
     try:
-        vals = np.array(ex + ey + ix + iy + pts, dtype=np.int64)
-    except OverflowError:
+        vals = np.fromiter(chain((ex, ey, ix, iy, pts)), dtype=np.int64, count=2 * (len(ex) + len(ix)) + len(pts))
+    except (OverflowError, ValueError, TypeError):
         return None
     if vals.size and (vals.min() < 0 or vals.max() >= _BIG):
         return None
@@ -241,10 +263,12 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         np.minimum(ty, h - 1, out=ty)
     key = tl * hw1 + ty * w + tx
     fail[tl[board.reshape(-1)[key] == 0]] = True
-    sk = np.sort(key)
-    if (sk[1:] == sk[:-1]).any():  # two things on one tile (keys are unique per level and tile)
-        dup = np.flatnonzero(sk[1:] == sk[:-1])
-        fail[sk[dup] // hw1] = True
+    # two things on one tile: write each thing's number at its tile, in a buffer the labels
+    # overwrite later; a thing that does not read its own number back shares its tile
+    marks = components.scratch("labels", n, (h + 1, w), np.int32).reshape(-1)
+    ids = np.arange(key.size, dtype=np.int32)
+    marks[key] = ids
+    fail[tl[marks[key] != ids]] = True
     if n_e:
         near = np.maximum(np.abs(a_ex - sx[lvl_e]), np.abs(a_ey - sy[lvl_e])) <= SPAWN_SAFE_RADIUS
         fail[lvl_e[near]] = True
