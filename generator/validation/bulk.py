@@ -156,6 +156,21 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     return ok, levels, wires
 
 
+def _walkable_counts(rows: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """Ones per row of a 0/1 ``(n, m)`` uint8 array.
+
+    When ``m`` is a multiple of 8 of at most 8 * 255, the row is summed as
+    uint64 words: each of a word's 8 byte lanes then holds at most 255, so no
+    lane carries into the next, and the 8 lanes add up to the count (about 5x
+    faster than a widening sum).
+    """
+    n, m = rows.shape
+    if m % 8 or m > 8 * 255:
+        return _SUM(rows, axis=1, dtype=np.int64)
+    lanes = _SUM(rows.view(np.uint64), axis=1)
+    return _SUM(lanes.view(np.uint8).reshape(n, 8), axis=1, dtype=np.int64)
+
+
 def _all_level_grids(items: list[Any]) -> list[Any] | None:
     """Every item's grid when every item is a :class:`Level` (None otherwise)."""
     if not items or set(map(type, items)) != {Level}:
@@ -243,7 +258,7 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     fail |= _MAX(walk[:, 0], axis=1) | _MAX(walk[:, h - 1], axis=1) | _MAX(walk[:, :, 0], axis=1)
     fail |= _MAX(walk[:, :, w - 1], axis=1)
     hw1 = (h + 1) * w  # one level's stride in the board (its separator row is all zero)
-    n_wall = h * w - _SUM(board.reshape(n, hw1), axis=1, dtype=np.int32)
+    n_wall = h * w - _walkable_counts(board.reshape(n, hw1))
     # density outside DENSITY_RANGE, in whole tiles (the same float test the gate makes)
     density = n_wall / (h * w)
     fail |= (density < DENSITY_RANGE[0]) | (density > DENSITY_RANGE[1])
@@ -276,8 +291,8 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     left = np.flatnonzero(~fail)
     labels = components.scratch("labels", left.size, (h + 1, w), np.int32)
     if left.size == n:
-        fail |= components.label_mosaic(board, labels)[1] != 1
+        fail |= components.region_counts(board, labels) != 1
     elif left.size:
         sub = np.take(board, left, axis=0, out=components.scratch("sub", left.size, (h + 1, w), np.uint8))
-        fail[left] = components.label_mosaic(sub, labels)[1] != 1
+        fail[left] = components.region_counts(sub, labels) != 1
     return (~fail).astype(np.int8)

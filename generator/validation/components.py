@@ -136,13 +136,13 @@ def scratch(name: str, n: int, shape: tuple[int, ...], dtype: Any) -> NDArray[An
     (about as much as the labelling itself), so each thread keeps its own.
     Rows are never cleared: callers overwrite what they read.
     """
-    key = (name, shape, np.dtype(dtype))
-    buf = getattr(_scratch, "bufs", None)
-    if buf is None:
-        buf = _scratch.bufs = {}
-    arr = buf.get(name)
-    if arr is None or arr.shape[1:] != shape or arr.dtype != key[2] or arr.shape[0] < n:
-        arr = buf[name] = np.zeros((max(n, 1), *shape), dtype=dtype)
+    dt = np.dtype(dtype)
+    bufs = getattr(_scratch, "bufs", None)
+    if bufs is None:
+        bufs = _scratch.bufs = {}
+    arr = bufs.get(name)
+    if arr is None or arr.shape[1:] != shape or arr.dtype != dt or arr.shape[0] < n:
+        arr = bufs[name] = np.zeros((max(n, 1), *shape), dtype=dt)
     return arr[:n]
 
 
@@ -162,3 +162,14 @@ def label_mosaic(board: NDArray[np.uint8], out: NDArray[np.int32] | None = None
     labels = flat.reshape(n, h1, w)[:, :h1 - 1]
     top = np.maximum.accumulate(labels.max(axis=(1, 2))) if n else np.zeros(0, dtype=np.int32)
     return labels, np.diff(top, prepend=0)
+
+
+
+def region_counts(board: NDArray[np.uint8], out: NDArray[np.int32]) -> NDArray[np.intp]:
+    """Each level's region count in a filled :func:`mosaic`; the labels go to ``out`` (int32, board's shape)."""
+    n, h1, w = board.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.intp)
+    flat, _ = label4(board.reshape(n * h1, w), out.reshape(n * h1, w))
+    top = np.maximum.accumulate(np.maximum.reduce(flat.reshape(n, h1 * w), axis=1))
+    return np.diff(top, prepend=0)

@@ -160,3 +160,19 @@ def test_scratch_buffers_do_not_leak_between_stacks(backend):
     for levels, sps in ((big, big_specs), (small, small_specs), (big[:17], big_specs[:17]), (big, big_specs)):
         assert [_full(r) for r in validate_batch(levels, sps)] == [_full(validate_level(lv, sp))
                                                                    for lv, sp in zip(levels, sps)]
+
+
+def test_region_counts_and_walkable_counts(backend):
+    from generator.validation.bulk import _walkable_counts
+
+    rng = np.random.default_rng(9)
+    for n, h, w in ((5, 9, 13), (40, 32, 48), (3, 70, 40), (1, 1, 8)):
+        stack = rng.random((n, h, w)) < 0.6
+        board = components.mosaic(n, h, w)
+        board[:, :h] = stack
+        _, want = components.label_mosaic(board)
+        out = np.zeros(board.shape, dtype=np.int32)
+        np.testing.assert_array_equal(components.region_counts(board, out), want)
+        np.testing.assert_array_equal(_walkable_counts(board.reshape(n, -1)), stack.reshape(n, -1).sum(axis=1))
+        board[:] = 1  # all ones: the word sums must not carry between byte lanes
+        np.testing.assert_array_equal(_walkable_counts(board.reshape(n, -1)), np.full(n, (h + 1) * w))
