@@ -251,13 +251,15 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         return None
     g = np.concatenate(grids, out=components.scratch("grids", n * h, (w,), np.uint8)).reshape(n, h, w)
     fail |= _MAX(g.reshape(n, h * w), axis=1) >= N_TILES
-    board = components.scratch("board", n, (h + 1, w), np.uint8)  # separator rows stay 0: only [:, :h] is written
-    walk = board[:, :h].view(bool)
-    np.not_equal(g, _WALL, out=walk)  # the walkable mask goes straight into the labelling board
+    # The labelling board is the walkable mask itself: a level that reaches the labelling has a
+    # closed border, so its all-wall bottom row keeps it apart from the next level in the board.
+    board = components.scratch("board", n, (h, w), np.uint8)
+    walk = board.view(bool)
+    np.not_equal(g, _WALL, out=walk)
     # the border is closed when its rows and columns hold no walkable tile
     fail |= _MAX(walk[:, 0], axis=1) | _MAX(walk[:, h - 1], axis=1) | _MAX(walk[:, :, 0], axis=1)
     fail |= _MAX(walk[:, :, w - 1], axis=1)
-    hw1 = (h + 1) * w  # one level's stride in the board (its separator row is all zero)
+    hw1 = h * w  # one level's stretch of the board
     n_wall = h * w - _walkable_counts(board.reshape(n, hw1))
     # density outside DENSITY_RANGE, in whole tiles (the same float test the gate makes)
     density = n_wall / (h * w)
@@ -280,7 +282,7 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     fail[tl[board.reshape(-1)[key] == 0]] = True
     # two things on one tile: write each thing's number at its tile, in a buffer the labels
     # overwrite later; a thing that does not read its own number back shares its tile
-    marks = components.scratch("labels", n, (h + 1, w), np.int32).reshape(-1)
+    marks = components.scratch("labels", n, (h, w), np.int32).reshape(-1)
     ids = np.arange(key.size, dtype=np.int32)
     marks[key] = ids
     fail[tl[marks[key] != ids]] = True
@@ -289,10 +291,10 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         fail[lvl_e[near]] = True
     # ---- one walkable region: the costly test, so only for levels that passed everything else
     left = np.flatnonzero(~fail)
-    labels = components.scratch("labels", left.size, (h + 1, w), np.int32)
+    labels = components.scratch("labels", left.size, (h, w), np.int32)
     if left.size == n:
         fail |= components.region_counts(board, labels) != 1
     elif left.size:
-        sub = np.take(board, left, axis=0, out=components.scratch("sub", left.size, (h + 1, w), np.uint8))
+        sub = np.take(board, left, axis=0, out=components.scratch("sub", left.size, (h, w), np.uint8))
         fail[left] = components.region_counts(sub, labels) != 1
     return (~fail).astype(np.int8)
