@@ -28,7 +28,6 @@ from generator.validation.gates import DENSITY_RANGE, SPAWN_SAFE_RADIUS
 from generator.validation.parse import _WIRE, N_TILES, _Wire, _no_duplicate_keys
 from generator.validation.report import ValidationLimits
 
-_X, _Y, _K = operator.attrgetter("x"), operator.attrgetter("y"), operator.attrgetter("kind")
 _ENEMY_SET = frozenset(ENEMY_KINDS)
 _ITEM_SET = frozenset(ITEM_KINDS)
 _THEMES = frozenset(ALL_THEMES)
@@ -219,8 +218,9 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
     all_e = list(chain(ens))
     all_i = list(chain(its))
     try:
-        ex, ey, ek = list(map(_X, all_e)), list(map(_Y, all_e)), list(map(_K, all_e))
-        ix, iy, ik = list(map(_X, all_i)), list(map(_Y, all_i)), list(map(_K, all_i))
+        # comprehensions, not map(attrgetter): the interpreter specialises these slot reads
+        ex, ey, ek = [t.x for t in all_e], [t.y for t in all_e], [t.kind for t in all_e]
+        ix, iy, ik = [t.x for t in all_i], [t.y for t in all_i], [t.kind for t in all_i]
         pts = list(chain(cols.spawns)) + list(chain(cols.exits))
     except (AttributeError, TypeError):
         return None
