@@ -82,7 +82,7 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     ok = [UNKNOWN] * n
     levels: list[Level | None] = [None] * n
     wires: list[_Wire | None] = [None] * n
-    level_keys: dict[tuple[int, int], list[int]] = {}
+    level_keys: dict[tuple[int, int], Sequence[int]] = {}
     text_groups: dict[tuple[int, int], list[_Wire]] = {}
     text_keys: dict[tuple[int, int], list[int]] = {}
     grids0 = _all_level_grids(items)
@@ -90,7 +90,7 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     if len(shapes0) == 1:  # the usual batch: Level objects of one size
         shape0 = next(iter(shapes0))
         if len(shape0) == 2 and 0 < shape0[0] <= limits.max_height and 0 < shape0[1] <= limits.max_width:
-            level_keys[shape0] = list(range(n))
+            level_keys[shape0] = range(n)  # a range: chunks of it are runs of items
         todo: Any = ()
     else:
         todo = enumerate(items)
@@ -118,9 +118,12 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     groups: dict[tuple[int, int], _Cols] = {}
     for shape, ks in level_keys.items():
         cols = groups[shape] = _Cols()
-        lvs = items if len(ks) == n else [items[k] for k in ks]
-        cols.keys, cols.levels = ks, lvs
-        cols.grids = [lv.grid for lv in lvs]
+        if type(ks) is range:
+            lvs, cols.grids = items, grids0  # type: ignore[assignment]
+        else:
+            lvs = [items[k] for k in ks]
+            cols.grids = [lv.grid for lv in lvs]
+        cols.keys, cols.levels = ks, lvs  # type: ignore[assignment]
         cols.spawns, cols.exits = [lv.spawn for lv in lvs], [lv.exit for lv in lvs]
         cols.enemies, cols.items = [lv.enemies for lv in lvs], [lv.items for lv in lvs]
         cols.themes, cols.names = [lv.theme for lv in lvs], [lv.name for lv in lvs]
@@ -141,13 +144,15 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
     for shape, cols in groups.items():
         for s in range(0, len(cols.keys), chunk):
             part = cols.part(s, s + chunk) if s or len(cols.keys) > chunk else cols
-            verdicts = _screen_stack(part, shape, [specs[k] for k in part.keys], limits)
+            keys = part.keys
+            run = type(keys) is range
+            verdicts = _screen_stack(part, shape, specs[keys.start:keys.stop] if run else [specs[k] for k in keys],
+                                     limits)
             if verdicts is None:
                 continue
-            keys = part.keys
-            if keys[-1] - keys[0] == len(keys) - 1:  # a run of items (keys are increasing)
-                ok[keys[0]:keys[-1] + 1] = verdicts.tolist()
-                levels[keys[0]:keys[-1] + 1] = part.levels
+            if run:
+                ok[keys.start:keys.stop] = verdicts.tolist()
+                levels[keys.start:keys.stop] = part.levels
                 continue
             for k, p, lv in zip(keys, verdicts.tolist(), part.levels):
                 ok[k] = p

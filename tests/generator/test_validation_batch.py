@@ -176,3 +176,17 @@ def test_region_counts_and_walkable_counts(backend):
         np.testing.assert_array_equal(_walkable_counts(board.reshape(n, -1)), stack.reshape(n, -1).sum(axis=1))
         board[:] = 1  # all ones: the word sums must not carry between byte lanes
         np.testing.assert_array_equal(_walkable_counts(board.reshape(n, -1)), np.full(n, (h + 1) * w))
+
+
+def test_levels_and_texts_of_one_size_keep_their_places(backend):
+    """Level objects and JSON texts of one size share stacks; every verdict must land on its own item."""
+    levels, specs = make_levels(24, 20, 14, seed=8, broken_share=0.5)
+    items = [lv if k % 2 else lv.to_json() for k, lv in enumerate(levels)]
+    items = items[1::2] + items[0::2]  # Level objects first, then texts, then check them interleaved too
+    specs = specs[1::2] + specs[0::2]
+    for its, sps in ((items, specs), (items[::-1], specs[::-1])):
+        assert [_full(r) for r in validate_batch(its, sps)] == [_full(validate_level(x, sp)) for x, sp in zip(its, sps)]
+    mixed = [x for pair in zip(items[:12], items[12:]) for x in pair]
+    mixed_specs = [x for pair in zip(specs[:12], specs[12:]) for x in pair]
+    assert [_full(r) for r in validate_batch(mixed, mixed_specs)] == [
+        _full(validate_level(x, sp)) for x, sp in zip(mixed, mixed_specs)]
