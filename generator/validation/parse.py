@@ -532,13 +532,13 @@ def level_fields(lv: Level, limits: ValidationLimits) -> tuple[Any, ...]:
     ne, ni = len(ens), len(its)
     if ne > limits.max_entities or ni > limits.max_entities:
         raise NotSimple
-    ek, ik = list(map(_GETK, ens)), list(map(_GETK, its))
+    ek, ik = [t.kind for t in ens], [t.kind for t in its]  # comprehensions: specialised slot reads
     if not set(ek) <= _ENEMY_SET or not set(ik) <= _ITEM_SET:
         raise NotSimple
     sx, sy = lv.spawn
     ex, ey = lv.exit
-    xs = [sx, ex, *map(_GETX, ens), *map(_GETX, its)]
-    ys = [sy, ey, *map(_GETY, ens), *map(_GETY, its)]
+    xs = [sx, ex, *[t.x for t in ens], *[t.x for t in its]]
+    ys = [sy, ey, *[t.y for t in ens], *[t.y for t in its]]
     if (not set(map(type, xs)) <= _INT_ONLY or not set(map(type, ys)) <= _INT_ONLY
             or min(xs) < 0 or min(ys) < 0 or max(xs) >= _BIG or max(ys) >= _BIG):
         raise NotSimple
