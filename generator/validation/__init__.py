@@ -97,12 +97,15 @@ def validate_level(x: LevelInput, spec: LevelSpec | None = None, *,
 
 def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[LevelSpec | None] | None = None, *,
                    limits: ValidationLimits | None = None) -> list[ValidationReport]:
-    """Judge many levels at once; same verdicts as :func:`validate_level`, much faster.
+    """Judge many levels at once; same reports as :func:`validate_level`, much faster.
 
     Levels of one size are stacked into one array and every gate runs once
-    over the stack (one labelling call for all of them); only levels that
-    fail get failure text.  ``specs`` is one spec for all, one per level, or
-    None.
+    over the stack (one labelling call for all of them).  Every report's
+    ``valid`` is known on return; the failure text of a failing level is
+    written when its ``failures`` (or ``level``, ``feedback()``...) is
+    first read, for up to :data:`BATCH_CHUNK` failing levels at a time, by
+    the full validator, so it is exactly what :func:`validate_level` says.
+    ``specs`` is one spec for all, one per level, or None.
     """
     limits = limits or DEFAULT_LIMITS
     items = list(items)

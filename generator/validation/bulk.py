@@ -1,13 +1,22 @@
-"""The batch fast lane: screen thousands of well-formed levels with a few array operations.
+"""The batch fast lane: judge thousands of well-formed levels with a few array operations.
 
 Reading levels one by one costs more than judging them, so for a batch of
 :class:`Level` objects or Level JSON texts this module reads every field of
-every level with C-level calls (``map``, ``itertools.chain``, one msgspec
-decode per text), stacks same-shaped grids and runs the gates' *pass/fail*
-tests over the whole stack.  A level that passes every test is valid; any
-other level goes through the full validator, which writes its failures.  So
-the screen only needs to be exact about *passing*, and the batch verdicts are
-the single-level verdicts by construction (a test checks they agree).
+every level with comprehensions and C-level calls (one msgspec decode per
+text), stacks same-shaped grids and runs every gate's *pass/fail* test over
+the whole stack as array expressions: bounds, walls and shared tiles through
+flat (level, y, x) keys, spawn safety by broadcasting against each level's
+spawn, density and closed borders as per-level reductions, and one
+connected-component labelling of the levels still passing.  The verdicts
+are exact both ways (:data:`PASS`/:data:`FAIL`); a level the screen cannot
+vouch for (odd types, limits, unclean JSON) is :data:`UNKNOWN` and goes
+through the full validator.  The failures of a FAIL level are written later,
+by the full validator, when the caller first reads them (see
+``validate_batch``); a test checks that batch and single reports agree.
+
+Stacks reuse per-thread buffers (:func:`components.scratch`): fresh
+megabyte-sized arrays come from ``mmap`` and their page faults cost about as
+much as the labelling itself.
 """
 
 from __future__ import annotations

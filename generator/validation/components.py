@@ -166,7 +166,11 @@ def label_mosaic(board: NDArray[np.uint8], out: NDArray[np.int32] | None = None
 
 
 def region_counts(board: NDArray[np.uint8], out: NDArray[np.int32]) -> NDArray[np.intp]:
-    """Each level's region count in a filled :func:`mosaic`; the labels go to ``out`` (int32, board's shape)."""
+    """Each level's region count in an ``(n, h, w)`` board labelled as one image; labels go to ``out`` (int32).
+
+    No region may run from one level into the next: use a :func:`mosaic`,
+    or levels whose bottom rows are all wall (0), as the batch screen does.
+    """
     n, h1, w = board.shape
     if n == 0:
         return np.zeros(0, dtype=np.intp)
