@@ -73,6 +73,10 @@ class _Cols:
         return out
 
 
+#: Tiles per stack at most (512 levels of 48x32): the stack, its labels and the per-thread
+#: buffers they live in stay a few megabytes, in cache, whatever the map size.
+STACK_TILES = 512 * 48 * 32
+
 #: Screen verdicts: surely valid, surely invalid (the full validator will find failures), not screened.
 PASS, FAIL, UNKNOWN = 1, 0, -1
 
@@ -151,8 +155,9 @@ def screen(items: list[Any], specs: list[LevelSpec | None], limits: ValidationLi
         cols.names += [w.name for w in ws]
         cols.levels += [None] * len(ws)
     for shape, cols in groups.items():
-        for s in range(0, len(cols.keys), chunk):
-            part = cols.part(s, s + chunk) if s or len(cols.keys) > chunk else cols
+        step = max(1, min(chunk, STACK_TILES // (shape[0] * shape[1])))  # big maps: fewer per stack
+        for s in range(0, len(cols.keys), step):
+            part = cols.part(s, s + step) if s or len(cols.keys) > step else cols
             keys = part.keys
             run = type(keys) is range
             verdicts = _screen_stack(part, shape, specs[keys.start:keys.stop] if run else [specs[k] for k in keys],

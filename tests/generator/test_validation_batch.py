@@ -190,3 +190,12 @@ def test_levels_and_texts_of_one_size_keep_their_places(backend):
     mixed_specs = [x for pair in zip(specs[:12], specs[12:]) for x in pair]
     assert [_full(r) for r in validate_batch(mixed, mixed_specs)] == [
         _full(validate_level(x, sp)) for x, sp in zip(mixed, mixed_specs)]
+
+
+def test_big_maps_go_in_smaller_stacks(backend, monkeypatch):
+    import generator.validation.bulk as bulk
+
+    monkeypatch.setattr(bulk, "STACK_TILES", 5 * 40 * 30)  # five 40x30 levels per stack
+    levels, specs = make_levels(23, 40, 30, seed=6)
+    assert [_full(r) for r in validate_batch(levels, specs)] == [_full(validate_level(lv, sp))
+                                                                for lv, sp in zip(levels, specs)]
