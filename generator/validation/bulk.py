@@ -299,9 +299,9 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         np.minimum(ty, h - 1, out=ty)
     key = tl * hw1 + ty * w + tx
     fail[tl[board.reshape(-1)[key] == 0]] = True
-    # two things on one tile: write each thing's number at its tile, in a buffer the labels
-    # overwrite later; a thing that does not read its own number back shares its tile
-    marks = components.scratch("labels", n, (h, w), np.int32).reshape(-1)
+    # two things on one tile: write each thing's number at its tile (a scratch buffer never
+    # cleared: only the tiles just written are read); a thing not reading its own number back shares its tile
+    marks = components.scratch("marks", n, (h, w), np.int32).reshape(-1)
     ids = np.arange(key.size, dtype=np.int32)
     marks[key] = ids
     fail[tl[marks[key] != ids]] = True
@@ -310,7 +310,7 @@ def _screen_stack(cols: _Cols, shape: tuple[int, int], specs: list[LevelSpec | N
         fail[lvl_e[near]] = True
     # ---- one walkable region: the costly test, so only for levels that passed everything else
     left = np.flatnonzero(~fail)
-    labels = components.scratch("labels", left.size, (h, w), np.int32)
+    labels = components.scratch("labels16", left.size, (h, w), np.uint16)
     if left.size == n:
         fail |= components.region_counts(board, labels) != 1
     elif left.size:

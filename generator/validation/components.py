@@ -165,15 +165,29 @@ def label_mosaic(board: NDArray[np.uint8], out: NDArray[np.int32] | None = None
 
 
 
-def region_counts(board: NDArray[np.uint8], out: NDArray[np.int32]) -> NDArray[np.intp]:
-    """Each level's region count in an ``(n, h, w)`` board labelled as one image; labels go to ``out`` (int32).
+def region_counts(board: NDArray[np.uint8], out: NDArray[Any]) -> NDArray[np.intp]:
+    """Each level's region count in an ``(n, h, w)`` board labelled as one image; labels go to ``out``.
 
     No region may run from one level into the next: use a :func:`mosaic`,
     or levels whose bottom rows are all wall (0), as the batch screen does.
+    ``out`` is int32, or uint16 (half the memory traffic; OpenCV refuses a
+    board with 65,535 regions or more in 16 bits, and the board is then
+    labelled again in 32).
     """
     n, h1, w = board.shape
     if n == 0:
         return np.zeros(0, dtype=np.intp)
-    flat, _ = label4(board.reshape(n * h1, w), out.reshape(n * h1, w))
+    img = board.reshape(n * h1, w)
+    flat: Any = None
+    if out.dtype == np.uint16:
+        if backend() == "opencv":
+            try:
+                flat = _cv2.connectedComponentsWithAlgorithm(img, 4, _cv2.CV_16U, _cv2.CCL_SAUF, out.reshape(n * h1, w))[1]
+            except _cv2.error:
+                flat = None
+        if flat is None:
+            flat, _ = label4(img)
+    else:
+        flat, _ = label4(img, out.reshape(n * h1, w))
     top = np.maximum.accumulate(np.maximum.reduce(flat.reshape(n, h1 * w), axis=1))
-    return np.diff(top, prepend=0)
+    return np.diff(top.astype(np.intp), prepend=0)

@@ -199,3 +199,13 @@ def test_big_maps_go_in_smaller_stacks(backend, monkeypatch):
     levels, specs = make_levels(23, 40, 30, seed=6)
     assert [_full(r) for r in validate_batch(levels, specs)] == [_full(validate_level(lv, sp))
                                                                 for lv, sp in zip(levels, specs)]
+
+
+def test_16_bit_labels_fall_back_when_regions_overflow(backend):
+    board = np.zeros((40, 64, 120), dtype=np.uint8)
+    board[:, ::2, ::2] = 1  # 1,920 single-tile regions per level: 76,800 in all, past 16 bits
+    out16 = np.zeros(board.shape, dtype=np.uint16)
+    counts = components.region_counts(board, out16)
+    np.testing.assert_array_equal(counts, np.full(40, 32 * 60))
+    small = board[:3]
+    np.testing.assert_array_equal(components.region_counts(small, out16[:3]), np.full(3, 32 * 60))
