@@ -209,3 +209,17 @@ def test_16_bit_labels_fall_back_when_regions_overflow(backend):
     np.testing.assert_array_equal(counts, np.full(40, 32 * 60))
     small = board[:3]
     np.testing.assert_array_equal(components.region_counts(small, out16[:3]), np.full(3, 32 * 60))
+
+
+def test_batches_on_two_threads_at_once(backend):
+    """Stack buffers are per thread: two batches at once must not see each other's levels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, a_specs = make_levels(60, 24, 16, seed=12, broken_share=0.5)
+    b, b_specs = make_levels(60, 24, 16, seed=13, broken_share=0.5)
+    want_a = [_full(validate_level(lv, sp)) for lv, sp in zip(a, a_specs)]
+    want_b = [_full(validate_level(lv, sp)) for lv, sp in zip(b, b_specs)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(validate_batch, *(a, a_specs) if k % 2 else (b, b_specs)) for k in range(8)]
+        got = [[_full(r) for r in run.result()] for run in runs]
+    assert all(g == (want_a if k % 2 else want_b) for k, g in enumerate(got))
