@@ -105,6 +105,8 @@ def validate_batch(items: Iterable[LevelInput], specs: LevelSpec | Sequence[Leve
     written when its ``failures`` (or ``level``, ``feedback()``...) is
     first read, for up to :data:`BATCH_CHUNK` failing levels at a time, by
     the full validator, so it is exactly what :func:`validate_level` says.
+    Do not change the items until their failures have been read: the text
+    describes them as they are then (decision D20).
     ``specs`` is one spec for all, one per level, or None.
     """
     limits = limits or DEFAULT_LIMITS
