@@ -83,6 +83,15 @@ def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
         print(text)
 
 
+def _quiet_transformers_bars() -> None:
+    """No per-shard "Writing model shards" / "Loading weights" bars: the trainer shows its own progress."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # the train extra is missing; the import above already said so
+        return
+    hf_logging.disable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if "torch" not in sys.modules:
@@ -99,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from trainer.errors import TrainerError
         except ImportError as exc:
             raise GeneratorError(f"{_TRAIN_HINT} ({exc})") from None
+        _quiet_transformers_bars()
         try:
             cfg = _config(args)
             out: dict[str, Any] = {}

@@ -132,9 +132,9 @@ class LocalStudent:
         if threads:
             torch.set_num_threads(threads)
         if quantize == "int8":
-            from torch.ao.quantization import quantize_dynamic
+            from trainer.quantize import quantize_int8
 
-            model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = quantize_int8(model)
         meta = _read_meta(model_dir)
         site = site or meta.get("site") or LEVEL_FORM
         version = meta.get("version") or model_dir.name
