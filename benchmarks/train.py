@@ -91,7 +91,8 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
     bos, eos, pad = tok.token_to_id("<s>"), tok.token_to_id("</s>"), tok.token_to_id("<pad>")
     seqs = [[bos, *tok.encode(t).ids, eos] for t in texts]
     torch.manual_seed(args["seed"])
-    model = LlamaForCausalLM(micro_config(args["preset"], tok.get_vocab_size()))
+    device = torch.device(args.get("device") or "cpu")
+    model = LlamaForCausalLM(micro_config(args["preset"], tok.get_vocab_size())).to(device)
     model.config.use_cache = False
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
     rng = np.random.default_rng(args["seed"])
@@ -108,12 +109,15 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
         labels = ids.masked_fill(mask == 0, -100)
+        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
         started, cpu_started = time.perf_counter(), time.process_time()
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # count the GPU's work, not only the launches
         seconds += time.perf_counter() - started
         tokens += int(mask.sum())
         if step:
@@ -147,6 +151,8 @@ def _trainer(texts: list[str], args: dict[str, Any], bf16: bool, compile: bool) 
 
 
 def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
+    if args.get("device") != "cuda":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the trainer (accelerate) would otherwise pick a GPU
     import torch
 
     torch.set_num_threads(args["threads"])
@@ -205,6 +211,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "batch_size": args["batch_size"],
         "threads": args["threads"],
         "seed": args["seed"],
+        "device": args.get("device") or "cpu",
         "variants": results,
         "speedup": results["trainer_bf16"]["tokens_per_s"] / base,
         "speedup_fp32": results["trainer_fp32"]["tokens_per_s"] / base,
@@ -229,12 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", type=int, default=256, help="distinct level texts (default 256)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads (default 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="cpu (default) or cuda: both sides on the GPU (the trainer through accelerate)")
     p.add_argument("--omp-wait-policy", choices=("passive", "inherit"), default="passive",
                    help="OpenMP wait policy of every variant (default passive; inherit: this environment's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
-            "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy}
+            "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy,
+            "device": a.device}
     out = run(args)
     if a.json:
         print(json.dumps(out))
