@@ -41,6 +41,9 @@ from engine.core.level import Level, LevelSpec, Placed
 from generator.procedural import generate_procedural
 from generator.validation import components, validate_batch, validate_level
 
+#: Levels per size in a default run; a test checks the baseline on every one of them.
+DEFAULT_LEVELS = 2000
+
 BREAKS = ("open_border", "near_spawn", "exit_on_wall", "overlap", "pocket", "few_enemies")
 
 
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.validate", description=__doc__.split("\n\n")[0])
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--levels", type=int, default=2000, help="levels per size (default 2000)")
+    p.add_argument("--levels", type=int, default=DEFAULT_LEVELS, help=f"levels per size (default {DEFAULT_LEVELS})")
     p.add_argument("--repeat", type=int, default=3, help="timing repeats, best kept (default 3)")
     p.add_argument("--generate", type=int, default=300, help="levels for the procedural rate (default 300)")
     p.add_argument("--sizes", default="48x32,32x24", help="WxH list; the first is the headline (default 48x32,32x24)")

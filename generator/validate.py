@@ -53,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         spec = _read_spec(args.spec) if args.spec else None
-    except (OSError, SpecError) as exc:
-        return _unreadable(args, f"cannot use --spec: {exc}")
+    except OSError as exc:
+        return _unreadable(args, f"cannot use --spec: {exc.strerror or exc}")
+    except (SpecError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        return _unreadable(args, f"cannot use --spec: {_short(exc)}")
     try:
-        data = _read_input(args.file)
+        data = _read_input(args.file, jsonl=args.jsonl or args.file.endswith((".jsonl", ".ndjson")))
     except OSError as exc:
         return _unreadable(args, f"cannot read {args.file}: {exc.strerror or exc}")
     except ValueError as exc:
@@ -66,26 +68,74 @@ def main(argv: list[str] | None = None) -> int:
     return _run_single(args, data, spec)
 
 
+#: A spec is a small JSON object; a bigger --spec file is refused unread.
+MAX_SPEC_BYTES = 64_000
+
+
 def _read_spec(text: str) -> LevelSpec:
     if text.startswith("@"):
-        text = Path(text[1:]).read_text(encoding="utf-8")
+        path = Path(text[1:])
+        if not path.is_file():
+            raise ValueError(f"{path} is not a regular file")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise ValueError(f"{path} is over {MAX_SPEC_BYTES:,} bytes; a spec is one small JSON object")
+        text = raw.decode("utf-8")
     return LevelSpec.from_json(text)
 
 
-def _read_input(name: str) -> bytes:
+def _short(exc: Exception) -> str:
+    """A one-line reason: a UnicodeDecodeError's text repeats the whole offending input otherwise."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r})"
+    return str(exc)
+
+
+def _read_input(name: str, *, jsonl: bool = False) -> bytes:
+    """The input's bytes, read no further than it can be used.
+
+    A single level over the per-level limit is read only up to one byte past
+    that limit (the gates then report ``V0.too_large``); only input that is
+    JSONL (by flag, by name, or by a first line that is a whole object) is
+    read on, up to :data:`MAX_FILE_BYTES`.  Only regular files are opened, so
+    a FIFO or a device cannot hang or flood the command.
+    """
     if name == "-":
-        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
-    else:
-        path = Path(name)
-        if path.is_dir():
-            raise ValueError(f"{name} is a directory; give a level file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ValueError(f"{name} is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
-        data = path.read_bytes()
+        stream = sys.stdin.buffer
+        return _read_bounded(stream, jsonl)
+    path = Path(name)
+    if path.is_dir():
+        raise ValueError(f"{name} is a directory; give a level file")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{name} is not a regular file (a FIFO or a device?); use '-' to read standard input")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ValueError(f"{name} is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
+    with path.open("rb") as fh:
+        return _read_bounded(fh, jsonl)
+
+
+def _read_bounded(stream: Any, jsonl: bool) -> bytes:
+    head = stream.read(DEFAULT_LIMITS.max_bytes + 1)
+    if len(head) <= DEFAULT_LIMITS.max_bytes:
+        return head  # the whole input
+    if not jsonl:
+        first = head.split(b"\n", 1)[0]
+        jsonl = len(first) < len(head) and _is_object(first)
+    if not jsonl:
+        return head  # one oversized level: enough to say so
+    data = head + stream.read(MAX_FILE_BYTES + 1 - len(head))
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"the input is over {MAX_FILE_BYTES:,} bytes")
     return data
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        return isinstance(msgspec.json.decode(line), dict)
+    except (msgspec.DecodeError, RecursionError):
+        return False
 
 
 def _looks_like_jsonl(name: str, data: bytes) -> bool:
@@ -94,10 +144,7 @@ def _looks_like_jsonl(name: str, data: bytes) -> bool:
     lines = [ln for ln in data.splitlines() if ln.strip()]
     if len(lines) < 2 or len(lines[0]) > DEFAULT_LIMITS.max_bytes:
         return False
-    try:
-        return isinstance(msgspec.json.decode(lines[0]), dict)
-    except (msgspec.DecodeError, RecursionError):
-        return False
+    return _is_object(lines[0])
 
 
 def _unreadable(args: argparse.Namespace, message: str) -> int:

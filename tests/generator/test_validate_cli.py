@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -70,16 +71,26 @@ def test_spec_mismatch_is_invalid(files, capsys):
     assert run(capsys, files["ok"], "--spec", f"@{path}")[0] == 1
 
 
-@pytest.mark.parametrize("case", ["garbage", "missing", "dir", "bad_spec", "empty"])
+@pytest.mark.parametrize("case", ["garbage", "missing", "dir", "bad_spec", "empty", "spec_not_utf8",
+                                  "spec_missing", "spec_huge", "fifo"])
 def test_unreadable_input_exits_2_without_traceback(files, capsys, case):
+    d = files["dir"]
     argv = {
         "garbage": [files["garbage"]],
-        "missing": [files["dir"] / "nope.json"],
-        "dir": [files["dir"]],
+        "missing": [d / "nope.json"],
+        "dir": [d],
         "bad_spec": [files["ok"], "--spec", '{"width": 3}'],
-        "empty": [files["dir"] / "empty.json"],
+        "empty": [d / "empty.json"],
+        "spec_not_utf8": [files["ok"], "--spec", f"@{d / 'latin1.json'}"],
+        "spec_missing": [files["ok"], "--spec", f"@{d / 'nope-spec.json'}"],
+        "spec_huge": [files["ok"], "--spec", f"@{d / 'huge-spec.json'}"],
+        "fifo": [d / "pipe"],
     }[case]
-    (files["dir"] / "empty.json").write_text("")
+    (d / "empty.json").write_text("")
+    (d / "latin1.json").write_bytes(b'{"theme": "caf\xe9"}')
+    (d / "huge-spec.json").write_text('{"width": 30' + " " * 100_000 + "}")
+    if case == "fifo" and not (d / "pipe").exists():
+        os.mkfifo(d / "pipe")  # no writer: opening it would block forever
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert "Traceback" not in out + err
@@ -97,6 +108,24 @@ def test_jsonl_summary(files, capsys):
     assert doc["gates"]["V2"] == 1 and doc["gates"]["V5"] == 1 and doc["gates"]["V6"] == 0
     assert doc["invalid"][0]["line"] == 2
     assert run(capsys, files["good_lines"])[0] == 0
+
+
+def test_an_oversized_single_level_is_refused_without_reading_it_all(files, capsys, monkeypatch):
+    import generator.validate as cli
+
+    class Stream:  # a 300 MB level on standard input, counted as it is read
+        served = 0
+
+        def read(self, n=-1):
+            n = 300_000_000 - self.served if n < 0 else min(n, 300_000_000 - self.served)
+            self.served += n
+            return b"{" + b" " * (n - 1) if n else b""
+
+    stream = Stream()
+    monkeypatch.setattr(cli.sys, "stdin", type("S", (), {"buffer": stream})())
+    code, out, err = run(capsys, "-", "--json")
+    assert code == 2 and "V0.too_large" in out and "Traceback" not in err
+    assert stream.served <= 5_000_000  # one byte past the per-level limit, not the whole stream
 
 
 def test_stdin_through_python_dash_m(files):

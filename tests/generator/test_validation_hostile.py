@@ -26,7 +26,17 @@ HOSTILE = {
     "huge_input": ("x" * 5_000_000, "V0.too_large", "$"),
     "nan_literal": (json.dumps(good()).replace('"width": 20', '"width": NaN'), "V0.parse", "$"),
     "duplicate_key": (json.dumps(good())[:-1] + ', "theme": "cave"}', "V0.duplicate_key", "$"),
+    "nul_byte_outside_strings": (json.dumps(good()).encode()[:10] + b"\x00" + json.dumps(good()).encode()[10:],
+                                 "V0.parse", "$"),
 }
+
+
+def _tile(ch):
+    """The good level with row 5, column 3 replaced by ``ch``."""
+    d = good()
+    r = d["rows"][5]
+    d["rows"][5] = r[:3] + ch + r[4:]
+    return d
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -72,6 +82,10 @@ FIELD_CASES = {
     "theme_number": (_doc(theme=4), "V0.schema", "$.theme"),
     "name_number": (_doc(name=4), "V0.schema", "$.name"),
     "name_huge": (_doc(name="n" * 5000), "V0.schema", "$.name"),
+    "tile_nul": (_tile("\x00"), "V1.unknown_tile", "(3, 5)"),
+    "tile_non_ascii": (_tile("é"), "V1.unknown_tile", "(3, 5)"),
+    "tile_astral": (_tile("\U0001f409"), "V1.unknown_tile", "(3, 5)"),
+    "tile_unknown_letter": (_tile("Z"), "V1.unknown_tile", "(3, 5)"),
 }
 
 
