@@ -21,6 +21,27 @@ from engine.core.bots import BOTS
 from games.sample_dungeon.sources import SOURCE_KINDS
 
 
+def _int_at_least(minimum: int) -> Any:
+    """An argparse type: an integer no smaller than ``minimum``.
+
+    Checked while parsing so a bad value ends in argparse's usage line and
+    exit status 2, not in a traceback from deep inside the engine (numpy
+    refuses negative seeds) or in a run that silently plays nothing.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small; it must be {minimum} or more")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"  # what argparse names in its own messages
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m games.sample_dungeon",
@@ -28,14 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--headless", action="store_true", help="no window: bots play and a summary is printed")
     p.add_argument("--bot", choices=sorted(BOTS), default="explorer", help="bot policy for --headless")
-    p.add_argument("--sessions", type=int, default=1, help="play sessions (default 1)")
-    p.add_argument("--levels-per-session", type=int, default=3, help="levels per session (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--sessions", type=_int_at_least(1), default=1, help="play sessions (default 1)")
+    p.add_argument("--levels-per-session", type=_int_at_least(1), default=3, help="levels per session (default 3)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed, 0 or more (default 0)")
     p.add_argument("--data-dir", default=None, help="data directory (default $FORGE_HOME or the platform's)")
     p.add_argument("--source", choices=SOURCE_KINDS, default="auto",
                    help="where levels come from (default auto: generator, else procedural, else samples)")
     p.add_argument("--no-retry", action="store_true", help="do not replay a level after dying")
-    p.add_argument("--max-turns", type=int, default=None, help="turn limit per attempt (default from level size)")
+    p.add_argument("--max-turns", type=_int_at_least(1), default=None,
+                   help="turn limit per attempt, 1 or more (default from level size)")
     p.add_argument("--screenshot", metavar="FILE", default=None, help="render one level to a PNG and exit")
     p.add_argument("--no-background-train", action="store_true",
                    help="window game: do not start `python -m generator.train --if-needed` between sessions")
@@ -67,9 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    if args.sessions < 1 or args.levels_per_session < 1:
-        print("error: --sessions and --levels-per-session must be at least 1", file=sys.stderr)
-        return 2
     if args.headless:
         from games.sample_dungeon.headless import format_summary, run_headless
 
