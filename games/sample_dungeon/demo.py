@@ -147,6 +147,53 @@ def _summarise(store: Any, phases: list[Phase], site: str) -> dict[str, Any]:
     }
 
 
+def _site_table(store: Any, phases: list[Phase], level_site: str) -> list[dict[str, Any]]:
+    """One row per call site: validity, local share, latency and fun, teacher beside student.
+
+    Latency counts first attempts without an error; fun is the mean score of
+    the served levels each side made.  For the level site, ``local_share`` is
+    the share of the last phase's levels the student served (after promotion);
+    for any other site, the share of its served calls the student answered.
+    """
+    rows = []
+    for st in store.site_stats():
+        lat: dict[str, list[float]] = {"teacher": [], "student": []}
+        fun: dict[str, list[float]] = {"teacher": [], "student": []}
+        for sc in store.iter_calls(st.site):
+            rec = sc.record
+            side = "student" if rec.backend in ("student", "local") else "teacher"
+            if rec.attempt == 1 and rec.error is None and rec.latency_ms is not None:
+                lat[side].append(rec.latency_ms)
+            if rec.served and sc.fun is not None:
+                fun[side].append(sc.fun)
+        if st.site == level_site and phases and phases[-1].levels:
+            last = phases[-1].levels
+            local = sum(r.backend == "student" for r in last) / len(last)
+        else:
+            local = st.local_share
+        rows.append({
+            "site": st.site, "state": st.state or "teacher", "version": st.version, "calls": st.calls,
+            "valid": st.valid_share and round(st.valid_share, 3), "local_share": round(local, 3),
+            "teacher_p50_ms": _p50(lat["teacher"]), "student_p50_ms": _p50(lat["student"]),
+            "fun_teacher": _mean(fun["teacher"]), "fun_student": _mean(fun["student"]),
+        })
+    return rows
+
+
+#: What ``make demo`` promises (the issue's goals); an unmet one makes the exit status 1.
+GOALS = {"valid_share": 1.0, "local_share": 0.9, "minutes": 15.0}
+
+
+def _goals(summary: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "valid_share": summary.get("valid_share") == GOALS["valid_share"],
+        "trained_and_promoted": (summary.get("training") or {}).get("exit_code") == 0
+        and bool((summary.get("training") or {}).get("promoted")),
+        "local_share": (summary.get("local_share") or 0.0) >= GOALS["local_share"],
+        "minutes": summary.get("seconds", 0.0) <= GOALS["minutes"] * 60,
+    }
+
+
 def _pictures(store: Any, phases: list[Phase], site: str, out: Path, per_backend: int = 4) -> list[str]:
     from engine.core.level import Level
     from engine.render.picture import render_level_png
@@ -248,31 +295,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary["training"] = {k: training.get(k) for k in ("exit_code", "promoted", "version", "reason", "gates")
                                if k in training}
         summary["seconds"] = round(time.monotonic() - started, 1)
-        table = [
-            {"site": s.site, "calls": s.calls, "valid": s.valid_share and round(s.valid_share, 3), "state": s.state,
-             "version": s.version, "local_share": round(s.local_share, 3), "p50_ms": s.latency_p50_ms and round(s.latency_p50_ms, 1),
-             "fun": s.fun_mean and round(s.fun_mean, 3)}
-            for s in store.site_stats()
-        ]
+        table = _site_table(store, phases, LEVEL_SITE)
         report_dir = Path(args.report) if args.report else root / "reports" / "demo"
         pictures = _pictures(store, phases, LEVEL_SITE, report_dir)
+    summary["goals"] = _goals(summary)
+    summary["goals_met"] = all(summary["goals"].values())
     summary["report"] = str(_write_report(report_dir, summary, table, pictures))
 
     if args.json:
         print(json.dumps(summary))
     else:
         print("\nper call site:")
-        if table:
-            keys = list(table[0])
-            print("  ".join(f"{k:>12}" for k in keys))
-            for row in table:
-                print("  ".join(f"{str(v if v is not None else '–')[:40]:>12}" for v in row.values()))
+        for row in table:
+            print(f"  {row['site']}  ({row['state']}, {row['version'] or 'no version'}, {row['calls']} calls)")
+            print(f"  {'':>14}{'valid':>8}{'local':>8}{'p50 ms':>10}{'fun':>8}")
+            print(f"  {'teacher':>14}{'':>8}{'':>8}{_fmt(row['teacher_p50_ms']):>10}{_fmt(row['fun_teacher']):>8}")
+            print(f"  {'student':>14}{'':>8}{'':>8}{_fmt(row['student_p50_ms']):>10}{_fmt(row['fun_student']):>8}")
+            print(f"  {'site':>14}{_fmt(row['valid']):>8}{_fmt(row['local_share']):>8}")
         print("\nteacher vs student:")
         for k in ("levels", "valid_share", "local_share", "teacher_latency_ms_p50", "student_latency_ms_p50",
                   "fun_teacher", "fun_student", "student_first_try_valid", "site_state", "seconds"):
             print(f"  {k:>24}: {summary.get(k)}")
         print(f"\nreport: {summary['report']}")
+    missed = [k for k, ok in summary["goals"].items() if not ok]
+    if missed:
+        print(f"goals not met: {', '.join(missed)} (valid_share {GOALS['valid_share']}, trained and promoted, "
+              f"local_share >= {GOALS['local_share']}, <= {GOALS['minutes']:.0f} minutes)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _fmt(v: Any) -> str:
+    return "–" if v is None else str(v)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,27 @@
+"""``make demo`` in miniature: the whole loop runs, reports teacher beside student, and says when goals are missed."""
+
+from __future__ import annotations
+
+import json
+
+from games.sample_dungeon.demo import main
+
+
+def test_tiny_demo_runs_the_loop_and_reports_unmet_goals(tmp_path, capsys):
+    # one session per phase, the seconds-long tiny-test preset: the student is promoted (its gates are
+    # open) but cannot earn local serving from a single shadow session, so the local_share goal is missed
+    code = main(["--data-dir", str(tmp_path), "--sessions", "1", "--levels", "2", "--shadow-sessions", "1",
+                 "--bootstrap", "30", "--preset", "tiny-test", "--json", "--quiet"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["goals"]["valid_share"] and out["goals"]["trained_and_promoted"] and not out["goals"]["local_share"]
+    assert out["goals_met"] is False
+    assert (out["sessions"], out["levels"], out["valid_share"]) == (3, 6, 1.0)
+    assert out["site_state"] == "shadow" and out["student_version"] == "v0001"
+    assert out["teacher_latency_ms_p50"] > 0 and out["student_latency_ms_p50"] > 0  # the student shadowed
+    report = tmp_path / "reports" / "demo"
+    page = (report / "index.html").read_text()
+    for column in ("teacher_p50_ms", "student_p50_ms", "fun_teacher", "fun_student", "local_share"):
+        assert column in page
+    assert any(p.name.startswith("teacher-") for p in report.glob("*.png"))
+    assert json.loads((report / "summary.json").read_text())["levels"] == 6
