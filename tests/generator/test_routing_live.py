@@ -1,12 +1,15 @@
 """The router with the real store, registry and facade; students are stand-ins (no torch).
 
 Covers what a game sees: a promotion takes effect at the next session only,
-the student is shadowed before it serves, spot checks are recorded, a crashing
+the student is shadowed before it serves, a generation in flight at a swap
+finishes on the model it started with, spot checks are recorded, a crashing
 student still yields a valid level, and an injected regression rolls the site
 back with its evidence on record.
 """
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
@@ -31,9 +34,14 @@ class StandInStudent:
         self.version = version
         self.mode = "good"
         self.calls = 0
+        self.entered = threading.Event()  #: set when a call has started
+        self.release: threading.Event | None = None  #: when set, each call waits for it
 
     def generate(self, request: BackendRequest) -> BackendOutput:
         self.calls += 1
+        self.entered.set()
+        if self.release is not None:
+            assert self.release.wait(30), "the test never released the student"
         if self.mode == "crash":
             raise RuntimeError("worker process died (SIGSEGV)")
         if self.mode == "bad":
@@ -100,6 +108,39 @@ def test_promotion_takes_effect_at_the_next_session_shadow_first_then_local(setu
     assert all(g.model_version == version for g in local)
     events = store.site_events(LEVEL_SITE)
     assert any("shadow->local" in getattr(e, "kind", "") for e in events)
+
+
+def test_a_generation_in_flight_finishes_on_the_model_it_started_with(setup):
+    gen, router, registry, store, students, tmp = setup
+    gen.start_session("s1")
+    first = _promote(registry, tmp, "first")
+    gen.start_session("s2")
+    _play(gen, 8)
+    router.drain(30)
+    gen.start_session("s3")
+    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    old = students[first]
+    old.release = threading.Event()
+    old.entered.clear()
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(gen.generate(SPEC, seed=500)))
+    worker.start()
+    assert old.entered.wait(30), "the generation never reached the student"
+
+    second = _promote(registry, tmp, "second")  # promoted while that level is being made
+    gen.start_session("s4")  # the next session: the new version shadows first
+    assert router.status(LEVEL_SITE).version == second
+    old.release.set()
+    worker.join(30)
+    assert not worker.is_alive()
+    (level,) = result
+    assert (level.backend, level.model_version) == ("student", first), "finished on the model it started with"
+    assert level.level is not None
+
+    after = _play(gen, 2, 600)  # requests made after the swap follow the new routing
+    assert {g.backend for g in after} == {"procedural"}
+    router.drain(30)
+    assert any(c.record.model_version == second and not c.record.served for c in store.iter_calls(LEVEL_SITE))
 
 
 def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_rolls_back(setup):
