@@ -8,8 +8,14 @@ The default keeps the player in the flow zone with one step at a time:
 
 * died, or quit without finishing -> one difficulty step down: two fewer
   enemies, one more item;
-* finished having lost less than a quarter of max HP, within three times par
-  -> one step up: two more enemies, one item fewer, a slightly larger map;
+* finished, but only after dying on it (``deaths`` counts every attempt) ->
+  the same spec again: the level was at the edge of the player's skill, which
+  is where flow is, so it is neither raised nor lowered.  Without this a
+  player who died twice and then walked through the retry unscathed would be
+  pushed *up*, since damage and turns describe the final attempt only;
+* finished without dying, having lost less than a quarter of max HP, within
+  three times par -> one step up: two more enemies, one item fewer, a
+  slightly larger map;
 * anything else -> the same spec again.
 
 Every field is clamped to the spec's allowed ranges (``SPEC_RANGES``).
@@ -20,6 +26,9 @@ Every field is clamped to the spec's allowed ranges (``SPEC_RANGES``).
 >>> next_spec(DEFAULT_FIRST_SPEC, LevelStats(completed=False, deaths=1, turns=9, par_turns=25,
 ...                                          damage_taken=20, max_hp=20)).enemies
 2
+>>> from dataclasses import replace
+>>> next_spec(DEFAULT_FIRST_SPEC, replace(easy, deaths=1)) == DEFAULT_FIRST_SPEC
+True
 """
 
 from __future__ import annotations
@@ -67,6 +76,8 @@ def next_spec(previous_spec: LevelSpec, stats: LevelStats | None) -> LevelSpec:
         return previous_spec
     if not stats.completed:
         step = -1
+    elif stats.deaths > 0:  # got there in the end: the right challenge, keep it
+        step = 0
     elif stats.damage_share < 0.25 and stats.turns <= 3 * max(stats.par_turns, 1):
         step = 1
     else:

@@ -74,6 +74,41 @@ def test_difficulty_rises_when_levels_are_easy(ascii_source):
     assert asked[:4] == [start, start, start + 1, start + 2]  # one level of lag: prefetch never waits
 
 
+def test_a_level_won_only_after_dying_does_not_raise_difficulty(ascii_source):
+    from engine.core.entities import GameStatus
+
+    source = ascii_source(("trivial",))
+    session = Session(source, session_id="s", retry_after_death=True)
+    first = session.next_game()
+    first._finish(GameStatus.DEAD)  # died on the first try (no fight needs arranging)
+    assert not session.end_game(first).final
+    retry = session.next_game()
+    run_bot(retry, make_bot("speedrunner"))  # ...then walked through the retry without a scratch
+    report = session.end_game(retry)
+    assert report.outcome == "completed" and report.stats.deaths == 1
+    session.play("speedrunner", levels=1)  # starting level 1 asks for level 2 with level 0's stats
+    session.close()
+    asked = [spec.difficulty for spec, _ in source.requests]
+    start = DEFAULT_FIRST_SPEC.difficulty
+    assert asked[:3] == [start, start, start]  # not start + 1, as a clean win would give
+
+
+@pytest.mark.parametrize(("completed", "deaths", "damage", "step"), [
+    (True, 0, 2, 1),     # a clean, quick win: one step up
+    (True, 1, 2, 0),     # won after a death: keep the challenge
+    (True, 3, 0, 0),     # won after several deaths: still not harder
+    (True, 0, 15, 0),    # a close call: keep it
+    (False, 1, 20, -1),  # died and gave up: one step down
+    (False, 0, 3, -1),   # quit without finishing: one step down
+])
+def test_difficulty_policy_steps(completed, deaths, damage, step):
+    from engine.core.difficulty import LevelStats, next_spec
+
+    stats = LevelStats(completed=completed, deaths=deaths, turns=30, par_turns=25, damage_taken=damage,
+                       max_hp=20, quit=not completed and deaths == 0)
+    assert next_spec(DEFAULT_FIRST_SPEC, stats).difficulty == DEFAULT_FIRST_SPEC.difficulty + step
+
+
 def test_custom_policy_and_close_records_an_abandoned_level(ascii_source):
     seen = []
 
