@@ -71,11 +71,18 @@ def _table(stats: list[Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from generator.paths import db_path
+    from generator.paths import DB_NAME, data_dir
     from generator.store import Store
 
     try:
-        with Store.open(db_path(args.data_dir)) as store:
+        db = data_dir(args.data_dir, create=False) / DB_NAME
+        if not db.is_file() and not args.export:  # a read-only look creates nothing
+            if args.json:
+                print(json.dumps({"store": str(db), "sites": []}))
+            else:
+                print(f"no calls recorded yet ({db} does not exist); try `python -m generator.generate`")
+            return 0
+        with Store.open(db) as store:
             stats = store.site_stats()
             exported = store.export_jsonl(args.export, args.site) if args.export else None
             path = str(store.path)

@@ -30,6 +30,15 @@ def test_empty_store(capsys):
     assert "no calls recorded yet" in capsys.readouterr().out
 
 
+def test_a_data_dir_that_does_not_exist_is_reported_not_created(capsys, tmp_path):
+    fresh = tmp_path / "nothing-here"
+    assert main(["--data-dir", str(fresh)]) == 0
+    assert "no calls recorded yet" in capsys.readouterr().out
+    assert main(["--data-dir", str(fresh), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sites"] == []
+    assert not fresh.exists()
+
+
 def test_table(capsys, _forge_home):
     seed_store(_forge_home)
     assert main([]) == 0
