@@ -25,6 +25,16 @@ never raised.  The one deliberate exception is :func:`set_local_server`
 instead of calling the model, and the call is recorded with backend
 ``"student"``.
 
+Routing session: at the first ``by llm()`` call of a process, when the data
+directory's model registry holds a promoted student for a non-level call
+site, the plugin starts a routing session (one program run = one session):
+``generator.routing.start_foreign_session`` applies the per-site state machine
+once and installs its server, which answers sites in state ``local`` with
+their student and, for sites in state ``shadow``, has the plugin run the
+student on a background worker after the model answered and record its
+validated answer unserved.  ``FORGE_LOCAL_SERVING=0`` turns the session off;
+docs/routing.md has the states.
+
 This module is imported by jaclang while jaclang itself is still loading, so
 it imports neither jaclang nor byllm at module level.
 """
@@ -58,6 +68,9 @@ __all__ = [
     "CapturePlugin",
     "LocalAnswer",
     "LocalServer",
+    "Shadow",
+    "drain_shadows",
+    "end_session",
     "ensure_outermost",
     "get_local_server",
     "install",
@@ -73,6 +86,8 @@ LocalServer = Callable[[str, dict[str, Any]], Any]
 RecordSink = Callable[[CallRecord], None]
 
 PENDING_FILE = "capture-pending.jsonl"
+#: Set to ``0`` to keep the plugin from starting a routing session (no local or shadow answers).
+LOCAL_SERVING_ENV = "FORGE_LOCAL_SERVING"
 _HOOKS = ("call_llm", "acall_llm")
 _IMPL_MARK = "_jac_hookimpl"  # what jaclang's HookimplMarker sets; used only before jaclang is loaded
 
@@ -96,6 +111,12 @@ def set_local_server(fn: LocalServer | None) -> LocalServer | None:
     return type and returned to the program without calling the model; None
     (or an exception, or an answer that does not fit the return type) falls
     through to the model.  ``None`` removes the answerer.
+
+    An answerer that also has a ``shadow_for(site) -> Shadow | None`` method
+    (``generator.routing.SiteServer``) is asked, after the model answered a
+    call, whether a student should answer the same call in the background: its
+    answer is validated like the model's and recorded unserved (``served=False``),
+    as the shadow evidence the router's state machine reads.
     """
     global _local_server
     previous, _local_server = _local_server, fn
@@ -274,11 +295,13 @@ class _Call:
     schema: dict[str, Any] | None
     model: str
     backend: str
+    resp_type: Any = None
     answer: Any = _NO_ANSWER
 
 
 def _begin(model: Any, mt_run: Any) -> _Call | None:
     """Describe the call and ask the local answerer; None when capture itself failed."""
+    _ensure_session()
     try:
         _ensure_metered()
         caller = mt_run.mtir.caller
@@ -291,6 +314,7 @@ def _begin(model: Any, mt_run: Any) -> _Call | None:
             schema=schema,
             model=model_name,
             backend="mock" if _is_mock(model) else "llm",
+            resp_type=getattr(mt_run, "resp_type", None),
         )
     except Exception:
         log.warning("capture: could not describe a by llm() call; it runs unrecorded", exc_info=True)
@@ -373,8 +397,8 @@ def _finish(
         _meter.reset(meter_token)
     if call is None:
         return
+    streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
     try:
-        streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
         json_result = None if (exc is not None or streamed) else to_jsonable(result)
         raw = None if streamed else _raw_output(mt_run, json_result, exc)
         rec = _record(call, raw=raw, result=json_result, error=exc, start=start)
@@ -386,6 +410,8 @@ def _finish(
         _emit(rec, usage)
     except Exception:
         log.warning("capture: recording a call at %s failed; the program is unaffected", call.site, exc_info=True)
+    if exc is None and not streamed:
+        _shadow_later(call)
 
 
 def _record(call: _Call, *, raw: str | None, result: Any, error: BaseException | None, start: float) -> CallRecord:
@@ -435,6 +461,15 @@ def _emit(rec: CallRecord, usage: _Usage | None) -> None:
         log.warning("capture: the record sink failed for %s; record dropped", rec.site, exc_info=True)
 
 
+def _store_record(rec: CallRecord) -> None:
+    """Send a record made off the program's path (a shadow answer) straight to the sink."""
+    sink = _record_sink or _default_sink
+    try:
+        sink(rec)
+    except Exception:
+        log.warning("capture: the record sink failed for %s; record dropped", rec.site, exc_info=True)
+
+
 def _fill_slot(slot: CaptureSlot, rec: CallRecord) -> None:
     slot.site = rec.site
     slot.model = rec.model
@@ -446,6 +481,197 @@ def _fill_slot(slot: CaptureSlot, rec: CallRecord) -> None:
     slot.cost_usd += rec.cost_usd
     slot.error = rec.error
     slot.calls += 1
+
+
+# ----------------------------------------------------------------------------- shadow answers
+
+
+@dataclasses.dataclass
+class Shadow:
+    """A student to run beside the model at a call site in state ``shadow``.
+
+    Returned by a local server's ``shadow_for(site)``; ``answer(args)`` is
+    called on the plugin's background worker and may return what a local
+    server may (a bare result, a :class:`LocalAnswer`, None to give no answer).
+    """
+
+    answer: Callable[[dict[str, Any]], Any]
+    model_version: str
+    model: str = "student"
+
+
+class _ShadowWorker:
+    """One background thread for shadow answers, with a short backlog.
+
+    A call that finds the backlog full is not shadowed (the evidence just grows
+    more slowly), so shadowing never queues without bound nor delays the
+    program; at exit the interpreter waits only for the few queued answers.
+    """
+
+    def __init__(self, max_backlog: int = 2) -> None:
+        self.max_backlog = max_backlog
+        self._lock = threading.Lock()
+        self._pool: Any = None
+        self._pending: set[Any] = set()
+
+    def submit(self, job: Callable[[], None]) -> bool:
+        import concurrent.futures as cf
+
+        with self._lock:
+            self._pending = {f for f in self._pending if not f.done()}
+            if len(self._pending) >= self.max_backlog:
+                return False
+            if self._pool is None:
+                self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="forge-capture-shadow")
+            self._pending.add(self._pool.submit(job))
+            return True
+
+    def drain(self, timeout: float | None = None) -> int:
+        import concurrent.futures as cf
+
+        with self._lock:
+            pending = set(self._pending)
+        if not pending:
+            return 0
+        return len(cf.wait(pending, timeout=timeout).not_done)
+
+
+_shadow_worker = _ShadowWorker()
+
+
+def drain_shadows(timeout: float | None = None) -> int:
+    """Wait (up to ``timeout`` s) for background shadow answers; returns how many are still running."""
+    return _shadow_worker.drain(timeout)
+
+
+def _shadow_later(call: _Call) -> None:
+    """After the model answered: queue the site's student on the same arguments, if the site is shadowed.
+
+    Calls made by a facade backend (inside :func:`teacher_only`) are skipped:
+    the facade shadows its own sites.
+    """
+    shadow_for = getattr(_local_server, "shadow_for", None)
+    if shadow_for is None or _teacher_only.get():
+        return
+    try:
+        shadow = shadow_for(call.site)
+        if shadow is not None and not _shadow_worker.submit(functools.partial(_run_shadow, call, shadow)):
+            log.debug("capture: shadow worker busy; a call at %s is not shadowed", call.site)
+    except Exception:
+        log.warning("capture: could not shadow a call at %s; the program is unaffected", call.site, exc_info=True)
+
+
+def _run_shadow(call: _Call, shadow: Shadow) -> None:
+    """Answer ``call`` with the student, judge it as the model's answer is judged, record it unserved."""
+    start = time.perf_counter()
+    rec = CallRecord(
+        site=call.site, backend="student", model=shadow.model, model_version=shadow.model_version,
+        args=call.args, output_schema=call.schema, served=False,
+    )
+    try:
+        local = _as_local_answer(shadow.answer(call.args))
+        rec.valid, rec.failures = _shadow_verdict(call, local)
+        if local is not None:
+            rec.raw_output = local.raw if local.raw is not None else _dumps(local.result)
+            rec.result = to_jsonable(local.result)
+            rec.confidence = local.confidence
+            rec.model = local.model or shadow.model
+    except Exception as exc:  # a crashing student is an invalid answer, never the program's problem
+        rec.valid = False
+        rec.error = f"{type(exc).__name__}: {_scrub(str(exc))}"[:2000]
+    rec.latency_ms = (time.perf_counter() - start) * 1000.0
+    _store_record(rec)
+
+
+def _shadow_verdict(call: _Call, local: LocalAnswer | None) -> tuple[bool | None, list[dict[str, Any]]]:
+    """The validity of a student answer: no answer or one that does not fit the return type is invalid."""
+    if local is None:
+        return False, [{"gate": "V0", "code": "V0.no_answer", "message": "the student gave no answer", "where": "$"}]
+    try:
+        value = _to_program_value(local.result, call.resp_type)
+    except Exception as exc:
+        message = f"does not fit the return type: {type(exc).__name__}: {_scrub(str(exc))}"[:500]
+        return False, [{"gate": "V0", "code": "V0.unparsable", "message": message, "where": "$"}]
+    return _judge(call, to_jsonable(value))
+
+
+# ----------------------------------------------------------------------------- the routing session
+
+
+_session_lock = threading.Lock()
+_session_home: str | None = None  #: the FORGE_HOME the current session was started for
+_session: Any = None  #: (router, server) of the session, when one started
+
+
+def _ensure_session() -> None:
+    """Start this process's routing session at its first ``by llm()`` call (one program run = one session).
+
+    When the data dir holds a promoted model for a non-level call site, a
+    router over its store and registry applies the state machine once and its
+    server is installed (:func:`generator.routing.start_foreign_session`).  A
+    data dir without such models costs a directory listing; a local server
+    someone else installed is kept; ``FORGE_LOCAL_SERVING=0`` turns this off.
+    Never raises.
+    """
+    global _session_home, _session
+    home = os.environ.get("FORGE_HOME", "")
+    if home == _session_home:
+        return
+    with _session_lock:
+        if home == _session_home:
+            return
+        _end_session_locked()
+        _session_home = home
+        if os.environ.get(LOCAL_SERVING_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+            return
+        if _local_server is not None:
+            return
+        try:
+            _session = _start_session()
+        except Exception:
+            log.warning("capture: could not start local serving; the model answers every call", exc_info=True)
+
+
+def _start_session() -> Any:
+    from generator.callsite import LEVEL_SITE
+    from generator.paths import data_dir
+    from generator.registry import Registry
+
+    root = data_dir(create=False)
+    if not any(site != LEVEL_SITE for site in Registry(root / "models").sites()):
+        return None
+    store = _default_sink.current_store()
+    if store is None:
+        return None
+    from generator.routing import start_foreign_session
+
+    return start_foreign_session(store, root)
+
+
+def end_session() -> None:
+    """End this process's routing session: remove its local server and close its students.
+
+    The next ``by llm()`` call starts a new session, re-reading the registry
+    and applying the state machine again, as a new program run would; a
+    long-running program can call this at its own session boundaries.
+    """
+    with _session_lock:
+        _end_session_locked()
+
+
+def _end_session_locked() -> None:
+    global _session_home, _session
+    session, _session, _session_home = _session, None, None
+    if session is None:
+        return
+    router, server = session
+    if _local_server is server:
+        set_local_server(None)
+    drain_shadows(30.0)
+    try:
+        router.close()
+    except Exception:
+        log.warning("capture: closing the routing session failed", exc_info=True)
 
 
 # ----------------------------------------------------------------------------- describing a call
@@ -763,6 +989,11 @@ class _StoreSink:
                     log.warning("capture: the store refused a record; keeping it in %s", PENDING_FILE, exc_info=True)
             self._append_pending(rec)
 
+    def current_store(self) -> Any:
+        """The open store of the current ``FORGE_HOME`` (None while it cannot be opened)."""
+        with self._lock:
+            return self._store(os.environ.get("FORGE_HOME", ""))
+
     def _store(self, home: str) -> Any:
         if home == self._home:
             return self._store_obj
@@ -823,6 +1054,7 @@ class _StoreSink:
 
 _default_sink = _StoreSink()
 atexit.register(_default_sink.close)
+atexit.register(end_session)  # runs first (last registered): students close before the store
 
 
 # ----------------------------------------------------------------------------- load order

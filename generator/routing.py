@@ -53,10 +53,12 @@ __all__ = [
     "Router",
     "RoutingPolicy",
     "ShadowBackend",
+    "SiteServer",
     "SiteState",
     "SpotCheckBackend",
     "decide",
     "install_local_server",
+    "start_foreign_session",
 ]
 
 
@@ -95,6 +97,14 @@ class RoutingPolicy:
         if unknown:
             raise GeneratorError(f"unknown routing setting(s) {unknown}; known: {sorted(known)}")
         return cls(**dict(data))
+
+    @classmethod
+    def from_data_dir(cls, data_dir: str | Path | None = None) -> RoutingPolicy:
+        """``[routing]`` of the data dir's ``forge.toml`` (defaults when absent), as the facade reads it."""
+        from generator.paths import CONFIG_NAME, read_table
+        from generator.paths import data_dir as resolve
+
+        return cls.from_mapping(read_table(resolve(data_dir, create=False) / CONFIG_NAME, "routing"))
 
 
 # ---------------------------------------------------------------- evidence
@@ -576,7 +586,7 @@ class Router:
 
 
 LocalAnswerer = Callable[[dict[str, Any]], Any]
-"""``args -> result | None``: a student answering one (non-level) call site."""
+"""``args -> result | LocalAnswer | None``: a student answering one (non-level) call site."""
 LocalFactory = Callable[[str, Path, str], LocalAnswerer]
 
 
@@ -597,35 +607,122 @@ def _default_local_factory(site: str, model_dir: Path, version: str) -> LocalAns
     return answer
 
 
-def install_local_server(router: Router, *, factory: LocalFactory | None = None) -> Callable[[str, dict[str, Any]], Any]:
-    """Let promoted students answer ``by llm()`` calls of *any* Jac program.
+class SiteServer:
+    """The capture plugin's local server for the non-level call sites of any Jac program.
 
-    Registers a local answerer with the capture plugin: for a call site the
-    router has in state ``local`` (levels excluded: the facade serves those), the
-    site's student answers; the plugin checks the answer against the function's
-    return type and otherwise calls the model as usual.  Returns the answerer.
+    Called as ``server(site, args)`` before the model: a site the router has in
+    state ``local`` is answered by its student.  ``shadow_for(site)`` tells the
+    plugin, after the model answered, which student to run beside it in the
+    background for a site in state ``shadow``.  The level site is left to the
+    facade, which routes, shadows and spot-checks it itself.  A student that
+    cannot be loaded is remembered and declined from then on, so a broken model
+    costs one failed load per process, not one per call.
     """
-    from generator.callsite import LEVEL_SITE
-    from generator.capture import set_local_server
 
-    make = factory or _default_local_factory
-    loaded: dict[tuple[str, str], LocalAnswerer] = {}
-    lock = threading.Lock()
+    def __init__(self, router: Router, factory: LocalFactory | None = None) -> None:
+        self.router = router
+        self.model_name = "student"
+        self._make = factory or _default_local_factory
+        self._loaded: dict[tuple[str, str], LocalAnswerer] = {}
+        self._broken: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
-    def serve(site: str, args: dict[str, Any]) -> Any:
+    def __call__(self, site: str, args: dict[str, Any]) -> Any:
+        status = self._status(site, SiteState.LOCAL)
+        if status is None:
+            return None
+        answerer = self._answerer(site, status.version or "")
+        return None if answerer is None else _stamp(answerer(args), status.version or "")
+
+    def shadow_for(self, site: str) -> Any:
+        """A :class:`~generator.capture.Shadow` for a site in state ``shadow``, else None (cheap: one store read)."""
+        from generator.capture import Shadow
+
+        status = self._status(site, SiteState.SHADOW)
+        if status is None or (site, status.version) in self._broken:
+            return None
+        version = status.version or ""
+
+        def answer(args: dict[str, Any]) -> Any:
+            answerer = self._answerer(site, version)
+            if answerer is None:
+                raise GeneratorError(f"site {site}: student {version} could not be loaded")
+            return answerer(args)
+
+        return Shadow(answer=answer, model_version=version)
+
+    def _status(self, site: str, wanted: SiteState) -> SiteStatus | None:
+        from generator.callsite import LEVEL_SITE
+
         if site == LEVEL_SITE:
             return None
-        status = router.status(site)
-        if status.state is not SiteState.LOCAL or not status.version:
-            return None
-        key = (site, status.version)
-        with lock:
-            if key not in loaded:
-                loaded[key] = make(site, Path(router.registry.model_dir(site, status.version)), status.version)
-        return loaded[key](args)
+        status = self.router.status(site)
+        return status if status.state is wanted and status.version else None
 
-    set_local_server(serve)
-    return serve
+    def _answerer(self, site: str, version: str) -> LocalAnswerer | None:
+        key = (site, version)
+        with self._lock:
+            if key in self._broken:
+                return None
+            if key not in self._loaded:
+                try:
+                    model_dir = Path(self.router.registry.model_dir(site, version))
+                    self._loaded[key] = self._make(site, model_dir, version)
+                except Exception:  # noqa: BLE001 - a broken model means the model answers, as before
+                    log.exception("site %s: cannot load student %s; the model keeps answering", site, version)
+                    self._broken.add(key)
+                    return None
+            return self._loaded[key]
+
+
+def _stamp(answer: Any, version: str) -> Any:
+    """Give a bare answer the serving version, so the router's live evidence counts it."""
+    from generator.capture import LocalAnswer
+
+    if answer is None or isinstance(answer, LocalAnswer) or hasattr(answer, "result"):
+        return answer
+    return LocalAnswer(result=answer, model="student", model_version=version)
+
+
+def install_local_server(router: Router, *, factory: LocalFactory | None = None) -> SiteServer:
+    """Let promoted students answer ``by llm()`` calls of *any* Jac program.
+
+    Registers a :class:`SiteServer` with the capture plugin: for a call site the
+    router has in state ``local`` (levels excluded: the facade serves those), the
+    site's student answers; the plugin checks the answer against the function's
+    return type and otherwise calls the model as usual.  For a site in state
+    ``shadow`` the plugin runs the student in the background after the model
+    answered and records it unserved, which is the evidence that moves the site
+    to ``local``.  Returns the server.
+    """
+    from generator.capture import set_local_server
+
+    server = SiteServer(router, factory)
+    set_local_server(server)
+    return server
+
+
+def start_foreign_session(
+    store: Any, data_dir: str | Path | None = None, *, factory: LocalFactory | None = None
+) -> tuple[Router, SiteServer] | None:
+    """One program run is one session for the non-level call sites of any Jac program.
+
+    Builds a router over ``store`` and the data dir's model registry, applies the
+    state machine once (``Router.refresh`` for every site but the level site,
+    whose sessions the facade owns) and installs the :class:`SiteServer`.
+    Returns None, installing nothing, when no non-level site has a model or a
+    routing state, so a data dir without models costs a directory listing.
+    """
+    from generator.callsite import LEVEL_SITE
+    from generator.registry import Registry
+
+    registry = Registry.in_data_dir(data_dir)
+    router = Router(store, registry, policy=RoutingPolicy.from_data_dir(data_dir))
+    sites = [s for s in router.sites() if s != LEVEL_SITE]
+    if not sites:
+        return None
+    router.refresh(sites)  # each change is logged and stored as a site event
+    return router, install_local_server(router, factory=factory)
 
 
 def _default_student_factory(site: str, model_dir: Path, version: str) -> Backend:

@@ -332,9 +332,15 @@ def test_router_serves_a_promoted_foreign_site_locally_and_only_when_local(recor
     try:
         router.refresh([site])  # promoted -> shadow: the teacher still answers
         assert recipes.haiku_for("tea") == "teacher haiku two"
+        assert capture.drain_shadows(30) == 0
+        shadow = records[-1]  # ... and the student answered the same call in the background, unserved
+        assert (shadow.backend, shadow.served, shadow.valid, shadow.model_version) == ("student", False, True, version)
+        assert shadow.result == "local haiku about tea" and shadow.args == {"dish": "tea"}
         store.set_site_state(site, "local", version, {"reason": "test"})
         assert recipes.haiku_for("miso") == "local haiku about miso"
         assert records[-1].backend == "student" and records[-1].site == site
+        assert records[-1].served and records[-1].model_version == version
     finally:
+        capture.drain_shadows(30)
         capture.set_local_server(None)
         store.close()
