@@ -3,19 +3,30 @@
 ``run_window`` is what ``python -m games.sample_dungeon`` opens;
 ``screenshot`` is ``--screenshot FILE``: one level drawn headless to a PNG.
 The flow lives in :class:`DungeonApp`; the screens are ``engine.render.views``.
+
+Each play session (the first game, then every "play again" after a victory)
+is a new engine :class:`Session` made by :class:`PlaySessions`.  Starting a
+Session calls the source's ``start_session``, which for the generator facade
+reloads settings and routing, so a model promoted by the background training
+started between sessions (:class:`BackgroundTraining`) is used from the next
+session on, without restarting the program.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.core.actions import Quit
 from engine.core.errors import LevelSourceError
-from engine.core.session import Session
+from engine.core.session import Session, derive_seed
+from engine.core.source import LevelSource
+from engine.core.telemetry import TelemetrySink
 from engine.core.telemetry import JsonlSink, TeeSink
 from games.sample_dungeon.sources import open_source
 
@@ -40,16 +51,111 @@ def _data_root(data_dir: str | None) -> Path:
     return Path(resolve(data_dir))
 
 
+#: Level sources whose sessions can use a freshly trained model (the generator facade).
+TRAINABLE_SOURCES = ("auto", "generator")
+
+
+def _launch_training(data_dir: str) -> subprocess.Popen[bytes] | None:
+    """Start ``python -m generator.train --if-needed`` detached; ``None`` (and a warning) if it cannot start."""
+    try:
+        from generator.train import launch_background
+
+        return launch_background(data_dir)
+    except Exception as exc:  # noqa: BLE001 - training is a bonus, play must go on
+        log.warning("background training not started: %s", exc)
+        return None
+
+
+class BackgroundTraining:
+    """Between play sessions: start the low-priority trainer, never two at once.
+
+    The child trains only when enough new data has arrived and promotes only
+    what passes its gates; the session after a promotion picks it up.  A
+    child still running from the last session is left alone rather than
+    joined by a second one competing for the same data and CPU.
+    """
+
+    def __init__(self, data_dir: str, launch: Callable[[str], Any] = _launch_training) -> None:
+        self.data_dir = data_dir
+        self._launch = launch
+        self._child: Any = None
+        self.started = 0
+
+    def __call__(self) -> bool:
+        """Start a trainer unless one is still running; returns whether one was started."""
+        if self._child is not None and self._child.poll() is None:
+            log.info("background training from an earlier session is still running; not starting another")
+            return False
+        self._child = self._launch(self.data_dir)
+        self.started += self._child is not None
+        return self._child is not None
+
+
+def between_sessions_training(enabled: bool, source: str, data_dir: str) -> BackgroundTraining | None:
+    """The trainer to start at each play session, or ``None`` when it is turned off or cannot help.
+
+    ``enabled`` is the window's ``background_train`` (``--no-background-train``
+    turns it off); only the generator facade ever serves a trained model.
+    """
+    return BackgroundTraining(data_dir) if enabled and source in TRAINABLE_SOURCES else None
+
+
+class PlaySessions:
+    """Makes one engine :class:`Session` per play session, starting training first when asked.
+
+    A new Session is what makes a promotion count: its ``start`` calls the
+    source's ``start_session`` (the generator facade reloads routing there).
+    The first session plays ``seed``; later ones a seed derived from it, so
+    "play again" brings new levels while a run stays reproducible.
+    """
+
+    def __init__(self, source: LevelSource, sink: TelemetrySink | None, *, seed: int = 0,
+                 stamp: str | None = None, train: Callable[[], object] | None = None,
+                 retry_after_death: bool = True) -> None:
+        self.source = source
+        self.sink = sink
+        self.seed = seed
+        self.retry_after_death = retry_after_death
+        self.stamp = stamp or time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self.train = train
+        self.made = 0
+
+    def new_session(self) -> Session:
+        """Start training (if on) and a new Session, whose first level is made in the background at once."""
+        if self.train is not None:
+            self.train()
+        n = self.made
+        self.made += 1
+        session = Session(self.source, self.sink, session_id=f"window-{self.seed}-{self.stamp}-{n}",
+                          seed=self.seed if n == 0 else derive_seed(self.seed, n),
+                          retry_after_death=self.retry_after_death)
+        session.start()
+        return session
+
+    @classmethod
+    def like(cls, session: Session) -> PlaySessions:
+        """Sessions like ``session`` (same source and sink, no training); it counts as the first."""
+        made = cls(session.source, session.sink, seed=session.seed, retry_after_death=session.retry_after_death)
+        made.made = 1
+        return made
+
+
 class DungeonApp:
-    """Wires a :class:`Session` to the views: what each screen leads to."""
+    """Wires play sessions to the views: what each screen leads to.
+
+    ``session`` is the first play session; ``new_session`` makes the next one
+    when the player plays again after a victory (default: a Session like the
+    first, without training).
+    """
 
     def __init__(self, window: Any, session: Session, *, levels: int = 5, zoom: float = 2.0,
-                 on_close: Any = None) -> None:
+                 on_close: Any = None, new_session: Callable[[], Session] | None = None) -> None:
         from engine.render.sprites import TextureCache
         from engine.render.tiles import Tileset
 
         self.window = window
         self.session = session
+        self.new_session = new_session or PlaySessions.like(session).new_session
         self.levels = levels
         self.zoom = zoom
         self.completed = 0
@@ -123,9 +229,17 @@ class DungeonApp:
             self.advance()
         elif command == Command.RETRY:
             if isinstance(self.view, EndView) and self.view.won:
-                self.completed = 0
-            if not isinstance(self.view, GameView):  # R during play is not a move: ignore it
+                self.play_again()
+            elif not isinstance(self.view, GameView):  # R during play is not a move: ignore it
                 self.advance()
+
+    def play_again(self) -> None:
+        """After a victory: end this play session and start a new one (new levels, reloaded routing)."""
+        self.session.close()
+        self.session = self.new_session()
+        self.completed = 0
+        self.deaths = 0
+        self.advance()
 
     def _summary(self) -> list[str]:
         return [f"{self.completed} levels cleared, {self.deaths} deaths.",
@@ -147,36 +261,35 @@ def run_window(*, seed: int = 0, data_dir: str | None = None, source: str = "aut
                background_train: bool = True) -> None:
     """Open the game window and play until the player quits.
 
-    With ``background_train`` (the default) a low-priority
-    ``python -m generator.train --if-needed`` starts first, so what earlier
-    sessions recorded can become a student that the *next* session uses.
+    Every play session (the first, and each "play again") is a new
+    :class:`Session`, so the generator reloads its routing each time.  With
+    ``background_train`` (the default) a low-priority
+    ``python -m generator.train --if-needed`` starts at each play session,
+    so what earlier sessions recorded can become a student that a *later*
+    session uses.
     """
     arcade = _arcade()
     root = _data_root(data_dir)
-    if background_train and source in ("auto", "generator"):
-        from games.sample_dungeon.sources import start_background_training
-
-        start_background_training(str(root))
     opened = open_source(source, data_dir=str(root))
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     jsonl = JsonlSink(root / "runs" / f"telemetry-{stamp}-window-seed{seed}.jsonl")
     sink = TeeSink(jsonl, opened.store_sink) if opened.store_sink is not None else jsonl
-    session = Session(opened.source, sink, session_id=f"window-{seed}-{stamp}", seed=seed,
-                      retry_after_death=True)
-    session.start()  # the first level is made while the title is shown
+    plays = PlaySessions(opened.source, sink, seed=seed, stamp=stamp,
+                         train=between_sessions_training(background_train, source, str(root)))
+    session = plays.new_session()  # the first level is made while the title is shown
     window = arcade.Window(width, height, TITLE, resizable=True)
 
     def on_close() -> None:
         sink.close()
         opened.close()
 
-    app = DungeonApp(window, session, levels=levels, zoom=zoom, on_close=on_close)
+    app = DungeonApp(window, session, levels=levels, zoom=zoom, on_close=on_close, new_session=plays.new_session)
     app.show_title()
     try:
         arcade.run()
     finally:
-        if not session._closed:  # window closed with the mouse: still flush telemetry
-            session.close()
+        if not app.session._closed:  # window closed with the mouse: still flush telemetry
+            app.session.close()
             on_close()
 
 

@@ -57,6 +57,45 @@ def test_app_flow_title_play_death(window, monkeypatch):
     opened.close()
 
 
+class _CountingSource:
+    """The sample levels, remembering each session it was told about (as the generator reloads routing)."""
+
+    def __init__(self) -> None:
+        self.inner = open_source("samples").source
+        self.sessions: list[str] = []
+
+    def start_session(self, session_id: str) -> None:
+        self.sessions.append(session_id)
+
+    def get_level(self, spec, *, seed):
+        return self.inner.get_level(spec, seed=seed)
+
+
+def test_play_again_after_victory_starts_a_new_session(window, monkeypatch):
+    from engine.render.views import LoadingView
+    from games.sample_dungeon.app import PlaySessions
+
+    source = _CountingSource()
+    trained = []
+    plays = PlaySessions(source, None, seed=0, train=lambda: trained.append(True))
+    first = plays.new_session()
+    app = DungeonApp(window, first, levels=1, new_session=plays.new_session)
+    monkeypatch.setattr(window, "close", lambda: None)
+    first.wait_until_ready(10)
+    app.advance()
+    game = app.view.game
+    game._finish(GameStatus.WON)
+    app.level_over(game)
+    assert isinstance(app.view, EndView) and app.view.won
+    app.view.on_key_press(arcade.key.R, 0)  # play again
+    assert app.session is not first and first._closed and app.completed == 0
+    assert isinstance(app.view, (GameView, LoadingView))
+    assert len(trained) == 2  # at launch and again before the second play session
+    app.session.wait_until_ready(10)
+    assert source.sessions == [first.session_id, app.session.session_id]  # routing reloaded for it
+    app.close()
+
+
 class _GatedSource:
     """Serves the sample levels only once the test opens the gate; fails when told to."""
 
