@@ -155,7 +155,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"died {summary['deaths']} times",
         f"mean fun {summary['mean_fun']}, {summary['turns']} turns at {summary['turns_per_s']} turns/s, "
         f"mean transition wait {summary['mean_transition_wait_ms']} ms "
-        f"({summary['transitions']} transitions; first level {summary['first_level_wait_ms_mean']} ms)",
+        f"({summary['transitions']} transition{'' if summary['transitions'] == 1 else 's'}; "
+        f"first level {summary['first_level_wait_ms_mean']} ms)",
         f"telemetry: {summary['telemetry_path']}",
     ]
     lines += [f"error: {e}" for e in summary["errors"]]
