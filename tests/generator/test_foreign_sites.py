@@ -246,6 +246,7 @@ def test_a_real_untrained_student_at_a_foreign_site_never_breaks_the_program(
     assert capture.drain_shadows(120) == 0
     (shadow,) = [r for r in _calls(_forge_home, site) if r.backend == "student"]
     assert shadow.valid is False and not shadow.served and shadow.model_version == version
+    assert shadow.error is None and shadow.failures[0]["code"] == "V0.no_answer"  # it loaded and ran
 
     _set_state(_forge_home, site, "local", version)
     _new_run()
@@ -296,3 +297,38 @@ def test_without_models_the_plugin_starts_no_router_and_imports_no_torch(_forge_
     assert out[0] == "a haiku"
     assert json.loads(out[-1]) == {"torch": False, "generator.routing": False}
     assert [r.site.split("#")[0] for r in support.read_calls(_forge_home)] == ["recipes:haiku_for"]
+
+
+def _jac_run(home: Path, replies: list[str]) -> subprocess.CompletedProcess[str]:
+    """``jac run recipes.jac`` against a fake OpenAI server on 127.0.0.1, recording into ``home``."""
+    fake = support.load_fake("openai_server")
+    jac = Path(sys.executable).with_name("jac")
+    with fake.FakeOpenAIServer([fake.Reply.ok(r) for r in replies]) as server:
+        env = {
+            **os.environ,
+            "OPENAI_BASE_URL": server.url,
+            "OPENAI_API_KEY": "sk-forge-foreign-sites-test",
+            "BYLLM_DEFAULT_MODEL": "gpt-4o-mini",
+            "FORGE_HOME": str(home),
+        }
+        return subprocess.run(
+            [str(jac), "run", str(support.JACPROG / "recipes.jac")], env=env, capture_output=True, text=True,
+            timeout=300,
+        )
+
+
+def test_jac_run_starts_the_session_and_shadows_a_promoted_site(_forge_home, tiny_student_dir):
+    """The plugin, loaded by ``jac run`` from its entry point, routes a foreign site with no help."""
+    replies = [json.dumps(RECIPE), "egg on warm rice\nsteam\nquiet"]
+    first = _jac_run(_forge_home, replies)
+    assert first.returncode == 0, first.stderr[-2000:]
+    site = _site(_forge_home, "recipes:haiku_for#")
+    version = _promote(_forge_home, site, tiny_student_dir)
+
+    second = _jac_run(_forge_home, replies)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "HAIKU egg on warm rice" in second.stdout  # the program still gets the model's answer
+    assert _state(_forge_home, site) == ("shadow", version)
+    (shadow,) = [r for r in _calls(_forge_home, site) if r.backend == "student"]
+    assert not shadow.served and shadow.model_version == version and shadow.args == {"dish": "Egg rice"}
+    assert shadow.valid is False  # an untrained student: its answer is judged, and counted against it
