@@ -113,6 +113,8 @@ class Session:
         max_retries: int = 2,
         rules: RulesConfig | None = None,
     ) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"Session seed must be a non-negative int, got {seed!r}")
         self.source = source
         self.sink = sink
         self.session_id = session_id or uuid.uuid4().hex[:12]

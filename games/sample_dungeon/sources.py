@@ -129,20 +129,3 @@ def _check_generator_serves(opened: OpenedSource) -> None:
     except ImportError as exc:
         opened.close()
         raise LevelSourceError(f"the generator's procedural fallback is missing ({exc})") from exc
-
-
-def start_background_training(data_dir: str | None) -> bool:
-    """Between sessions: start ``python -m generator.train --if-needed`` detached at low priority.
-
-    The child trains only when enough new valid data has arrived and promotes
-    only what passes its gates; the next session picks a promotion up.  Never
-    blocks and never raises: returns whether a process was started.
-    """
-    try:
-        from generator.train import launch_background
-
-        launch_background(data_dir)
-        return True
-    except Exception as exc:  # noqa: BLE001 - training is a bonus, play must go on
-        log.warning("background training not started: %s", exc)
-        return False

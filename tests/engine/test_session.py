@@ -150,3 +150,9 @@ def test_an_unplayable_level_is_skipped_with_a_clear_error():
         session.next_game()
     assert session.next_game().level_id == "s/1"
     session.close()
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
+def test_a_bad_seed_is_a_clear_error_when_the_session_is_made(ascii_source, seed):
+    with pytest.raises(ValueError, match="non-negative int"):
+        Session(ascii_source, seed=seed)
