@@ -326,14 +326,21 @@ def _begin(model: Any, mt_run: Any) -> _Call | None:
 
 def _ask_local(call: _Call, mt_run: Any) -> None:
     start = time.perf_counter()
+    answer: Any = None
+    local: LocalAnswer | None = None
     try:
         answer = _local_server(call.site, call.args)  # type: ignore[misc]
         local = _as_local_answer(answer)
         if local is None:
+            if isinstance(answer, LocalAnswer) and answer.model_version:
+                _record_unusable(call, answer, start, "V0.no_answer", "the student gave no answer")
             return
         value = _to_program_value(local.result, getattr(mt_run, "resp_type", None))
-    except Exception:
+    except Exception as exc:
         log.warning("capture: the local server failed on %s; asking the model instead", call.site, exc_info=True)
+        if local is not None and local.model_version:
+            message = f"does not fit the return type: {type(exc).__name__}: {_scrub(str(exc))}"[:500]
+            _record_unusable(call, local, start, "V0.unparsable", message)
         return
     call.answer = value
     raw = local.raw if local.raw is not None else _dumps(local.result)
@@ -346,6 +353,23 @@ def _ask_local(call: _Call, mt_run: Any) -> None:
     _emit(rec, None)
 
 
+def _record_unusable(call: _Call, local: LocalAnswer, start: float, code: str, message: str) -> None:
+    """Record a versioned student answer the program could not use (unserved, invalid).
+
+    The model answers the call instead; this record is what lets the router's
+    live evidence see a serving student that keeps failing, and roll it back.
+    """
+    try:
+        rec = _record(call, raw=local.raw, result=None, error=None, start=start)
+        rec.valid, rec.failures = False, [{"gate": "V0", "code": code, "message": message, "where": "$"}]
+        rec.result = None if local.result is None else to_jsonable(local.result)
+        rec.backend, rec.model, rec.model_version = "student", local.model or _local_model_name(), local.model_version
+        rec.confidence, rec.served = local.confidence, False
+        _emit(rec, None)
+    except Exception:
+        log.warning("capture: recording a failed student answer at %s failed", call.site, exc_info=True)
+
+
 @dataclasses.dataclass
 class LocalAnswer:
     """What a local server may return instead of a bare result, to be recorded with it.
@@ -353,6 +377,9 @@ class LocalAnswer:
     A bare JSON-able value is the same as ``LocalAnswer(result=value)``.  Any
     object with a ``result`` attribute (e.g. a student's output with ``text``
     and ``mean_logprob``) is read the same way; ``result=None`` declines.
+    A declined or unusable (not fitting the return type) answer that names a
+    ``model_version`` is a student's failed attempt: it is recorded unserved
+    and invalid, and the model answers.
     """
 
     result: Any

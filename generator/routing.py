@@ -33,7 +33,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -598,9 +598,7 @@ def _default_local_factory(site: str, model_dir: Path, version: str) -> LocalAns
     counter = iter(range(1 << 62))
 
     def answer(args: dict[str, Any]) -> Any:
-        out = student.generate(args, seed=next(counter))
-        if out.result is None:
-            return None
+        out = student.generate(args, seed=next(counter))  # result None: no usable answer, recorded as such
         return LocalAnswer(result=out.result, raw=out.text, confidence=out.mean_logprob,
                            model="student", model_version=version)
 
@@ -676,10 +674,13 @@ class SiteServer:
 
 
 def _stamp(answer: Any, version: str) -> Any:
-    """Give a bare answer the serving version, so the router's live evidence counts it."""
+    """Give a bare answer (None included: the student had none) the serving version,
+    so the router's live evidence counts it, usable or not."""
     from generator.capture import LocalAnswer
 
-    if answer is None or isinstance(answer, LocalAnswer) or hasattr(answer, "result"):
+    if isinstance(answer, LocalAnswer):
+        return answer if answer.model_version else replace(answer, model_version=version)
+    if answer is not None and hasattr(answer, "result"):
         return answer
     return LocalAnswer(result=answer, model="student", model_version=version)
 

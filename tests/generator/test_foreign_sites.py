@@ -172,6 +172,44 @@ def test_a_promoted_foreign_site_is_shadowed_then_served_locally_at_a_later_run(
     assert students.loads == [(site, version)] * 2  # loaded once per session
 
 
+def test_a_local_student_that_stops_answering_is_rolled_back_at_the_next_run(recipes, _forge_home, monkeypatch):
+    _policy(_forge_home, min_shadow_samples=3, promote_lower_bound=0.4, rollback_min_samples=4)
+    mode = {"answer": True}
+    students = FakeStudents(lambda args: f"local haiku about {args['dish']}" if mode["answer"] else None)
+    monkeypatch.setattr(routing, "_default_local_factory", students)
+    recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(4)])
+    for i in range(4):  # the teacher's served answers: the baseline a student is compared with
+        recipes.haiku_for(f"dish {i}")
+    site = _site(_forge_home, "recipes:haiku_for#")
+    version = _promote(_forge_home, site)
+
+    _new_run()  # shadow
+    recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(3)])
+    for i in range(3):
+        recipes.haiku_for(f"shadowed {i}")
+        capture.drain_shadows(30)
+
+    _new_run()  # local; then the student stops giving usable answers
+    mode["answer"] = False
+    recipes.llm = support.mock_llm(*[f"rescued {i}" for i in range(4)])
+    assert [recipes.haiku_for(f"late {i}") for i in range(4)] == [f"rescued {i}" for i in range(4)]
+    assert _state(_forge_home, site) == ("local", version)
+    failed = [r for r in _calls(_forge_home, site) if r.backend == "student" and r.args["dish"].startswith("late")]
+    assert len(failed) == 4 and all(r.valid is False and not r.served and r.model_version == version for r in failed)
+    assert failed[0].failures[0]["code"] == "V0.no_answer"
+
+    _new_run()  # the live evidence rolls the site back; the model answers again and the student is not asked
+    asked = len(students.asked)
+    recipes.llm = support.mock_llm("the model is back")
+    assert recipes.haiku_for("after") == "the model is back"
+    assert len(students.asked) == asked
+    assert _state(_forge_home, site) == ("rolled_back", None)
+    assert _events(_forge_home, site) == ["teacher->shadow", "shadow->local", "local->rolled_back"]
+    from generator.registry import Registry
+
+    assert Registry(_forge_home / "models").current(site) is None  # the registry pointer follows
+
+
 def test_shadow_answers_are_judged_like_the_models_and_bad_ones_keep_the_site_in_shadow(
     recipes, _forge_home, monkeypatch
 ):
