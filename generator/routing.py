@@ -624,13 +624,22 @@ class SiteServer:
         self._loaded: dict[tuple[str, str], LocalAnswerer] = {}
         self._broken: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}  #: one per model: a slow load blocks no other site
 
     def __call__(self, site: str, args: dict[str, Any]) -> Any:
         status = self._status(site, SiteState.LOCAL)
         if status is None:
             return None
-        answerer = self._answerer(site, status.version or "")
-        return None if answerer is None else _stamp(answerer(args), status.version or "")
+        version = status.version or ""
+        answerer = self._answerer(site, version)
+        if answerer is None:
+            return None
+        try:
+            answer = answerer(args)
+        except Exception as exc:  # noqa: BLE001 - a failed attempt: recorded, and the model answers
+            log.warning("site %s: student %s failed (%s: %s); the model answers", site, version, type(exc).__name__, exc)
+            answer = None
+        return _stamp(answer, version)
 
     def shadow_for(self, site: str) -> Any:
         """A :class:`~generator.capture.Shadow` for a site in state ``shadow``, else None (cheap: one store read)."""
@@ -660,6 +669,8 @@ class SiteServer:
     def _answerer(self, site: str, version: str) -> LocalAnswerer | None:
         key = (site, version)
         with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
             if key in self._broken:
                 return None
             if key not in self._loaded:

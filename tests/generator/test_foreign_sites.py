@@ -175,7 +175,15 @@ def test_a_promoted_foreign_site_is_shadowed_then_served_locally_at_a_later_run(
 def test_a_local_student_that_stops_answering_is_rolled_back_at_the_next_run(recipes, _forge_home, monkeypatch):
     _policy(_forge_home, min_shadow_samples=3, promote_lower_bound=0.4, rollback_min_samples=4)
     mode = {"answer": True}
-    students = FakeStudents(lambda args: f"local haiku about {args['dish']}" if mode["answer"] else None)
+
+    def student(args: dict[str, Any]) -> Any:
+        if mode["answer"]:
+            return f"local haiku about {args['dish']}"
+        if args["dish"].endswith(("1", "3")):
+            raise RuntimeError("worker process died")
+        return None
+
+    students = FakeStudents(student)
     monkeypatch.setattr(routing, "_default_local_factory", students)
     recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(4)])
     for i in range(4):  # the teacher's served answers: the baseline a student is compared with
@@ -189,7 +197,7 @@ def test_a_local_student_that_stops_answering_is_rolled_back_at_the_next_run(rec
         recipes.haiku_for(f"shadowed {i}")
         capture.drain_shadows(30)
 
-    _new_run()  # local; then the student stops giving usable answers
+    _new_run()  # local; then the student stops giving usable answers (nothing, or a crash)
     mode["answer"] = False
     recipes.llm = support.mock_llm(*[f"rescued {i}" for i in range(4)])
     assert [recipes.haiku_for(f"late {i}") for i in range(4)] == [f"rescued {i}" for i in range(4)]
