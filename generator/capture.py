@@ -365,7 +365,7 @@ def _record_unusable(call: _Call, local: LocalAnswer, start: float, code: str, m
         rec.result = None if local.result is None else to_jsonable(local.result)
         rec.backend, rec.model, rec.model_version = "student", local.model or _local_model_name(), local.model_version
         rec.confidence, rec.served = local.confidence, False
-        _emit(rec, None)
+        _store_record(rec)  # not the call's own record: never into a facade's slot
     except Exception:
         log.warning("capture: recording a failed student answer at %s failed", call.site, exc_info=True)
 
