@@ -140,6 +140,8 @@ class SiteStatus:
     """The student version the state refers to (shadowed, served, or rolled back)."""
     rejected: tuple[str, ...] = ()
     """Versions rolled back at this site; never shadowed again."""
+    since: float | None = field(default=None, compare=False)
+    """When the site entered this state (store time); live evidence counts calls from then on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +347,14 @@ class ConfidenceGate:
 
 @dataclass
 class SpotCheckBackend:
-    """Serve ``inner``; for a seeded share of requests also ask ``reference`` and record it unserved."""
+    """Serve ``inner``; for a seeded share of requests also ask ``reference`` and record it unserved.
+
+    The reference is asked only after the served output is returned: with a
+    ``submit`` function (the router's shadow worker) in the background, so a
+    slow teacher never adds its latency to the served request nor eats into
+    its deadline; ``submit`` returns False when the worker is saturated, and
+    that request is not checked.  Without ``submit`` it runs inline (tests).
+    """
 
     inner: Backend
     reference: Backend
@@ -355,6 +364,7 @@ class SpotCheckBackend:
     seed: int = 0
     validator: Validator = validate_output
     name: str = ""
+    submit: Callable[[Callable[[], None]], bool] | None = None
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -366,19 +376,27 @@ class SpotCheckBackend:
         out = self.inner.generate(request)
         with self._lock:
             check = self._rng.random() < self.rate
-        if check:
-            t0 = time.perf_counter()
-            rec = CallRecord(site=self.site, backend=self.reference.name, served=False,
-                             args={"spec": _spec_dict(request.spec), "seed": request.seed, "spot_check": True})
-            try:
-                ref = self.reference.generate(BackendRequest(request.spec, request.seed, None, 1, request.deadline))
-                rec.valid, rec.failures = self.validator(ref, request)
-                rec.raw_output, rec.result, rec.model = ref.raw, _result_of(ref), ref.model
-            except Exception as exc:  # noqa: BLE001
-                rec.valid, rec.error = False, f"{type(exc).__name__}: {exc}"
-            rec.latency_ms = (time.perf_counter() - t0) * 1000
-            _record(self.recorder, rec)
+        if not check:
+            return out
+        if self.submit is None:
+            self._check(request)
+        elif not self.submit(lambda: self._check(request)):
+            log.debug("shadow worker busy: request at %s not spot-checked", self.site)
         return out
+
+    def _check(self, request: BackendRequest) -> None:
+        t0 = time.perf_counter()
+        rec = CallRecord(site=self.site, backend=self.reference.name, served=False,
+                         args={"spec": _spec_dict(request.spec), "seed": request.seed, "spot_check": True})
+        try:
+            # Its own request: the served request's deadline has nothing left to protect.
+            ref = self.reference.generate(BackendRequest(request.spec, request.seed, None, 1, None))
+            rec.valid, rec.failures = self.validator(ref, request)
+            rec.raw_output, rec.result, rec.model = ref.raw, _result_of(ref), ref.model
+        except Exception as exc:  # noqa: BLE001 - a failed check must never reach the player
+            rec.valid, rec.error = False, f"{type(exc).__name__}: {exc}"
+        rec.latency_ms = (time.perf_counter() - t0) * 1000
+        _record(self.recorder, rec)
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
@@ -472,7 +490,8 @@ class Router:
         if row is None:
             return SiteStatus()
         evidence = getattr(row, "evidence", None) or {}
-        return SiteStatus(SiteState(row.state), row.version, tuple(evidence.get("rejected", ())))
+        return SiteStatus(SiteState(row.state), row.version, tuple(evidence.get("rejected", ())),
+                          since=getattr(row, "updated", None))
 
     def _save(self, d: Decision) -> None:
         ev = dict(d.evidence, rejected=list(d.after.rejected), reason=d.reason)
@@ -495,7 +514,9 @@ class Router:
             is_student = r.backend == "student"
             if is_student and not r.served and r.model_version == promoted and not (r.args or {}).get("spot_check"):
                 shadow_flags.append(bool(r.valid))
-            if status.version is not None and is_student and r.model_version == status.version and (r.served or r.valid is False):
+            # Live: the version's own attempts since it began serving -- not its shadow answers from before.
+            if (status.version is not None and is_student and r.model_version == status.version
+                    and (r.served or r.valid is False) and (status.since is None or r.created >= status.since)):
                 live_flags.append(bool(r.valid))
                 if sc.fun is not None:
                     live_fun.append(float(sc.fun))
@@ -580,7 +601,8 @@ class Router:
                 return list(defaults)
             served: Backend = ConfidenceGate(student, self.policy.min_confidence)
             if defaults and self.policy.spot_check_rate > 0:
-                served = SpotCheckBackend(served, defaults[0], site, self.store, self.policy.spot_check_rate, seed=self._seed)
+                served = SpotCheckBackend(served, defaults[0], site, self.store, self.policy.spot_check_rate,
+                                          seed=self._seed, submit=self._submit_shadow)
             return [served, *defaults]
         return list(defaults)
 

@@ -92,3 +92,54 @@ def test_a_newer_promotion_while_local_goes_back_to_shadow():
 def test_unknown_policy_settings_are_a_clear_error():
     with pytest.raises(Exception, match="unknown routing setting"):
         RoutingPolicy.from_mapping({"min_shadow_sample": 3})
+
+
+class _Recorder:
+    def __init__(self):
+        self.records = []
+
+    def record_call(self, record):
+        self.records.append(record)
+
+
+def test_a_spot_check_runs_after_the_served_output_is_returned():
+    import threading
+
+    from engine.core.level import LevelSpec
+    from generator.backends import BackendOutput, BackendRequest
+    from generator.routing import Router, SpotCheckBackend
+
+    release, entered = threading.Event(), threading.Event()
+    served = BackendOutput(raw="{}", model="student", model_version="v1")
+
+    class Student:
+        name = "student"
+
+        def generate(self, request):
+            return served
+
+    class SlowTeacher:
+        name = "llm"
+
+        def generate(self, request):
+            entered.set()
+            assert release.wait(30), "the test never released the teacher"
+            return BackendOutput(raw='{"name": "checked"}', model="teacher")
+
+    router = Router(store=None, registry=None)
+    recorder = _Recorder()
+    backend = SpotCheckBackend(Student(), SlowTeacher(), "levels:design_level#x", recorder, rate=1.0,
+                               validator=lambda out, req: (True, []), submit=router._submit_shadow)
+    spec = LevelSpec(width=24, height=16, difficulty=3, enemies=3, items=2, theme="crypt")
+    try:
+        assert backend.generate(BackendRequest(spec, 7, deadline=1.0)) is served  # a deadline long past
+        assert recorder.records == []  # the teacher is still held: the player did not wait for it
+        release.set()
+        assert router.drain(30) == 0
+    finally:
+        release.set()
+        router.close()
+    assert entered.is_set()
+    (rec,) = recorder.records
+    assert rec.args["spot_check"] and rec.args["seed"] == 7 and not rec.served
+    assert (rec.backend, rec.valid, rec.result) == ("llm", True, {"name": "checked"})

@@ -143,6 +143,26 @@ def test_a_generation_in_flight_finishes_on_the_model_it_started_with(setup):
     assert any(c.record.model_version == second and not c.record.served for c in store.iter_calls(LEVEL_SITE))
 
 
+def test_failures_while_shadowing_are_not_held_against_the_version_once_it_serves(setup):
+    gen, router, registry, store, students, tmp = setup
+    gen.start_session("s1")
+    _play(gen, 8)  # the teacher's baseline
+    version = _promote(registry, tmp)
+    gen.start_session("s2")
+    student = students[version]
+    student.mode = "bad"
+    _play(gen, 5, 100)  # a rough start in shadow ...
+    router.drain(30)
+    student.mode = "good"
+    _play(gen, 25, 200)  # ... then enough good answers to earn serving (Wilson bound 25/30)
+    router.drain(30)
+    gen.start_session("s3")
+    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    assert {g.backend for g in _play(gen, 6, 300)} == {"student"}
+    gen.start_session("s4")  # six valid served levels: no regression to roll back for
+    assert router.status(LEVEL_SITE).state is SiteState.LOCAL, store.site_events(LEVEL_SITE)[-1]
+
+
 def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_rolls_back(setup):
     gen, router, registry, store, students, tmp = setup
     gen.start_session("s1")
@@ -180,6 +200,7 @@ def test_spot_checks_send_a_share_of_local_requests_to_the_teacher(setup):
     router.drain(30)
     gen.start_session("s3")
     _play(gen, 3, 50)
+    router.drain(30)  # spot checks run in the background, after the level is served
     spot = [c.record for c in store.iter_calls(LEVEL_SITE) if (c.record.args or {}).get("spot_check")]
     assert len(spot) == 3 and all(r.backend == "procedural" and not r.served and r.valid for r in spot)
 
