@@ -443,6 +443,8 @@ class Router:
         self.policy = policy or RoutingPolicy()
         self._student_factory = student_factory or _default_student_factory
         self._students: dict[tuple[str, str], Backend] = {}
+        self._inflight: dict[tuple[str, str], int] = {}  #: requests inside each loaded student right now
+        self._retired: dict[tuple[str, str], Backend] = {}  #: no longer routed, closed when their last request ends
         self._seed = seed
         self._lock = threading.Lock()
         self._shadow_pool: cf.ThreadPoolExecutor | None = None
@@ -475,14 +477,43 @@ class Router:
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=True)
         with self._lock:
-            students, self._students = list(self._students.values()), {}
+            students = [*self._students.values(), *self._retired.values()]
+            self._students, self._retired = {}, {}
         for backend in students:  # a GGUF student is a worker process
-            close = getattr(backend, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - closing must not stop the others
-                    log.exception("closing student backend %r failed", backend)
+            _close_backend(backend)
+
+    # -- loaded students: leased per request, closed once no longer routed and idle
+    def _enter(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._inflight[key] = self._inflight.get(key, 0) + 1
+
+    def _leave(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._inflight[key] -= 1
+            done = self._retired.pop(key) if self._inflight[key] == 0 and key in self._retired else None
+        if done is not None:
+            _close_backend(done)
+
+    def _retire_stale(self, decisions: Sequence[Decision]) -> None:
+        """Close the students a refresh stopped routing to (a rollback, a newer promotion).
+
+        A student still answering a request made before the refresh is closed
+        when that request ends, so it finishes on the model it started with.
+        """
+        refreshed = {d.site for d in decisions}
+        keep = {(d.site, d.after.version) for d in decisions
+                if d.after.version and d.after.state in (SiteState.SHADOW, SiteState.LOCAL)}
+        closing = []
+        with self._lock:
+            for key in [k for k in self._students if k[0] in refreshed and k not in keep]:
+                backend = self._students.pop(key)
+                if self._inflight.get(key, 0):
+                    self._retired[key] = backend
+                else:
+                    closing.append(backend)
+        for backend in closing:
+            log.info("closing a student no longer routed: %r", getattr(backend, "name", backend))
+            _close_backend(backend)
 
     # -- state persistence -------------------------------------------------
     def status(self, site: str) -> SiteStatus:
@@ -563,6 +594,7 @@ class Router:
                     self._registry_rollback(site, d)
                 self._save(d)
             decisions.append(d)
+        self._retire_stale(decisions)
         return decisions
 
     def _registry_rollback(self, site: str, d: Decision) -> None:
@@ -591,6 +623,7 @@ class Router:
             except Exception:  # noqa: BLE001 - a broken model means teacher only
                 log.exception("site %s: cannot load student %s for shadowing", site, status.version)
                 return list(defaults)
+            student = _Leased(student, self, (site, status.version))
             return [ShadowBackend(defaults[0], student, site, self.store, status.version, submit=self._submit_shadow),
                     *defaults[1:]]
         if status.state is SiteState.LOCAL and status.version:
@@ -599,12 +632,38 @@ class Router:
             except Exception:  # noqa: BLE001
                 log.exception("site %s: cannot load student %s; serving the teacher", site, status.version)
                 return list(defaults)
-            served: Backend = ConfidenceGate(student, self.policy.min_confidence)
+            served: Backend = ConfidenceGate(_Leased(student, self, (site, status.version)), self.policy.min_confidence)
             if defaults and self.policy.spot_check_rate > 0:
                 served = SpotCheckBackend(served, defaults[0], site, self.store, self.policy.spot_check_rate,
                                           seed=self._seed, submit=self._submit_shadow)
             return [served, *defaults]
         return list(defaults)
+
+
+class _Leased:
+    """A loaded student as one request's cascade holds it: the router counts the requests inside it."""
+
+    def __init__(self, inner: Backend, router: Router, key: tuple[str, str]) -> None:
+        self.inner, self.name, self._router, self._key = inner, inner.name, router, key
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        self._router._enter(self._key)
+        try:
+            return self.inner.generate(request)
+        finally:
+            self._router._leave(self._key)
+
+    def __getattr__(self, name: str) -> Any:  # model_version, worker, ...: the student's own
+        return getattr(self.inner, name)
+
+
+def _close_backend(backend: Any) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - closing must not stop the others
+            log.exception("closing student backend %r failed", backend)
 
 
 LocalAnswerer = Callable[[dict[str, Any]], Any]

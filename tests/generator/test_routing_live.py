@@ -36,6 +36,10 @@ class StandInStudent:
         self.calls = 0
         self.entered = threading.Event()  #: set when a call has started
         self.release: threading.Event | None = None  #: when set, each call waits for it
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
     def generate(self, request: BackendRequest) -> BackendOutput:
         self.calls += 1
@@ -130,9 +134,11 @@ def test_a_generation_in_flight_finishes_on_the_model_it_started_with(setup):
     second = _promote(registry, tmp, "second")  # promoted while that level is being made
     gen.start_session("s4")  # the next session: the new version shadows first
     assert router.status(LEVEL_SITE).version == second
+    assert not old.closed, "a student still answering is not closed under its request"
     old.release.set()
     worker.join(30)
     assert not worker.is_alive()
+    assert old.closed, "no longer routed: closed once its last request ended"
     (level,) = result
     assert (level.backend, level.model_version) == ("student", first), "finished on the model it started with"
     assert level.level is not None
@@ -141,6 +147,7 @@ def test_a_generation_in_flight_finishes_on_the_model_it_started_with(setup):
     assert {g.backend for g in after} == {"procedural"}
     router.drain(30)
     assert any(c.record.model_version == second and not c.record.served for c in store.iter_calls(LEVEL_SITE))
+    assert not students[second].closed
 
 
 def test_failures_while_shadowing_are_not_held_against_the_version_once_it_serves(setup):
@@ -187,6 +194,7 @@ def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_ro
     assert registry.current(LEVEL_SITE) is None, "the registry pointer follows the rollback"
     ev = [e for e in store.site_events(LEVEL_SITE) if "->rolled_back" in getattr(e, "kind", "")]
     assert ev and "live validity" in str(ev[-1])
+    assert students[version].closed, "a rolled-back student's worker is closed, not kept until exit"
     assert {g.backend for g in _play(gen, 3, 400)} == {"procedural"}
 
 
