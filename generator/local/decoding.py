@@ -56,7 +56,8 @@ from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PREFIX_LEN, row
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "fill_unreachable_pockets", "generate_valid_level",
+__all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "decode_level_output", "fill_unreachable_pockets",
+           "generate_valid_level", "place_spawn_and_exit",
            "masked_completion", "sample", "sample_levels"]
 
 log = logging.getLogger(__name__)
@@ -401,6 +402,97 @@ class LevelGrammar:
 def _clear_square(grid: np.ndarray, x: int, y: int, r: int = SPAWN_CLEARANCE) -> None:
     """Mark every cell within ``r`` of ``(x, y)`` in both x and y False."""
     grid[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = False
+
+
+#: How many spawn cells :func:`place_spawn_and_exit` tries besides the model's own.
+PLACEMENT_CANDIDATES: Final = 8
+
+
+def _moves_from(walk: np.ndarray, start: tuple[int, int]) -> np.ndarray:
+    """Fewest moves (8 directions, one turn each, as a level's par counts them) from ``start`` to every cell."""
+    import tcod.path
+
+    dist = tcod.path.maxarray(walk.shape, dtype=np.int32)
+    dist[start[1], start[0]] = 0
+    tcod.path.dijkstra2d(dist, walk.astype(np.int8), 1, 1, out=dist)
+    return dist
+
+
+def place_spawn_and_exit(level: dict[str, Any]) -> dict[str, Any]:
+    """Put the spawn and the exit at the two ends of the level's longest walk, when that is longer than the model's.
+
+    A level designer's rule, as the procedural teacher follows it (spawn and
+    exit in rooms far apart): a micro student writes good grids but, even
+    with the exit-span mask, its exit is often a straight walk from the
+    spawn (par 16 moves against the teacher's 25 on the demo's specs), and
+    players (the bots' fun score) feel the short level.  Candidates for the
+    spawn are the model's spawn and the :data:`PLACEMENT_CANDIDATES` free
+    cells farthest from it with no enemy within the spawn's safe radius;
+    for each, the exit goes to the free cell farthest from it in moves; the
+    longest pair wins (the model's spawn on a tie).  Enemies, items and the
+    grid never move, so every gate that held still holds.  The level is
+    returned unchanged when nothing is longer or it cannot be read.
+    """
+    try:
+        rows = level["rows"]
+        walk = np.array([[c != "#" for c in r] for r in rows], dtype=bool)
+        things = [(int(t["x"]), int(t["y"])) for t in (*level["enemies"], *level["items"])]
+        enemies = [(int(t["x"]), int(t["y"])) for t in level["enemies"]]
+        spawn = (int(level["spawn"]["x"]), int(level["spawn"]["y"]))
+        exit_ = (int(level["exit"]["x"]), int(level["exit"]["y"]))
+        free = walk.copy()
+        for x, y in things:
+            free[y, x] = False
+    except (KeyError, TypeError, ValueError, IndexError):
+        return level
+    unreachable = np.iinfo(np.int32).max
+    from_spawn = _moves_from(walk, spawn)
+    if from_spawn[exit_[1], exit_[0]] >= unreachable:
+        return level  # the validator will say why; nothing to improve here
+    safe = free.copy()
+    r = SPAWN_CLEARANCE
+    for x, y in enemies:
+        safe[max(0, y - r): y + r + 1, max(0, x - r): x + r + 1] = False
+    reach = np.where(safe & (from_spawn < unreachable), from_spawn, -1)
+    ys, xs = np.nonzero(reach > 0)
+    order = np.argsort(-reach[ys, xs], kind="stable")[:PLACEMENT_CANDIDATES]
+    best = (int(from_spawn[exit_[1], exit_[0]]), spawn, exit_)
+    for s in [spawn, *((int(xs[i]), int(ys[i])) for i in order)]:
+        dist = _moves_from(walk, s)
+        ends = np.where(free & (dist < unreachable), dist, -1)
+        ends[s[1], s[0]] = -1
+        far = np.unravel_index(int(np.argmax(ends)), ends.shape)
+        if int(ends[far]) > best[0]:
+            best = (int(ends[far]), s, (int(far[1]), int(far[0])))
+    _, s, e = best
+    if (s, e) == (spawn, exit_):
+        return level
+    return {**level, "spawn": {"x": s[0], "y": s[1]}, "exit": {"x": e[0], "y": e[1]}}
+
+
+def decode_level_output(site: str, text: str, args: dict[str, Any], *, repair: bool = False,
+                        place: bool = True) -> tuple[dict[str, Any] | None, str | None, int]:
+    """A student's completion as its result: ``(result, error, pockets filled)``.
+
+    For the level site, ``repair`` walls up sealed empty pockets
+    (:func:`fill_unreachable_pockets`) and ``place`` (the default) puts the
+    spawn and exit at the ends of the longest walk (:func:`place_spawn_and_exit`).
+    Every runtime (torch, the GGUF worker) decodes through here.
+    """
+    from generator.local.codec import CodecError, decode_result, is_level_site
+
+    try:
+        result = decode_result(site, text, args=args)
+    except CodecError as exc:
+        return None, str(exc), 0
+    if not is_level_site(site) or not isinstance(result, dict):
+        return result, None, 0
+    filled = 0
+    if repair:
+        result, filled = fill_unreachable_pockets(result)
+    if place:
+        result = place_spawn_and_exit(result)
+    return result, None, filled
 
 
 def fill_unreachable_pockets(level: dict[str, Any]) -> tuple[dict[str, Any], int]:

@@ -59,8 +59,6 @@ from generator.errors import BackendError, ModelLoadError
 from generator.local.codec import (
     LEVEL_FORM,
     ROW_PREFIX_LEN,
-    CodecError,
-    decode_result,
     encode_prompt,
     is_level_site,
     spec_from_args,
@@ -648,16 +646,9 @@ class GGUFWorker:
 
 
 def _decode(site: str, text: str, args: dict[str, Any], repair: bool) -> tuple[dict[str, Any] | None, str | None, int]:
-    try:
-        result = decode_result(site, text, args=args)
-    except CodecError as exc:
-        return None, str(exc), 0
-    if repair:
-        from generator.local.decoding import fill_unreachable_pockets
+    from generator.local.decoding import decode_level_output
 
-        result, filled = fill_unreachable_pockets(result)
-        return result, None, filled
-    return result, None, 0
+    return decode_level_output(site, text, args, repair=repair)
 
 
 class GGUFBackend:

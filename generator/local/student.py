@@ -28,8 +28,6 @@ from generator.errors import BackendError, ModelLoadError
 from generator.local.codec import (
     LEVEL_FORM,
     ROW_PREFIX_LEN,
-    CodecError,
-    decode_result,
     encode_prompt,
     is_level_site,
     spec_from_args,
@@ -83,6 +81,8 @@ class LocalStudent:
             raise ModelLoadError(f"{model_dir / 'tokenizer.json'}: no end-of-sequence token (</s>)")
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
         self._lock = threading.Lock()
+        #: put the spawn and exit at the ends of the longest walk (decoding.place_spawn_and_exit); level site only
+        self.place = True
 
     @classmethod
     def load(cls, model_dir: str | Path, *, quantize: str | None = "int8", site: str | None = None,
@@ -216,16 +216,9 @@ class LocalStudent:
         return outputs
 
     def _decode(self, text: str, args: dict[str, Any], repair: bool) -> tuple[dict[str, Any] | None, str | None, int]:
-        from generator.local.decoding import fill_unreachable_pockets
+        from generator.local.decoding import decode_level_output
 
-        try:
-            result = decode_result(self.site, text, args=args)
-        except CodecError as exc:
-            return None, str(exc), 0
-        if repair:
-            result, filled = fill_unreachable_pockets(result)
-            return result, None, filled
-        return result, None, 0
+        return decode_level_output(self.site, text, args, repair=repair, place=self.place)
 
     def __repr__(self) -> str:
         return f"LocalStudent(site={self.site!r}, version={self.version!r}, quantize={self.quantize!r})"

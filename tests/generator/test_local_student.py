@@ -355,3 +355,66 @@ def test_sentencepiece_vocabularies_map_to_plain_characters_for_masking():
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     tok.add_special_tokens(["<s>", "</s>"])
     assert _token_strings(tok) == ["<unk>", "<s>", "</s>", "\n", " the", "#"]
+
+
+def _winding_level():
+    """A teacher's level (rooms and corridors) whose exit was moved next to the spawn, as a small student might."""
+    from generator.procedural import generate_procedural
+
+    level = json.loads(generate_procedural(LevelSpec(width=24, height=16, difficulty=3, enemies=3, items=2,
+                                                     theme="crypt"), 11).to_json())
+    sx, sy = level["spawn"]["x"], level["spawn"]["y"]
+    taken = {(t["x"], t["y"]) for t in (*level["enemies"], *level["items"])} | {(sx, sy)}
+    near = next((x, y) for dy in (-1, 0, 1) for dx in (-1, 0, 1) for x, y in [(sx + dx, sy + dy)]
+                if level["rows"][y][x] != "#" and (x, y) not in taken)
+    level["exit"] = {"x": near[0], "y": near[1]}
+    return level
+
+
+def test_spawn_and_exit_go_to_the_ends_of_the_longest_walk_and_the_level_stays_valid():
+    from engine.core.content import WALKABLE
+    from engine.core.level import Level
+    from engine.core.pathing import critical_path_length
+    from generator.local.decoding import place_spawn_and_exit
+    from generator.validation import validate_level
+
+    before = _winding_level()
+    assert validate_level(before).valid
+    after = place_spawn_and_exit(before)
+    lv_before, lv_after = Level.from_json(json.dumps(before)), Level.from_json(json.dumps(after))
+    walk = WALKABLE[lv_after.grid]
+    par_before = critical_path_length(walk, lv_before.spawn, lv_before.exit)
+    par_after = critical_path_length(walk, lv_after.spawn, lv_after.exit)
+    assert par_before == 1 and par_after >= 20, (par_before, par_after)
+    assert validate_level(after).valid  # grid, enemies and items untouched; spawn still clear of enemies
+    assert (after["rows"], after["enemies"], after["items"]) == (before["rows"], before["enemies"], before["items"])
+    assert place_spawn_and_exit(after) == after  # already the longest: nothing moves
+
+
+def test_placement_never_puts_the_spawn_near_an_enemy_nor_the_exit_on_a_thing():
+    from generator.local.decoding import SPAWN_CLEARANCE, place_spawn_and_exit
+
+    level = _winding_level()
+    level["enemies"] = [{"kind": "rat", "x": 2, "y": 7}, {"kind": "rat", "x": 17, "y": 5}]
+    level["items"] = [{"kind": "potion", "x": 1, "y": 7}]
+    after = place_spawn_and_exit(level)
+    sx, sy = after["spawn"]["x"], after["spawn"]["y"]
+    assert all(max(abs(e["x"] - sx), abs(e["y"] - sy)) > SPAWN_CLEARANCE for e in after["enemies"])
+    taken = {(t["x"], t["y"]) for t in (*after["enemies"], *after["items"])}
+    assert (after["exit"]["x"], after["exit"]["y"]) not in taken and (sx, sy) not in taken
+
+
+def test_unreadable_or_disconnected_levels_are_left_to_the_validator():
+    from generator.local.decoding import place_spawn_and_exit
+
+    assert place_spawn_and_exit({"rows": None}) == {"rows": None}
+    sealed = _winding_level()
+    sx, sy = sealed["spawn"]["x"], sealed["spawn"]["y"]
+    rows = [list(r) for r in sealed["rows"]]
+    for dy in (-1, 0, 1):  # wall the spawn in: the exit cannot be reached
+        for dx in (-1, 0, 1):
+            if (dx, dy) != (0, 0):
+                rows[sy + dy][sx + dx] = "#"
+    sealed["rows"] = ["".join(r) for r in rows]
+    sealed["exit"] = {"x": 20, "y": 13}
+    assert place_spawn_and_exit(sealed) == sealed
