@@ -61,6 +61,7 @@ from typing import Any
 
 from generator.callsite import site_id
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
+from generator.worker import BoundedWorker
 
 log = logging.getLogger(__name__)
 
@@ -333,14 +334,13 @@ def _ask_local(call: _Call, mt_run: Any) -> None:
         local = _as_local_answer(answer)
         if local is None:
             if isinstance(answer, LocalAnswer) and answer.model_version:
-                _record_unusable(call, answer, start, "V0.no_answer", "the student gave no answer")
+                _record_unusable(call, answer, start, "V0.no_answer", NO_ANSWER)
             return
         value = _to_program_value(local.result, getattr(mt_run, "resp_type", None))
     except Exception as exc:
         log.warning("capture: the local server failed on %s; asking the model instead", call.site, exc_info=True)
         if local is not None and local.model_version:
-            message = f"does not fit the return type: {type(exc).__name__}: {_scrub(str(exc))}"[:500]
-            _record_unusable(call, local, start, "V0.unparsable", message)
+            _record_unusable(call, local, start, "V0.unparsable", _misfit(exc))
         return
     call.answer = value
     raw = local.raw if local.raw is not None else _dumps(local.result)
@@ -361,7 +361,7 @@ def _record_unusable(call: _Call, local: LocalAnswer, start: float, code: str, m
     """
     try:
         rec = _record(call, raw=local.raw, result=None, error=None, start=start)
-        rec.valid, rec.failures = False, [{"gate": "V0", "code": code, "message": message, "where": "$"}]
+        rec.valid, rec.failures = False, _v0(code, message)
         rec.result = None if local.result is None else to_jsonable(local.result)
         rec.backend, rec.model, rec.model_version = "student", local.model or _local_model_name(), local.model_version
         rec.confidence, rec.served = local.confidence, False
@@ -527,43 +527,9 @@ class Shadow:
     model: str = "student"
 
 
-class _ShadowWorker:
-    """One background thread for shadow answers, with a short backlog.
-
-    A call that finds the backlog full is not shadowed (the evidence just grows
-    more slowly), so shadowing never queues without bound nor delays the
-    program; at exit the interpreter waits only for the few queued answers.
-    """
-
-    def __init__(self, max_backlog: int = 2) -> None:
-        self.max_backlog = max_backlog
-        self._lock = threading.Lock()
-        self._pool: Any = None
-        self._pending: set[Any] = set()
-
-    def submit(self, job: Callable[[], None]) -> bool:
-        import concurrent.futures as cf
-
-        with self._lock:
-            self._pending = {f for f in self._pending if not f.done()}
-            if len(self._pending) >= self.max_backlog:
-                return False
-            if self._pool is None:
-                self._pool = cf.ThreadPoolExecutor(1, thread_name_prefix="forge-capture-shadow")
-            self._pending.add(self._pool.submit(job))
-            return True
-
-    def drain(self, timeout: float | None = None) -> int:
-        import concurrent.futures as cf
-
-        with self._lock:
-            pending = set(self._pending)
-        if not pending:
-            return 0
-        return len(cf.wait(pending, timeout=timeout).not_done)
-
-
-_shadow_worker = _ShadowWorker()
+#: Shadow answers run here, one at a time; a call that finds two queued is not shadowed, so
+#: shadowing never delays the program and at exit the interpreter waits only for those few.
+_shadow_worker = BoundedWorker("forge-capture-shadow", max_backlog=2)
 
 
 def drain_shadows(timeout: float | None = None) -> int:
@@ -613,13 +579,25 @@ def _run_shadow(call: _Call, shadow: Shadow) -> None:
 def _shadow_verdict(call: _Call, local: LocalAnswer | None) -> tuple[bool | None, list[dict[str, Any]]]:
     """The validity of a student answer: no answer or one that does not fit the return type is invalid."""
     if local is None:
-        return False, [{"gate": "V0", "code": "V0.no_answer", "message": "the student gave no answer", "where": "$"}]
+        return False, _v0("V0.no_answer", NO_ANSWER)
     try:
         value = _to_program_value(local.result, call.resp_type)
     except Exception as exc:
-        message = f"does not fit the return type: {type(exc).__name__}: {_scrub(str(exc))}"[:500]
-        return False, [{"gate": "V0", "code": "V0.unparsable", "message": message, "where": "$"}]
+        return False, _v0("V0.unparsable", _misfit(exc))
     return _judge(call, to_jsonable(value))
+
+
+NO_ANSWER = "the student gave no answer"
+
+
+def _misfit(exc: BaseException) -> str:
+    """Why a student's answer could not become the function's return value (scrubbed, bounded)."""
+    return f"does not fit the return type: {type(exc).__name__}: {_scrub(str(exc))}"[:500]
+
+
+def _v0(code: str, message: str) -> list[dict[str, Any]]:
+    """A student answer's failure as a record's ``failures``: gate V0, located at the whole answer."""
+    return [{"gate": "V0", "code": code, "message": message, "where": "$"}]
 
 
 # ----------------------------------------------------------------------------- the routing session

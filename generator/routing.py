@@ -27,7 +27,6 @@ started with (a request holds the backend list it was given).
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
 import random
 import threading
@@ -44,6 +43,7 @@ from generator.backends import Backend, BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
 from generator.metrics import wilson_interval
 from generator.records import CallRecord
+from generator.worker import BoundedWorker
 
 log = logging.getLogger(__name__)
 
@@ -447,35 +447,20 @@ class Router:
         self._retired: dict[tuple[str, str], Backend] = {}  #: no longer routed, closed when their last request ends
         self._seed = seed
         self._lock = threading.Lock()
-        self._shadow_pool: cf.ThreadPoolExecutor | None = None
-        self._shadow_pending: set[cf.Future[None]] = set()
-        self.max_shadow_backlog = 8
+        #: shadow answers and spot checks, off the request path; beyond 8 queued, requests go unchecked
+        self._shadow = BoundedWorker("forge-shadow", max_backlog=8)
 
     # -- background shadow answers ------------------------------------------
     def _submit_shadow(self, job: Callable[[], None]) -> bool:
-        with self._lock:
-            self._shadow_pending = {f for f in self._shadow_pending if not f.done()}
-            if len(self._shadow_pending) >= self.max_shadow_backlog:
-                return False
-            if self._shadow_pool is None:
-                self._shadow_pool = cf.ThreadPoolExecutor(1, thread_name_prefix="forge-shadow")
-            fut = self._shadow_pool.submit(job)
-            self._shadow_pending.add(fut)
-            return True
+        return self._shadow.submit(job)
 
     def drain(self, timeout: float | None = None) -> int:
         """Wait (up to ``timeout`` s) for background shadow answers; returns how many are still running."""
-        with self._lock:
-            pending = set(self._shadow_pending)
-        _done, not_done = cf.wait(pending, timeout=timeout)
-        return len(not_done)
+        return self._shadow.drain(timeout)
 
     def close(self, *, wait: bool = True) -> None:
         """Stop the shadow worker (finishing what it started when ``wait``) and close loaded students."""
-        with self._lock:
-            pool, self._shadow_pool = self._shadow_pool, None
-        if pool is not None:
-            pool.shutdown(wait=wait, cancel_futures=True)
+        self._shadow.shutdown(wait=wait)
         with self._lock:
             students = [*self._students.values(), *self._retired.values()]
             self._students, self._retired = {}, {}
