@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import subprocess
@@ -11,12 +10,7 @@ from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "forge_jac_support", Path(__file__).resolve().parents[1] / "fakes" / "jac_support.py"
-)
-support = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("forge_jac_support", support)
-_spec.loader.exec_module(support)
+from tests.fakes import jac_support as support  # noqa: E402  (tests are imported from the project root)
 
 from generator import capture  # noqa: E402
 from generator.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402

@@ -8,7 +8,6 @@ real ``by llm()`` calls of ``tests/generator/jacprog/recipes.jac``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,14 +17,7 @@ from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "forge_jac_support", Path(__file__).resolve().parents[1] / "fakes" / "jac_support.py"
-)
-support = sys.modules.get("forge_jac_support")
-if support is None:
-    support = importlib.util.module_from_spec(_spec)
-    sys.modules["forge_jac_support"] = support
-    _spec.loader.exec_module(support)
+from tests.fakes import jac_support as support  # noqa: E402  (tests are imported from the project root)
 
 from generator import capture, routing  # noqa: E402
 

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "forge_jac_support", Path(__file__).resolve().parents[1] / "fakes" / "jac_support.py"
-)
-support = sys.modules.get("forge_jac_support")
-if support is None:
-    support = importlib.util.module_from_spec(_spec)
-    sys.modules["forge_jac_support"] = support
-    _spec.loader.exec_module(support)
+from tests.fakes import jac_support as support  # noqa: E402  (tests are imported from the project root)
 fake = support.load_fake("openai_server")
 Reply, FakeOpenAIServer = fake.Reply, fake.FakeOpenAIServer
 
