@@ -450,15 +450,14 @@ def place_spawn_and_exit(level: dict[str, Any]) -> dict[str, Any]:
     if from_spawn[exit_[1], exit_[0]] >= unreachable:
         return level  # the validator will say why; nothing to improve here
     safe = free.copy()
-    r = SPAWN_CLEARANCE
     for x, y in enemies:
-        safe[max(0, y - r): y + r + 1, max(0, x - r): x + r + 1] = False
+        _clear_square(safe, x, y)
     reach = np.where(safe & (from_spawn < unreachable), from_spawn, -1)
     ys, xs = np.nonzero(reach > 0)
     order = np.argsort(-reach[ys, xs], kind="stable")[:PLACEMENT_CANDIDATES]
     best = (int(from_spawn[exit_[1], exit_[0]]), spawn, exit_)
     for s in [spawn, *((int(xs[i]), int(ys[i])) for i in order)]:
-        dist = _moves_from(walk, s)
+        dist = from_spawn if s == spawn else _moves_from(walk, s)
         ends = np.where(free & (dist < unreachable), dist, -1)
         ends[s[1], s[0]] = -1
         far = np.unravel_index(int(np.argmax(ends)), ends.shape)

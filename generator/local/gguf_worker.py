@@ -627,6 +627,8 @@ class GGUFWorker:
         Each output's ``latency_ms`` is the whole round trip, as for
         :meth:`LocalStudent.generate_levels`.
         """
+        from generator.local.decoding import decode_level_output
+
         req = {"site": self.site, "args": args, "seed": seed, "n": n, "temperature": temperature,
                "masked": masked, "max_new_tokens": max_new_tokens}
         started = time.perf_counter()
@@ -634,7 +636,7 @@ class GGUFWorker:
         latency = (time.perf_counter() - started) * 1000.0  # the round trip: they arrive together
         outs = []
         for raw in answers:
-            result, error, filled = _decode(self.site, raw["text"], args, repair and is_level_site(self.site))
+            result, error, filled = decode_level_output(self.site, raw["text"], args, repair=repair)
             outs.append(StudentOutput(text=raw["text"], result=result, mean_logprob=raw["mean_logprob"],
                                       tokens=raw["tokens"], latency_ms=latency,
                                       prompt_tokens=raw["prompt_tokens"], forced_tokens=raw["forced_tokens"],
@@ -643,12 +645,6 @@ class GGUFWorker:
 
     def __repr__(self) -> str:
         return f"GGUFWorker({str(self.path)!r}, pid={self.pid}, restarts={self.restarts})"
-
-
-def _decode(site: str, text: str, args: dict[str, Any], repair: bool) -> tuple[dict[str, Any] | None, str | None, int]:
-    from generator.local.decoding import decode_level_output
-
-    return decode_level_output(site, text, args, repair=repair)
 
 
 class GGUFBackend:

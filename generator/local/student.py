@@ -81,8 +81,6 @@ class LocalStudent:
             raise ModelLoadError(f"{model_dir / 'tokenizer.json'}: no end-of-sequence token (</s>)")
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
         self._lock = threading.Lock()
-        #: put the spawn and exit at the ends of the longest walk (decoding.place_spawn_and_exit); level site only
-        self.place = True
 
     @classmethod
     def load(cls, model_dir: str | Path, *, quantize: str | None = "int8", site: str | None = None,
@@ -153,7 +151,7 @@ class LocalStudent:
         ``repair=True`` walls up sealed, empty floor pockets of a level
         (:func:`~generator.local.decoding.fill_unreachable_pockets`).
         """
-        from generator.local.decoding import LevelGrammar, sample
+        from generator.local.decoding import LevelGrammar, decode_level_output, sample
 
         started = time.perf_counter()
         level = is_level_site(self.site)
@@ -174,7 +172,7 @@ class LocalStudent:
             out = sample(self.model, prompt_ids, token_strings=self.token_strings, eos_id=self.eos_id,
                          seed=seed, max_new_tokens=budget, temperature=temperature, grammar=grammar,
                          stop=None if level else "\n")
-        result, error, filled = self._decode(out.text, args, repair and level)
+        result, error, filled = decode_level_output(self.site, out.text, args, repair=repair)
         return StudentOutput(
             text=out.text,
             result=result,
@@ -193,7 +191,7 @@ class LocalStudent:
 
         Each output's ``latency_ms`` is the whole batch's time: they arrive together.
         """
-        from generator.local.decoding import sample_levels
+        from generator.local.decoding import decode_level_output, sample_levels
 
         if not is_level_site(self.site):
             raise BackendError(f"generate_levels serves the level site, not {self.site}")
@@ -207,18 +205,13 @@ class LocalStudent:
         latency = (time.perf_counter() - started) * 1000.0
         outputs = []
         for smp in samples:
-            result, error, filled = self._decode(smp.text, args, repair)
+            result, error, filled = decode_level_output(self.site, smp.text, args, repair=repair)
             outputs.append(StudentOutput(text=smp.text, result=result, pockets_filled=filled,
                                          mean_logprob=smp.mean_logprob,
                                          tokens=len(smp.token_ids), latency_ms=latency,
                                          prompt_tokens=len(prompt_ids), forced_tokens=smp.forced_tokens,
                                          error=error))
         return outputs
-
-    def _decode(self, text: str, args: dict[str, Any], repair: bool) -> tuple[dict[str, Any] | None, str | None, int]:
-        from generator.local.decoding import decode_level_output
-
-        return decode_level_output(self.site, text, args, repair=repair, place=self.place)
 
     def __repr__(self) -> str:
         return f"LocalStudent(site={self.site!r}, version={self.version!r}, quantize={self.quantize!r})"
