@@ -31,6 +31,8 @@ _UNREADABLE = {"V0.parse", "V0.too_large", "V0.duplicate_key"}
 #: JSONL files may be datasets: cap the whole file well above one level's limit.
 MAX_FILE_BYTES = 2_000_000_000
 MARK = "X"
+#: File names that mean one level per line, whatever the first line looks like.
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         return _unreadable(args, f"cannot use --spec: {_short(exc)}")
     try:
-        data = _read_input(args.file, jsonl=args.jsonl or args.file.endswith((".jsonl", ".ndjson")))
+        data = _read_input(args.file, jsonl=args.jsonl or args.file.endswith(JSONL_SUFFIXES))
     except OSError as exc:
         return _unreadable(args, f"cannot read {args.file}: {exc.strerror or exc}")
     except ValueError as exc:
@@ -102,8 +104,7 @@ def _read_input(name: str, *, jsonl: bool = False) -> bytes:
     a FIFO or a device cannot hang or flood the command.
     """
     if name == "-":
-        stream = sys.stdin.buffer
-        return _read_bounded(stream, jsonl)
+        return _read_bounded(sys.stdin.buffer, jsonl)
     path = Path(name)
     if path.is_dir():
         raise ValueError(f"{name} is a directory; give a level file")
@@ -139,7 +140,7 @@ def _is_object(line: bytes) -> bool:
 
 
 def _looks_like_jsonl(name: str, data: bytes) -> bool:
-    if name.endswith((".jsonl", ".ndjson")):
+    if name.endswith(JSONL_SUFFIXES):
         return True
     lines = [ln for ln in data.splitlines() if ln.strip()]
     if len(lines) < 2 or len(lines[0]) > DEFAULT_LIMITS.max_bytes:

@@ -126,11 +126,11 @@ def _summarise(store: Any, phases: list[Phase], site: str) -> dict[str, Any]:
     lat = {"teacher": [], "student": []}
     for rec in records.values():
         if rec.attempt == 1 and rec.error is None:
-            lat["student" if rec.backend == "student" else "teacher"].append(rec.latency_ms)
+            lat[_side(rec.backend)].append(rec.latency_ms)
     fun = {"teacher": [], "student": []}
     for r in served:
         if r.fun is not None:
-            fun["student" if r.backend == "student" else "teacher"].append(r.fun.score)
+            fun[_side(r.backend)].append(r.fun.score)
     return {
         "sessions": sum(p.sessions for p in phases),
         "levels": len(served),
@@ -147,13 +147,19 @@ def _summarise(store: Any, phases: list[Phase], site: str) -> dict[str, Any]:
     }
 
 
-def _site_table(store: Any, phases: list[Phase], level_site: str) -> list[dict[str, Any]]:
+def _side(backend: str) -> str:
+    """Which side of the comparison a backend's output counts for."""
+    return "student" if backend in ("student", "local") else "teacher"
+
+
+def _site_table(store: Any, level_site: str, level_local_share: float) -> list[dict[str, Any]]:
     """One row per call site: validity, local share, latency and fun, teacher beside student.
 
     Latency counts first attempts without an error; fun is the mean score of
     the served levels each side made.  For the level site, ``local_share`` is
-    the share of the last phase's levels the student served (after promotion);
-    for any other site, the share of its served calls the student answered.
+    the summary's (the share of the last phase's levels the student served,
+    after promotion); for any other site, the share of its served calls the
+    student answered.
     """
     rows = []
     for st in store.site_stats():
@@ -161,16 +167,12 @@ def _site_table(store: Any, phases: list[Phase], level_site: str) -> list[dict[s
         fun: dict[str, list[float]] = {"teacher": [], "student": []}
         for sc in store.iter_calls(st.site):
             rec = sc.record
-            side = "student" if rec.backend in ("student", "local") else "teacher"
+            side = _side(rec.backend)
             if rec.attempt == 1 and rec.error is None and rec.latency_ms is not None:
                 lat[side].append(rec.latency_ms)
             if rec.served and sc.fun is not None:
                 fun[side].append(sc.fun)
-        if st.site == level_site and phases and phases[-1].levels:
-            last = phases[-1].levels
-            local = sum(r.backend == "student" for r in last) / len(last)
-        else:
-            local = st.local_share
+        local = level_local_share if st.site == level_site else st.local_share
         rows.append({
             "site": st.site, "state": st.state or "teacher", "version": st.version, "calls": st.calls,
             "valid": st.valid_share and round(st.valid_share, 3), "local_share": round(local, 3),
@@ -216,7 +218,7 @@ def _pictures(store: Any, phases: list[Phase], site: str, out: Path, per_backend
         written.append(path.name)
 
     for r in (r for p in phases for r in p.levels):  # levels the players got
-        kind = "student" if r.backend == "student" else "teacher"
+        kind = _side(r.backend)
         draw(kind, records.get(r.generation_id or ""), f"{r.spec.theme}-d{r.spec.difficulty}")
     for rec in records.values():  # the student's valid shadow answers, when it never served
         if rec.backend == "student" and not rec.served and rec.valid:
@@ -295,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary["training"] = {k: training.get(k) for k in ("exit_code", "promoted", "version", "reason", "gates")
                                if k in training}
         summary["seconds"] = round(time.monotonic() - started, 1)
-        table = _site_table(store, phases, LEVEL_SITE)
+        table = _site_table(store, LEVEL_SITE, summary["local_share"])
         report_dir = Path(args.report) if args.report else root / "reports" / "demo"
         pictures = _pictures(store, phases, LEVEL_SITE, report_dir)
     summary["goals"] = _goals(summary)
