@@ -224,9 +224,16 @@ def _stage_quantize(ds: Dataset, run_dir: Path) -> dict[str, Any]:
                 shutil.copy2(src / name, out / name)
     else:
         out = merge_lora(src, out)
-    if ds.output_schema is not None and not is_level_site(ds.site):
-        # The schema-constrained decoder of a generic site reads it (generator.local.constrain).
-        (out / "output_schema.json").write_text(json.dumps(ds.output_schema, indent=2))
+    if not is_level_site(ds.site):
+        if ds.output_schema is not None:
+            # The schema-constrained decoder of a generic site reads it (generator.local.constrain).
+            (out / "output_schema.json").write_text(json.dumps(ds.output_schema, indent=2))
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+        longest = max((len(tok.encode(ex.completion, add_special_tokens=False).ids) for ex in ds.train), default=256)
+        # An answer may take twice the teacher's longest: a string that never closes stops there, not at 1,024.
+        (out / "student.json").write_text(json.dumps({"site": ds.site, "max_new_tokens": 2 * longest + 16}))
     return {"artefact_dir": str(out), "files": sorted(p.name for p in out.iterdir() if p.is_file())}
 
 

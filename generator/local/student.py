@@ -88,6 +88,12 @@ class LocalStudent:
         self.token_strings = token_texts(tokenizer, byte_level=self.format.byte_level)
         self.bos_id = self.format.bos_id if self.format.add_bos else None
         self.eos_id = self.format.eos_id
+        #: tokens a generic answer may take at most (the trainer writes twice the longest teacher answer)
+        self.answer_budget = 1024
+        self.output_schema: dict[str, Any] | None = None
+        self._constraint: Any = None
+        if not is_level_site(site):
+            self._load_constraint()
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
         self._lock = threading.Lock()
 
@@ -150,7 +156,40 @@ class LocalStudent:
         site = site or meta.get("site") or LEVEL_FORM
         version = meta.get("version") or model_dir.name
         log.info("student %s loaded from %s (site %s, %s)", version, model_dir, site, quantize or "fp32")
-        return cls(model, tokenizer, site=site, model_dir=model_dir, quantize=quantize, version=version)
+        student = cls(model, tokenizer, site=site, model_dir=model_dir, quantize=quantize, version=version)
+        if isinstance(meta.get("max_new_tokens"), int):
+            student.answer_budget = int(meta["max_new_tokens"])
+        return student
+
+    def _load_constraint(self) -> None:
+        """The schema-constrained decoder of a generic site (``output_schema.json`` + llguidance), if both exist."""
+        from generator.local.constrain import JsonConstraint, load_schema
+
+        self.output_schema = load_schema(self.model_dir)
+        if self.output_schema is None:
+            return
+        if not JsonConstraint.available():
+            log.warning("student %s: llguidance is not installed, so answers are not constrained to the output "
+                        "schema (pip install 'dungeon-forge[train]')", self.model_dir)
+            return
+        from generator.local.constrain import ConstraintError
+
+        try:
+            special = {i for i in (self.format.bos_id, self.format.eos_id, self.format.pad_id) if i is not None}
+            special |= {int(i) for i in self.tokenizer.get_added_tokens_decoder()}
+            special |= {i for i, t in enumerate(self.token_strings) if t in ("<pad>", "<s>", "</s>", "<unk>")}
+            constraint = JsonConstraint(self.tokenizer, vocab_size=int(self.model.config.vocab_size),
+                                        eos_id=self.eos_id, token_strings=self.token_strings, special_ids=special)
+            constraint.grammar(self.output_schema)  # compile once, now
+        except ConstraintError as exc:  # serve unconstrained (answers are still validated) rather than not at all
+            log.warning("student %s: answers are not constrained to the output schema: %s", self.model_dir, exc)
+            return
+        self._constraint = constraint
+
+    @property
+    def constrained(self) -> bool:
+        """Whether this student's answers are masked to its site's output schema."""
+        return self._constraint is not None
 
     # -- generation ------------------------------------------------------
 
@@ -159,7 +198,10 @@ class LocalStudent:
         """Complete the prompt for ``args`` and decode the result.
 
         For the level site, ``masked=True`` (the default) constrains decoding
-        with :class:`~generator.local.decoding.LevelGrammar`.  A result that
+        with :class:`~generator.local.decoding.LevelGrammar`; for any other
+        site with an ``output_schema.json``, with its JSON schema
+        (:mod:`generator.local.constrain`).  ``temperature`` None: sampled
+        (1.0) for levels, greedy for other sites.  A result that
         does not decode gives ``result=None`` and the reason in ``error``.
         ``repair=True`` walls up sealed, empty floor pockets of a level
         (:func:`~generator.local.decoding.fill_unreachable_pockets`).
@@ -177,14 +219,17 @@ class LocalStudent:
             budget = spec["height"] * (ROW_PREFIX_LEN + spec["width"] + 1) + 1
             grammar = LevelGrammar(spec) if masked else None
         else:
-            budget = 1024
+            budget = self.answer_budget
         budget = min(max_new_tokens or budget, self.max_positions - len(prompt_ids))
         if budget <= 0:
             raise BackendError(f"prompt of {len(prompt_ids)} tokens leaves no room in the model's context")
+        matcher = None
+        if not level and masked and self._constraint is not None:
+            matcher = self._constraint.matcher(self.output_schema)
         with self._lock:
             out = sample(self.model, prompt_ids, token_strings=self.token_strings, eos_id=self.eos_id,
                          seed=seed, max_new_tokens=budget, temperature=temperature, grammar=grammar,
-                         stop=None if level else "\n")
+                         stop=None if level else "\n", constraint=matcher)
         if self.format.byte_level:  # pieces can split a multi-byte character: decode the ids as a whole
             out.text = self.format.decode(self.tokenizer, out.token_ids)
         result, error, filled = decode_level_output(self.site, out.text, args, repair=repair)
@@ -363,5 +408,5 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
             except ValueError as exc:
                 raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
             if isinstance(data, dict):
-                return {k: data.get(k) for k in ("site", "version")}
+                return {k: data.get(k) for k in ("site", "version", "max_new_tokens")}
     return {}

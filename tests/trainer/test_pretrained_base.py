@@ -181,3 +181,122 @@ def test_smollm2_converts_once_and_answers_like_the_gguf_it_came_from(_forge_hom
     assert torch.allclose(a, b, atol=1e-4)
     mtime = (base / "model.safetensors").stat().st_mtime_ns
     assert ensure_base("smollm2-135m") == base and (base / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+# ------------------------------------------------------------------ schema-constrained decoding
+
+#: ``maxLength`` bounds the string, so random weights finish their answer within the token budget too.
+SCHEMA = {"type": "object", "properties": {
+    "title": {"type": "string", "maxLength": 12}, "reward": {"type": "integer", "minimum": 0, "maximum": 999},
+    "band": {"type": "string", "enum": ["low", "mid", "high"]}},
+    "required": ["title", "reward", "band"], "additionalProperties": False}
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_an_untrained_student_still_answers_in_the_schema_when_constrained(chat_base, tmp_path, wrapped):
+    """Random weights, greedy: every answer parses and validates (byllm's response_format wrapper or a bare schema)."""
+    import shutil
+
+    import jsonschema
+
+    from generator.local.student import LocalStudent
+
+    pytest.importorskip("llguidance")
+    d = tmp_path / "student"
+    shutil.copytree(chat_base, d)
+    schema = {"type": "json_schema", "json_schema": {"name": "Quest", "schema": SCHEMA, "strict": True}} if wrapped \
+        else SCHEMA
+    (d / "output_schema.json").write_text(json.dumps(schema))
+    student = LocalStudent.load(d, quantize=None, site=SITE)
+    assert student.constrained
+    free = LocalStudent.load(chat_base, quantize=None, site=SITE)
+    assert not free.constrained
+    valid_free = 0
+    for i in range(5):
+        args = {"name": f"m{i}", "level": i}
+        out = student.generate(args, max_new_tokens=60, temperature=1.0, seed=i)
+        assert out.error is None, out.text
+        jsonschema.validate(out.result, SCHEMA)
+        assert out.forced_tokens > 0  # the keys are fed without sampling
+        valid_free += free.generate(args, max_new_tokens=60, temperature=1.0, seed=i).error is None
+    assert valid_free == 0  # the control: the same weights unconstrained write no JSON at all
+
+
+def test_a_micro_char_tokenizer_student_is_constrained_too(tiny_student_dir, tmp_path):
+    import shutil
+
+    import jsonschema
+
+    from generator.local.student import LocalStudent
+
+    pytest.importorskip("llguidance")
+    d = tmp_path / "micro"
+    shutil.copytree(tiny_student_dir, d)
+    (d / "output_schema.json").write_text(json.dumps(SCHEMA))
+    student = LocalStudent.load(d, quantize=None, site=SITE)
+    assert student.constrained
+    out = student.generate({"name": "x"}, max_new_tokens=80, seed=1)
+    assert out.error is None, out.text
+    jsonschema.validate(out.result, SCHEMA)
+
+
+# ------------------------------------------------------------------ the pipeline on a generic site
+
+
+def _fill_generic(home, n=24):
+    from generator.records import CallRecord
+    from generator.store import Store
+
+    schema = {"type": "json_schema", "json_schema": {"name": "Quest", "schema": SCHEMA, "strict": True}}
+    with Store.open(home / "forge.db") as store:
+        for i in range(n):
+            store.record_call(CallRecord(site=SITE, backend="llm", args={"name": f"m{i}", "level": i % 7},
+                                         result=ANSWER | {"title": f"Slay m{i}"[:12]}, valid=True,
+                                         output_schema=schema))
+
+
+@pytest.mark.slow
+def test_the_pipeline_registers_a_small_constrained_generic_student(_forge_home, chat_base):
+    from generator.local.student import LocalStudent
+    from generator.registry import Registry
+    from trainer import pipeline
+    from trainer.config import load_preset
+
+    pytest.importorskip("llguidance")
+    _fill_generic(_forge_home)
+    cfg = load_preset("tiny-test", overrides=[f"train.base={chat_base}", "quantize.gguf_types=[q8_0]"])
+    report = pipeline.run(cfg, site=SITE, data_dir=_forge_home)
+    reg = Registry(_forge_home / "models")
+    m = reg.get(SITE, report.headline()["version"])
+    assert {"adapter_model.safetensors", "student_base.json", "output_schema.json", "student.json",
+            "student-q8_0.gguf"} <= set(m.files)
+    assert "model.safetensors" not in m.files
+    vdir = reg.model_dir(SITE, m.version)
+    student = LocalStudent.load(vdir, quantize="int8")
+    assert student.site == SITE and student.constrained and student.answer_budget < 100
+    # every held-out answer was in the schema, however little the student learnt in 4 steps
+    samples = [json.loads(line) for line in (report.run_dir / "samples.jsonl").read_text().splitlines()]
+    assert samples and all(s["failures"] == [] for s in samples), samples
+    # the run folder keeps no merged copy of the weights either
+    assert not list(report.run_dir.rglob("model.safetensors"))
+
+
+def test_an_evaluation_where_every_call_crashes_fails_loudly(_forge_home, chat_base, monkeypatch):
+    """Reported: every sample failed on a tokenizer error, was scored 0, and the gates said "passed"."""
+    from generator.local.student import LocalStudent
+    from trainer import pipeline
+    from trainer.config import load_preset
+    from trainer.errors import TrainerError
+
+    _fill_generic(_forge_home, n=12)
+
+    def broken(self, args, **kwargs):
+        raise ValueError("tokenizer has no <s>/</s> tokens")
+
+    monkeypatch.setattr(LocalStudent, "generate", broken)
+    cfg = load_preset("tiny-test", overrides=[f"train.base={chat_base}", "train.steps=1", "quantize.gguf_types=[]"])
+    with pytest.raises(TrainerError, match=r"failed systematically: all \d+ held-out calls raised ValueError.*<s>"):
+        pipeline.run(cfg, site=SITE, data_dir=_forge_home)
+    from generator.registry import Registry
+
+    assert Registry(_forge_home / "models").versions(SITE) == []  # nothing registered, nothing promoted
