@@ -300,3 +300,20 @@ def test_an_evaluation_where_every_call_crashes_fails_loudly(_forge_home, chat_b
     from generator.registry import Registry
 
     assert Registry(_forge_home / "models").versions(SITE) == []  # nothing registered, nothing promoted
+
+
+def test_qlora_on_a_chat_base_keeps_only_adapters_and_loads_into_full_precision(chat_base, tmp_path):
+    """nf4 base (bitsandbytes; its CPU backend here, CUDA where there is one), LoRA adapters saved alone."""
+    pytest.importorskip("bitsandbytes")
+    from generator.local.student import LocalStudent
+    from trainer.loop import TrainConfig, train
+
+    cfg = TrainConfig(base=str(chat_base), qlora=True, lora=True, steps=2, batch_size=4, lr=1e-2, warmup_steps=1,
+                      eval_every=0, checkpoint_every=0, bf16=False, seed=0, torch_threads=1)
+    out = train(cfg, _pairs(8), [], tmp_path / "qlora", progress=False)
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    student = LocalStudent.load(out, quantize=None, site=SITE)
+    import torch
+
+    assert all(p.dtype == torch.float32 for p in student.model.parameters())
+    assert student.generate({"name": "x", "level": 2}, max_new_tokens=4).tokens <= 4
