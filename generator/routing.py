@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from generator.answering import LocalAnswer, Shadow, set_local_server
 from generator.backends import Backend, BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
 from generator.metrics import wilson_interval
@@ -657,7 +658,6 @@ LocalFactory = Callable[[str, Path, str], LocalAnswerer]
 
 
 def _default_local_factory(site: str, model_dir: Path, version: str) -> LocalAnswerer:
-    from generator.capture import LocalAnswer
     from generator.local.student import LocalStudent
 
     student = LocalStudent.load(model_dir, quantize="int8", site=site)
@@ -708,9 +708,7 @@ class SiteServer:
         return _stamp(answer, version)
 
     def shadow_for(self, site: str) -> Any:
-        """A :class:`~generator.capture.Shadow` for a site in state ``shadow``, else None (cheap: one store read)."""
-        from generator.capture import Shadow
-
+        """A :class:`~generator.answering.Shadow` for a site in state ``shadow``, else None (cheap: one store read)."""
         status = self._status(site, SiteState.SHADOW)
         if status is None or (site, status.version) in self._broken:
             return None
@@ -753,8 +751,6 @@ class SiteServer:
 def _stamp(answer: Any, version: str) -> Any:
     """Give a bare answer (None included: the student had none) the serving version,
     so the router's live evidence counts it, usable or not."""
-    from generator.capture import LocalAnswer
-
     if isinstance(answer, LocalAnswer):
         return answer if answer.model_version else replace(answer, model_version=version)
     if answer is not None and hasattr(answer, "result"):
@@ -773,8 +769,6 @@ def install_local_server(router: Router, *, factory: LocalFactory | None = None)
     answered and records it unserved, which is the evidence that moves the site
     to ``local``.  Returns the server.
     """
-    from generator.capture import set_local_server
-
     server = SiteServer(router, factory)
     set_local_server(server)
     return server
