@@ -14,7 +14,6 @@ from generator.callsite import site_id
 from generator.capture import metering, session
 from generator.capture.describe import (
     NO_ANSWER,
-    NOT_ANSWERED,
     Call,
     caller_names,
     dumps,
