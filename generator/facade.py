@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from engine.core.source import SourcedLevel
-from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend
+from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend, make_backend
 from generator.config import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
@@ -407,65 +407,6 @@ class LevelGenerator:
                 store.record_calls(records)
         except Exception:  # noqa: BLE001 - recording must never cost the player a level
             log.exception("could not record %d attempts of request %s", len(records), records[0].request_id)
-
-
-# ---------------------------------------------------------------------- backends by name
-
-
-def make_backend(
-    name: str, config: GeneratorConfig | None = None, *, data_dir: str | os.PathLike[str] | None = None,
-    site: str = LEVEL_SITE,
-) -> Backend:
-    """Build a backend from its config name: ``procedural``, ``llm``, ``student`` or ``remote_student``.
-
-    ``llm`` needs jaclang/byllm (``generator.llm_adapter``); ``student`` needs a
-    promoted model for ``site`` in the registry and the ``[train]`` extra.
-    Raises :class:`ConfigError` saying what is missing.
-    """
-    config = config or GeneratorConfig()
-    if name == "procedural":
-        return ProceduralBackend()
-    if name == "llm":
-        try:
-            from generator.llm_adapter import LLMTeacherBackend
-        except ImportError as exc:
-            raise ConfigError(
-                f"the llm backend needs generator.llm_adapter and jaclang/byllm ({exc}); "
-                "pip install dungeon-forge, or use --backend procedural"
-            ) from None
-        from generator.config import teacher_settings
-
-        settings = teacher_settings(data_dir)
-        if not settings.usable():
-            raise ConfigError(
-                f"the llm backend has no key for teacher {settings.model} ({settings.key_env() or 'its key'} "
-                "is unset) and no OPENAI_BASE_URL; set one, or use --backend procedural"
-            )
-        return LLMTeacherBackend(settings)
-    if name == "student":
-        from generator.registry import Registry
-
-        registry = Registry.in_data_dir(data_dir)
-        current = registry.current(site)
-        if current is None:
-            raise ConfigError(
-                f"no student model is promoted for {site} in {registry.root}; train one with "
-                "`python -m generator.train` or use --backend procedural"
-            )
-        model_dir = registry.model_dir(site, current.version)
-        from generator.local.serving import student_backend
-
-        try:
-            return student_backend(model_dir, version=current.version)
-        except ImportError as exc:
-            raise ConfigError(
-                f"the student backend needs torch or a GGUF runtime ({exc}); pip install 'dungeon-forge[train]'"
-            ) from None
-    if name == "remote_student":  # a student behind `python -m generator.serve` ([student_server] in forge.toml)
-        from generator.local.remote import RemoteStudentBackend
-
-        return RemoteStudentBackend.from_config(data_dir, site=site)
-    raise ConfigError(f"unknown backend {name!r}; choose one of llm, student, remote_student, procedural")
 
 
 # ---------------------------------------------------------------------- helpers

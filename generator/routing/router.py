@@ -256,6 +256,6 @@ def _close_backend(backend: Any) -> None:
 
 
 def _default_student_factory(site: str, model_dir: Path, version: str) -> Backend:
-    from generator.local.serving import student_backend
+    from generator.backends.student import student_backend
 
     return student_backend(model_dir, version=version)

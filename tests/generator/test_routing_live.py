@@ -17,7 +17,7 @@ from engine.core.level import LevelSpec
 from generator.backends import BackendOutput, BackendRequest
 from generator.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
-from generator.procedural import generate_procedural
+from generator.backends.procedural import generate_procedural
 from generator.registry import Registry
 from generator.routing import Router, RoutingPolicy, RouteState
 from generator.store import Store

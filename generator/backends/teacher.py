@@ -8,7 +8,7 @@ endpoint, timeouts and retry limits come from
 provider's environment variables and never pass through this module's
 messages.
 
-Everything heavy is imported on first use, so ``import generator.llm_adapter``
+Everything heavy is imported on first use, so ``import generator.backends.teacher``
 is cheap and works without a key::
 
     backend = LLMTeacherBackend()            # FORGE_TEACHER / forge.toml / gpt-4o-mini
