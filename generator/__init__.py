@@ -24,7 +24,7 @@ _EXPORTS = {
     "BackendOutput": "generator.backends",
     "ProceduralBackend": "generator.backends",
     "Store": "generator.store",
-    "StoreSink": "generator.telemetry_sink",
+    "StoreSink": "generator.store.telemetry_sink",
 }
 
 __all__ = sorted(_EXPORTS)

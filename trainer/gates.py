@@ -67,7 +67,7 @@ def judge(
 
         report = validate_level(result, LevelSpec.from_dict(spec_from_args(args)))
         return bool(report.valid), [f.code for f in report.failures]
-    from generator.site_validators import judge as judge_site, validator_for
+    from generator.validation.sites import judge as judge_site, validator_for
 
     if output_schema is None and validator_for(site) is None:
         return isinstance(result, dict), [] if isinstance(result, dict) else ["V0.schema.type"]
