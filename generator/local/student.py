@@ -130,7 +130,7 @@ class LocalStudent:
         if threads:
             torch.set_num_threads(threads)
         if quantize == "int8":
-            from trainer.quantize import quantize_int8
+            from generator.local.quantize import quantize_int8
 
             model = quantize_int8(model)
         meta = _read_meta(model_dir)
