@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             from trainer import pipeline
-            from trainer.dataset import bootstrap, build_dataset
+            from trainer.dataset import build_dataset
             from trainer.errors import TrainerError
         except ImportError as exc:
             raise GeneratorError(f"{_TRAIN_HINT} ({exc})") from None
@@ -113,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = _config(args)
             out: dict[str, Any] = {}
             if args.bootstrap:
-                out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, cfg=cfg.dataset,
+                from generator.bootstrap import SpecRanges, bootstrap
+
+                d = cfg.dataset
+                ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items)
+                out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, ranges=ranges,
                                              seed=args.seed, progress=progress)
                 if not args.json:
                     print(f"bootstrap: {out['bootstrap']['levels']} procedural-teacher levels recorded")

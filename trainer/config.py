@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import yaml
 
+from generator.bootstrap import SpecRanges
 from trainer.errors import TrainerError
 
 __all__ = [
@@ -66,11 +67,11 @@ class DatasetConfig:
     fun_weighting: bool = True  #: oversample levels players enjoyed (fun score) where one exists
     fun_oversample: float = 0.5  #: extra draws, as a share of the training set, weighted by fun
     seed: int = 0
-    # --bootstrap: specs drawn uniformly from these ranges (small levels train fastest)
-    bootstrap_width: tuple[int, int] = (16, 24)
-    bootstrap_height: tuple[int, int] = (12, 16)
-    bootstrap_enemies: tuple[int, int] = (0, 6)
-    bootstrap_items: tuple[int, int] = (0, 4)
+    # --bootstrap: specs drawn uniformly from these ranges (generator.bootstrap.SpecRanges' defaults)
+    bootstrap_width: tuple[int, int] = SpecRanges.width
+    bootstrap_height: tuple[int, int] = SpecRanges.height
+    bootstrap_enemies: tuple[int, int] = SpecRanges.enemies
+    bootstrap_items: tuple[int, int] = SpecRanges.items
 
 
 @dataclass
