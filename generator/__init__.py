@@ -25,6 +25,7 @@ _EXPORTS = {
     "ProceduralBackend": "generator.backends",
     "Store": "generator.store",
     "StoreSink": "generator.store.telemetry_sink",
+    "launch_background": "generator.background",
 }
 
 __all__ = sorted(_EXPORTS)
