@@ -128,3 +128,39 @@ def test_train_preset_over_the_cap_is_refused(tmp_path, _forge_home):
                   code=1)  # generator.train's status for every error
     assert "huge.yaml" in err and "limit" in err
 
+
+
+# ------------------------------------------------------------------ item 9: duplicate keys in a spec
+
+DUPLICATE = '{"width":20,"height":14,"difficulty":3,"enemies":2,"items":1,"theme":"cave","width":64}'
+
+
+@pytest.mark.parametrize("text", [DUPLICATE, DUPLICATE.replace('":', '" :'),
+                                  '{"width":20,"height":14,"difficulty":3,"enemies":2,"items":1,"theme":"cave",'
+                                  '"theme":"crypt"}'])
+def test_a_spec_with_a_duplicate_key_is_refused(text):
+    from engine.core.errors import SpecError
+    from engine.core.level import LevelSpec
+
+    with pytest.raises(SpecError, match="twice"):
+        LevelSpec.from_json(text)
+
+
+def test_spec_cli_arguments_with_duplicate_keys_exit_2(tmp_path, capsys):
+    from generator.generate import main as generate_main
+    from generator.validate import main as validate_main
+
+    assert generate_main(["--spec", DUPLICATE, "--no-record", "--json"]) == 2
+    assert "'width' appears twice" in json.loads(capsys.readouterr().out)["error"]
+    level = tmp_path / "level.json"
+    level.write_text("{}")
+    assert validate_main([str(level), "--spec", DUPLICATE]) == 2
+    assert "'width' appears twice" in capsys.readouterr().err
+
+
+def test_a_spec_with_unusual_spacing_but_no_duplicates_is_accepted():
+    from engine.core.level import LevelSpec
+
+    spec = LevelSpec.from_json(' { "width" : 20 , "height":14,"difficulty":3,"enemies":2,"items":1,"theme":"c\\":ve"}'
+                               .replace('c\\":ve', "cave"))
+    assert spec.width == 20
