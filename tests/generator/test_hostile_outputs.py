@@ -16,7 +16,7 @@ from engine.core.level import LevelSpec
 from generator.backends import BackendOutput
 from generator.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
-from generator.procedural import generate_procedural as procedural_generate
+from generator.backends.procedural import generate_procedural as procedural_generate
 from generator.store import Store
 from generator.validate import main as validate_main
 from generator.validation import validate_level
