@@ -282,8 +282,12 @@ def load_preset(
         path = PRESETS_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise PresetError(f"no preset {str(name_or_path)!r}; known presets: {', '.join(preset_names())} (or a YAML path)")
+    from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_file_text(path, max_bytes=MAX_CONFIG_BYTES, what="preset")) or {}
+    except InputFileError as exc:
+        raise PresetError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise PresetError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

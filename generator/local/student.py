@@ -98,10 +98,13 @@ class LocalStudent:
         """
         model_dir = Path(model_dir)
         for name in REQUIRED_FILES:
-            if not (model_dir / name).is_file():
+            if not (model_dir / name).exists():  # present but odd (a FIFO, a device): check_model_dir says so
                 raise ModelLoadError(f"student model {model_dir}: {name} is missing; retrain or roll back the site")
         if quantize not in (None, "int8"):
             raise ModelLoadError(f"quantize={quantize!r} is not supported; use 'int8' or None")
+        from generator.local.model_check import check_model_dir
+
+        check_model_dir(model_dir)  # absurd or mismatched sizes are refused before torch allocates
         try:
             import torch
             from tokenizers import Tokenizer
