@@ -31,7 +31,7 @@ from generator.local.codec import is_level_site, spec_from_args
 from generator.metrics import controllability, diversity, novelty, summarize, validity
 from trainer.config import GateConfig
 
-__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "decide"]
+__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "decide", "likeness_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +251,14 @@ def decide(
     current: Mapping[str, Any] | None = None,
     quantization_ok: bool | None = None,
     quantization_reason: str = "",
+    likeness: Mapping[str, Any] | None = None,
 ) -> GateResult:
-    """Apply the gates to ``metrics`` (from :func:`score`); ``current``: the serving version's metrics."""
+    """Apply the gates to ``metrics`` (from :func:`score`); ``current``: the serving version's metrics.
+
+    ``likeness`` is :func:`trainer.likeness.evaluate_likeness`'s report; with
+    ``cfg.likeness_controls`` set the student must beat each of those controls
+    (:func:`likeness_checks`), and a missing report fails the gate.
+    """
     control = metrics.get("controllability") or {}
     checks = [
         _at_least("validity", metrics.get("validity"), cfg.min_validity),
@@ -273,6 +279,8 @@ def decide(
                                 f"latency p50 {p50:.0f} ms {'<=' if ok else '>'} {cfg.max_latency_p50_ms:.0f} ms"))
     if quantization_ok is not None:
         checks.append(GateCheck("int8", None, None, quantization_ok, quantization_reason or "int8 re-evaluation"))
+    if "controllability" in metrics:  # the level site: likeness to the teacher beside the controls
+        checks += likeness_checks(likeness, cfg)
     if current:
         for key, value in (("validity", metrics.get("validity")),
                            ("control_joint", control.get("joint"))):
@@ -286,3 +294,46 @@ def decide(
     return GateResult(all(c.ok for c in checks), checks)
 
 
+
+
+def likeness_checks(report: Mapping[str, Any] | None, cfg: GateConfig) -> list[GateCheck]:
+    """The student must beat each control of ``cfg.likeness_controls`` on every likeness metric.
+
+    Pattern JSD and mean structure W1 (lower is better) must be at most
+    ``(1 - cfg.likeness_margin)`` times the control's; the teacher's held-out
+    NLL must be at least ``cfg.nll_margin`` nats per tile below the control's
+    (where both were measured).  A metric the student lacks but the control
+    has fails: an unmeasured student is not promoted on a likeness claim.
+    """
+    from generator.evaluate.likeness import LIKENESS_METRICS
+
+    if not cfg.likeness_controls:
+        return []
+    if not report:
+        return [GateCheck("likeness", None, None, False, "likeness: not measured (gates.likeness_controls is set)")]
+    gens = report.get("generators") or {}
+    me = gens.get("student") or {}
+    checks = []
+    for control in cfg.likeness_controls:
+        other = gens.get(control)
+        if other is None:
+            checks.append(GateCheck(f"beats_{control}", None, None, False, f"likeness: control {control} not measured"))
+            continue
+        for metric in LIKENESS_METRICS:
+            theirs, mine = other.get(metric), me.get(metric)
+            if theirs is None:
+                continue
+            name = f"{metric}_vs_{control}"
+            if metric == "nll":
+                limit = float(theirs) - cfg.nll_margin
+                rule = f"{theirs:.3f} - {cfg.nll_margin}"
+            else:
+                limit = float(theirs) * (1.0 - cfg.likeness_margin)
+                rule = f"(1 - {cfg.likeness_margin}) x {theirs:.3f}"
+            if mine is None:
+                checks.append(GateCheck(name, None, limit, False, f"{metric}: student not measured ({control} {theirs:.3f})"))
+                continue
+            ok = float(mine) <= limit + 1e-12
+            checks.append(GateCheck(name, float(mine), limit, ok,
+                                    f"{metric} {mine:.3f} {'<=' if ok else '>'} {rule} ({control} control)"))
+    return checks
