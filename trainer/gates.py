@@ -48,6 +48,7 @@ class Sample:
     tokens: int = 0
     text: str = ""
     first_valid: bool | None = None  #: the first candidate's verdict when judged as served
+    placements: list[Any] = field(default_factory=list)  #: the level grammar's record of placed things
 
 
 def judge(
@@ -118,7 +119,8 @@ def run_student(
             continue
         result = out.result if isinstance(out.result, dict) else None
         ok, codes = judge(site, dict(args), result, output_schema)
-        samples.append(Sample(dict(args), result, ok, codes, float(out.latency_ms), int(out.tokens), out.text))
+        samples.append(Sample(dict(args), result, ok, codes, float(out.latency_ms), int(out.tokens), out.text,
+                              placements=list(getattr(out, "placements", None) or [])))
     return samples
 
 
@@ -302,8 +304,9 @@ def likeness_checks(report: Mapping[str, Any] | None, cfg: GateConfig) -> list[G
     Pattern JSD and mean structure W1 (lower is better) must be at most
     ``(1 - cfg.likeness_margin)`` times the control's; the teacher's held-out
     NLL must be at least ``cfg.nll_margin`` nats per tile below the control's
-    (where both were measured).  A metric the student lacks but the control
-    has fails: an unmeasured student is not promoted on a likeness claim.
+    (where both were measured).  A metric measured on only one side fails:
+    neither an unmeasured student nor a control that produced nothing
+    lets a version through.
     """
     from generator.evaluate.likeness import LIKENESS_METRICS
 
@@ -321,9 +324,12 @@ def likeness_checks(report: Mapping[str, Any] | None, cfg: GateConfig) -> list[G
             continue
         for metric in LIKENESS_METRICS:
             theirs, mine = other.get(metric), me.get(metric)
-            if theirs is None:
-                continue
             name = f"{metric}_vs_{control}"
+            if theirs is None:
+                if mine is not None:  # the control produced nothing to compare: no evidence either way
+                    checks.append(GateCheck(name, float(mine), None, False,
+                                            f"{metric}: the {control} control was not measured"))
+                continue
             if metric == "nll":
                 limit = float(theirs) - cfg.nll_margin
                 rule = f"{theirs:.3f} - {cfg.nll_margin}"

@@ -12,11 +12,13 @@ named in ``GateConfig.likeness_controls`` (``likeness_checks``).
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from generator.evaluate.likeness import likeness_table
 from generator.local.codec import spec_from_args
+from generator.metrics import size_band
 
 __all__ = ["evaluate_likeness", "teacher_noise_levels", "sample_first_tries"]
 
@@ -24,12 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def sample_first_tries(generator: Any, site: str, calls: Sequence[Mapping[str, Any]], *, seed: int,
-                       temperature: float, desc: str, progress: bool = False) -> tuple[list[Any], list[bool]]:
-    """One masked candidate per call (no retries, no repair): ``(levels, valid flags)``."""
+                       temperature: float, desc: str, progress: bool = False
+                       ) -> list[Any]:
+    """One masked candidate per call (no retries, no repair): :class:`trainer.gates.Sample` each."""
     from trainer.gates import run_student
 
-    samples = run_student(generator, site, calls, seed=seed, temperature=temperature, progress=progress, desc=desc)
-    return [s.result for s in samples], [s.valid for s in samples]
+    return run_student(generator, site, calls, seed=seed, temperature=temperature, progress=progress, desc=desc)
 
 
 def teacher_noise_levels(calls: Sequence[Mapping[str, Any]], *, seed: int = 10_000) -> list[Any]:
@@ -85,15 +87,25 @@ def evaluate_likeness(
     levels: dict[str, list[Any]] = {}
     valid: dict[str, list[bool]] = {}
     nll: dict[str, list[tuple[float, int]]] = {}
+    latency: dict[str, list[float]] = {}
+    placed: dict[str, list[Any]] = {}
     for name, model in models.items():
-        levels[name], valid[name] = sample_first_tries(model, site, calls, seed=seed, temperature=temperature,
-                                                       desc=f"likeness {name}", progress=progress)
+        samples = sample_first_tries(model, site, calls, seed=seed, temperature=temperature,
+                                     desc=f"likeness {name}", progress=progress)
+        levels[name], valid[name] = [s.result for s in samples], [s.valid for s in samples]
+        latency[name], placed[name] = [s.latency_ms for s in samples], [s.placements for s in samples]
         try:
             nll[name] = model.nll_parts(pairs) if hasattr(model, "nll_parts") else student_nll_parts(model, pairs)
         except ValueError as exc:  # a non-char tokenizer or a level past the context: no NLL, said so
             log.warning("likeness: no NLL for %s (%s)", name, exc)
     report = likeness_table([spec_from_args(a) for a in calls], teacher, levels, valid=valid, nll_parts=nll,
-                            noise=noise)
+                            noise=noise, placements=placed)
     report["temperature"] = temperature
+    specs = [spec_from_args(a) for a in calls]
+    report["latency_ms_p50"] = {
+        name: {band: round(statistics.median(ms[i] for i, s in enumerate(specs) if size_band(s) == band), 1)
+               for band in report["bands"]}
+        for name, ms in latency.items()
+    }
     report["controls"] = list(controls)
     return report

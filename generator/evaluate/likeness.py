@@ -32,10 +32,62 @@ from generator.metrics import (
     structure_distances,
 )
 
-__all__ = ["likeness_table", "likeness_markdown", "LIKENESS_METRICS"]
+__all__ = ["likeness_table", "likeness_markdown", "placement_rows", "LIKENESS_METRICS"]
 
 #: Metrics a student must beat its controls on (lower is better for each).
 LIKENESS_METRICS = ("pattern_jsd", "structure_w1", "nll")
+
+
+#: Row bins for where things stand (tenths of the interior's height).
+ROW_BINS = 10
+
+
+def _row_bin(y: int, height: int) -> int:
+    return min(ROW_BINS - 1, max(0, (y - 1) * ROW_BINS // max(1, height - 2)))
+
+
+def placement_rows(level: LevelLike) -> list[int]:
+    """Row tenth (0 = top of the interior, 9 = bottom) of every thing on a level: spawn, exit, enemies, items."""
+    from generator.metrics import as_level
+
+    lv = as_level(level)
+    if lv is None:
+        return []
+    points = [lv.spawn, lv.exit, *((e.x, e.y) for e in lv.enemies), *((i.x, i.y) for i in lv.items)]
+    return [_row_bin(y, lv.height) for _, y in points]
+
+
+def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], levels: Sequence[LevelLike],
+                     placed: Sequence[Sequence[Any]] | None, teacher_hist: Any) -> dict[str, Any]:
+    """Where the model put things (the grammar's record, before the spawn/exit post-step) against the teacher."""
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+
+    from generator.metrics import as_level
+
+    hist = np.zeros(ROW_BINS)
+    forced = total = moved = judged = 0
+    for i in idx:
+        things = list((placed or [])[i]) if placed is not None else []
+        h = int(specs[i]["height"])
+        for glyph, _x, y, must in things:
+            hist[_row_bin(int(y), h)] += 1
+            forced += bool(must)
+            total += 1
+        lv = as_level(levels[i])
+        raw = {g: (int(x), int(y)) for g, x, y, _ in things if g in "@>"}
+        if lv is not None and len(raw) == 2:
+            judged += 1
+            moved += raw["@"] != tuple(lv.spawn) or raw[">"] != tuple(lv.exit)
+    out: dict[str, Any] = {
+        "things": total,
+        "must_place_share": forced / total if total else None,
+        "last_tenth_share": float(hist[-1] / total) if total else None,
+        "row_jsd": float(jensenshannon(hist / hist.sum(), teacher_hist / teacher_hist.sum(), base=2) ** 2)
+        if total and teacher_hist.sum() else None,
+        "post_step_moved_share": moved / judged if judged else None,
+    }
+    return out
 
 
 def _entry(levels: Sequence[LevelLike], stats: Sequence[Any], teacher: Sequence[LevelLike],
@@ -66,6 +118,7 @@ def likeness_table(
     valid: Mapping[str, Sequence[bool]] | None = None,
     nll_parts: Mapping[str, Sequence[tuple[float, int]]] | None = None,
     noise: Sequence[LevelLike] | None = None,
+    placements: Mapping[str, Sequence[Sequence[Any]]] | None = None,
 ) -> dict[str, Any]:
     """Likeness of each generator's levels (index-aligned with ``specs``) to ``teacher``'s.
 
@@ -83,10 +136,22 @@ def likeness_table(
     everything = list(range(n))
     t_stats = [layout_stats(x) for x in teacher]
 
-    def entry(levels: Sequence[LevelLike], v: Sequence[bool] | None, parts: Any) -> dict[str, Any]:
+    import numpy as np
+
+    def hist_of(idx: Sequence[int]) -> Any:
+        return np.bincount([r for i in idx for r in placement_rows(teacher[i])], minlength=ROW_BINS).astype(float)
+
+    t_hist = {"all": hist_of(everything), **{b: hist_of(idx) for b, idx in bands.items()}}
+
+    def entry(levels: Sequence[LevelLike], v: Sequence[bool] | None, parts: Any,
+              placed: Sequence[Sequence[Any]] | None = None) -> dict[str, Any]:
         stats = [layout_stats(x) for x in levels]
         out = _entry(levels, stats, teacher, t_stats, everything, v, parts)
         out["bands"] = {b: _entry(levels, stats, teacher, t_stats, idx, v, parts) for b, idx in bands.items()}
+        if placed is not None:
+            out["placement"] = _placement_entry(everything, specs, levels, placed, t_hist["all"])
+            for b, idx in bands.items():
+                out["bands"][b]["placement"] = _placement_entry(idx, specs, levels, placed, t_hist[b])
         return out
 
     teacher_means = structure_distances(t_stats, t_stats)["teacher_mean"]
@@ -94,10 +159,12 @@ def likeness_table(
         "n": n,
         "bands": {b: len(idx) for b, idx in bands.items()},
         "teacher": {"mean": teacher_means,
+                    "last_tenth_share": float(t_hist["all"][-1] / t_hist["all"].sum()) if t_hist["all"].sum() else None,
                     "bands": {b: structure_distances([t_stats[i] for i in idx], [t_stats[i] for i in idx])["teacher_mean"]
                               for b, idx in bands.items()}},
         "noise": entry(noise, None, None) if noise is not None else None,
-        "generators": {name: entry(levels, (valid or {}).get(name), (nll_parts or {}).get(name))
+        "generators": {name: entry(levels, (valid or {}).get(name), (nll_parts or {}).get(name),
+                                   (placements or {}).get(name))
                        for name, levels in generators.items()},
     }
     return report
@@ -127,6 +194,16 @@ def likeness_markdown(report: Mapping[str, Any]) -> str:
     if report.get("noise"):
         out.append(row("teacher, other seeds (noise)", report["noise"]))
     out += [row(name, e) for name, e in gens.items()]
+    if any(e.get("placement") for e in gens.values()):
+        out += ["\nWhere things were written (the grammar's record, before the spawn/exit post-step); "
+                f"teacher's share in the last tenth of rows: {_f(report['teacher'].get('last_tenth_share'))}\n\n",
+                "| | must-place share | last tenth of rows | row JSD to teacher | post-step moved spawn/exit |\n"
+                "|---|---|---|---|---|\n"]
+        for name, e in gens.items():
+            p = e.get("placement")
+            if p:
+                out.append(f"| {name} | {_f(p['must_place_share'])} | {_f(p['last_tenth_share'])} | "
+                           f"{_f(p['row_jsd'])} | {_f(p['post_step_moved_share'])} |\n")
     for band in report["bands"]:
         out += [f"\nBand {band} ({report['bands'][band]} specs)\n\n", head,
                 row("teacher", {}, report["teacher"]["bands"][band])]

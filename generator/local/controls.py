@@ -181,7 +181,7 @@ class _MaskedControl:
         result, error, filled = decode_level_output(self.site, out.text, args, repair=repair)
         return StudentOutput(text=out.text, result=result, pockets_filled=filled, mean_logprob=out.mean_logprob,
                              tokens=len(out.token_ids), latency_ms=(time.perf_counter() - started) * 1000.0,
-                             forced_tokens=out.forced_tokens, error=error)
+                             forced_tokens=out.forced_tokens, error=error, placements=out.placements)
 
 
 class UniformStudent(_MaskedControl):
