@@ -256,5 +256,16 @@ TABLES: Final[dict[str, str]] = {
     "ratings": "id",
 }
 
+#: The columns of every table, as both dialects name them (``calls.rowid`` aside).
+TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "calls": (*CALL_COLUMNS, "extra"),
+    "events": ("id", "type", "generation_id", "level_id", "turn", "created", "payload"),
+    "fun": ("id", "generation_id", "score", "features", "created"),
+    "sessions": ("session_id", "started", "info"),
+    "site_state": ("site", "state", "version", "updated", "evidence"),
+    "site_events": ("id", "site", "kind", "version", "created", "evidence"),
+    "ratings": ("id", "generation_id", "scores", "comment", "rater", "created"),
+}
+
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 assert len(PG_MIGRATIONS) == SCHEMA_VERSION, "add every migration to both dialects"

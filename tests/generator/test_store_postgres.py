@@ -174,3 +174,16 @@ def test_a_player_loses_no_level_while_the_server_is_down(pg_server, pg_url, cap
         played = [c for c in store.iter_calls(gen.site, served=True) if c.fun is not None]
         assert len(played) == 4 and all(c.record.session_id == "s-outage" for c in played)
     assert not [r for r in caplog.records if r.exc_info]  # no traceback per level
+
+
+def test_the_sites_cli_reads_a_configured_server(pg_url, monkeypatch, capsys):
+    import json
+
+    from generator.sites import main
+
+    with Store.open(pg_url) as s:
+        s.record_calls([rec(i) for i in range(3)])
+    monkeypatch.setenv("FORGE_DB_URL", pg_url)
+    assert main(["--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["store"] == pg_url and [(x["site"], x["calls"]) for x in doc["sites"]] == [(SITE, 3)]
