@@ -32,6 +32,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -209,9 +210,18 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
         for p in procs:
             p.stdin.write("go\n")
             p.stdin.flush()
+        # Read every client's output as it comes (a full pipe would stall the client).
+        outputs: list[tuple[str, str]] = [("", "")] * len(procs)
+
+        def drain(i: int) -> None:
+            outputs[i] = procs[i].communicate(timeout=seconds + 300)
+
+        readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(len(procs))]
+        for t in readers:
+            t.start()
         reader = {"runs": 0, "errors": 0, "last": None}
         if trainer:
-            while any(p.poll() is None for p in procs):
+            while any(t.is_alive() for t in readers):
                 out = subprocess.run([sys.executable, "-m", "generator.train", "--if-needed", "--json", "--quiet",
                                       "--data-dir", str(root), "--set", _TRAIN_THRESHOLD],
                                      capture_output=True, text=True, env=env, timeout=max(120, 4 * seconds))
@@ -224,8 +234,9 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
                     reader["errors"] += 1
                 reader["last"] = doc.get("reason") or doc.get("error")
         results = []
-        for p in procs:
-            out, err = p.communicate(timeout=seconds + 300)
+        for t in readers:
+            t.join(timeout=seconds + 300)
+        for p, (out, err) in zip(procs, outputs):
             if p.returncode != 0:
                 raise RuntimeError(f"a client failed ({p.returncode}): {err.strip()[-2000:]}")
             results.append(json.loads(out.strip().splitlines()[-1]))
@@ -292,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                        trainer=not args.no_trainer) for b in backends}
     doc: dict[str, Any] = {"benchmark": "store", "clients": args.clients, "seconds": args.seconds, "seed": args.seed,
                            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                       "platform": platform.platform()}}
+                                       "platform": platform.platform(),
+                                       "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}}
     if len(runs) == 1:
         doc.update(next(iter(runs.values())))
     else:
