@@ -8,8 +8,8 @@ session's prefetch thread can share a store, and a trainer process can read
 (or write) the same file at the same time (WAL: readers never block the
 writer; a writer waits up to ``busy_timeout_ms`` for another).  A process
 killed mid-write loses only the transaction it was in.  On PostgreSQL the
-server takes many writers at once; when it goes away mid-session, writes wait
-in a bounded in-memory buffer and are written when it is back.
+server takes many writers at once; when it is away (at open or mid-session),
+writes wait in a bounded in-memory buffer and are written when it is back.
 
 >>> import tempfile, pathlib
 >>> from generator.records import CallRecord
@@ -192,6 +192,7 @@ class Store:
         self._next_try = 0.0
         self._backoff = _RETRY_MIN_S
         self._states: dict[str, SiteState] = {}  # routing state last seen: served while the server is down
+        self._migrated = dialect is SQLITE  # PostgreSQL: migrated on the first connection
 
     # ------------------------------------------------------------------ opening
 
@@ -219,8 +220,11 @@ class Store:
         ``buffer_rows``: how many rows to keep in memory while a PostgreSQL
         server is unreachable (default ``FORGE_DB_BUFFER_ROWS`` or 10000).
         Raises :class:`StoreError` naming the file or the server (never its
-        password) when it cannot be opened, is damaged, or was written by a
-        newer dungeon-forge.
+        password) when it cannot be opened, is damaged, refuses the
+        connection (role, password, database name) or was written by a newer
+        dungeon-forge.  A PostgreSQL server that is merely down opens
+        disconnected (one warning): writes are buffered, reads raise
+        :class:`StoreUnreachable`, and the first connection migrates.
         """
         if url is None and isinstance(path, str) and (is_postgres_url(path) or path.lower().startswith("sqlite:")):
             url, path = path, None
@@ -268,24 +272,16 @@ class Store:
 
     @classmethod
     def _open_postgres(cls, url: str, *, buffer_rows: int | None, connect_timeout_s: float) -> Store:
+        """Connect and migrate; a server that is down (not one that refuses us) opens the store
+        disconnected: writes wait in the buffer and the first connection migrates."""
         shown = redact_url(url)
+        store = cls(None, shown, dialect=POSTGRES, url=url, buffer_rows=buffer_rows,
+                    connect_timeout_s=connect_timeout_s)
         try:
-            conn = POSTGRES.connect(url, connect_timeout_s=connect_timeout_s)
+            store._connection()
         except StoreUnreachable as exc:
-            raise StoreUnreachable(
-                f"cannot reach store {shown}: {exc}; check that the server runs and the URL "
-                f"(FORGE_DB_URL or [store] url in forge.toml)"
-            ) from None
-        try:
-            POSTGRES.migrate(conn, shown)
-        except StoreError:
-            conn.close()
-            raise
-        except POSTGRES.errors as exc:
-            conn.close()
-            raise StoreError(f"cannot prepare store {shown}: {_one_line(exc)}") from None
-        return cls(conn, shown, dialect=POSTGRES, url=url, buffer_rows=buffer_rows,
-                   connect_timeout_s=connect_timeout_s)
+            store._went_down(exc)
+        return store
 
     def close(self) -> None:
         """Flush what the outage buffer holds (one last try) and close the connection."""
@@ -664,13 +660,23 @@ class Store:
                 conn.close()
             self._conn = None
         try:
-            self._conn = POSTGRES.connect(self._url or "", connect_timeout_s=self._connect_timeout_s)
-        except StoreUnreachable:
+            conn = POSTGRES.connect(self._url or "", connect_timeout_s=self._connect_timeout_s)
+        except StoreUnreachable as exc:
             self._next_try = time.monotonic() + self._backoff
             self._backoff = min(self._backoff * 2, _RETRY_MAX_S)
-            raise
+            raise StoreUnreachable(f"store {self.path} is unreachable: {exc}") from None
+        if not self._migrated:
+            try:
+                POSTGRES.migrate(conn, str(self.path))
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, POSTGRES.errors):
+                    raise StoreError(f"cannot prepare store {self.path}: {_one_line(exc)}") from None
+                raise
+            self._migrated = True
+        self._conn = conn
         self._backoff = _RETRY_MIN_S
-        return self._conn
+        return conn
 
     def _failed(self, what: str, exc: BaseException) -> StoreError:
         """The StoreError for a failed read or write; notes a lost server (one warning per outage)."""

@@ -37,6 +37,9 @@ URL_ENV: Final = "FORGE_DB_URL"
 _PG_SCHEMES: Final = ("postgresql", "postgres")
 #: Key of the transaction-scoped advisory lock that serialises migrations on PostgreSQL.
 _MIGRATION_LOCK: Final = 0x466F726765  # "Forge"
+#: Server answers that mean "not now" rather than "not you" (the store waits for these).
+_TRANSIENT: Final = ("starting up", "shutting down", "in recovery", "too many clients", "not yet accepting",
+                     "terminating connection", "remaining connection slots")
 _PG_HINT: Final = "PostgreSQL stores need psycopg 3: pip install 'dungeon-forge[postgres]'"
 
 
@@ -263,7 +266,11 @@ class _Postgres(Dialect):
         try:
             return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout_s)))
         except psycopg.Error as exc:
-            raise StoreUnreachable(_clean(str(exc), url)) from None
+            message = _clean(str(exc), url)
+            if "FATAL:" in message and not any(t in message for t in _TRANSIENT):
+                # The server answered and refused: a wrong role, password or database name.
+                raise StoreError(f"store {redact_url(url)} refused the connection: {message}") from None
+            raise StoreUnreachable(message) from None
 
 
 class StoreUnreachable(StoreError):

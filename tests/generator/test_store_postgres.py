@@ -56,11 +56,37 @@ def test_bad_urls_are_clear_errors(_forge_home, monkeypatch):
         Store.open()
 
 
-def test_an_unreachable_server_is_a_clear_error_without_the_password(pg_server):
+def test_an_unreachable_server_is_a_clear_error_without_the_password(pg_server, caplog):
     url = f"postgresql://forge:hunter2secret@127.0.0.1:{_closed_port()}/forge"
-    with pytest.raises(StoreUnreachable) as err:
-        Store.open(url, connect_timeout_s=2)
-    assert "hunter2secret" not in str(err.value) and "forge:***@127.0.0.1" in str(err.value)
+    with caplog.at_level(logging.WARNING), Store.open(url, connect_timeout_s=2) as s:  # opens disconnected
+        s.record_call(rec())  # buffered
+        with pytest.raises(StoreUnreachable) as err:
+            s.count_calls()
+        assert s.dropped_rows == 0
+    assert s.dropped_rows == 1  # still away at close: the buffered row is counted as lost
+    text = str(err.value) + " ".join(r.getMessage() for r in caplog.records)
+    assert "hunter2secret" not in text and "forge:***@127.0.0.1" in str(err.value)
+    assert "1 buffered rows were not written" in caplog.text
+
+
+def test_a_server_that_refuses_us_is_a_clear_error(pg_server):
+    with pytest.raises(StoreError, match='refused the connection.*database "no_such_db" does not exist'):
+        Store.open(pg_server.url_for("no_such_db"))
+
+
+def test_a_game_started_while_the_server_is_down_keeps_every_row(pg_server):
+    url = pg_server.create_database()
+    pg_server.shutdown()
+    try:
+        s = Store.open(url)  # the server is down: the store opens disconnected
+        s.record_calls([rec(i) for i in range(3)])
+        assert s.buffer_status()["buffered_rows"] == 3
+    finally:
+        pg_server.start_again()
+    s._next_try = 0.0
+    assert s.count_calls() == 3 and s.schema_version == SCHEMA_VERSION  # migrated on the first connection
+    s.close()
+    pg_server.drop_database(url)
 
 
 def _closed_port() -> int:
