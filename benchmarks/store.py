@@ -18,7 +18,10 @@ calls that raised, e.g. "database is locked"), and ``ratio_writes_per_s``
 (PostgreSQL / SQLite, same run, same machine).
 
 PostgreSQL: a throw-away server from the machine's ``initdb``/``pg_ctl``
-(durable defaults: fsync on) unless ``--url`` names a database to use.
+(durable defaults: fsync on) unless ``--url`` names a database to use;
+``--pg-sync off`` sets ``synchronous_commit = off`` for the clients' sessions
+(a server crash can lose the last commits, as a power cut can with SQLite's
+``synchronous = NORMAL``; nothing is corrupted).
 
     python -m benchmarks.store --backend both --clients 4 --json
 """
@@ -176,7 +179,7 @@ def _count_rows(target: str) -> dict[str, int]:
 
 
 def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str | None, warmup_levels: int,
-            trainer: bool) -> dict[str, Any]:
+            trainer: bool, pg_sync: bool = True) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="forge-bench-store-"))
     server = None
     env = {**os.environ, "FORGE_HOME": str(root)}
@@ -191,6 +194,8 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
 
             server = TempPostgres(durable=True, max_connections=max(100, clients + 20)).start()
             target = server.create_database()
+        if not pg_sync:  # the clients' sessions only; the server's default stays
+            target += ("&" if "?" in target else "?") + "options=-csynchronous_commit%3Doff"
         env["FORGE_DB_URL"] = target
     try:
         from generator.store import Store
@@ -255,6 +260,7 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
     return {
         "backend": backend,
         "clients": clients,
+        "synchronous_commit": None if backend == "sqlite" else ("on" if pg_sync else "off"),
         "seconds": seconds,
         "writes_per_s": round(sum(claimed.values()) / active, 1),
         "levels_per_s": round(sum(r["levels"] for r in results) / active, 1),
@@ -282,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--url", help="PostgreSQL database to use instead of a throw-away server (its tables must be empty)")
     p.add_argument("--warmup-levels", type=int, default=2, help="real levels each client plays first (default 2)")
+    p.add_argument("--pg-sync", choices=("on", "off"), default="on",
+                   help="PostgreSQL synchronous_commit for the clients (default on: a commit waits for its WAL "
+                        "flush; off is closer to SQLite's synchronous=NORMAL)")
     p.add_argument("--no-trainer", action="store_true", help="do not run generator.train --if-needed alongside")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--client", help=argparse.SUPPRESS)
@@ -300,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
     runs = {b: run_one(b, args.clients, args.seconds, args.seed, url=args.url, warmup_levels=args.warmup_levels,
-                       trainer=not args.no_trainer) for b in backends}
+                       trainer=not args.no_trainer, pg_sync=args.pg_sync == "on") for b in backends}
     doc: dict[str, Any] = {"benchmark": "store", "clients": args.clients, "seconds": args.seconds, "seed": args.seed,
                            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                                        "platform": platform.platform(),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -40,6 +41,9 @@ _MIGRATION_LOCK: Final = 0x466F726765  # "Forge"
 #: Server answers that mean "not now" rather than "not you" (the store waits for these).
 _TRANSIENT: Final = ("starting up", "shutting down", "in recovery", "too many clients", "not yet accepting",
                      "terminating connection", "remaining connection slots")
+#: A plain multi-row insert (no upsert, no RETURNING) of at least this many rows goes through COPY.
+_COPY_FROM_ROWS: Final = 8
+_PLAIN_INSERT: Final = re.compile(r"INSERT INTO (?P<table>\w+) \((?P<cols>[\w, ]+)\) VALUES \((?:%s,? ?)+\)")
 _PG_HINT: Final = "PostgreSQL stores need psycopg 3: pip install 'dungeon-forge[postgres]'"
 
 
@@ -212,8 +216,15 @@ class _Postgres(Dialect):
             yield conn
 
     def executemany(self, conn: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        plain = _PLAIN_INSERT.fullmatch(statement) if len(rows) >= _COPY_FROM_ROWS else None
         with conn.cursor() as cur:
-            cur.executemany(statement, rows)
+            if plain is None:
+                cur.executemany(statement, rows)
+                return
+            # A telemetry batch: COPY is ~4x faster than executemany for 140 rows (docs/decisions.md D22).
+            with cur.copy(f"COPY {plain['table']} ({plain['cols']}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
 
     def is_disconnect(self, exc: BaseException, conn: Any) -> bool:
         import psycopg

@@ -309,3 +309,15 @@ def test_a_killed_writer_loses_nothing_committed(store_target):
         n = s.count_calls()
         assert s.integrity_ok()
         assert n >= committed * 50 and n % 50 == 0
+
+
+def test_a_large_telemetry_batch_round_trips_awkward_text(store):
+    """A level's telemetry is one batch of ~140 events (PostgreSQL writes it with COPY)."""
+    odd = "tab\there\nnew line \\ back\\slash \\N é ✓ \r"
+    events = [{"type": "turn", "generation_id": f"g{i % 3}", "level_id": odd if i % 2 else None,
+               "turn": i if i % 5 else None, "note": odd * (i % 4)} for i in range(140)]
+    assert store.record_events(events) == 140
+    got = list(store.iter_events())
+    assert [e.payload for e in got] == [{**e, "type": "turn"} for e in events]
+    assert [(e.level_id, e.turn) for e in got] == [(e["level_id"], e["turn"]) for e in events]
+    assert len(list(store.iter_events("g1"))) == 47
