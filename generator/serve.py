@@ -1,7 +1,7 @@
 """``python -m generator.serve``: the promoted students as an OpenAI-compatible HTTP endpoint.
 
 A studio can run the students on another machine and point games at it
-(:class:`generator.local.remote.RemoteStudentBackend`)::
+(:class:`generator.backends.remote.RemoteStudentBackend`)::
 
     python -m generator.serve --port 8088                     # every site with a promoted version
     python -m generator.serve --site 'jac.levels:design_level#fa462d2e' --quantize none

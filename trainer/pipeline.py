@@ -275,9 +275,9 @@ def _evaluate_gguf(site: str, art: Path, calls: list[Any], teacher: list[Any], t
     """Held-out metrics of the GGUF q8_0 artefact as the game serves it (a worker process).
 
     Only for the level site, and only where a GGUF runtime is installed: that
-    is when ``generator.local.serving`` serves this file instead of torch.
+    is when ``generator.backends.student`` serves this file instead of torch.
     """
-    from generator.local.serving import GGUF_ARTEFACT
+    from generator.backends.student import GGUF_ARTEFACT
 
     path = art / GGUF_ARTEFACT
     if not is_level_site(site) or not path.is_file():

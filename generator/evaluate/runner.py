@@ -183,7 +183,7 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
         model_dir = Path(name.partition(":")[2]).expanduser()
         if not model_dir.is_dir():
             raise EvaluationError(f"student: model folder {model_dir} does not exist; pass student:PATH to a trained model")
-        from generator.local.serving import student_backend
+        from generator.backends.student import student_backend
 
         try:
             return _cap_tries(student_backend(model_dir), student_tries, student_repair)

@@ -17,7 +17,7 @@ from engine.core.level import LevelSpec  # noqa: E402
 from generator.backends import Backend, BackendRequest  # noqa: E402
 from generator.callsite import LEVEL_SITE  # noqa: E402
 from generator.errors import BackendError  # noqa: E402
-from generator.local.remote import RemoteStudentBackend  # noqa: E402
+from generator.backends.remote import RemoteStudentBackend  # noqa: E402
 from generator.serve import MAX_BODY_BYTES, StudentServer, load_models, main  # noqa: E402
 from generator.validation import validate_level  # noqa: E402
 
@@ -246,7 +246,7 @@ def test_the_facade_serves_levels_from_the_remote_student(server):
 
 def test_remote_settings_come_from_forge_toml_then_the_environment(tmp_path):
     from generator.errors import ConfigError
-    from generator.local.remote import RemoteStudentConfig
+    from generator.backends.remote import RemoteStudentConfig
 
     (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box:8088/v1"\ntimeout_s = 4\n')
     backend = RemoteStudentBackend.from_config(tmp_path, site=LEVEL_SITE, env={})

@@ -71,7 +71,7 @@ def test_bad_override_is_reported(_forge_home, capsys):
 
 
 def test_bootstrap_records_procedural_levels_through_the_facade(_forge_home, capsys):
-    pytest.importorskip("generator.procedural")
+    pytest.importorskip("generator.backends.procedural")
     assert train_cli.main(["--preset", "tiny-test", "--bootstrap", "10", "--export-dataset",
                            str(_forge_home / "ds"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
