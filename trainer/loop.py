@@ -443,7 +443,8 @@ def _save_adapters(model: Any, cfg: TrainConfig, out: Path) -> None:
             shutil.copy2(base_dir / name, out / name)
     from generator.local.bases import BASE_INFO, is_wheel_base
 
-    base_ref = {"base": cfg.base if (is_wheel_base(cfg.base) or cfg.base == "tinyllama") else str(base_dir)}
+    # a packaged base by name (its folder is found or rebuilt in any data dir), any other by its folder
+    base_ref = {"base": cfg.base if is_wheel_base(cfg.base) else str(base_dir)}
     if (base_dir / BASE_INFO).is_file():
         base_ref["source"] = json.loads((base_dir / BASE_INFO).read_text())
     (out / STUDENT_BASE_FILE).write_text(json.dumps(base_ref, indent=2))

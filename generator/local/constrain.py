@@ -50,7 +50,7 @@ def load_schema(model_dir: str | Path) -> dict[str, Any] | None:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
-    from generator.site_validators import json_schema_of
+    from generator.validation.sites import json_schema_of
 
     return json_schema_of(raw) if isinstance(raw, dict) else None
 

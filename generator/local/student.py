@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -69,6 +69,8 @@ class StudentOutput:
     forced_tokens: int = 0
     error: str | None = None  #: why ``result`` is None
     pockets_filled: int = 0  #: sealed empty floor pockets walled up (``repair=True``)
+    #: things the grammar let the model write, in order: (glyph, x, y, forced by the must-place rule)
+    placements: list[tuple[str, int, int, bool]] = field(default_factory=list)
 
 
 class LocalStudent:
@@ -114,10 +116,14 @@ class LocalStudent:
         model_dir = Path(model_dir)
         adapters = (model_dir / "adapter_config.json").is_file() and not (model_dir / "model.safetensors").is_file()
         for name in (("config.json", "tokenizer.json", *ADAPTER_FILES) if adapters else REQUIRED_FILES):
-            if not (model_dir / name).is_file():
+            if not (model_dir / name).exists():  # present but odd (a FIFO, a device): check_model_dir says so
                 raise ModelLoadError(f"student model {model_dir}: {name} is missing; retrain or roll back the site")
         if quantize not in (None, "int8"):
             raise ModelLoadError(f"quantize={quantize!r} is not supported; use 'int8' or None")
+        from generator.local.model_check import check_model_dir
+
+        # absurd or mismatched sizes are refused before torch allocates (adapters: the base is checked on merge)
+        check_model_dir(model_dir, require_weights=not adapters)
         try:
             import torch
             from tokenizers import Tokenizer
@@ -149,7 +155,7 @@ class LocalStudent:
         if threads:
             torch.set_num_threads(threads)
         if quantize == "int8":
-            from trainer.quantize import quantize_int8
+            from generator.local.quantize import quantize_int8
 
             model = quantize_int8(model)
         meta = _read_meta(model_dir)
@@ -243,6 +249,7 @@ class LocalStudent:
             prompt_tokens=len(prompt_ids),
             forced_tokens=out.forced_tokens,
             error=error,
+            placements=out.placements,
         )
 
     def generate_levels(self, args: dict[str, Any], n: int, *, seed: int = 0,
@@ -269,7 +276,7 @@ class LocalStudent:
                                          mean_logprob=smp.mean_logprob,
                                          tokens=len(smp.token_ids), latency_ms=latency,
                                          prompt_tokens=len(prompt_ids), forced_tokens=smp.forced_tokens,
-                                         error=error))
+                                         error=error, placements=smp.placements))
         return outputs
 
     def __repr__(self) -> str:
@@ -353,10 +360,6 @@ def _base_of(model_dir: Path) -> Path:
     if is_wheel_base(base):
         found = find_base_dir(base, near=model_dir)
         return found if found is not None else ensure_base(base)
-    if base == "tinyllama":
-        from trainer.model import resolve_base
-
-        return resolve_base(base)
     path = Path(base)
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"{model_dir}: its base {base!r} is not on this machine; restore it or retrain")
@@ -379,6 +382,9 @@ def load_adapted(model_dir: str | Path, *, dtype: Any = None) -> Any:
             raise
         raise ModelLoadError(str(exc)) from exc
     _check_safetensors(model_dir / "adapter_model.safetensors")
+    from generator.local.model_check import check_model_dir
+
+    check_model_dir(base_dir)
     try:
         base = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, use_safetensors=True,
                                                     dtype=dtype or torch.float32)
