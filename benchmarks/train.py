@@ -47,7 +47,9 @@ base of generic call sites, on (prompt, completion) pairs of a generic site
   adapters as the trainer;
 * ``trainer_lora_fp32``: :func:`trainer.loop.train` with the ``smollm2``
   preset's settings (LoRA r=16, fp32, length-bucketed batches without a
-  mask, loss on the answer only).
+  mask, loss on the answer only) but adapters on every layer;
+* ``trainer_lora_top10_fp32``: the same with adapters on the top 10 of 30
+  layers only (``train.lora_layers: 10``): backward stops below them.
 
 ``speedup`` is then trainer_lora_fp32 / plain_fp32.
 
@@ -224,7 +226,7 @@ def _plain_base(pairs: list[tuple[str, str]], args: dict[str, Any], lora: bool) 
             "steady_cpu_tokens_per_s": steady_tokens / max(steady_cpu, 1e-9) * args["threads"]}
 
 
-def _trainer_base(pairs: list[tuple[str, str]], args: dict[str, Any]) -> dict[str, Any]:
+def _trainer_base(pairs: list[tuple[str, str]], args: dict[str, Any], top_layers: int | None = None) -> dict[str, Any]:
     from trainer.config import load_preset
     from trainer.loop import read_result, train
     from trainer.model import resolve_base
@@ -233,7 +235,8 @@ def _trainer_base(pairs: list[tuple[str, str]], args: dict[str, Any]) -> dict[st
     cfg = load_preset("smollm2", overrides=[f"train.base={args['base']}", f"train.steps={args['steps']}",
                                             f"train.batch_size={args['batch_size']}", "train.eval_every=0",
                                             "train.checkpoint_every=0", "train.warmup_steps=1",
-                                            f"train.seed={args['seed']}", "train.max_minutes=null"]).train
+                                            f"train.seed={args['seed']}", "train.max_minutes=null",
+                                            f"train.lora_layers={'null' if top_layers is None else top_layers}"]).train
     cpu_at: list[float] = []
     with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
         train(cfg.to_train_config(), pairs, [], tmp, resume=False, progress=False,
@@ -254,7 +257,7 @@ def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
     torch.set_num_threads(args["threads"])
     if args.get("base", "micro") != "micro":
         pairs = _pairs(args["examples"], args["seed"])
-        out = _trainer_base(pairs, args) if variant.startswith("trainer") else \
+        out = _trainer_base(pairs, args, 10 if "top10" in variant else None) if variant.startswith("trainer") else \
             _plain_base(pairs, args, lora=variant == "plain_lora_fp32")
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         queue.put(out)
@@ -269,7 +272,7 @@ def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
 
 
 VARIANTS = ("plain_fp32", "trainer_fp32", "trainer_bf16", "trainer_bf16_compile")
-BASE_VARIANTS = ("plain_fp32", "plain_lora_fp32", "trainer_lora_fp32")
+BASE_VARIANTS = ("plain_fp32", "plain_lora_fp32", "trainer_lora_fp32", "trainer_lora_top10_fp32")
 
 
 def _one(ctx: Any, variant: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -315,6 +318,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             "speedup": lora["tokens_per_s"] / base,
             "speedup_steady_cpu": lora["steady_cpu_tokens_per_s"] / base_cpu,
             "speedup_vs_plain_lora": lora["tokens_per_s"] / results["plain_lora_fp32"]["tokens_per_s"],
+            "speedup_top10": results["trainer_lora_top10_fp32"]["tokens_per_s"] / base,
+            "speedup_top10_steady_cpu": results["trainer_lora_top10_fp32"]["steady_cpu_tokens_per_s"] / base_cpu,
             "load_average": [round(x, 2) for x in os.getloadavg()],
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
             "peak_rss_mb": {k: round(v["peak_rss_mb"], 1) for k, v in results.items()},

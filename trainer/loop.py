@@ -64,6 +64,7 @@ class TrainConfig:
     qlora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
+    lora_layers: int | None = None  #: LoRA on the top N decoder layers only (None: every layer)
     seed: int = 0
     steps: int | None = None  #: optimizer steps; None = derive from epochs
     epochs: float = 1.0
@@ -380,7 +381,7 @@ def _final_model(model: Any, cfg: TrainConfig, vocab_size: int) -> Any:
 
     adapters = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     full = build_model(cfg.base, cfg.preset, vocab_size=vocab_size, lora=True, lora_r=cfg.lora_r,
-                       lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+                       lora_alpha=cfg.lora_alpha, lora_layers=cfg.lora_layers, seed=cfg.seed)
     named = dict(full.named_parameters())
     for name, value in adapters.items():
         named[name].data.copy_(value.float())
@@ -527,7 +528,7 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str | tuple[str, str]], eval_
     total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * stream.per_epoch / micro_per_step))
 
     model = build_model(cfg.base, cfg.preset, vocab_size=tok.get_vocab_size(), lora=cfg.lora, qlora=cfg.qlora,
-                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_layers=cfg.lora_layers, seed=cfg.seed)
     model.config.use_cache = False
     optimizer = _optimizer(model, cfg)
     state: dict[str, Any] = {"config": asdict(cfg), "step": 0, "tokens": 0, "train_seconds": 0.0,

@@ -152,6 +152,7 @@ def build_model(
     qlora: bool = False,
     lora_r: int = 16,
     lora_alpha: int = 32,
+    lora_layers: int | None = None,
     lora_dropout: float = 0.0,
     seed: int = 0,
 ) -> PreTrainedModel:
@@ -179,7 +180,7 @@ def build_model(
     else:
         model = _load_pretrained(resolve_base(base), qlora=qlora)
     if lora:
-        model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout, qlora=qlora)
+        model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout, qlora=qlora, top_layers=lora_layers)
     log.info("model %s/%s: %s parameters (%s trainable)", base, preset,
              f"{count_parameters(model):,}", f"{count_parameters(model, trainable=True):,}")
     return model
@@ -214,7 +215,8 @@ def _load_pretrained(path: Path, *, qlora: bool) -> PreTrainedModel:
         raise BaseModelMissing(f"cannot load the base model in {path}: {exc}") from exc
 
 
-def _add_lora(model: PreTrainedModel, *, r: int, alpha: int, dropout: float, qlora: bool) -> PreTrainedModel:
+def _add_lora(model: PreTrainedModel, *, r: int, alpha: int, dropout: float, qlora: bool,
+              top_layers: int | None = None) -> PreTrainedModel:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if qlora:
@@ -224,6 +226,9 @@ def _add_lora(model: PreTrainedModel, *, r: int, alpha: int, dropout: float, qlo
         lora_alpha=alpha,
         lora_dropout=dropout,
         target_modules=list(LORA_TARGETS),
+        # Adapters on the top layers only: nothing below them needs a gradient, so backward stops there.
+        layers_to_transform=(list(range(max(0, model.config.num_hidden_layers - top_layers),
+                                        model.config.num_hidden_layers)) if top_layers else None),
         bias="none",
         task_type="CAUSAL_LM",
     )
