@@ -342,3 +342,19 @@ def test_a_version_marked_fp32_is_served_in_fp32_even_when_int8_is_asked_for(cha
     assert LocalStudent.load(d, quantize="int8", site=SITE).quantize == "int8"
     (d / "student.json").write_text(json.dumps({"site": SITE, "int8": False}))
     assert LocalStudent.load(d, quantize="int8").quantize is None
+
+
+def test_the_default_preset_follows_the_kind_of_site(monkeypatch):
+    from generator import train as train_cli
+    from generator.local import bases
+
+    def preset(*argv):
+        return train_cli._config(train_cli._parser().parse_args(list(argv))).name
+
+    monkeypatch.setattr(bases, "wheel_file", lambda name: bases.Path("/nonexistent/x.gguf"))
+    assert preset("--site", SITE) == "smollm2"
+    assert preset("--site", "jac.levels:design_level#00000000") == "quick"
+    assert preset("--site", SITE, "--base", "micro") == "quick"
+    assert preset("--site", SITE, "--preset", "tiny-test") == "tiny-test"
+    monkeypatch.setattr(bases, "wheel_file", lambda name: None)
+    assert preset("--site", SITE) == "quick"  # without the wheel: the micro path, and a warning
