@@ -300,21 +300,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.clients < 1 or args.seconds <= 0 or args.warmup_levels < 1:
         p.error("--clients and --warmup-levels must be >= 1 and --seconds > 0")
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    skipped: str | None = None
     if args.backend != "sqlite" and not args.url:
         from generator.store.pg_temp import missing_reason
 
-        reason = missing_reason()
-        if reason:
-            print(json.dumps({"error": reason}) if args.json else f"error: {reason}", file=sys.stdout if args.json else sys.stderr)
+        skipped = missing_reason()
+        if skipped and args.backend == "postgres":
+            print(json.dumps({"error": skipped}) if args.json else f"error: {skipped}",
+                  file=sys.stdout if args.json else sys.stderr)
             return 2
-    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+        if skipped:  # --backend both (make bench): SQLite alone, saying why
+            backends = ("sqlite",)
     runs = {b: run_one(b, args.clients, args.seconds, args.seed, url=args.url, warmup_levels=args.warmup_levels,
                        trainer=not args.no_trainer, pg_sync=args.pg_sync == "on") for b in backends}
     doc: dict[str, Any] = {"benchmark": "store", "clients": args.clients, "seconds": args.seconds, "seed": args.seed,
                            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                                        "platform": platform.platform(),
                                        "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}}
-    if len(runs) == 1:
+    if skipped:
+        doc.update(runs)
+        doc["postgres"] = {"skipped": skipped}
+    elif len(runs) == 1:
         doc.update(next(iter(runs.values())))
     else:
         doc.update(runs)

@@ -727,14 +727,23 @@ class Store:
                 raise err from None
 
     def _run(self, conn: Any, ops: list[_Op], *, returning: bool = False) -> Any:
+        if len(ops) == 1 and self._d.atomic_alone(self._d.sql(ops[0][0]), ops[0][1]):
+            return self._execute(conn, ops[0], returning)  # PostgreSQL, autocommit: one round trip
         result = None
         with self._d.transaction(conn):
-            for sql, rows in ops:
-                if returning:
-                    result = conn.execute(self._d.sql(sql), rows[0]).fetchone()[0]
-                else:
-                    self._d.executemany(conn, self._d.sql(sql), rows)
+            for op in ops:
+                result = self._execute(conn, op, returning)
         return result
+
+    def _execute(self, conn: Any, op: _Op, returning: bool) -> Any:
+        sql, rows = op
+        if returning:
+            return conn.execute(self._d.sql(sql), rows[0]).fetchone()[0]
+        if len(rows) == 1:
+            conn.execute(self._d.sql(sql), rows[0])
+        else:
+            self._d.executemany(conn, self._d.sql(sql), rows)
+        return None
 
     def _enqueue(self, ops: list[_Op]) -> None:
         for op in ops:

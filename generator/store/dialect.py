@@ -160,6 +160,10 @@ class Dialect:
         """True when ``exc`` means the server went away (the write is buffered, not lost)."""
         return False
 
+    def atomic_alone(self, statement: str, rows: list[tuple[Any, ...]]) -> bool:
+        """True when this write is one statement, atomic without BEGIN/COMMIT (two round trips fewer)."""
+        return False
+
     def schema_version(self, conn: Any) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -214,6 +218,10 @@ class _Postgres(Dialect):
     def transaction(self, conn: Any) -> Iterator[Any]:
         with conn.transaction():
             yield conn
+
+    def atomic_alone(self, statement: str, rows: list[tuple[Any, ...]]) -> bool:
+        # One row is one statement; a COPY is one statement however many rows it carries.
+        return len(rows) == 1 or (len(rows) >= _COPY_FROM_ROWS and _PLAIN_INSERT.fullmatch(statement) is not None)
 
     def executemany(self, conn: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
         plain = _PLAIN_INSERT.fullmatch(statement) if len(rows) >= _COPY_FROM_ROWS else None
