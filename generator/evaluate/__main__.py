@@ -117,7 +117,7 @@ def _serve_ratings(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
         except KeyboardInterrupt:
             pass
         finally:
-            server.httpd.server_close()
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

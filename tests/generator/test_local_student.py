@@ -359,7 +359,7 @@ def test_sentencepiece_vocabularies_map_to_plain_characters_for_masking():
 
 def _winding_level():
     """A teacher's level (rooms and corridors) whose exit was moved next to the spawn, as a small student might."""
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
 
     level = json.loads(generate_procedural(LevelSpec(width=24, height=16, difficulty=3, enemies=3, items=2,
                                                      theme="crypt"), 11).to_json())

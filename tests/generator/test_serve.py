@@ -17,7 +17,7 @@ from engine.core.level import LevelSpec  # noqa: E402
 from generator.backends import Backend, BackendRequest  # noqa: E402
 from generator.callsite import LEVEL_SITE  # noqa: E402
 from generator.errors import BackendError  # noqa: E402
-from generator.local.remote import RemoteStudentBackend  # noqa: E402
+from generator.backends.remote import RemoteStudentBackend  # noqa: E402
 from generator.serve import MAX_BODY_BYTES, StudentServer, load_models, main  # noqa: E402
 from generator.validation import validate_level  # noqa: E402
 
@@ -153,6 +153,16 @@ def test_a_stalled_body_times_out_and_frees_the_connection(server, monkeypatch):
     assert _request(server, "GET", "/healthz")[0] == 200
 
 
+def test_200_concurrent_connections_are_all_answered(server):
+    """Issue 16: with a listen queue of 5, 18 of 200 concurrent connections got no reply."""
+    from benchmarks.serve import hammer, http_request
+
+    host, port = server.server_address[:2]
+    replies = hammer(host, port, http_request("GET", "/healthz"), 200, timeout_s=20)
+    assert [r.error for r in replies if r.status is None] == []
+    assert all(r.status == 200 and json.loads(r.body)["status"] == "ok" for r in replies)
+
+
 def test_unknown_paths_and_methods(server):
     assert _request(server, "GET", "/v2/nothing")[0] == 404
     assert _request(server, "DELETE", "/v1/models")[0] == 405
@@ -236,7 +246,7 @@ def test_the_facade_serves_levels_from_the_remote_student(server):
 
 def test_remote_settings_come_from_forge_toml_then_the_environment(tmp_path):
     from generator.errors import ConfigError
-    from generator.local.remote import RemoteStudentConfig
+    from generator.backends.remote import RemoteStudentConfig
 
     (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box:8088/v1"\ntimeout_s = 4\n')
     backend = RemoteStudentBackend.from_config(tmp_path, site=LEVEL_SITE, env={})
