@@ -184,7 +184,9 @@ class Store:
         # The outage buffer (PostgreSQL): writes made while the server is unreachable, oldest first.
         self._buffer: deque[_Op] = deque()
         self._buffered_rows = 0
-        self._buffer_limit = _buffer_limit() if buffer_rows is None else int(buffer_rows)
+        if buffer_rows is None:  # only a server can be away: SQLite ignores the setting
+            buffer_rows = _buffer_limit() if dialect is POSTGRES else _DEFAULT_BUFFER_ROWS
+        self._buffer_limit = int(buffer_rows)
         self._overflow = 0  #: rows dropped since the last flush (written as a store_buffer_overflow event)
         self._overflow_span: tuple[float, float] | None = None
         self.dropped_rows = 0  #: rows this Store dropped because its buffer was full or the server never came back
