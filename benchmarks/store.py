@@ -225,7 +225,7 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
         readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(len(procs))]
         for t in readers:
             t.start()
-        reader = {"runs": 0, "errors": 0, "last": None}
+        reader: dict[str, Any] = {"runs": 0, "errors": 0, "last": None}
         if trainer:
             while any(t.is_alive() for t in readers):
                 out = subprocess.run([sys.executable, "-m", "generator.train", "--if-needed", "--json", "--quiet",
@@ -238,6 +238,8 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
                     doc = {"error": (out.stderr or "no output").strip()[-300:]}
                 if out.returncode != 0 or "error" in doc or doc.get("trained"):
                     reader["errors"] += 1
+                    reader.setdefault("error_samples", []).append(
+                        str(doc.get("error") or doc.get("reason") or out.stderr.strip()[-300:])[:300])
                 reader["last"] = doc.get("reason") or doc.get("error")
         results = []
         for t in readers:
@@ -294,7 +296,8 @@ def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out["rows_in_store"] = {t: sum(r["rows_in_store"][t] for r in rounds) for t in rounds[0]["rows_in_store"]}
     out["trainer_reads"] = {"runs": sum(r["trainer_reads"]["runs"] for r in rounds),
                             "errors": sum(r["trainer_reads"]["errors"] for r in rounds),
-                            "last": rounds[-1]["trainer_reads"]["last"]}
+                            "last": rounds[-1]["trainer_reads"]["last"],
+                            "error_samples": [e for r in rounds for e in r["trainer_reads"].get("error_samples", [])][:3]}
     out["rounds"] = len(rounds)
     return out
 
