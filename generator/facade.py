@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from engine.core.source import SourcedLevel
-from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend, make_backend
+from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend
+from generator.backends.factory import make_backend
 from generator.config import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot

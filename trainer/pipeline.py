@@ -277,12 +277,11 @@ def _evaluate_gguf(site: str, art: Path, calls: list[Any], teacher: list[Any], t
     Only for the level site, and only where a GGUF runtime is installed: that
     is when ``generator.backends.student`` serves this file instead of torch.
     """
-    from generator.backends.student import GGUF_ARTEFACT
+    from generator.local.gguf_worker import GGUF_ARTEFACT, GGUFWorker, runtime_available
 
     path = art / GGUF_ARTEFACT
     if not is_level_site(site) or not path.is_file():
         return None
-    from generator.local.gguf_worker import GGUFWorker, runtime_available
     from trainer.gates import run_student, score
 
     if not runtime_available():

@@ -66,12 +66,14 @@ from generator.local.codec import (
 from generator.local.student import StudentOutput
 
 if TYPE_CHECKING:
-    from generator.backends import BackendOutput, BackendRequest
+    from generator.backends.base import BackendOutput, BackendRequest
 
-__all__ = ["GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
+__all__ = ["GGUF_ARTEFACT", "GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
 
 log = logging.getLogger(__name__)
 
+#: The quantized GGUF artefact a promoted level student is served from (in its version folder).
+GGUF_ARTEFACT: Final = "student-q8_0.gguf"
 #: Runtimes a worker can serve a GGUF file with.
 GGUF_RUNTIMES: Final = ("ctransformers", "llama_cpp")
 _INSTALL_HINT: Final = {
@@ -676,7 +678,7 @@ class GGUFBackend:
         self.validate = validate
 
     def generate(self, request: BackendRequest) -> BackendOutput:
-        from generator.backends import BackendOutput
+        from generator.backends.base import BackendOutput
         from generator.local.decoding import generate_valid_level
 
         args = {"spec": request.spec.to_dict()}

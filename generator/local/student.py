@@ -34,7 +34,7 @@ from generator.local.codec import (
 )
 
 if TYPE_CHECKING:
-    from generator.backends import BackendOutput, BackendRequest
+    from generator.backends.base import BackendOutput, BackendRequest
 
 __all__ = ["REQUIRED_FILES", "LocalStudent", "StudentBackend", "StudentOutput"]
 
@@ -243,7 +243,7 @@ class StudentBackend:
         self.validate = validate  # None: generator.validation.validate_level
 
     def generate(self, request: BackendRequest) -> BackendOutput:
-        from generator.backends import BackendOutput
+        from generator.backends.base import BackendOutput
         from generator.local.decoding import generate_valid_level
 
         spec_dict = request.spec.to_dict()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from generator.backends import Backend, BackendOutput, BackendRequest
+from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import BackendError
 from generator.records import CallRecord
 
