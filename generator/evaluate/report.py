@@ -462,8 +462,15 @@ def write_report(
 
 def report_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read ``levels.jsonl`` back from a report folder (or the file itself)."""
+    from generator.errors import GeneratorError
+    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+
     p = Path(path)
     if p.is_dir():
         p = p / "levels.jsonl"
-    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = read_file_text(p, max_bytes=MAX_LIST_BYTES, what="report rows")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (InputFileError, ValueError) as exc:
+        raise GeneratorError(f"{exc}; give --report DIR of an earlier evaluation") from None
 
