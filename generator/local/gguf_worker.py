@@ -689,7 +689,7 @@ class GGUFBackend:
             return self.worker.generate_levels(args, self.batch, seed=seed, temperature=self.temperature,
                                                repair=self.repair)
 
-        tried = generate_valid_level(sampler, request.spec, seed=request.seed * 101 + (request.attempt - 1) * 17,
+        tried = generate_valid_level(sampler, request.spec, seed=request.sampling_seed(),
                                      max_tries=self.max_tries, deadline=request.deadline, validate=self.validate)
         out: StudentOutput = tried.output
         level = getattr(tried.report, "level", None) if tried.valid else None

@@ -258,7 +258,7 @@ class StudentBackend:
             tried = generate_valid_level(
                 self._sampler(args),
                 request.spec,
-                seed=request.seed * 101 + (request.attempt - 1) * 17,
+                seed=request.sampling_seed(),
                 max_tries=self.max_tries,
                 deadline=request.deadline,
                 validate=self.validate,
