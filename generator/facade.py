@@ -1,5 +1,9 @@
 """The facade the engine asks for levels: route, validate, retry, fall back, record.
 
+Size: over 400 lines on purpose. The cascade, the deadline, the retries and the
+recording are one request's control flow; the backends, routing and store it
+drives live in their own packages.
+
 :class:`LevelGenerator` implements the engine's ``LevelSource``.  For each
 request it walks a *cascade* of backends (from the config, or from a router
 that knows which call sites a local student serves).  Each backend gets up to

@@ -1,5 +1,9 @@
 """The project's one implementation of each level metric.
 
+Size: over 400 lines on purpose. It is the one implementation of each level
+metric for both the training gates and the evaluation; splitting it would
+invite copies.
+
 The training gates (``trainer/gates.py``) and the evaluation framework
 (``generator/evaluate``) both score generators with these functions, so a
 number in a training report and a number in an evaluation report mean the

@@ -2,6 +2,9 @@
 
     dataset -> train -> merge/quantize -> GGUF export -> evaluate -> register -> maybe promote
 
+Size: over 400 lines on purpose. The stages of one run and their resume points
+are read top to bottom in one module.
+
 Each run has a folder ``<data dir>/runs/<time>-<site>/`` holding the exported
 dataset, the training output (with resumable checkpoints), the merged
 artefact, the evaluation, and ``report.json`` / ``report.md``.  Every stage

@@ -1,5 +1,8 @@
 """GGUF students served from a worker process, so a native crash cannot take the game down.
 
+Size: over 400 lines on purpose. Both ends of the pipe (the parent's client
+and the worker's loop) share one message protocol and its timeouts.
+
 The runtime is ``ctransformers`` (0.2.27, a 2023 llama.cpp build wrapped
 with ctypes).  It runs in a child interpreter (``python -m generator.local.gguf_worker``); the parent
 talks to it over a pipe, one request at a time:
