@@ -48,7 +48,7 @@ from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
 if TYPE_CHECKING:
     from engine.core.level import Level, LevelSpec
     from generator.store import Store
-    from generator.telemetry_sink import StoreSink
+    from generator.store.telemetry_sink import StoreSink
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class LevelGenerator:
 
     def telemetry_sink(self) -> StoreSink:
         """A telemetry sink writing to this generator's store (fun scores join to generations)."""
-        from generator.telemetry_sink import StoreSink
+        from generator.store.telemetry_sink import StoreSink
 
         store = self.store
         if store is None:
@@ -359,27 +359,38 @@ class LevelGenerator:
             rec.valid = False
             rec.error = f"backend {rec.backend} returned {type(out).__name__}, not BackendOutput"
             return rec, None, None, timed_out
-        _merge_output(rec, out)
         try:
+            _merge_output(rec, out)
             report = self._validate(out.level if out.level is not None else out.raw, req.spec)
         except Exception as exc:  # noqa: BLE001 - the validator must judge, never crash the request
             rec.valid = False
             rec.error = f"validator raised {type(exc).__name__}: {exc}"
             log.exception("validator raised on %s output", rec.backend)
             return rec, None, None, timed_out
+        try:
+            return (*self._judge(rec, report, out), timed_out)
+        except Exception as exc:  # noqa: BLE001 - any output, however broken, is a failed attempt
+            rec.valid = False
+            rec.error = f"could not record the verdict: {type(exc).__name__}: {exc}"
+            log.exception("judging %s output failed", rec.backend)
+            return rec, None, None, timed_out
+
+    @staticmethod
+    def _judge(rec: CallRecord, report: Any, out: BackendOutput) -> tuple[CallRecord, Level | None, str | None]:
+        """Fill ``rec`` from the validator's report: (record, valid level or None, feedback)."""
         rec.valid = bool(report.valid)
         rec.failures = [_failure_dict(f) for f in report.failures]
         level = getattr(report, "level", None) or out.level
         if level is not None:
             rec.result = level.to_dict()
         if rec.valid and level is not None:
-            return rec, level, None, timed_out
+            return rec, level, None
         rec.valid = False
         try:
             fb = report.feedback()
         except Exception:  # noqa: BLE001
             fb = "; ".join(f"{f.get('code')}: {f.get('message')}" for f in rec.failures)
-        return rec, None, fb, timed_out
+        return rec, None, fb
 
     def _serve(
         self, rec: CallRecord, level: Level, records: list[CallRecord], t_start: float,

@@ -206,7 +206,7 @@ class ServedModel:
 
     def _complete_generic(self, args: dict[str, Any], *, seed: int | None, temperature: float | None,
                           max_tokens: int | None) -> Completion:
-        from generator.site_validators import validator_for
+        from generator.validation.sites import validator_for
 
         check = validator_for(self.site)
         started = time.perf_counter()

@@ -174,6 +174,13 @@ def _load_pretrained(path: Path, *, qlora: bool) -> PreTrainedModel:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from generator.errors import ModelLoadError
+    from generator.local.model_check import check_model_dir
+
+    try:
+        check_model_dir(path)  # absurd or mismatched sizes are refused before torch allocates
+    except ModelLoadError as exc:
+        raise BaseModelMissing(str(exc)) from None
     kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
     if qlora:
         from transformers import BitsAndBytesConfig

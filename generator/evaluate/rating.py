@@ -241,7 +241,7 @@ class RatingServer:
         level = as_level(row["level"]) if row else None
         if level is None:
             return None
-        from engine.render.picture import render_level_image
+        from engine.picture import render_level_image
 
         buf = io.BytesIO()
         render_level_image(level, tile_px=self.tile_px).save(buf, format="PNG")
