@@ -10,6 +10,7 @@ from typing import Any
 from generator.capture import byllm_api, metering
 from generator.capture.call import begin, finish
 from generator.capture.describe import NOT_ANSWERED
+from generator.output_guard import quiet_provider_libraries
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +25,13 @@ class CapturePlugin:
     @staticmethod
     @byllm_api.hookimpl
     def call_llm(model: Any, mt_run: Any) -> Any:
+        quiet_provider_libraries()  # keys out of byllm's/litellm's output, no stdout banners
         return _capture_sync(model, mt_run)
 
     @staticmethod
     @byllm_api.hookimpl
     async def acall_llm(model: Any, mt_run: Any) -> Any:
+        quiet_provider_libraries()
         return await _capture_async(model, mt_run)
 
 
