@@ -24,7 +24,8 @@ _EXPORTS = {
     "BackendOutput": "generator.backends",
     "ProceduralBackend": "generator.backends",
     "Store": "generator.store",
-    "StoreSink": "generator.telemetry_sink",
+    "StoreSink": "generator.store.telemetry_sink",
+    "launch_background": "generator.background",
 }
 
 __all__ = sorted(_EXPORTS)

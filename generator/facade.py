@@ -49,7 +49,7 @@ from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
 if TYPE_CHECKING:
     from engine.core.level import Level, LevelSpec
     from generator.store import Store
-    from generator.telemetry_sink import StoreSink
+    from generator.store.telemetry_sink import StoreSink
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class LevelGenerator:
 
     def telemetry_sink(self) -> StoreSink:
         """A telemetry sink writing to this generator's store (fun scores join to generations)."""
-        from generator.telemetry_sink import StoreSink
+        from generator.store.telemetry_sink import StoreSink
 
         store = self.store
         if store is None:

@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         db = data_dir(args.data_dir, create=False) / DB_NAME
-        if not db.is_file() and not args.export:  # a read-only look creates nothing
+        from generator.store import configured_url
+
+        if not db.is_file() and not args.export and configured_url(args.data_dir) is None:  # a look creates nothing
             if args.json:
                 print(json.dumps({"store": str(db), "sites": []}))
             else:

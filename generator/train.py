@@ -10,9 +10,9 @@ Examples::
     python -m generator.train --if-needed                # between sessions: only when there is enough new data
     python -m generator.train --export-dataset out/ds    # JSONL that HF `datasets` loads
 
-The game launches background training with :func:`launch_background`.
-This is the only module outside ``trainer/`` that imports it, lazily, so the
-game never pays for torch.
+A game launches this command in the background with
+:func:`generator.background.launch_background`.  This is the only generator
+module that imports ``trainer``, lazily, so the game never pays for torch.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from generator.errors import GeneratorError
@@ -112,7 +110,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         try:
             from trainer import pipeline
-            from trainer.dataset import bootstrap, build_dataset
+            from trainer.dataset import build_dataset
             from trainer.errors import TrainerError
         except ImportError as exc:
             raise GeneratorError(f"{_TRAIN_HINT} ({exc})") from None
@@ -121,7 +119,11 @@ def _main(args: argparse.Namespace) -> int:
             cfg = _config(args)
             out: dict[str, Any] = {}
             if args.bootstrap:
-                out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, cfg=cfg.dataset,
+                from generator.bootstrap import SpecRanges, bootstrap
+
+                d = cfg.dataset
+                ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items)
+                out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, ranges=ranges,
                                              seed=args.seed, progress=progress)
                 if not args.json:
                     print(f"bootstrap: {out['bootstrap']['levels']} procedural-teacher levels recorded")
@@ -187,29 +189,6 @@ def _main(args: argparse.Namespace) -> int:
             print(f"  {why}")
         print(f"  report: {report.run_dir / 'report.md'}")
     return 0
-
-
-def launch_background(data_dir: str | os.PathLike[str] | None = None, *, site: str | None = None,
-                      preset: str = "quick", log_path: str | os.PathLike[str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``python -m generator.train --if-needed`` detached, at low priority, and return at once.
-
-    The game calls this between sessions; the child decides whether there is
-    enough new data and whether the machine is idle.  Output goes to
-    ``log_path`` (default ``<data dir>/runs/background.log``).
-    """
-    from generator.paths import data_dir as resolve
-
-    root = resolve(data_dir)
-    log_file = Path(log_path) if log_path else root / "runs" / "background.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "generator.train", "--if-needed", "--quiet", "--json", "--preset", preset,
-           "--data-dir", str(root)]
-    if site:
-        cmd += ["--site", site]
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    with open(log_file, "ab") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, preexec_fn=(lambda: os.nice(10)) if os.name == "posix" else None)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import yaml
 
+from generator.bootstrap import SpecRanges
 from trainer.errors import TrainerError
 
 __all__ = [
@@ -66,11 +67,11 @@ class DatasetConfig:
     fun_weighting: bool = True  #: oversample levels players enjoyed (fun score) where one exists
     fun_oversample: float = 0.5  #: extra draws, as a share of the training set, weighted by fun
     seed: int = 0
-    # --bootstrap: specs drawn uniformly from these ranges (small levels train fastest)
-    bootstrap_width: tuple[int, int] = (16, 24)
-    bootstrap_height: tuple[int, int] = (12, 16)
-    bootstrap_enemies: tuple[int, int] = (0, 6)
-    bootstrap_items: tuple[int, int] = (0, 4)
+    # --bootstrap: specs drawn uniformly from these ranges (generator.bootstrap.SpecRanges' defaults)
+    bootstrap_width: tuple[int, int] = SpecRanges.width
+    bootstrap_height: tuple[int, int] = SpecRanges.height
+    bootstrap_enemies: tuple[int, int] = SpecRanges.enemies
+    bootstrap_items: tuple[int, int] = SpecRanges.items
 
 
 @dataclass
@@ -153,6 +154,13 @@ class GateConfig:
     min_novelty: float = 0.0
     max_latency_p50_ms: float | None = None
     not_worse_margin: float = 0.02  #: may trail the version it replaces by this much (noise)
+    likeness: bool = True  #: level site: measure likeness to the teacher beside the controls (trainer.likeness)
+    likeness_controls: tuple[str, ...] = ()
+    """Controls the student must beat to be promoted: ``untrained`` (random weights), ``uniform``
+    (all-equal logits), ``count`` (left+up Markov model); each through the same decoding.  Empty: reported only."""
+    likeness_margin: float = 0.1
+    """Pattern JSD and mean structure W1 must be at most ``(1 - margin)`` times each control's."""
+    nll_margin: float = 0.01  #: held-out NLL (nats per interior tile) at least this far below each control's
 
 
 @dataclass

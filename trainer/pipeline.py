@@ -86,6 +86,7 @@ class RunReport:
             "run_dir": str(self.run_dir),
             "controllability_fields": (ev.get("metrics") or {}).get("controllability"),
             "gates": ev.get("gates"),
+            "likeness": _likeness_headline(ev.get("likeness")),
             "quantization": ev.get("quantization"),
             "dataset": self.stages.get("dataset"),
             "train": {k: v for k, v in self.stages.get("train", {}).items() if k != "history"},
@@ -238,6 +239,13 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     student = LocalStudent.load(art, quantize=None, site=site)
     samples = run_student(student, site, calls, desc="evaluate fp32", **common)
     metrics = score(site, samples, teacher_results=teacher, training_results=training)
+    likeness = None
+    if is_level_site(site) and g.likeness:
+        from trainer.likeness import evaluate_likeness, teacher_noise_levels
+
+        likeness = evaluate_likeness(student, site, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
+                                     seed=cfg.train.seed, temperature=g.temperature,
+                                     noise=teacher_noise_levels(calls), progress=progress)
     del student
     metrics_q: dict[str, Any] | None = None
     verdict = None
@@ -260,14 +268,14 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         metrics["teacher"] = {"controllability": {k: p.rate for k, p in c.fields.items()} | {"joint": c.joint.rate},
                               "diversity": metrics.get("teacher_diversity")}
     result = decide(metrics, g, current=current, quantization_ok=verdict.ok if verdict else None,
-                    quantization_reason=verdict.reason() if verdict else "")
+                    quantization_reason=verdict.reason() if verdict else "", likeness=likeness)
     (run_dir / "samples.jsonl").write_text("".join(
         json.dumps({"args": s.args, "valid": s.valid, "failures": s.failures, "latency_ms": s.latency_ms,
                     "tokens": s.tokens, "text": s.text}) + "\n" for s in samples))
     return {"metrics": metrics, "int8_metrics": metrics_q, "gguf_metrics": metrics_g,
             "gguf_quantization": verdict_g.to_dict() if verdict_g is not None else None,
             "quantization": verdict.to_dict() if verdict else None,
-            "gates": result.to_dict(), "compared_with": (current or {}).get("version")}
+            "gates": result.to_dict(), "likeness": likeness, "compared_with": (current or {}).get("version")}
 
 
 def _evaluate_gguf(site: str, art: Path, calls: list[Any], teacher: list[Any], training: list[Any],
@@ -336,6 +344,17 @@ def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry:
 # ------------------------------------------------------------------ report
 
 
+def _likeness_headline(likeness: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Per generator (student and controls): valid, pattern JSD, structure W1, NLL over all specs."""
+    if not likeness:
+        return None
+    keys = ("valid", "pattern_jsd", "structure_w1", "nll")
+    out: dict[str, Any] = {name: {k: e.get(k) for k in keys} for name, e in likeness["generators"].items()}
+    if likeness.get("noise"):
+        out["teacher_noise"] = {k: likeness["noise"].get(k) for k in keys if k in likeness["noise"]}
+    return out
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
@@ -357,6 +376,15 @@ def _markdown(report: RunReport) -> str:
     if teacher.get("controllability"):
         lines += ["", "Teacher on the same specs: " + ", ".join(
             f"{k} {_fmt(v)}" for k, v in teacher["controllability"].items()) + f", diversity {_fmt(teacher.get('diversity'))}"]
+    likeness = (report.stages.get("evaluate") or {}).get("likeness")
+    if likeness:
+        from generator.evaluate.likeness import likeness_markdown
+
+        lines += ["", "## Likeness to the teacher, beside the controls", "",
+                  "One masked first candidate per held-out spec from the student and from each control "
+                  "(untrained weights, all-equal logits, left+up Markov counts), all through the same "
+                  "decoding. Lower is better for pattern_jsd, structure_w1 and nll; valid is what the "
+                  "decoding rules give each of them.", "", likeness_markdown(likeness)]
     gates = d.get("gates") or {}
     if gates:
         lines += ["", "## Gates", ""] + [f"- {'pass' if c['ok'] else 'FAIL'}: {c['why']}" for c in gates.get("checks", [])]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -70,7 +69,7 @@ class RulesConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RulesConfig:
-        """Build from a mapping (e.g. a YAML preset); unknown or ill-typed keys are a clear error.
+        """Build from a mapping (e.g. a YAML preset, :func:`engine.presets.load_rules`); unknown or ill-typed keys are a clear error.
 
         >>> RulesConfig.from_dict({"player_hp": 30}).player_hp
         30
@@ -87,17 +86,6 @@ class RulesConfig:
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ConfigValueError(f"RulesConfig.{key}: expected {expected.__name__}, got {value!r}")
         return cls(**dict(data))
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> RulesConfig:
-        """Load a YAML preset (a mapping of the fields above; missing ones keep their defaults)."""
-        import yaml
-
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise ConfigValueError(f"{path}: a rules preset must be a mapping of RulesConfig fields")
-        return cls.from_dict(data)
 
 
 #: What picking up an item does: ``effect(game) -> message``.  A game may add kinds

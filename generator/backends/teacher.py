@@ -33,7 +33,8 @@ from typing import Any
 
 from generator.backends import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
-from generator.teacher_config import TeacherConfig, redact
+from generator.store.redact import scrub
+from generator.teacher_config import TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +237,10 @@ class LLMTeacherBackend:
                 if raw:
                     log.info("teacher %s answered unparsable output; handing it to the validator", self.model_name)
                     return None, seen, str(raw)
-                raise BackendError(f"teacher {self.model_name} answered nothing parsable: {redact(str(exc))[:300]}") from None
+                raise BackendError(f"teacher {self.model_name} answered nothing parsable: {scrub(str(exc))[:300]}") from None
             except Exception as exc:
                 raise BackendError(
-                    f"teacher {self.model_name} failed ({type(exc).__name__}): {redact(str(exc))[:300]}; "
+                    f"teacher {self.model_name} failed ({type(exc).__name__}): {scrub(str(exc))[:300]}; "
                     "check FORGE_TEACHER, the provider key variable and OPENAI_BASE_URL"
                 ) from None
 

@@ -117,7 +117,7 @@ def _serve_ratings(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
         except KeyboardInterrupt:
             pass
         finally:
-            server.httpd.server_close()
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,8 +211,9 @@ def _agreement(rows: list[dict[str, Any]], data_dir_arg: str | None) -> dict[str
     """Spearman agreement with stored designer ratings, when any of these levels were rated."""
     from generator.evaluate.rating import open_store, rating_agreement
     from generator.paths import db_path
+    from generator.store import configured_url
 
-    if not db_path(data_dir_arg).exists():
+    if not db_path(data_dir_arg).exists() and configured_url(data_dir_arg) is None:
         return None
     ids = {r["level_id"] for r in rows if r.get("level_id")}
     with open_store(data_dir_arg) as store:

@@ -236,9 +236,9 @@ _PLOTTERS = {
 def _render_pictures(ev: Evaluation, out: Path, n_specs: int, tile_px: int) -> dict[tuple[str, int], str]:
     """PNG per (backend, spec) for the first ``n_specs`` specs (sample 0); empty if rendering is unavailable."""
     try:
-        from engine.render.picture import render_level_png
+        from engine.picture import render_level_png
     except ImportError as exc:  # the report still reads without pictures
-        log.warning("level pictures skipped: engine.render.picture unavailable (%s)", exc)
+        log.warning("level pictures skipped: engine.picture unavailable (%s)", exc)
         return {}
     pics: dict[tuple[str, int], str] = {}
     for j, (name, gens) in enumerate(ev.generations.items()):

@@ -120,6 +120,9 @@ class LevelGrammar:
         # -1 for walls and cells not yet written; ``regions`` counts the distinct roots.
         self.parent = [-1] * (self.width * self.height)
         self.regions = 0
+        #: every thing placed, in order: (glyph, x, y, whether the must-place rule forced it there)
+        self.placements: list[tuple[str, int, int, bool]] = []
+        self._must_here = False
 
     # -- state -----------------------------------------------------------
 
@@ -142,6 +145,7 @@ class LevelGrammar:
     # -- the grammar -----------------------------------------------------
 
     def allowed(self) -> frozenset[str]:
+        self._must_here = False
         if self.done:
             return frozenset({EOS})
         if self.pos < ROW_PREFIX_LEN:
@@ -169,6 +173,7 @@ class LevelGrammar:
             entities |= self.item_glyphs
         if entities:
             must = self._must_place(x, y)
+            self._must_here = bool(must)
             if must == "spawn" and SPAWN_GLYPH in entities:
                 return frozenset({SPAWN_GLYPH})
             if must == "enemy" and entities & self.enemy_glyphs:
@@ -351,6 +356,8 @@ class LevelGrammar:
                 self.interior_walls += 1
             elif ch != "#":
                 self._join(x, self.y)
+            if ch not in TERRAIN:
+                self.placements.append((ch, x, self.y, self._must_here))
             if ch == SPAWN_GLYPH:
                 self.spawn = (x, self.y)
             elif ch == EXIT_GLYPH:
@@ -396,6 +403,7 @@ class LevelGrammar:
         new.enemy_cells = list(self.enemy_cells)
         new.spawn_ok = self.spawn_ok.copy()
         new.parent = list(self.parent)
+        new.placements = list(self.placements)
         return new
 
 
@@ -536,6 +544,7 @@ class SampleResult:
     forced_tokens: int = 0
     forward_passes: int = 0
     stopped: str = "eos"  #: "eos", "grammar", "stop", or "length"
+    placements: list[tuple[str, int, int, bool]] = field(default_factory=list)  #: the grammar's record (levels)
 
     @property
     def mean_logprob(self) -> float:
@@ -648,6 +657,8 @@ def masked_completion(
     else:
         result.stopped = "length"
     result.text = "".join(pieces)
+    if grammar is not None:
+        result.placements = list(grammar.placements)
     return result
 
 
@@ -753,8 +764,9 @@ def sample_levels(
                 else:
                     res.forced_tokens += 1
                 pending.append([c])
-    for res in results:
+    for res, g in zip(results, grammars, strict=True):
         res.text = "".join(table.id_to_str[i] for i in res.token_ids)
+        res.placements = list(g.placements)
     return results
 
 

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -61,6 +61,8 @@ class StudentOutput:
     forced_tokens: int = 0
     error: str | None = None  #: why ``result`` is None
     pockets_filled: int = 0  #: sealed empty floor pockets walled up (``repair=True``)
+    #: things the grammar let the model write, in order: (glyph, x, y, forced by the must-place rule)
+    placements: list[tuple[str, int, int, bool]] = field(default_factory=list)
 
 
 class LocalStudent:
@@ -133,7 +135,7 @@ class LocalStudent:
         if threads:
             torch.set_num_threads(threads)
         if quantize == "int8":
-            from trainer.quantize import quantize_int8
+            from generator.local.quantize import quantize_int8
 
             model = quantize_int8(model)
         meta = _read_meta(model_dir)
@@ -186,6 +188,7 @@ class LocalStudent:
             prompt_tokens=len(prompt_ids),
             forced_tokens=out.forced_tokens,
             error=error,
+            placements=out.placements,
         )
 
     def generate_levels(self, args: dict[str, Any], n: int, *, seed: int = 0,
@@ -213,7 +216,7 @@ class LocalStudent:
                                          mean_logprob=smp.mean_logprob,
                                          tokens=len(smp.token_ids), latency_ms=latency,
                                          prompt_tokens=len(prompt_ids), forced_tokens=smp.forced_tokens,
-                                         error=error))
+                                         error=error, placements=smp.placements))
         return outputs
 
     def __repr__(self) -> str:

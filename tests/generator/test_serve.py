@@ -153,6 +153,16 @@ def test_a_stalled_body_times_out_and_frees_the_connection(server, monkeypatch):
     assert _request(server, "GET", "/healthz")[0] == 200
 
 
+def test_200_concurrent_connections_are_all_answered(server):
+    """Issue 16: with a listen queue of 5, 18 of 200 concurrent connections got no reply."""
+    from benchmarks.serve import hammer, http_request
+
+    host, port = server.server_address[:2]
+    replies = hammer(host, port, http_request("GET", "/healthz"), 200, timeout_s=20)
+    assert [r.error for r in replies if r.status is None] == []
+    assert all(r.status == 200 and json.loads(r.body)["status"] == "ok" for r in replies)
+
+
 def test_unknown_paths_and_methods(server):
     assert _request(server, "GET", "/v2/nothing")[0] == 404
     assert _request(server, "DELETE", "/v1/models")[0] == 405
