@@ -20,7 +20,7 @@ counts requests sent after a failed one in the same call.
 
 httpx offers no process-wide hook, so :func:`install` wraps
 ``httpx.HTTPTransport.handle_request`` and its async twin once (decision
-D24).  Outside an open log the wrapper only reads one context variable and
+D23).  Outside an open log the wrapper only reads one context variable and
 calls through.
 """
 
