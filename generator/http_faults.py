@@ -117,10 +117,11 @@ def install() -> bool:
             return True
         try:
             import httpx
-        except ImportError:
+
+            sync_send = httpx.HTTPTransport.handle_request
+            async_send = httpx.AsyncHTTPTransport.handle_async_request
+        except (ImportError, AttributeError):  # no httpx, or one that renamed its transport API
             return False
-        sync_send = httpx.HTTPTransport.handle_request
-        async_send = httpx.AsyncHTTPTransport.handle_async_request
 
         def handle_request(self: Any, request: Any) -> Any:
             log = _CURRENT.get()
