@@ -11,12 +11,13 @@ llm()`` call it records); every request httpx sends in that context -- from
 the OpenAI SDK, litellm's own handler, the remote-student client -- adds its
 outcome.  The log ends up in the call's record as ``transport``::
 
-    {"requests": 3, "retries": 2, "faults": {"http_500": 1, "connection": 1}}
+    {"requests": 3, "retries": 2, "reasks": 0, "faults": {"http_500": 1, "connection": 1}}
 
 ``faults`` counts failed requests by kind: ``http_<status>`` for a status of
 400 or more, ``timeout`` and ``connection`` (refused, reset, dropped
 mid-answer) for transport errors, else the exception's name.  ``retries``
-counts requests sent after a failed one in the same call.
+counts requests sent after a failed one in the same call, ``reasks`` those
+sent after an answer (byllm asking again because the output did not parse).
 
 httpx offers no process-wide hook, so :func:`install` wraps
 ``httpx.HTTPTransport.handle_request`` and its async twin once (decision
@@ -39,20 +40,23 @@ __all__ = ["TransportLog", "fault_kind", "install", "observe", "observe_unless_o
 class TransportLog:
     """Outcomes of the HTTP requests made during one call (thread-safe)."""
 
-    __slots__ = ("_lock", "faults", "requests", "retries", "_last_failed")
+    __slots__ = ("_lock", "faults", "reasks", "requests", "retries", "_last_failed")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests = 0
         self.retries = 0
+        self.reasks = 0
         self.faults: Counter[str] = Counter()
         self._last_failed = False
 
     def add(self, fault: str | None) -> None:
         with self._lock:
-            self.requests += 1
             if self._last_failed:
                 self.retries += 1
+            elif self.requests:
+                self.reasks += 1  # a request after an answer: byllm re-asking for unparsable output
+            self.requests += 1
             self._last_failed = fault is not None
             if fault is not None:
                 self.faults[fault] += 1
@@ -62,7 +66,8 @@ class TransportLog:
         with self._lock:
             if not self.requests:
                 return None
-            return {"requests": self.requests, "retries": self.retries, "faults": dict(sorted(self.faults.items()))}
+            return {"requests": self.requests, "retries": self.retries, "reasks": self.reasks,
+                    "faults": dict(sorted(self.faults.items()))}
 
 
 _CURRENT: contextvars.ContextVar[TransportLog | None] = contextvars.ContextVar("forge_transport_log", default=None)

@@ -52,7 +52,7 @@ def http_stats(store: Any) -> dict[str, dict[str, Any]]:
 
     ``requests`` sent, ``failed`` ones (a status of 400 or more, a timeout, a
     dropped connection) and their ``faults`` by kind, ``retries`` the client
-    made after a failure, ``error_rate`` = failed / requests (the provider's
+    made after a failure, ``reasks`` requests re-asking after unparsable output, ``error_rate`` = failed / requests (the provider's
     real error rate, retries included), ``calls_with_faults``.
     """
     out: dict[str, dict[str, Any]] = {}
@@ -60,10 +60,11 @@ def http_stats(store: Any) -> dict[str, dict[str, Any]]:
         t = call.record.transport
         if not t:
             continue
-        s = out.setdefault(call.record.site, {"requests": 0, "retries": 0, "failed": 0, "faults": {},
+        s = out.setdefault(call.record.site, {"requests": 0, "retries": 0, "reasks": 0, "failed": 0, "faults": {},
                                               "calls_with_faults": 0})
         s["requests"] += int(t.get("requests", 0))
         s["retries"] += int(t.get("retries", 0))
+        s["reasks"] += int(t.get("reasks", 0))
         faults = t.get("faults") or {}
         for kind, n in faults.items():
             s["faults"][kind] = s["faults"].get(kind, 0) + int(n)

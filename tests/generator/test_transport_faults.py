@@ -54,13 +54,18 @@ def test_absorbed_faults_are_in_the_calls_record(_forge_home, script, faults):
     assert got.backend == "llm"  # the client's retries absorbed the faults
     (rec,) = recs
     n = sum(faults.values())
-    assert rec.transport == {"requests": n + 1, "retries": n, "faults": faults}
+    assert rec.transport == {"requests": n + 1, "retries": n, "reasks": 0, "faults": faults}
     assert len(server.requests) == n + 1
 
 
 def test_a_clean_call_records_one_request_and_no_faults(_forge_home):
     _, (rec, *_), _ = serve_once([OK], _forge_home)
-    assert rec.transport == {"requests": 1, "retries": 0, "faults": {}}
+    assert rec.transport == {"requests": 1, "retries": 0, "reasks": 0, "faults": {}}
+
+
+def test_a_reask_for_unparsable_output_is_counted(_forge_home):
+    _, (rec, *_), _ = serve_once([Reply.ok('{"name": 3, "rows": "x"}'), OK], _forge_home)
+    assert rec.transport == {"requests": 2, "retries": 0, "reasks": 1, "faults": {}}
 
 
 def test_procedural_attempts_make_no_requests(_forge_home):
@@ -75,7 +80,7 @@ def test_sites_shows_the_http_error_rate(_forge_home, capsys):
     serve_once([OK], _forge_home)
     assert sites.main(["--json"]) == 0
     (site,) = json.loads(capsys.readouterr().out)["sites"]
-    assert site["http"] == {"requests": 4, "retries": 2, "failed": 2, "error_rate": 0.5,
+    assert site["http"] == {"requests": 4, "retries": 2, "reasks": 0, "failed": 2, "error_rate": 0.5,
                             "faults": {"http_500": 2}, "calls_with_faults": 1}
     assert sites.main([]) == 0
     out = capsys.readouterr().out
