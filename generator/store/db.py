@@ -1,5 +1,9 @@
 """The store: every generation call, telemetry, fun scores, routing state, ratings.
 
+Size: over 400 lines on purpose. One class with one lock and one transaction
+discipline for every table; what differs between SQLite and PostgreSQL is in
+:mod:`generator.store.dialect`.
+
 SQLite by default; PostgreSQL when a ``postgresql://`` URL is configured
 (:mod:`generator.store.dialect` holds what differs).  On SQLite one
 :class:`Store` wraps one connection in WAL mode.  Every public method holds
