@@ -1,0 +1,261 @@
+"""Settings: one typed model of ``forge.toml`` and the ``FORGE_*`` environment, read once.
+
+    # forge.toml in the data directory
+    [generator]                 # GeneratorConfig: the facade's cascade, deadline, retries
+    backends = ["llm", "procedural"]
+    deadline_s = 20.0
+    [routing]                   # RoutingPolicy (docs/routing.md)
+    min_shadow_samples = 30
+
+:func:`load` reads the file once, lays the environment over it
+(``FORGE_BACKENDS=llm,procedural``, ``FORGE_DEADLINE_S``,
+``FORGE_MAX_ATTEMPTS``, ``FORGE_PROCEDURAL_RESERVE_S``, ``FORGE_RECORD``) and
+converts the whole with ``msgspec.convert``, so a bad value is an error that
+says where it is::
+
+    /home/me/.local/share/dungeon-forge/forge.toml: Expected `int`, got `str` - at `$.generator.max_attempts`
+
+The ``[teacher]``, ``[student_server]`` and ``[store]`` tables are still read
+by their own modules (:mod:`generator.teacher_config`,
+:mod:`generator.backends.remote`, :mod:`generator.store`).
+
+>>> s = convert({"generator": {"backends": ["procedural"], "deadline_s": 5}}, origin="example")
+>>> s.generator.backends, s.generator.deadline_s, s.routing.min_shadow_samples
+(('procedural',), 5.0, 30)
+>>> convert({"routing": {"min_shadow_samples": "lots"}}, origin="example")
+Traceback (most recent call last):
+...
+generator.errors.ConfigError: example: Expected `int`, got `str` - at `$.routing.min_shadow_samples`
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from generator.errors import ConfigError
+from generator.store.redact import KEY_VARIABLES
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BACKEND_NAMES",
+    "ENV",
+    "KEY_VARIABLES",
+    "GeneratorConfig",
+    "RoutingPolicy",
+    "Settings",
+    "config_path",
+    "convert",
+    "load",
+    "teacher_configured",
+    "teacher_settings",
+]
+
+
+#: Backend names a cascade may list.
+BACKEND_NAMES: Final = ("llm", "student", "remote_student", "procedural")
+#: Environment variables that hold a teacher's API key (their values are never read here).
+#: Setting an OpenAI-compatible endpoint (a local server) also enables the LLM teacher.
+ENDPOINT_VARIABLE: Final = "OPENAI_BASE_URL"
+
+def teacher_configured(
+    env: Mapping[str, str] | None = None, data_dir: str | os.PathLike[str] | None = None
+) -> bool:
+    """True when the teacher can be reached: its key variable or an endpoint is set."""
+    env = os.environ if env is None else env
+    try:
+        return teacher_settings(data_dir, env=env).usable(env)
+    except ImportError:  # pragma: no cover - teacher_config ships with the package
+        return any(env.get(k) for k in (*KEY_VARIABLES, ENDPOINT_VARIABLE))
+    except ConfigError:
+        log.warning("teacher settings are invalid; the LLM teacher is off", exc_info=True)
+        return False
+
+
+BackendName = Literal["llm", "student", "remote_student", "procedural"]
+
+
+class GeneratorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How the facade serves levels (``[generator]`` of ``forge.toml``).  ``backends`` empty means
+    "choose": the LLM teacher when a key or endpoint is configured, then procedural."""
+
+    backends: tuple[BackendName, ...] = ()
+    deadline_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """Wall-clock budget of one request; a valid level is returned within it."""
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] = 3
+    """Attempts per backend (the first plus retries with validation feedback)."""
+    procedural_reserve_s: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    """Time kept back for the procedural fallback: backends are skipped once less is left."""
+    record: bool = True
+    """Record every attempt in the store."""
+
+    def __post_init__(self) -> None:  # the same rules for a config built in code (convert checks them first)
+        unknown = [b for b in self.backends if b not in BACKEND_NAMES]
+        if unknown:
+            raise ConfigError(f"unknown backend(s) {unknown} in generator settings; known: {', '.join(BACKEND_NAMES)}")
+        if not self.deadline_s > 0:
+            raise ConfigError(f"generator setting deadline_s must be > 0 seconds, got {self.deadline_s}")
+        if self.procedural_reserve_s < 0:
+            raise ConfigError(f"generator setting procedural_reserve_s must be >= 0, got {self.procedural_reserve_s}")
+        if self.max_attempts < 1:
+            raise ConfigError(f"generator setting max_attempts must be >= 1, got {self.max_attempts}")
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "settings") -> GeneratorConfig:
+        """Build from a ``[generator]`` table (types converted and checked, unknown keys refused)."""
+        return convert({"generator": dict(data)}, origin=origin).generator
+
+    @classmethod
+    def load(
+        cls, data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> GeneratorConfig:
+        """Defaults < ``forge.toml`` ``[generator]`` < ``FORGE_*`` env < ``overrides`` (None ignored)."""
+        cfg = load(data_dir, env=env).generator
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls.from_mapping({**msgspec.structs.asdict(cfg), **given}, origin="arguments") if given else cfg
+
+    def replace(self, **changes: Any) -> GeneratorConfig:
+        """A copy with ``changes`` (checked like any config built in code)."""
+        return type(self)(**{**msgspec.structs.asdict(self), **changes})
+
+    # ------------------------------------------------------------------ derived
+
+    def cascade(
+        self, env: Mapping[str, str] | None = None, data_dir: str | os.PathLike[str] | None = None
+    ) -> tuple[str, ...]:
+        """The backend names to try, in order, always ending with ``procedural``."""
+        names = list(self.backends) or (["llm"] if teacher_configured(env, data_dir) else [])
+        names = [n for n in dict.fromkeys(names) if n != "procedural"]
+        return (*names, "procedural")
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for logs and reports (no secrets: only whether a key is set)."""
+        out = msgspec.to_builtins(self)
+        out["cascade"] = list(self.cascade())
+        out["teacher_key_set"] = teacher_configured()
+        return out
+
+
+def teacher_settings(data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Any:
+    """The teacher's :class:`~generator.teacher_config.TeacherConfig` for this data dir."""
+    from generator.teacher_config import TeacherConfig
+
+    path = config_path(data_dir)
+    return TeacherConfig.load(env=env, toml_path=path if path.is_file() else None)
+
+
+def config_path(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where ``forge.toml`` lives for a data directory."""
+    from generator.paths import CONFIG_NAME
+    from generator.paths import data_dir as resolve
+
+    return resolve(data_dir) / CONFIG_NAME
+
+
+class RoutingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The numbers behind every routing decision (``[routing]``; defaults documented in docs/routing.md)."""
+
+    min_shadow_samples: int = 30
+    """Shadow answers needed before a student may serve."""
+    promote_lower_bound: float = 0.80
+    """Wilson 95 % lower bound of shadow validity (first attempt) that promotion needs."""
+    min_confidence: float | None = None
+    """Serve a student output only if its mean token log-probability is at least this (None: any)."""
+    spot_check_rate: float = 0.05
+    """Share of locally served requests also sent to the teacher for comparison."""
+    rollback_min_samples: int = 20
+    """Live samples of a version (and of its predecessor) needed before a rollback is judged."""
+    rollback_validity_margin: float = 0.10
+    """Roll back when live validity's Wilson upper bound is below the predecessor's rate minus this."""
+    rollback_fun_margin: float = 0.10
+    """... or when mean fun is this much below the predecessor's and the drop is significant."""
+    alpha: float = 0.05
+    """Significance level of the fun test (one-sided Mann-Whitney U)."""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "routing settings") -> RoutingPolicy:
+        """Build from a ``[routing]`` table (types converted and checked, unknown keys refused)."""
+        return convert({"routing": dict(data)}, origin=origin).routing
+
+    @classmethod
+    def from_data_dir(cls, data_dir: str | os.PathLike[str] | None = None) -> RoutingPolicy:
+        """``[routing]`` of the data dir's ``forge.toml`` (defaults when absent)."""
+        return load(data_dir, env={}).routing
+
+
+class Settings(msgspec.Struct, frozen=True):
+    """The tables of ``forge.toml`` this model owns; other tables are left to their readers."""
+
+    generator: GeneratorConfig = msgspec.field(default_factory=GeneratorConfig)
+    routing: RoutingPolicy = msgspec.field(default_factory=RoutingPolicy)
+
+
+#: Environment variable -> (table, key) it sets; the environment wins over the file.
+ENV: Final[dict[str, tuple[str, str]]] = {
+    "FORGE_BACKENDS": ("generator", "backends"),
+    "FORGE_DEADLINE_S": ("generator", "deadline_s"),
+    "FORGE_MAX_ATTEMPTS": ("generator", "max_attempts"),
+    "FORGE_PROCEDURAL_RESERVE_S": ("generator", "procedural_reserve_s"),
+    "FORGE_RECORD": ("generator", "record"),
+}
+_TABLES: Final = ("generator", "routing")
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+def convert(doc: Mapping[str, Any], *, origin: str, hints: Mapping[str, str] | None = None) -> Settings:
+    """``doc`` (TOML tables as dicts) as :class:`Settings`; a :class:`ConfigError` naming ``origin`` and the path.
+
+    ``hints`` maps a location (``$.generator.record``) to where its value came from (an environment variable).
+    """
+    try:
+        return msgspec.convert({k: doc[k] for k in _TABLES if k in doc}, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        where = next((f" (set by {var})" for at, var in (hints or {}).items() if message.endswith(f"`{at}`")), "")
+        table = message.rpartition("- at `$.")[2].rstrip("`")
+        if message.startswith("Object contains unknown field") and table in _TABLES:
+            where += f"; known: {', '.join(_section_type(table).__struct_fields__)}"
+        raise ConfigError(f"{origin}: {message}{where}") from None
+
+
+def _section_type(table: str) -> type[msgspec.Struct]:
+    return {"generator": GeneratorConfig, "routing": RoutingPolicy}[table]
+
+
+def _env_value(key: str, raw: str) -> Any:
+    if key == "backends":
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    low = raw.strip().lower()
+    if key == "record" and low in _TRUE | _FALSE:
+        return low in _TRUE
+    return raw
+
+
+def load(data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults < ``forge.toml`` of the data dir < ``FORGE_*`` environment, checked twice.
+
+    The file alone is checked first, so an error in it names the file; then
+    the environment laid over it, so an error there names the variable.
+    """
+    from generator.paths import CONFIG_NAME, read_toml
+    from generator.paths import data_dir as resolve
+
+    env = os.environ if env is None else env
+    path: Path = resolve(data_dir, create=False) / CONFIG_NAME
+    doc = {k: v for k, v in read_toml(path).items() if k in _TABLES}
+    settings = convert(doc, origin=str(path))
+    hints: dict[str, str] = {}
+    for var, (table, key) in ENV.items():
+        if env.get(var):
+            doc.setdefault(table, {})[key] = _env_value(key, env[var])
+            hints[f"$.{table}.{key}"] = var
+    return convert(doc, origin=f"{path} and the environment", hints=hints) if hints else settings
