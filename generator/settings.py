@@ -15,9 +15,8 @@ says where it is::
 
     /home/me/.local/share/dungeon-forge/forge.toml: Expected `int`, got `str` - at `$.generator.max_attempts`
 
-The ``[teacher]``, ``[student_server]`` and ``[store]`` tables are still read
-by their own modules (:mod:`generator.teacher_config`,
-:mod:`generator.backends.remote`, :mod:`generator.store`).
+It owns ``[generator]``, ``[routing]``, ``[teacher]`` and ``[student_server]``;
+``[store]`` is still read by :mod:`generator.store`.
 
 >>> s = convert({"generator": {"backends": ["procedural"], "deadline_s": 5}}, origin="example")
 >>> s.generator.backends, s.generator.deadline_s, s.routing.min_shadow_samples
@@ -45,6 +44,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "BACKEND_NAMES",
+    "RemoteStudentConfig",
+    "TeacherConfig",
     "ENV",
     "KEY_VARIABLES",
     "GeneratorConfig",
@@ -145,9 +146,7 @@ class GeneratorConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def teacher_settings(data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> Any:
-    """The teacher's :class:`~generator.teacher_config.TeacherConfig` for this data dir."""
-    from generator.teacher_config import TeacherConfig
-
+    """The teacher's :class:`TeacherConfig` for this data dir."""
     path = config_path(data_dir)
     return TeacherConfig.load(env=env, toml_path=path if path.is_file() else None)
 
@@ -191,11 +190,130 @@ class RoutingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return load(data_dir, env={}).routing
 
 
+class TeacherConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The teacher model and its explicit limits, never library defaults (``[teacher]``; see
+    :mod:`generator.teacher_config` for the environment variables)."""
+
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    """Per HTTP request (litellm's default is 600 s)."""
+    max_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
+    """HTTP-level retries by the client, honouring Retry-After on 429."""
+    transient_retries: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """byllm's extra retries on timeouts/5xx (its default is 2)."""
+    max_output_retries: Annotated[int, msgspec.Meta(ge=0)] = 1
+    """byllm re-asks on unparsable JSON (its default is 3)."""
+    temperature: float = 0.7
+    max_tokens: int = 4096
+
+    def __post_init__(self) -> None:  # the same rules for a config built in code
+        if not self.model.strip():
+            raise ConfigError("teacher model is empty; set FORGE_TEACHER or [teacher].model in forge.toml")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"teacher timeout_s must be > 0, got {self.timeout_s}; fix [teacher].timeout_s")
+        for name in ("max_retries", "transient_retries", "max_output_retries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"teacher {name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        env: Mapping[str, str] | None = None,
+        toml_path: str | os.PathLike[str] | None | bool = True,
+    ) -> TeacherConfig:
+        """Defaults < ``[teacher]`` in TOML < environment.
+
+        ``toml_path=True`` reads ``forge.toml`` in the data directory when it
+        exists; a path reads that file (it must exist); None/False reads none.
+        """
+        env = os.environ if env is None else env
+        return _load_file(_teacher_toml(toml_path, env), env).teacher
+
+    def key_env(self) -> str | None:
+        """The environment variable holding this provider's key (None: unknown provider)."""
+        name = self.model.lower()
+        if name.startswith(("anthropic/", "claude")):
+            return "ANTHROPIC_API_KEY"
+        if name.startswith(("gemini/", "gemini-", "vertex_ai/")):
+            return "GEMINI_API_KEY"
+        if name.startswith(("openai/", "gpt-", "o1", "o3", "o4", "chatgpt")):
+            return "OPENAI_API_KEY"
+        return None
+
+    def usable(self, env: Mapping[str, str] | None = None) -> bool:
+        """True when a call can be attempted: the provider's key is set, or an endpoint is."""
+        env = os.environ if env is None else env
+        if self.base_url:
+            return True
+        key = self.key_env()
+        if key == "GEMINI_API_KEY":
+            return bool(env.get("GEMINI_API_KEY") or env.get("GOOGLE_API_KEY"))
+        return bool(key and env.get(key))
+
+    def placeholder_key(self, env: Mapping[str, str] | None = None) -> str | None:
+        """A dummy key for a keyless OpenAI-compatible endpoint; None when a real one is set."""
+        env = os.environ if env is None else env
+        if self.base_url and not env.get("OPENAI_API_KEY"):
+            return _NO_KEY_PLACEHOLDER
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as a dict for logs and reports (holds no secrets)."""
+        out = msgspec.to_builtins(self)
+        out["key_env"] = self.key_env()
+        return out
+
+
+def _teacher_toml(toml_path: str | os.PathLike[str] | None | bool, env: Mapping[str, str]) -> Path | None:
+    if toml_path is None or toml_path is False:
+        return None
+    if toml_path is True:
+        from generator.paths import CONFIG_NAME, data_dir
+
+        candidate = data_dir(env.get("FORGE_HOME") or None, create=False) / CONFIG_NAME
+        return candidate if candidate.is_file() else None
+    path = Path(toml_path)
+    if not path.is_file():
+        raise ConfigError(f"teacher config {path} does not exist; pass an existing TOML file")
+    return path
+
+
+class RemoteStudentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the remote student is: ``[student_server]`` in ``forge.toml``, then ``FORGE_STUDENT_*``.
+
+    The key shared with ``python -m generator.serve`` is read from
+    ``FORGE_STUDENT_API_KEY`` only, never from a file.
+
+    >>> RemoteStudentConfig.from_mapping({"url": "http://box:8088/v1", "timeout_s": 5}).timeout_s
+    5.0
+    """
+
+    url: str = ""
+    site: str = ""
+    """Model id on the server; empty: ``level`` (the server's level site) or the caller's site."""
+    timeout_s: float = 30.0
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "settings") -> RemoteStudentConfig:
+        """Build from a ``[student_server]`` table (types converted and checked, unknown keys refused)."""
+        return convert({"student_server": dict(data)}, origin=origin).student_server
+
+    @classmethod
+    def load(cls, data_dir: str | os.PathLike[str] | None = None, *,
+             env: Mapping[str, str] | None = None) -> RemoteStudentConfig:
+        """Defaults < ``[student_server]`` of ``<data dir>/forge.toml`` < ``FORGE_STUDENT_*`` variables."""
+        return load(data_dir, env=env).student_server
+
+
 class Settings(msgspec.Struct, frozen=True):
     """The tables of ``forge.toml`` this model owns; other tables are left to their readers."""
 
     generator: GeneratorConfig = msgspec.field(default_factory=GeneratorConfig)
     routing: RoutingPolicy = msgspec.field(default_factory=RoutingPolicy)
+    teacher: TeacherConfig = msgspec.field(default_factory=TeacherConfig)
+    student_server: RemoteStudentConfig = msgspec.field(default_factory=RemoteStudentConfig)
 
 
 #: Environment variable -> (table, key) it sets; the environment wins over the file.
@@ -205,8 +323,18 @@ ENV: Final[dict[str, tuple[str, str]]] = {
     "FORGE_MAX_ATTEMPTS": ("generator", "max_attempts"),
     "FORGE_PROCEDURAL_RESERVE_S": ("generator", "procedural_reserve_s"),
     "FORGE_RECORD": ("generator", "record"),
+    "FORGE_TEACHER": ("teacher", "model"),
+    "OPENAI_BASE_URL": ("teacher", "base_url"),
+    "FORGE_TEACHER_TIMEOUT": ("teacher", "timeout_s"),
+    "FORGE_TEACHER_RETRIES": ("teacher", "max_retries"),
+    "FORGE_STUDENT_URL": ("student_server", "url"),
+    "FORGE_STUDENT_SITE": ("student_server", "site"),
+    "FORGE_STUDENT_TIMEOUT_S": ("student_server", "timeout_s"),
 }
-_TABLES: Final = ("generator", "routing")
+_TABLES: Final = ("generator", "routing", "teacher", "student_server")
+#: Environment variable holding the key shared with ``python -m generator.serve`` (never read from a file).
+STUDENT_API_KEY_ENV: Final = "FORGE_STUDENT_API_KEY"
+_NO_KEY_PLACEHOLDER: Final = "unused"  # keyless local servers still need a non-empty header
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
@@ -216,6 +344,10 @@ def convert(doc: Mapping[str, Any], *, origin: str, hints: Mapping[str, str] | N
 
     ``hints`` maps a location (``$.generator.record``) to where its value came from (an environment variable).
     """
+    server = doc.get("student_server")
+    if isinstance(server, Mapping) and "api_key" in server:
+        raise ConfigError(f"{origin}: the remote student's key is never read from a file; "
+                          f"set {STUDENT_API_KEY_ENV} in the environment instead")
     try:
         return msgspec.convert({k: doc[k] for k in _TABLES if k in doc}, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -228,7 +360,8 @@ def convert(doc: Mapping[str, Any], *, origin: str, hints: Mapping[str, str] | N
 
 
 def _section_type(table: str) -> type[msgspec.Struct]:
-    return {"generator": GeneratorConfig, "routing": RoutingPolicy}[table]
+    return {"generator": GeneratorConfig, "routing": RoutingPolicy, "teacher": TeacherConfig,
+            "student_server": RemoteStudentConfig}[table]
 
 
 def _env_value(key: str, raw: str) -> Any:
@@ -246,16 +379,26 @@ def load(data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, st
     The file alone is checked first, so an error in it names the file; then
     the environment laid over it, so an error there names the variable.
     """
-    from generator.paths import CONFIG_NAME, read_toml
+    from generator.paths import CONFIG_NAME
     from generator.paths import data_dir as resolve
 
     env = os.environ if env is None else env
-    path: Path = resolve(data_dir, create=False) / CONFIG_NAME
-    doc = {k: v for k, v in read_toml(path).items() if k in _TABLES}
-    settings = convert(doc, origin=str(path))
+    path = resolve(data_dir, create=False) / CONFIG_NAME
+    return _load_file(path if os.path.lexists(path) else None, env, shown=path)
+
+
+def _load_file(path: Path | None, env: Mapping[str, str], *, shown: Path | None = None) -> Settings:
+    from generator.paths import read_toml
+
+    doc: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v
+                           for k, v in (read_toml(path) if path is not None else {}).items() if k in _TABLES}
+    origin = str(path or shown or "settings")
+    settings = convert(doc, origin=origin)
     hints: dict[str, str] = {}
     for var, (table, key) in ENV.items():
         if env.get(var):
-            doc.setdefault(table, {})[key] = _env_value(key, env[var])
+            section = doc.setdefault(table, {})
+            if isinstance(section, dict):
+                section[key] = _env_value(key, env[var])
             hints[f"$.{table}.{key}"] = var
-    return convert(doc, origin=f"{path} and the environment", hints=hints) if hints else settings
+    return convert(doc, origin=f"{origin} and the environment", hints=hints) if hints else settings

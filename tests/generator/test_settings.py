@@ -39,3 +39,14 @@ def test_a_config_built_in_code_is_checked_as_well():
         GeneratorConfig(deadline_s=0)
     with pytest.raises(ConfigError, match="max_attempts must be >= 1"):
         GeneratorConfig().replace(max_attempts=0)
+
+
+def test_teacher_and_student_server_tables_share_the_model(_forge_home):
+    from generator.settings import RemoteStudentConfig, TeacherConfig
+
+    _toml(_forge_home, "[teacher]\nmodel = 'openai/qwen'\ntimeout_s = 9\n[student_server]\nurl = 'http://box:8088/v1'\n")
+    s = settings.load(env={"FORGE_TEACHER_RETRIES": "3"})
+    assert s.teacher == TeacherConfig(model="openai/qwen", timeout_s=9.0, max_retries=3)
+    assert s.student_server == RemoteStudentConfig(url="http://box:8088/v1")
+    with pytest.raises(ConfigError, match=r"at `\$\.teacher\.timeout_s` \(set by FORGE_TEACHER_TIMEOUT\)"):
+        settings.load(env={"FORGE_TEACHER_TIMEOUT": "soon"})
