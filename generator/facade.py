@@ -48,6 +48,7 @@ from generator.backends import Backend, BackendOutput, BackendRequest, Procedura
 from generator.backends.factory import make_backend
 from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
+from generator.http_faults import observe as observe_http
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
 from generator.validation.report import failure_dict
 
@@ -343,8 +344,10 @@ class LevelGenerator:
         t0 = time.perf_counter()
         out: Any = None
         timed_out = False
+        tlog = None
         try:
-            out = _call_with_slot(backend, req, slot, timeout)
+            with observe_http() as tlog:  # requests, retries and faults the HTTP client absorbed
+                out = _call_with_slot(backend, req, slot, timeout)
         except _Timeout:
             timed_out = True
             self._abandoned += 1
@@ -357,6 +360,7 @@ class LevelGenerator:
             rec.error = f"{type(exc).__name__}: {exc}"
             log.warning("%s raised %s", rec.backend, rec.error)
         rec.latency_ms = (time.perf_counter() - t0) * 1000.0
+        rec.transport = tlog.to_dict() if tlog is not None else None
         _merge_slot(rec, slot)
         if out is None:
             rec.valid = False

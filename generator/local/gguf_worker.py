@@ -290,10 +290,21 @@ class _Served:
         self.bos_id = _field(reader, "tokenizer.ggml.bos_token_id")
         if self.eos_id is None:
             raise ModelLoadError(f"{src} names no end-of-sequence token (tokenizer.ggml.eos_token_id)")
+        add_bos = _field(reader, "tokenizer.ggml.add_bos_token")
+        template = _field(reader, "tokenizer.chat_template")
         n_ctx_train = int(_field(reader, "llama.context_length") or 2048)
         merges = "tokenizer.ggml.merges" in reader.fields
         del reader
         self.tokenizer = _load_tokenizer(cfg.get("tokenizer"), self.tokens)
+        from generator.local.prompting import PromptFormat
+
+        # The prompt as the student was trained on it: its chat template and BOS rule, from the file.
+        self.format = PromptFormat(
+            bos_id=None if self.bos_id is None else int(self.bos_id), eos_id=int(self.eos_id),
+            pad_id=int(self.eos_id), add_bos=self.bos_id is not None and (add_bos is None or bool(add_bos)),
+            chat_template=template if isinstance(template, str) and template else None,
+            bos_token="" if self.bos_id is None else self.tokens[int(self.bos_id)],
+            eos_token=self.tokens[int(self.eos_id)])
         self.char_to_id: dict[str, int] = {}
         for i, t in enumerate(self.tokens):
             if len(t) == 1:
@@ -323,8 +334,7 @@ class _Served:
                 "vocab_size": self.runtime.vocab_size, "load_ms": round(self.load_ms, 1), "pid": os.getpid()}
 
     def prompt_ids(self, site: str, args: dict[str, Any]) -> list[int]:
-        ids = self.tokenizer.encode(encode_prompt(site, args), add_special_tokens=False).ids
-        return ([int(self.bos_id)] if self.bos_id is not None else []) + list(ids)
+        return self.format.prompt_ids(self.tokenizer, encode_prompt(site, args))
 
     def sample(self, req: dict[str, Any]) -> dict[str, Any]:
         """One completion for ``req`` (site, args, seed, temperature, masked); raw text and log-probs."""
