@@ -27,7 +27,10 @@ Reported (one JSON object with ``--json``):
   kind and ``faults_unrecorded`` is what left no trace;
 * ``integrity_check`` (SQLite ``PRAGMA integrity_check`` after the run),
   ``peak_rss_mb`` and ``rss_mb`` sampled at every tenth of the run (flat
-  memory: no growth with requests).
+  memory: no growth with requests);
+* ``baseline``: the same path with no faults, run first (``--baseline N``,
+  default a tenth of the requests, at most 500), and ``p50_vs_baseline``,
+  ``p99_vs_baseline``, ``requests_per_s_vs_baseline``: what the faults cost.
 
 Bounded: ``--time-limit-s`` stops issuing requests (``stopped_early``), each
 request has the facade's deadline, and the fake answers only 127.0.0.1.
@@ -99,8 +102,33 @@ def _pct(values: list[float], q: float) -> float | None:
 
 def run(requests: int, *, workers: int = 4, seed: int = 0, fault_rate: float = 0.3, time_limit_s: float = 900.0,
         teacher_timeout_s: float = 1.0, slow_s: float = 1.5, deadline_s: float = 10.0,
-        data_dir: str | None = None) -> dict[str, Any]:
-    """Run the soak and return the report (see the module doc)."""
+        data_dir: str | None = None, baseline: int | None = None) -> dict[str, Any]:
+    """Run the soak and return the report (see the module doc).
+
+    First ``baseline`` requests (default: a tenth, at most 500) go through the
+    same path against the same fake with no faults, into their own store;
+    their latency and throughput are the in-run baseline the soak's figures
+    are compared with (``*_vs_baseline``).
+    """
+    n_base = min(500, max(1, requests // 10)) if baseline is None else baseline
+    base = None
+    if n_base > 0:
+        base = _phase(n_base, workers=workers, seed=seed + 1, fault_rate=0.0, time_limit_s=time_limit_s,
+                      teacher_timeout_s=teacher_timeout_s, slow_s=slow_s, deadline_s=deadline_s, data_dir=None)
+    report = _phase(requests, workers=workers, seed=seed, fault_rate=fault_rate, time_limit_s=time_limit_s,
+                    teacher_timeout_s=teacher_timeout_s, slow_s=slow_s, deadline_s=deadline_s, data_dir=data_dir)
+    if base is not None:
+        report["baseline"] = {k: base[k] for k in ("requests", "served_valid", "exceptions", "p50_ms", "p99_ms",
+                                                    "requests_per_s", "faults_injected_total", "integrity_check")}
+        for key in ("p50_ms", "p99_ms", "requests_per_s"):
+            a, b = report[key], base[key]
+            report[f"{key.removesuffix('_ms')}_vs_baseline"] = round(a / b, 2) if a and b else None
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    return report
+
+
+def _phase(requests: int, *, workers: int, seed: int, fault_rate: float, time_limit_s: float,
+           teacher_timeout_s: float, slow_s: float, deadline_s: float, data_dir: str | None) -> dict[str, Any]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-list download
     from generator.backends.teacher import LLMTeacherBackend
     from generator.facade import LevelGenerator
@@ -259,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fault-rate", type=float, default=0.3, help="share of teacher requests given a fault (0.3)")
     p.add_argument("--time-limit-s", type=float, default=900.0, help="stop issuing requests after this (900)")
+    p.add_argument("--baseline", type=int, default=None,
+                   help="fault-free requests first, the in-run baseline (default: a tenth, at most 500; 0: none)")
     p.add_argument("--data-dir", default=None, help="keep the store here (default: a temporary directory)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -272,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     with json_stdout(args.json) as emit:
         report = run(args.requests, workers=args.workers, seed=args.seed, fault_rate=args.fault_rate,
-                     time_limit_s=args.time_limit_s, data_dir=args.data_dir)
+                     time_limit_s=args.time_limit_s, data_dir=args.data_dir, baseline=args.baseline)
         if args.json:
             emit(report)
             return 0
@@ -280,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
           f"exceptions {report['exceptions']}, integrity {report['integrity_check']}")
     print(f"latency p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms; {report['requests_per_s']} req/s; "
           f"peak RSS {report['peak_rss_mb']} MB")
+    if "baseline" in report:
+        b = report["baseline"]
+        print(f"fault-free baseline ({b['requests']} requests): p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms, "
+              f"{b['requests_per_s']} req/s; p50 x{report['p50_vs_baseline']}, throughput "
+              f"x{report['requests_per_s_vs_baseline']}")
     print(f"faults injected {report['faults_injected_total']}, recorded {report['faults_recorded_total']}, "
           f"unrecorded {report['faults_unrecorded']}")
     for kind, t in report["trace"].items():

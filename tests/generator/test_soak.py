@@ -41,10 +41,13 @@ def test_every_fault_kind_was_injected_and_left_a_trace(report):
     assert report["faults_recorded"]["abandoned"] == 0
 
 
-def test_the_store_is_intact_and_latency_is_reported(report):
+def test_the_store_is_intact_and_latency_is_reported_beside_a_fault_free_baseline(report):
     assert report["integrity_check"] == "ok"
     assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]
     assert report["peak_rss_mb"] > 0 and len(report["rss_mb"]) == 10
+    base = report["baseline"]
+    assert base["requests"] == 24 and base["faults_injected_total"] == 0 and base["served_valid"] == 24
+    assert base["integrity_check"] == "ok" and report["p50_vs_baseline"] > 0
 
 
 def test_the_cli_prints_one_json_object(tmp_path):
