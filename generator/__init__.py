@@ -18,7 +18,7 @@ _EXPORTS = {
     "generate_procedural": "generator.backends.procedural",
     "GeneratorError": "generator.errors",
     "GeneratorConfig": "generator.config",
-    "make_backend": "generator.backends",
+    "make_backend": "generator.backends.factory",
     "Backend": "generator.backends",
     "BackendRequest": "generator.backends",
     "BackendOutput": "generator.backends",

@@ -1,5 +1,9 @@
 """``python -m generator.serve``: the promoted students as an OpenAI-compatible HTTP endpoint.
 
+Size: over 400 lines on purpose. The command line, model loading and the
+request/response shapes of one OpenAI-compatible service; the HTTP plumbing
+is in :mod:`generator.asgi`.
+
 A studio can run the students on another machine and point games at it
 (:class:`generator.backends.remote.RemoteStudentBackend`)::
 

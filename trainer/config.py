@@ -86,6 +86,7 @@ class TrainSection:
     qlora: bool = False  #: 4-bit nf4 base + LoRA (bitsandbytes)
     lora_r: int = 16
     lora_alpha: int = 32
+    lora_layers: int | None = None  #: adapters on the top N decoder layers only (None: all); backward stops below them
     steps: int = 1000
     batch_size: int = 16
     grad_accum: int = 1
@@ -114,7 +115,7 @@ class TrainSection:
         return TrainConfig.from_dict({
             "base": self.base, "preset": self.model_preset, "tokenizer": self.tokenizer,
             "vocab_size": self.vocab_size, "lora": bool(lora), "qlora": self.qlora,
-            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "seed": self.seed, "steps": self.steps,
+            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_layers": self.lora_layers, "seed": self.seed, "steps": self.steps,
             "batch_size": self.batch_size, "grad_accum": self.grad_accum, "lr": self.lr,
             "min_lr_ratio": self.min_lr_ratio, "warmup_steps": self.warmup_steps,
             "weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "bf16": self.bf16,

@@ -138,6 +138,16 @@ class Dataset:
     def eval_texts(self) -> list[str]:
         return [ex.text for ex in self.eval]
 
+    def train_pairs(self, *, seed: int = 0) -> list[tuple[str, str]]:
+        """:meth:`train_texts` as ``(prompt, completion)`` pairs, in the same order (pretrained bases
+        lay them out in their chat template and learn the completion only)."""
+        pairs = [(ex.prompt, ex.completion) for ex in self.train for _ in range(ex.repeat)]
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        return [pairs[i] for i in order]
+
+    def eval_pairs(self) -> list[tuple[str, str]]:
+        return [(ex.prompt, ex.completion) for ex in self.eval]
+
     @property
     def heldout_specs(self) -> list[dict[str, Any]]:
         """Arguments of the held-out calls (one per distinct spec)."""

@@ -115,7 +115,7 @@ def run_student(
         except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
             log.warning("student failed on %s: %s", args, exc)
             samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],
-                                  (time.perf_counter() - started) * 1000))
+                                  (time.perf_counter() - started) * 1000, text=f"{type(exc).__name__}: {exc}"))
             continue
         result = out.result if isinstance(out.result, dict) else None
         ok, codes = judge(site, dict(args), result, output_schema)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from generator.backends import Backend, BackendOutput, BackendRequest
+from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import GeneratorError
 from generator.worker import BoundedWorker
 from generator.routing.policy import RouteState, RoutingPolicy

@@ -160,6 +160,10 @@ class Dialect:
         """True when ``exc`` means the server went away (the write is buffered, not lost)."""
         return False
 
+    def atomic_alone(self, statement: str, rows: list[tuple[Any, ...]]) -> bool:
+        """True when this write is one statement, atomic without BEGIN/COMMIT (two round trips fewer)."""
+        return False
+
     def schema_version(self, conn: Any) -> int:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -215,13 +219,17 @@ class _Postgres(Dialect):
         with conn.transaction():
             yield conn
 
+    def atomic_alone(self, statement: str, rows: list[tuple[Any, ...]]) -> bool:
+        # One row is one statement; a COPY is one statement however many rows it carries.
+        return len(rows) == 1 or (len(rows) >= _COPY_FROM_ROWS and _PLAIN_INSERT.fullmatch(statement) is not None)
+
     def executemany(self, conn: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
         plain = _PLAIN_INSERT.fullmatch(statement) if len(rows) >= _COPY_FROM_ROWS else None
         with conn.cursor() as cur:
             if plain is None:
                 cur.executemany(statement, rows)
                 return
-            # A telemetry batch: COPY is ~4x faster than executemany for 140 rows (docs/decisions.md D22).
+            # A telemetry batch: COPY is ~4x faster than executemany for 140 rows (docs/decisions.md D23).
             with cur.copy(f"COPY {plain['table']} ({plain['cols']}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)

@@ -213,3 +213,11 @@ def test_the_sites_cli_reads_a_configured_server(pg_url, monkeypatch, capsys):
     assert main(["--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["store"] == pg_url and [(x["site"], x["calls"]) for x in doc["sites"]] == [(SITE, 3)]
+
+
+def test_a_bad_buffer_size_is_a_clear_error(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("FORGE_DB_BUFFER_ROWS", "lots")
+    with pytest.raises(StoreError, match="FORGE_DB_BUFFER_ROWS='lots' is not a whole number"):
+        Store.open(pg_url)
+    with Store.open(tmp_path / "forge.db") as s:  # SQLite has no server to lose: the setting does not apply
+        assert s.backend == "sqlite"
