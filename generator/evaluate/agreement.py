@@ -65,6 +65,9 @@ __all__ = [
     "normalise",
     "similarity",
     "default_mode",
+    "SKIPPED",
+    "SiteAgreement",
+    "site_agreement",
 ]
 
 #: Judge modes a site can have.
@@ -504,3 +507,82 @@ def compare_many(
     if len(students) != len(teachers):
         raise ValueError(f"{len(students)} student answers for {len(teachers)} teacher answers")
     return AgreementStats.of(compare(s, t, schema=schema, spec=spec) for s, t in zip(students, teachers))
+
+
+# ----------------------------------------------------------------------------- recorded calls
+
+#: Failure code of a shadow call the student did not answer (busy, still loading, the program exited):
+#: recorded so it can be counted, never judged.
+SKIPPED: Final = "V0.skipped"
+
+
+@dataclass
+class SiteAgreement:
+    """Agreement evidence of one call site, per student version, from its recorded calls.
+
+    ``shadow``: the student's shadow answers, each against the teacher's answer to the
+    same call (the shadow record's ``request_id`` is the teacher record's ``call_id``);
+    ``spot``: answers the student served, each against the teacher's spot-check answer
+    (the spot-check record's ``request_id`` is the served record's ``call_id``);
+    ``skipped``: shadow calls recorded as skipped (never judged).
+    """
+
+    spec: JudgeSpec
+    shadow: dict[str | None, list[Comparison]] = field(default_factory=dict)
+    spot: dict[str | None, list[Comparison]] = field(default_factory=dict)
+    skipped: dict[str | None, int] = field(default_factory=dict)
+
+    def stats(self, kind: str, version: str | None) -> AgreementStats:
+        return AgreementStats.of(getattr(self, kind).get(version, []))
+
+
+def _is_skipped(r: Any) -> bool:
+    return r.valid is None and any(isinstance(f, Mapping) and f.get("code") == SKIPPED for f in (r.failures or ()))
+
+
+def site_agreement(records: Iterable[Any], spec: JudgeSpec | None = None, *, config: JudgeConfig | None = None,
+                   since: float | None = None) -> SiteAgreement:
+    """Pair a site's student answers with the teacher's answers to the same calls and compare them.
+
+    ``records``: the site's :class:`~generator.records.CallRecord` s (any order).
+    ``spec``: how to compare; by default ``config`` (or the defaults) for the
+    site, from its recorded output schema.  ``since``: only student answers
+    recorded at or after this time.  A teacher answer judged invalid is no
+    reference and pairs with nothing; an invalid student answer disagrees.
+    """
+    rows = list(records)
+    by_id = {r.call_id: r for r in rows}
+    if spec is None:
+        site = rows[0].site if rows else ""
+        schema = next((r.output_schema for r in rows if r.output_schema), None)
+        example = next((r.result for r in rows if r.backend != "student" and r.result is not None), None)
+        spec = (config or JudgeConfig()).for_site(site, schema, example)
+    out = SiteAgreement(spec)
+    if not spec.compares:
+        return out
+
+    def reference(r: Any) -> Any:
+        return r if (r is not None and r.backend != "student" and r.valid is not False
+                     and r.result is not None and r.error is None) else None
+
+    for r in rows:
+        if since is not None and r.backend == "student" and r.created < since:
+            continue
+        if r.backend == "student" and not r.served and r.request_id:
+            if _is_skipped(r):
+                out.skipped[r.model_version] = out.skipped.get(r.model_version, 0) + 1
+                continue
+            teacher = reference(by_id.get(r.request_id))
+            if teacher is None or r.valid is None:
+                continue
+            c = compare(r.result if r.valid else None, teacher.result, schema=r.output_schema, spec=spec)
+            out.shadow.setdefault(r.model_version, []).append(c)
+        elif r.backend != "student" and not r.served and r.request_id:
+            student = by_id.get(r.request_id)
+            if (student is None or student.backend != "student" or not student.served
+                    or reference(r) is None or (since is not None and student.created < since)):
+                continue
+            c = compare(student.result if student.valid is not False else None, r.result,
+                        schema=r.output_schema, spec=spec)
+            out.spot.setdefault(student.model_version, []).append(c)
+    return out

@@ -132,3 +132,39 @@ def test_forge_toml_sets_the_judge_per_site_and_rejects_typos(tmp_path):
     (tmp_path / "forge.toml").write_text('[judge]\nmin_similarity = 2\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="min_similarity must be within"):
         JudgeConfig.load(tmp_path)
+
+
+def _rec(**kw):
+    from generator.records import CallRecord
+
+    return CallRecord(site="bounty_board:post_bounty#0f113f41", output_schema=BOUNTY_SCHEMA, **kw)
+
+
+def test_recorded_shadow_and_spot_check_answers_pair_with_the_teachers_answer_to_the_same_call():
+    from generator.evaluate.agreement import SKIPPED, site_agreement
+
+    args = {"monster": {"name": "Ogre"}, "town": "Ashford"}
+    t1 = _rec(backend="llm", args=args, result=TEACHER, valid=True, served=True)
+    t2 = _rec(backend="llm", args=args, result=_with(reward=1), valid=True, served=True)
+    bad_teacher = _rec(backend="llm", args=args, result={"title": 3}, valid=False, served=True)
+    rows = [
+        t1, t2, bad_teacher,
+        _rec(backend="student", model_version="v0001", request_id=t1.call_id, result=TEACHER, valid=True),
+        _rec(backend="student", model_version="v0001", request_id=t2.call_id, result=TEACHER, valid=True),
+        _rec(backend="student", model_version="v0001", request_id=bad_teacher.call_id, result=TEACHER, valid=True),
+        _rec(backend="student", model_version="v0001", request_id=t1.call_id, result=TEACHER, valid=False),
+        _rec(backend="student", model_version="v0001", request_id=t1.call_id, valid=None,
+             failures=[{"gate": "V0", "code": SKIPPED, "message": "busy", "where": "$"}]),
+        _rec(backend="student", model_version="v0002", request_id=t1.call_id, result=TEACHER, valid=True),
+    ]
+    served = _rec(backend="student", model_version="v0002", args=args, result=_with(band="low"), valid=True, served=True)
+    rows += [served, _rec(backend="llm", args=args, request_id=served.call_id, result=TEACHER, valid=True)]
+    ev = site_agreement(list(reversed(rows)))
+    assert ev.spec.mode == "fields"
+    v1 = ev.stats("shadow", "v0001")
+    assert (v1.n, v1.agree) == (3, 1)  # the invalid teacher answer is no reference; the skipped call is not judged
+    assert ev.skipped == {"v0001": 1}
+    assert ev.stats("shadow", "v0002").agree == 1
+    spot = ev.stats("spot", "v0002")
+    assert (spot.n, spot.agree, spot.weakest_field) == (1, 0, "band")
+    assert site_agreement(rows, JudgeSpec("validity-only")).shadow == {}
