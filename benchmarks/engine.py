@@ -24,7 +24,7 @@
   figures are still reported; ``--no-render`` skips them.
 
 Seeded; levels are the engine's sample levels plus procedural ones when
-``generator.procedural`` is installed.
+``generator.backends.procedural`` is installed.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from engine.core.telemetry import MemorySink
 def bench_levels(seed: int, count: int) -> tuple[list[Level], str]:
     levels = [sample_level("balanced"), sample_level("brutal"), sample_level("trivial")]
     try:
-        from generator.procedural import generate_procedural
+        from generator.backends.procedural import generate_procedural
     except ImportError:
         return levels, "samples"
     rng = np.random.default_rng(seed)

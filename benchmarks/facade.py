@@ -47,7 +47,7 @@ def _p(values: list[float], q: float) -> float:
 
 def run(levels: int, seed: int) -> dict[str, object]:
     from generator.facade import LevelGenerator
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
     from generator.store import Store
 
     specs = _specs(levels, seed)

@@ -141,7 +141,7 @@ def run(model_dir: Path | None, preset: str, levels: int, batch: int, threads: i
     result["speedup_int8_vs_fp32"] = round(p50["fp32"] / p50["int8"], 2)
     result["speedup_int8_vs_hf_generate"] = round(p50["hf_generate_fp32"] / p50["int8"], 2)
     result["speedup_int8_batched_vs_int8"] = round(p50["int8"] / p50["int8_batched"], 2)
-    # What the game serves (generator.local.serving): the GGUF q8_0 worker when a runtime is
+    # What the game serves (generator.backends.student): the GGUF q8_0 worker when a runtime is
     # installed, else torch int8 -- the "quantized vs the same model fp32".
     served = "gguf_q8_0_worker" if isinstance(result.get("gguf_q8_0_worker"), dict) else "int8"
     result["served"] = served

@@ -38,7 +38,7 @@ import numpy as np
 from benchmarks.baseline_validator import baseline_codes
 from engine.core.content import ALL_THEMES, Tile
 from engine.core.level import Level, LevelSpec, Placed
-from generator.procedural import generate_procedural
+from generator.backends.procedural import generate_procedural
 from generator.validation import components, validate_batch, validate_level
 
 #: Levels per size in a default run; a test checks the baseline on every one of them.

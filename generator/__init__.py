@@ -15,16 +15,17 @@ _EXPORTS = {
     "validate_level": "generator.validation",
     "validate_batch": "generator.validation",
     "ValidationReport": "generator.validation",
-    "generate_procedural": "generator.procedural",
+    "generate_procedural": "generator.backends.procedural",
     "GeneratorError": "generator.errors",
     "GeneratorConfig": "generator.config",
-    "make_backend": "generator.facade",
+    "make_backend": "generator.backends.factory",
     "Backend": "generator.backends",
     "BackendRequest": "generator.backends",
     "BackendOutput": "generator.backends",
     "ProceduralBackend": "generator.backends",
     "Store": "generator.store",
-    "StoreSink": "generator.telemetry_sink",
+    "StoreSink": "generator.store.telemetry_sink",
+    "launch_background": "generator.background",
 }
 
 __all__ = sorted(_EXPORTS)

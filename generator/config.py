@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.errors import ConfigError
+from generator.store.redact import KEY_VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ __all__ = ["BACKEND_NAMES", "KEY_VARIABLES", "GeneratorConfig", "teacher_configu
 #: Backend names a cascade may list.
 BACKEND_NAMES: Final = ("llm", "student", "remote_student", "procedural")
 #: Environment variables that hold a teacher's API key (their values are never read here).
-KEY_VARIABLES: Final = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
 #: Setting an OpenAI-compatible endpoint (a local server) also enables the LLM teacher.
 ENDPOINT_VARIABLE: Final = "OPENAI_BASE_URL"
 

@@ -1,5 +1,9 @@
 """The facade the engine asks for levels: route, validate, retry, fall back, record.
 
+Size: over 400 lines on purpose. The cascade, the deadline, the retries and the
+recording are one request's control flow; the backends, routing and store it
+drives live in their own packages.
+
 :class:`LevelGenerator` implements the engine's ``LevelSource``.  For each
 request it walks a *cascade* of backends (from the config, or from a router
 that knows which call sites a local student serves).  Each backend gets up to
@@ -41,18 +45,21 @@ import msgspec
 
 from engine.core.source import SourcedLevel
 from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend
+from generator.backends.factory import make_backend
 from generator.config import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
+from generator.http_faults import observe as observe_http
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
+from generator.validation.report import failure_dict
 
 if TYPE_CHECKING:
     from engine.core.level import Level, LevelSpec
     from generator.store import Store
-    from generator.telemetry_sink import StoreSink
+    from generator.store.telemetry_sink import StoreSink
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GeneratedLevel", "LevelGenerator", "Router", "make_backend"]
+__all__ = ["GeneratedLevel", "LevelGenerator", "RoutingHook", "make_backend"]
 
 try:  # the call-site id of jac/levels.jac design_level
     from generator.callsite import LEVEL_SITE
@@ -70,7 +77,7 @@ class GeneratedLevel(SourcedLevel):
     feedback: tuple[str, ...] = field(default=(), repr=False)  #: validator feedback of failed attempts
 
 
-class Router(Protocol):
+class RoutingHook(Protocol):
     """What a routing hook offers the facade (``generator.routing.Router`` is the real one)."""
 
     def backends_for(self, site: str, defaults: Sequence[Backend]) -> list[Backend]: ...
@@ -113,7 +120,7 @@ class LevelGenerator:
         data_dir: str | os.PathLike[str] | None = None,
         max_attempts: int | None = None,
         deadline_s: float | None = None,
-        router: Router | str | None = None,
+        router: RoutingHook | str | None = None,
         config: GeneratorConfig | None = None,
         validator: Validator | None = None,
         fallback: Backend | None = None,
@@ -125,7 +132,7 @@ class LevelGenerator:
         self._store: Store | None = store if store not in (None, False, True) else None  # type: ignore[assignment]
         self._owns_store = False
         self._lock = threading.RLock()
-        self.router: Router | None = None
+        self.router: RoutingHook | None = None
         self._explicit_backends = list(backends) if backends is not None else None
         self._explicit_config = config
         self._overrides = {"max_attempts": max_attempts, "deadline_s": deadline_s}
@@ -139,15 +146,15 @@ class LevelGenerator:
 
     # ------------------------------------------------------------------ setup
 
-    def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> Router | None:
+    def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> RoutingHook | None:
         """``router="auto"``: per-site routing from the store and the model registry."""
         from generator.registry import Registry
-        from generator.routing import Router as SiteRouter
+        from generator.routing import Router
 
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        return SiteRouter(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
+        return Router(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
 
     def _load_config(self) -> GeneratorConfig:
         base = self._explicit_config or GeneratorConfig.load(self.data_dir)
@@ -223,7 +230,7 @@ class LevelGenerator:
 
     def telemetry_sink(self) -> StoreSink:
         """A telemetry sink writing to this generator's store (fun scores join to generations)."""
-        from generator.telemetry_sink import StoreSink
+        from generator.store.telemetry_sink import StoreSink
 
         store = self.store
         if store is None:
@@ -337,8 +344,10 @@ class LevelGenerator:
         t0 = time.perf_counter()
         out: Any = None
         timed_out = False
+        tlog = None
         try:
-            out = _call_with_slot(backend, req, slot, timeout)
+            with observe_http() as tlog:  # requests, retries and faults the HTTP client absorbed
+                out = _call_with_slot(backend, req, slot, timeout)
         except _Timeout:
             timed_out = True
             self._abandoned += 1
@@ -351,6 +360,7 @@ class LevelGenerator:
             rec.error = f"{type(exc).__name__}: {exc}"
             log.warning("%s raised %s", rec.backend, rec.error)
         rec.latency_ms = (time.perf_counter() - t0) * 1000.0
+        rec.transport = tlog.to_dict() if tlog is not None else None
         _merge_slot(rec, slot)
         if out is None:
             rec.valid = False
@@ -359,27 +369,38 @@ class LevelGenerator:
             rec.valid = False
             rec.error = f"backend {rec.backend} returned {type(out).__name__}, not BackendOutput"
             return rec, None, None, timed_out
-        _merge_output(rec, out)
         try:
+            _merge_output(rec, out)
             report = self._validate(out.level if out.level is not None else out.raw, req.spec)
         except Exception as exc:  # noqa: BLE001 - the validator must judge, never crash the request
             rec.valid = False
             rec.error = f"validator raised {type(exc).__name__}: {exc}"
             log.exception("validator raised on %s output", rec.backend)
             return rec, None, None, timed_out
+        try:
+            return (*self._judge(rec, report, out), timed_out)
+        except Exception as exc:  # noqa: BLE001 - any output, however broken, is a failed attempt
+            rec.valid = False
+            rec.error = f"could not record the verdict: {type(exc).__name__}: {exc}"
+            log.exception("judging %s output failed", rec.backend)
+            return rec, None, None, timed_out
+
+    @staticmethod
+    def _judge(rec: CallRecord, report: Any, out: BackendOutput) -> tuple[CallRecord, Level | None, str | None]:
+        """Fill ``rec`` from the validator's report: (record, valid level or None, feedback)."""
         rec.valid = bool(report.valid)
-        rec.failures = [_failure_dict(f) for f in report.failures]
+        rec.failures = [failure_dict(f) for f in report.failures]
         level = getattr(report, "level", None) or out.level
         if level is not None:
             rec.result = level.to_dict()
         if rec.valid and level is not None:
-            return rec, level, None, timed_out
+            return rec, level, None
         rec.valid = False
         try:
             fb = report.feedback()
         except Exception:  # noqa: BLE001
             fb = "; ".join(f"{f.get('code')}: {f.get('message')}" for f in rec.failures)
-        return rec, None, fb, timed_out
+        return rec, None, fb
 
     def _serve(
         self, rec: CallRecord, level: Level, records: list[CallRecord], t_start: float,
@@ -407,65 +428,6 @@ class LevelGenerator:
                 store.record_calls(records)
         except Exception:  # noqa: BLE001 - recording must never cost the player a level
             log.exception("could not record %d attempts of request %s", len(records), records[0].request_id)
-
-
-# ---------------------------------------------------------------------- backends by name
-
-
-def make_backend(
-    name: str, config: GeneratorConfig | None = None, *, data_dir: str | os.PathLike[str] | None = None,
-    site: str = LEVEL_SITE,
-) -> Backend:
-    """Build a backend from its config name: ``procedural``, ``llm``, ``student`` or ``remote_student``.
-
-    ``llm`` needs jaclang/byllm (``generator.llm_adapter``); ``student`` needs a
-    promoted model for ``site`` in the registry and the ``[train]`` extra.
-    Raises :class:`ConfigError` saying what is missing.
-    """
-    config = config or GeneratorConfig()
-    if name == "procedural":
-        return ProceduralBackend()
-    if name == "llm":
-        try:
-            from generator.llm_adapter import LLMTeacherBackend
-        except ImportError as exc:
-            raise ConfigError(
-                f"the llm backend needs generator.llm_adapter and jaclang/byllm ({exc}); "
-                "pip install dungeon-forge, or use --backend procedural"
-            ) from None
-        from generator.config import teacher_settings
-
-        settings = teacher_settings(data_dir)
-        if not settings.usable():
-            raise ConfigError(
-                f"the llm backend has no key for teacher {settings.model} ({settings.key_env() or 'its key'} "
-                "is unset) and no OPENAI_BASE_URL; set one, or use --backend procedural"
-            )
-        return LLMTeacherBackend(settings)
-    if name == "student":
-        from generator.registry import Registry
-
-        registry = Registry.in_data_dir(data_dir)
-        current = registry.current(site)
-        if current is None:
-            raise ConfigError(
-                f"no student model is promoted for {site} in {registry.root}; train one with "
-                "`python -m generator.train` or use --backend procedural"
-            )
-        model_dir = registry.model_dir(site, current.version)
-        from generator.local.serving import student_backend
-
-        try:
-            return student_backend(model_dir, version=current.version)
-        except ImportError as exc:
-            raise ConfigError(
-                f"the student backend needs torch or a GGUF runtime ({exc}); pip install 'dungeon-forge[train]'"
-            ) from None
-    if name == "remote_student":  # a student behind `python -m generator.serve` ([student_server] in forge.toml)
-        from generator.local.remote import RemoteStudentBackend
-
-        return RemoteStudentBackend.from_config(data_dir, site=site)
-    raise ConfigError(f"unknown backend {name!r}; choose one of llm, student, remote_student, procedural")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -578,13 +540,3 @@ def _merge_output(rec: CallRecord, out: BackendOutput) -> None:
             rec.result = msgspec.json.decode(rec.raw_output)
         except (msgspec.DecodeError, TypeError):
             rec.result = None
-
-
-def _failure_dict(f: Any) -> dict[str, Any]:
-    if isinstance(f, dict):
-        return f
-    if hasattr(f, "to_dict"):
-        return f.to_dict()
-    if isinstance(f, msgspec.Struct):
-        return msgspec.to_builtins(f)
-    return {k: getattr(f, k) for k in ("gate", "code", "message", "where") if hasattr(f, k)}

@@ -67,12 +67,18 @@ def read_table(path: str | os.PathLike[str], name: str) -> dict[str, object]:
     """
     import tomllib
 
+    from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        text = read_file_text(path, max_bytes=MAX_CONFIG_BYTES, what="settings file")
+    except InputFileError as exc:
+        raise ConfigError(f"{exc}; fix or remove the file") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}; fix or remove the file") from None
     table = doc.get(name, {})
     if not isinstance(table, dict):

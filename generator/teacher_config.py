@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,19 +39,6 @@ from typing import Any, Final
 
 from generator.errors import ConfigError
 
-REDACTED: Final = "[redacted]"
-_KEY_VARS: Final = (
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "GEMINI_API_KEY",
-    "GOOGLE_API_KEY",
-    "MISTRAL_API_KEY",
-    "GROQ_API_KEY",
-    "TOGETHER_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "AZURE_API_KEY",
-)
-_KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|AIza[0-9A-Za-z_\-]{30,})")
 _NO_KEY_PLACEHOLDER: Final = "unused"  # keyless local servers still need a non-empty header
 
 
@@ -137,19 +123,6 @@ class TeacherConfig:
         out = dataclasses.asdict(self)
         out["key_env"] = self.key_env()
         return out
-
-
-def redact(text: str) -> str:
-    """``text`` with provider key values from the environment and key-shaped strings masked.
-
-    >>> redact("bad key sk-abcdefghijklmnopqrstu")
-    'bad key [redacted]'
-    """
-    for var in _KEY_VARS:
-        value = os.environ.get(var)
-        if value and len(value) >= 8 and value in text:
-            text = text.replace(value, REDACTED)
-    return _KEY_SHAPE.sub(REDACTED, text)
 
 
 def _toml_path(toml_path: str | os.PathLike[str] | None | bool, env: Mapping[str, str]) -> Path | None:

@@ -35,7 +35,7 @@ from generator.local.codec import is_level_site, spec_from_args
 from generator.metrics import controllability, diversity, novelty, summarize, validity
 from trainer.config import GateConfig
 
-__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "agreement", "decide"]
+__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "agreement", "decide", "likeness_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Sample:
     tokens: int = 0
     text: str = ""
     first_valid: bool | None = None  #: the first candidate's verdict when judged as served
+    placements: list[Any] = field(default_factory=list)  #: the level grammar's record of placed things
     agree: bool | None = None  #: the whole answer is the teacher's (None: not compared)
     disagree: list[str] = field(default_factory=list)  #: fields that differ from the teacher's answer
 
@@ -73,7 +74,7 @@ def judge(
 
         report = validate_level(result, LevelSpec.from_dict(spec_from_args(args)))
         return bool(report.valid), [f.code for f in report.failures]
-    from generator.site_validators import judge as judge_site, validator_for
+    from generator.validation.sites import judge as judge_site, validator_for
 
     if output_schema is None and validator_for(site) is None:
         return isinstance(result, dict), [] if isinstance(result, dict) else ["V0.schema.type"]
@@ -120,11 +121,12 @@ def run_student(
         except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
             log.warning("student failed on %s: %s", args, exc)
             samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],
-                                  (time.perf_counter() - started) * 1000))
+                                  (time.perf_counter() - started) * 1000, text=f"{type(exc).__name__}: {exc}"))
             continue
         result = out.result if isinstance(out.result, dict) else None
         ok, codes = judge(site, dict(args), result, output_schema)
-        samples.append(Sample(dict(args), result, ok, codes, float(out.latency_ms), int(out.tokens), out.text))
+        samples.append(Sample(dict(args), result, ok, codes, float(out.latency_ms), int(out.tokens), out.text,
+                              placements=list(getattr(out, "placements", None) or [])))
     return samples
 
 
@@ -294,8 +296,14 @@ def decide(
     current: Mapping[str, Any] | None = None,
     quantization_ok: bool | None = None,
     quantization_reason: str = "",
+    likeness: Mapping[str, Any] | None = None,
 ) -> GateResult:
-    """Apply the gates to ``metrics`` (from :func:`score`); ``current``: the serving version's metrics."""
+    """Apply the gates to ``metrics`` (from :func:`score`); ``current``: the serving version's metrics.
+
+    ``likeness`` is :func:`trainer.likeness.evaluate_likeness`'s report; with
+    ``cfg.likeness_controls`` set the student must beat each of those controls
+    (:func:`likeness_checks`), and a missing report fails the gate.
+    """
     control = metrics.get("controllability") or {}
     checks = [
         _at_least("validity", metrics.get("validity"), cfg.min_validity),
@@ -319,6 +327,8 @@ def decide(
                                 f"latency p50 {p50:.0f} ms {'<=' if ok else '>'} {cfg.max_latency_p50_ms:.0f} ms"))
     if quantization_ok is not None:
         checks.append(GateCheck("int8", None, None, quantization_ok, quantization_reason or "int8 re-evaluation"))
+    if "controllability" in metrics:  # the level site: likeness to the teacher beside the controls
+        checks += likeness_checks(likeness, cfg)
     if current:
         current_agreement = current.get("agreement") if isinstance(current.get("agreement"), Mapping) else {}
         for key, value in (("validity", metrics.get("validity")),
@@ -335,3 +345,50 @@ def decide(
     return GateResult(all(c.ok for c in checks), checks)
 
 
+
+
+def likeness_checks(report: Mapping[str, Any] | None, cfg: GateConfig) -> list[GateCheck]:
+    """The student must beat each control of ``cfg.likeness_controls`` on every likeness metric.
+
+    Pattern JSD and mean structure W1 (lower is better) must be at most
+    ``(1 - cfg.likeness_margin)`` times the control's; the teacher's held-out
+    NLL must be at least ``cfg.nll_margin`` nats per tile below the control's
+    (where both were measured).  A metric measured on only one side fails:
+    neither an unmeasured student nor a control that produced nothing
+    lets a version through.
+    """
+    from generator.evaluate.likeness import LIKENESS_METRICS
+
+    if not cfg.likeness_controls:
+        return []
+    if not report:
+        return [GateCheck("likeness", None, None, False, "likeness: not measured (gates.likeness_controls is set)")]
+    gens = report.get("generators") or {}
+    me = gens.get("student") or {}
+    checks = []
+    for control in cfg.likeness_controls:
+        other = gens.get(control)
+        if other is None:
+            checks.append(GateCheck(f"beats_{control}", None, None, False, f"likeness: control {control} not measured"))
+            continue
+        for metric in LIKENESS_METRICS:
+            theirs, mine = other.get(metric), me.get(metric)
+            name = f"{metric}_vs_{control}"
+            if theirs is None:
+                if mine is not None:  # the control produced nothing to compare: no evidence either way
+                    checks.append(GateCheck(name, float(mine), None, False,
+                                            f"{metric}: the {control} control was not measured"))
+                continue
+            if metric == "nll":
+                limit = float(theirs) - cfg.nll_margin
+                rule = f"{theirs:.3f} - {cfg.nll_margin}"
+            else:
+                limit = float(theirs) * (1.0 - cfg.likeness_margin)
+                rule = f"(1 - {cfg.likeness_margin}) x {theirs:.3f}"
+            if mine is None:
+                checks.append(GateCheck(name, None, limit, False, f"{metric}: student not measured ({control} {theirs:.3f})"))
+                continue
+            ok = float(mine) <= limit + 1e-12
+            checks.append(GateCheck(name, float(mine), limit, ok,
+                                    f"{metric} {mine:.3f} {'<=' if ok else '>'} {rule} ({control} control)"))
+    return checks

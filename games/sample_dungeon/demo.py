@@ -198,7 +198,7 @@ def _goals(summary: dict[str, Any]) -> dict[str, bool]:
 
 def _pictures(store: Any, phases: list[Phase], site: str, out: Path, per_backend: int = 4) -> list[str]:
     from engine.core.level import Level
-    from engine.render.picture import render_level_png
+    from engine.picture import render_level_png
 
     out.mkdir(parents=True, exist_ok=True)
     records = {sc.record.call_id: sc.record for sc in store.iter_calls(site)}

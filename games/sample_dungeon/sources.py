@@ -27,13 +27,13 @@ SOURCE_KINDS: Final = ("auto", "generator", "procedural", "samples")
 
 
 class ProceduralSource:
-    """Levels from ``generator.procedural.generate_procedural`` (offline, always valid)."""
+    """Levels from ``generator.backends.procedural.generate_procedural`` (offline, always valid)."""
 
     backend = "procedural"
 
     def __init__(self) -> None:
         try:
-            from generator.procedural import generate_procedural
+            from generator.backends.procedural import generate_procedural
         except ImportError as exc:
             raise LevelSourceError(
                 f"the procedural generator is not available ({exc}); use --source samples, "
@@ -125,7 +125,7 @@ def open_source(kind: str = "auto", *, data_dir: str | None = None) -> OpenedSou
 def _check_generator_serves(opened: OpenedSource) -> None:
     """The facade's last resort is the procedural generator: make sure it exists."""
     try:
-        import generator.procedural  # noqa: F401
+        import generator.backends.procedural  # noqa: F401
     except ImportError as exc:
         opened.close()
         raise LevelSourceError(f"the generator's procedural fallback is missing ({exc})") from exc

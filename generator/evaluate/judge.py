@@ -2,7 +2,7 @@
 
 Runs only when a teacher key or endpoint is configured
 (:func:`generator.config.teacher_configured`); it goes through
-:mod:`generator.llm_adapter` (the one module that talks to jaclang/byllm), so
+:mod:`generator.backends.teacher` (the one module that talks to jaclang/byllm), so
 its calls are captured like every other ``by llm()`` call.  The report shows
 the judge's rank agreement with the automatic per-level scores, the same way
 as for designer ratings.
@@ -44,11 +44,11 @@ def legend() -> str:
 
 def _judge_module(teacher: Any) -> Any:
     """``jac/judge.jac`` loaded through the adapter, its ``llm`` bound to the teacher making the call."""
-    from generator import llm_adapter
+    from generator.backends import teacher as teacher_backend
 
-    llm_adapter.levels_module()  # loads jaclang with the capture plugin first
+    teacher_backend.levels_module()  # loads jaclang with the capture plugin first
     module = importlib.import_module("jac.judge")
-    selector = getattr(llm_adapter, "_ModelSelector", None)
+    selector = getattr(teacher_backend, "_ModelSelector", None)
     if selector is not None and not isinstance(module.llm, selector):
         module.llm = selector(module.llm)
     return module
@@ -56,10 +56,10 @@ def _judge_module(teacher: Any) -> Any:
 
 def judge_level(level: Level, spec: LevelSpec, *, teacher: Any = None) -> dict[str, Any]:
     """Scores ``{fun, structure, constraints: 1-5, reasons}`` for one level; raises BackendError on failure."""
-    from generator import llm_adapter
+    from generator.backends import teacher as teacher_backend
     from generator.capture import to_jsonable
 
-    teacher = teacher or llm_adapter.teacher_backend_from_config()
+    teacher = teacher or teacher_backend.teacher_backend_from_config()
     if teacher is None:
         raise GeneratorError("the LLM judge needs a teacher key or OPENAI_BASE_URL; it is skipped without one")
     module = _judge_module(teacher)

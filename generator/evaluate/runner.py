@@ -104,11 +104,13 @@ class Evaluation:
 
 def load_specs(path: str | os.PathLike[str]) -> list[LevelSpec]:
     """Specs from a JSONL file (one spec object per line; blank lines and ``#`` comments skipped)."""
+    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EvaluationError(f"cannot read spec file {p}: {exc.strerror}; pass --specs FILE.jsonl") from None
+        text = read_file_text(p, max_bytes=MAX_LIST_BYTES, what="spec file")
+    except InputFileError as exc:
+        raise EvaluationError(f"{exc}; pass --specs FILE.jsonl") from None
     specs = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -183,7 +185,7 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
         model_dir = Path(name.partition(":")[2]).expanduser()
         if not model_dir.is_dir():
             raise EvaluationError(f"student: model folder {model_dir} does not exist; pass student:PATH to a trained model")
-        from generator.local.serving import student_backend
+        from generator.backends.student import student_backend
 
         try:
             return _cap_tries(student_backend(model_dir), student_tries, student_repair)

@@ -1,5 +1,8 @@
 """Decoding for students: a grammar for the level grid form, masked sampling, retries.
 
+Size: over 400 lines on purpose. The grammar, the logit masks and the sampler
+are one algorithm whose invariants (counters, border, caps) cross all three.
+
 The level form (:mod:`generator.local.codec`) is fully determined in its
 shape by the spec, so the decoder does not let the model get it wrong:
 :class:`LevelGrammar` knows at every position which characters may come
@@ -120,6 +123,9 @@ class LevelGrammar:
         # -1 for walls and cells not yet written; ``regions`` counts the distinct roots.
         self.parent = [-1] * (self.width * self.height)
         self.regions = 0
+        #: every thing placed, in order: (glyph, x, y, whether the must-place rule forced it there)
+        self.placements: list[tuple[str, int, int, bool]] = []
+        self._must_here = False
 
     # -- state -----------------------------------------------------------
 
@@ -142,6 +148,7 @@ class LevelGrammar:
     # -- the grammar -----------------------------------------------------
 
     def allowed(self) -> frozenset[str]:
+        self._must_here = False
         if self.done:
             return frozenset({EOS})
         if self.pos < ROW_PREFIX_LEN:
@@ -169,6 +176,7 @@ class LevelGrammar:
             entities |= self.item_glyphs
         if entities:
             must = self._must_place(x, y)
+            self._must_here = bool(must)
             if must == "spawn" and SPAWN_GLYPH in entities:
                 return frozenset({SPAWN_GLYPH})
             if must == "enemy" and entities & self.enemy_glyphs:
@@ -351,6 +359,8 @@ class LevelGrammar:
                 self.interior_walls += 1
             elif ch != "#":
                 self._join(x, self.y)
+            if ch not in TERRAIN:
+                self.placements.append((ch, x, self.y, self._must_here))
             if ch == SPAWN_GLYPH:
                 self.spawn = (x, self.y)
             elif ch == EXIT_GLYPH:
@@ -396,6 +406,7 @@ class LevelGrammar:
         new.enemy_cells = list(self.enemy_cells)
         new.spawn_ok = self.spawn_ok.copy()
         new.parent = list(self.parent)
+        new.placements = list(self.placements)
         return new
 
 
@@ -536,6 +547,7 @@ class SampleResult:
     forced_tokens: int = 0
     forward_passes: int = 0
     stopped: str = "eos"  #: "eos", "grammar", "stop", or "length"
+    placements: list[tuple[str, int, int, bool]] = field(default_factory=list)  #: the grammar's record (levels)
 
     @property
     def mean_logprob(self) -> float:
@@ -576,6 +588,7 @@ def masked_completion(
     grammar: LevelGrammar | None = None,
     stop: str | None = None,
     before_step: Callable[[int], None] | None = None,
+    constraint: Any = None,
 ) -> SampleResult:
     """The decoding loop shared by every runtime: ``forward(new_ids)`` returns the next token's logits.
 
@@ -585,7 +598,10 @@ def masked_completion(
     runs are fed in one call.  Without one, sampling stops at EOS, at
     ``stop`` (a string the text ends with) or at ``max_new_tokens``.
     ``temperature <= 0`` means greedy.  ``before_step(tokens_so_far)`` is a
-    hook (the GGUF worker's crash injection).
+    hook (the GGUF worker's crash injection).  ``constraint`` (a
+    :class:`generator.local.constrain.SchemaMatcher`) masks every token a
+    generic site's output schema forbids, feeds the tokens it forces in one
+    call, and ends the answer when the schema's value is complete.
     """
     table = _CharTable(token_strings, eos_id)
     result = SampleResult(text="", token_ids=[])
@@ -594,6 +610,19 @@ def masked_completion(
     while len(result.token_ids) < max_new_tokens:
         if before_step is not None:
             before_step(len(result.token_ids))
+        if constraint is not None:
+            if constraint.done:
+                result.stopped = "grammar"
+                break
+            run_ids = constraint.forced()[: max_new_tokens - len(result.token_ids)]
+            if run_ids:
+                for t in run_ids:
+                    constraint.advance(t)
+                pieces += [table.id_to_str[t] for t in run_ids]
+                result.token_ids += run_ids
+                result.forced_tokens += len(run_ids)
+                pending += run_ids
+                continue
         if grammar is not None:
             run = grammar.forced_run()
             if grammar.done or (run == "" and grammar.forced() == EOS):
@@ -624,6 +653,13 @@ def masked_completion(
                 raise ValueError("tokenizer has no token for any character the level grammar allows")
             scores = np.full_like(logits, -np.inf)
             scores[allowed] = logits[allowed]
+        elif constraint is not None:
+            mask = constraint.allowed()
+            n = min(len(mask), len(logits))
+            scores = np.full_like(logits, -np.inf)
+            scores[:n] = np.where(mask[:n], logits[:n], -np.inf)
+            if not np.isfinite(scores).any():
+                raise ValueError("the output schema allows no token of this vocabulary here")
         else:
             scores = logits
         if temperature <= 0:
@@ -639,6 +675,8 @@ def masked_completion(
         text = table.id_to_str[choice]
         if grammar is not None:
             grammar.feed(text)
+        if constraint is not None:
+            constraint.advance(choice)
         pieces.append(text)
         result.token_ids.append(choice)
         pending = [choice]
@@ -648,6 +686,8 @@ def masked_completion(
     else:
         result.stopped = "length"
     result.text = "".join(pieces)
+    if grammar is not None:
+        result.placements = list(grammar.placements)
     return result
 
 
@@ -662,6 +702,7 @@ def sample(
     temperature: float = 1.0,
     grammar: LevelGrammar | None = None,
     stop: str | None = None,
+    constraint: Any = None,
 ) -> SampleResult:
     """Sample a completion of ``prompt_ids`` from a torch causal LM with a KV cache (:func:`masked_completion`)."""
     import torch
@@ -681,7 +722,7 @@ def sample(
     with torch.inference_mode():
         return masked_completion(forward, prompt_ids, token_strings=token_strings, eos_id=eos_id,
                                  rng=np.random.default_rng(int(seed) % 2**64), max_new_tokens=max_new_tokens,
-                                 temperature=temperature, grammar=grammar, stop=stop)
+                                 temperature=temperature, grammar=grammar, stop=stop, constraint=constraint)
 
 
 def sample_levels(
@@ -753,8 +794,9 @@ def sample_levels(
                 else:
                     res.forced_tokens += 1
                 pending.append([c])
-    for res in results:
+    for res, g in zip(results, grammars, strict=True):
         res.text = "".join(table.id_to_str[i] for i in res.token_ids)
+        res.placements = list(g.placements)
     return results
 
 

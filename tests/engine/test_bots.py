@@ -36,10 +36,10 @@ def test_bots_are_deterministic_for_a_seed():
     assert a.events == b.events
 
 
-@pytest.mark.skipif(importlib.util.find_spec("generator.procedural") is None,
-                    reason="generator.procedural is not built yet")
+@pytest.mark.skipif(importlib.util.find_spec("generator.backends.procedural") is None,
+                    reason="generator.backends.procedural is not built yet")
 def test_bots_finish_most_procedural_levels():
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
 
     done = total = 0
     for seed in range(6):

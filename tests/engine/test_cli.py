@@ -59,7 +59,7 @@ def test_sources_open_by_name(tmp_path):
     assert samples.source.get_level(DEFAULT_FIRST_SPEC, seed=1).level.name == "balanced sample"
     with pytest.raises(LevelSourceError, match="choose one of"):
         open_source("dreams")
-    if importlib.util.find_spec("generator.procedural") is not None:
+    if importlib.util.find_spec("generator.backends.procedural") is not None:
         proc = open_source("procedural")
         got = proc.source.get_level(DEFAULT_FIRST_SPEC, seed=1)
         assert (got.level.width, got.backend) == (DEFAULT_FIRST_SPEC.width, "procedural")

@@ -40,7 +40,7 @@ def test_protocol_is_structural():
 
 
 def test_procedural_backend_returns_parsed_valid_level():
-    pytest.importorskip("generator.procedural")
+    pytest.importorskip("generator.backends.procedural")
     from generator.validation import validate_level
 
     out = ProceduralBackend().generate(BackendRequest(spec=SPEC, seed=11))
@@ -50,7 +50,7 @@ def test_procedural_backend_returns_parsed_valid_level():
 
 
 def test_procedural_retry_uses_another_seed():
-    pytest.importorskip("generator.procedural")
+    pytest.importorskip("generator.backends.procedural")
     first = ProceduralBackend().generate(BackendRequest(spec=SPEC, seed=11))
     again = ProceduralBackend().generate(BackendRequest(spec=SPEC, seed=11))
     retry = ProceduralBackend().generate(BackendRequest(spec=SPEC, seed=11, attempt=2))

@@ -27,7 +27,7 @@ def _support():
 
 
 def _teacher(*answers: dict):
-    from generator.llm_adapter import LLMTeacherBackend
+    from generator.backends.teacher import LLMTeacherBackend
     from generator.teacher_config import TeacherConfig
 
     support = _support()

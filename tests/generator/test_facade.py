@@ -278,7 +278,7 @@ def test_make_backend_errors_say_what_to_do():
 
 
 def test_real_pipeline_serves_valid_levels(store):
-    pytest.importorskip("generator.procedural")
+    pytest.importorskip("generator.backends.procedural")
     validation = pytest.importorskip("generator.validation")
     gen = LevelGenerator(["procedural"], store=store)
     for i, spec in enumerate([SPEC, LevelSpec(width=64, height=48, difficulty=10, enemies=30, items=20, theme="cave"),
@@ -289,7 +289,7 @@ def test_real_pipeline_serves_valid_levels(store):
 
 
 def test_real_validator_feedback_reaches_the_retry(store):
-    pytest.importorskip("generator.procedural")
+    pytest.importorskip("generator.backends.procedural")
     pytest.importorskip("generator.validation")
     llm = Scripted("llm", ['{"name": "x"}', wrong_size()])
     got = LevelGenerator([llm], store=store, max_attempts=2).generate(SPEC, seed=3)

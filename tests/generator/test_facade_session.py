@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("engine.core.session")
-pytest.importorskip("generator.procedural")
+pytest.importorskip("generator.backends.procedural")
 
 from engine.core.session import Session  # noqa: E402
 from generator.facade import LevelGenerator  # noqa: E402

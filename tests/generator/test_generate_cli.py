@@ -39,7 +39,7 @@ def test_student_without_a_promoted_model_is_a_clear_error(capsys):
 
 @pytest.fixture
 def real_pipeline():
-    pytest.importorskip("generator.procedural")
+    pytest.importorskip("generator.backends.procedural")
     pytest.importorskip("generator.validation")
 
 
@@ -65,7 +65,7 @@ def test_llm_without_a_key_is_a_clear_error(capsys):
 
 
 def test_llm_behind_a_dead_endpoint_still_serves_a_level(real_pipeline, capsys, monkeypatch):
-    pytest.importorskip("generator.llm_adapter")
+    pytest.importorskip("generator.backends.teacher")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens on port 9
     monkeypatch.setenv("FORGE_TEACHER_RETRIES", "0")
     assert main(["--spec", SPEC, "--backend", "llm", "--json", "--max-attempts", "1"]) == 0

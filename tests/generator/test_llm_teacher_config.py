@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from generator.errors import ConfigError
-from generator.teacher_config import TeacherConfig, redact
+from generator.store.redact import scrub
+from generator.teacher_config import TeacherConfig
 
 
 def test_defaults_are_explicit_limits_not_library_defaults():
@@ -54,4 +55,4 @@ def test_describe_and_redact_hold_no_secret(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "ant-key-value-that-is-long")
     cfg = TeacherConfig(model="anthropic/claude-3-5-haiku-latest")
     assert "ant-key-value" not in repr(cfg.describe())
-    assert redact("auth failed for ant-key-value-that-is-long") == "auth failed for [redacted]"
+    assert scrub("auth failed for ant-key-value-that-is-long") == "auth failed for [redacted]"

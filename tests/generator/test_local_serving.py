@@ -12,7 +12,7 @@ pytest.importorskip("gguf")
 from engine.core.level import LevelSpec  # noqa: E402
 from generator.backends import BackendRequest  # noqa: E402
 from generator.errors import ConfigError, ModelLoadError  # noqa: E402
-from generator.local import serving  # noqa: E402
+from generator.backends import student as serving  # noqa: E402
 from generator.local.gguf_worker import GGUFBackend, runtime_available  # noqa: E402
 from generator.local.student import StudentBackend  # noqa: E402
 

@@ -349,17 +349,17 @@ def test_sealed_empty_pockets_are_walled_up_but_occupied_ones_are_left():
 def test_sentencepiece_vocabularies_map_to_plain_characters_for_masking():
     from tokenizers import Tokenizer, models
 
-    from generator.local.student import _token_strings
+    from generator.local.prompting import token_texts
 
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "\u2581the": 4, "#": 5}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     tok.add_special_tokens(["<s>", "</s>"])
-    assert _token_strings(tok) == ["<unk>", "<s>", "</s>", "\n", " the", "#"]
+    assert token_texts(tok) == ["<unk>", "<s>", "</s>", "\n", " the", "#"]
 
 
 def _winding_level():
     """A teacher's level (rooms and corridors) whose exit was moved next to the spawn, as a small student might."""
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
 
     level = json.loads(generate_procedural(LevelSpec(width=24, height=16, difficulty=3, enemies=3, items=2,
                                                      theme="crypt"), 11).to_json())

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import generator.procedural as procedural
+import generator.backends.procedural as procedural
 from engine.core.content import ALL_THEMES, ENEMY_KINDS, THEME_LAYOUT, Tile, theme_enemy_kinds, theme_item_kinds
 from engine.core.level import SPEC_RANGES, Level, LevelSpec
-from generator.procedural import _walk_distance, generate_procedural
+from generator.backends.procedural import _walk_distance, generate_procedural
 from generator.validation import SPAWN_SAFE_RADIUS, validate_level
 
 

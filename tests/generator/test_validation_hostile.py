@@ -190,7 +190,7 @@ def test_hostile_codes_are_catalogued():
        theme=st.sampled_from(["crypt", "cave", "fortress", "sewer"]), data=st.data())
 def test_procedural_levels_stay_valid_under_harmless_renderings(seed, width, height, theme, data):
     from engine.core.level import LevelSpec
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
 
     spec = LevelSpec(width=width, height=height, difficulty=seed % 10 + 1, enemies=seed % 31, items=seed % 21,
                      theme=theme)

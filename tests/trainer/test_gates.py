@@ -131,7 +131,7 @@ class _FlakyStudent:
         key = repr(args)
         self.seen[key] = self.seen.get(key, 0) + 1
         from engine.core.level import LevelSpec
-        from generator.procedural import generate_procedural
+        from generator.backends.procedural import generate_procedural
 
         result = None if self.seen[key] == 1 else generate_procedural(LevelSpec(**args["spec"]), seed).to_dict()
         return StudentOutput(text="", result=result, mean_logprob=-0.5, tokens=100, latency_ms=1.0)

@@ -185,7 +185,7 @@ class RemoteStudentBackend:
             reply = self._client.chat.completions.create(
                 model=self.site,
                 messages=[{"role": "user", "content": json.dumps({"spec": spec}, separators=(",", ":"))}],
-                seed=request.seed * 101 + (request.attempt - 1) * 17,
+                seed=request.sampling_seed(),
                 timeout=timeout,
             )
         except openai.APITimeoutError:

@@ -11,6 +11,7 @@ produce anything (API down, model missing, timeout); any other exception is
 treated the same way by the facade, but is a bug worth a log line.
 
 >>> from engine.core.level import LevelSpec
+>>> from generator.backends import ProceduralBackend
 >>> spec = LevelSpec(width=16, height=12, difficulty=2, enemies=1, items=1, theme="crypt")
 >>> out = ProceduralBackend().generate(BackendRequest(spec=spec, seed=7))
 >>> out.level.width
@@ -23,8 +24,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from generator.errors import BackendError
-
 if TYPE_CHECKING:
     from engine.core.level import Level, LevelSpec
 
@@ -32,7 +31,6 @@ __all__ = [
     "Backend",
     "BackendOutput",
     "BackendRequest",
-    "ProceduralBackend",
     "time_left",
 ]
 
@@ -50,6 +48,18 @@ class BackendRequest:
     def seconds_left(self) -> float | None:
         """Seconds until :attr:`deadline` (may be negative), or None without a deadline."""
         return time_left(self.deadline)
+
+    def sampling_seed(self) -> int:
+        """The seed a sampling backend (student, remote student) draws this attempt with.
+
+        Distinct per request seed and per attempt, so a retry is not the same sample again.
+
+        >>> from engine.core.level import LevelSpec
+        >>> spec = LevelSpec(width=16, height=12, difficulty=1, enemies=0, items=0, theme="crypt")
+        >>> [BackendRequest(spec, seed=3, attempt=a).sampling_seed() for a in (1, 2)]
+        [303, 320]
+        """
+        return self.seed * 101 + (self.attempt - 1) * 17
 
 
 @dataclass
@@ -86,38 +96,3 @@ class Backend(Protocol):
 def time_left(deadline: float | None) -> float | None:
     """Seconds until a ``time.monotonic()`` deadline, or None when there is none."""
     return None if deadline is None else deadline - time.monotonic()
-
-
-class ProceduralBackend:
-    """The embedded, offline default: rooms-and-corridors or caves, seeded.
-
-    Always valid for a spec in range (the procedural generator's own property
-    test proves it), so the facade keeps it last in every cascade.  Later
-    attempts use a shifted seed so a retry is not the same level again.
-    """
-
-    name = "procedural"
-    model_version = "procedural-1"
-
-    def generate(self, request: BackendRequest) -> BackendOutput:
-        try:
-            from generator.procedural import generate_procedural
-        except ImportError as exc:  # pragma: no cover - the module ships with the package
-            raise BackendError(f"procedural backend unavailable: {exc}; reinstall dungeon-forge") from exc
-        seed = request.seed + (request.attempt - 1) * 7919
-        try:
-            level = generate_procedural(request.spec, seed)
-        except Exception as exc:
-            raise BackendError(
-                f"procedural generator failed for spec {request.spec.to_json().decode()} "
-                f"seed {seed}: {exc}"
-            ) from exc
-        return BackendOutput(
-            raw=level.to_json().decode(),
-            model="procedural",
-            model_version=self.model_version,
-            level=level,
-        )
-
-    def __repr__(self) -> str:
-        return "ProceduralBackend()"

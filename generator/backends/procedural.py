@@ -1,4 +1,4 @@
-"""The procedural level generator: the offline default "teacher".
+"""The procedural level generator, the offline default "teacher", and its :class:`ProceduralBackend`.
 
 Crypts and fortresses are rooms and corridors (a BSP tree from
 ``tcod.bsp``); caves and sewers are cellular automata smoothed with
@@ -45,10 +45,11 @@ from scipy import ndimage
 from engine.core.content import ENEMY_KINDS, THEME_LAYOUT, Tile, theme_enemy_kinds, theme_item_kinds
 from engine.core.level import Level, LevelSpec, Placed
 
-from generator.errors import GeneratorError
+from generator.backends.base import BackendOutput, BackendRequest
+from generator.errors import BackendError, GeneratorError
 from generator.validation import DENSITY_RANGE, SPAWN_SAFE_RADIUS, validate_level
 
-__all__ = ["generate_procedural", "ProceduralError"]
+__all__ = ["ProceduralBackend", "ProceduralError", "generate_procedural"]
 
 log = logging.getLogger(__name__)
 
@@ -323,3 +324,34 @@ def _enemy_kinds(spec: LevelSpec, rng: np.random.Generator, near: NDArray[np.flo
         p = np.exp(bias * (threat - 0.5))
         out.append(kinds[int(rng.choice(len(kinds), p=p / p.sum()))])
     return out
+
+
+class ProceduralBackend:
+    """The embedded, offline default: rooms-and-corridors or caves, seeded.
+
+    Always valid for a spec in range (the procedural generator's own property
+    test proves it), so the facade keeps it last in every cascade.  Later
+    attempts use a shifted seed so a retry is not the same level again.
+    """
+
+    name = "procedural"
+    model_version = "procedural-1"
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        seed = request.seed + (request.attempt - 1) * 7919
+        try:
+            level = generate_procedural(request.spec, seed)
+        except Exception as exc:
+            raise BackendError(
+                f"procedural generator failed for spec {request.spec.to_json().decode()} "
+                f"seed {seed}: {exc}"
+            ) from exc
+        return BackendOutput(
+            raw=level.to_json().decode(),
+            model="procedural",
+            model_version=self.model_version,
+            level=level,
+        )
+
+    def __repr__(self) -> str:
+        return "ProceduralBackend()"

@@ -1,4 +1,4 @@
-"""The Jac/byllm teacher: the only generator module that imports jaclang and byllm.
+"""The Jac/byllm teacher (it reaches byllm only through :mod:`generator.capture.byllm_api`).
 
 :class:`LLMTeacherBackend` implements the facade's ``Backend`` protocol by
 running ``design_level`` from ``jac/levels.jac`` (a ``by llm()`` function) with
@@ -8,7 +8,7 @@ endpoint, timeouts and retry limits come from
 provider's environment variables and never pass through this module's
 messages.
 
-Everything heavy is imported on first use, so ``import generator.llm_adapter``
+Everything heavy is imported on first use, so ``import generator.backends.teacher``
 is cheap and works without a key::
 
     backend = LLMTeacherBackend()            # FORGE_TEACHER / forge.toml / gpt-4o-mini
@@ -33,7 +33,8 @@ from typing import Any
 
 from generator.backends import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
-from generator.teacher_config import TeacherConfig, redact
+from generator.store.redact import scrub
+from generator.teacher_config import TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ def levels_module() -> ModuleType:
                 ) from exc
             levels.llm = _ModelSelector(levels.llm)
             _levels = levels
+            from generator.output_guard import quiet_provider_libraries
+
+            quiet_provider_libraries()  # byllm (loguru) and litellm output: keys redacted, no stdout banners
     return _levels
 
 
@@ -98,8 +102,10 @@ def _using(model: Any, timeout_s: float | None) -> Iterator[None]:
 
 def _teacher_model(cfg: TeacherConfig) -> Any:
     """A byllm ``Model`` with the config's limits applied to every request."""
-    from byllm.llm import Model
+    from generator.capture.byllm_api import model_class
+    from generator.output_guard import quiet_provider_libraries
 
+    Model = model_class()
     defaults = {
         "temperature": cfg.temperature,
         "max_tokens": cfg.max_tokens,
@@ -116,6 +122,7 @@ def _teacher_model(cfg: TeacherConfig) -> Any:
             return self
 
         def model_call_no_stream(self, params: dict[str, Any]) -> Any:
+            quiet_provider_libraries()
             params = dict(params)
             params["timeout"] = _current_timeout.get() or cfg.timeout_s
             params["max_retries"] = cfg.max_retries
@@ -216,9 +223,10 @@ class LLMTeacherBackend:
 
     def _run(self, fn: Any, *args: Any, timeout: float) -> tuple[Any, list[Any], str | None]:
         """Call a levels.jac function; (result or None if unparsable, capture records, raw text)."""
-        from byllm.lib import OutputConversionError
-
         from generator import capture
+        from generator.capture.byllm_api import output_conversion_error
+
+        OutputConversionError = output_conversion_error()
 
         model = self._get_model()
         with capture.observe() as seen, capture.teacher_only(), _using(model, timeout):
@@ -229,10 +237,10 @@ class LLMTeacherBackend:
                 if raw:
                     log.info("teacher %s answered unparsable output; handing it to the validator", self.model_name)
                     return None, seen, str(raw)
-                raise BackendError(f"teacher {self.model_name} answered nothing parsable: {redact(str(exc))[:300]}") from None
+                raise BackendError(f"teacher {self.model_name} answered nothing parsable: {scrub(str(exc))[:300]}") from None
             except Exception as exc:
                 raise BackendError(
-                    f"teacher {self.model_name} failed ({type(exc).__name__}): {redact(str(exc))[:300]}; "
+                    f"teacher {self.model_name} failed ({type(exc).__name__}): {scrub(str(exc))[:300]}; "
                     "check FORGE_TEACHER, the provider key variable and OPENAI_BASE_URL"
                 ) from None
 
