@@ -167,7 +167,7 @@ class Comparison:
 def _schema_root(schema: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     if not isinstance(schema, Mapping):
         return None
-    from generator.site_validators import json_schema_of
+    from generator.validation.sites import json_schema_of
 
     return json_schema_of(dict(schema))
 
