@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GeneratedLevel", "LevelGenerator", "Router", "make_backend"]
+__all__ = ["GeneratedLevel", "LevelGenerator", "RoutingHook", "make_backend"]
 
 try:  # the call-site id of jac/levels.jac design_level
     from generator.callsite import LEVEL_SITE
@@ -70,7 +70,7 @@ class GeneratedLevel(SourcedLevel):
     feedback: tuple[str, ...] = field(default=(), repr=False)  #: validator feedback of failed attempts
 
 
-class Router(Protocol):
+class RoutingHook(Protocol):
     """What a routing hook offers the facade (``generator.routing.Router`` is the real one)."""
 
     def backends_for(self, site: str, defaults: Sequence[Backend]) -> list[Backend]: ...
@@ -113,7 +113,7 @@ class LevelGenerator:
         data_dir: str | os.PathLike[str] | None = None,
         max_attempts: int | None = None,
         deadline_s: float | None = None,
-        router: Router | str | None = None,
+        router: RoutingHook | str | None = None,
         config: GeneratorConfig | None = None,
         validator: Validator | None = None,
         fallback: Backend | None = None,
@@ -125,7 +125,7 @@ class LevelGenerator:
         self._store: Store | None = store if store not in (None, False, True) else None  # type: ignore[assignment]
         self._owns_store = False
         self._lock = threading.RLock()
-        self.router: Router | None = None
+        self.router: RoutingHook | None = None
         self._explicit_backends = list(backends) if backends is not None else None
         self._explicit_config = config
         self._overrides = {"max_attempts": max_attempts, "deadline_s": deadline_s}
@@ -139,15 +139,15 @@ class LevelGenerator:
 
     # ------------------------------------------------------------------ setup
 
-    def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> Router | None:
+    def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> RoutingHook | None:
         """``router="auto"``: per-site routing from the store and the model registry."""
         from generator.registry import Registry
-        from generator.routing import Router as SiteRouter
+        from generator.routing import Router
 
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        return SiteRouter(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
+        return Router(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
 
     def _load_config(self) -> GeneratorConfig:
         base = self._explicit_config or GeneratorConfig.load(self.data_dir)

@@ -1,4 +1,4 @@
-"""The Jac/byllm teacher: the only generator module that imports jaclang and byllm.
+"""The Jac/byllm teacher (it reaches byllm only through :mod:`generator.capture.byllm_api`).
 
 :class:`LLMTeacherBackend` implements the facade's ``Backend`` protocol by
 running ``design_level`` from ``jac/levels.jac`` (a ``by llm()`` function) with
@@ -98,8 +98,9 @@ def _using(model: Any, timeout_s: float | None) -> Iterator[None]:
 
 def _teacher_model(cfg: TeacherConfig) -> Any:
     """A byllm ``Model`` with the config's limits applied to every request."""
-    from byllm.llm import Model
+    from generator.capture.byllm_api import model_class
 
+    Model = model_class()
     defaults = {
         "temperature": cfg.temperature,
         "max_tokens": cfg.max_tokens,
@@ -216,9 +217,10 @@ class LLMTeacherBackend:
 
     def _run(self, fn: Any, *args: Any, timeout: float) -> tuple[Any, list[Any], str | None]:
         """Call a levels.jac function; (result or None if unparsable, capture records, raw text)."""
-        from byllm.lib import OutputConversionError
-
         from generator import capture
+        from generator.capture.byllm_api import output_conversion_error
+
+        OutputConversionError = output_conversion_error()
 
         model = self._get_model()
         with capture.observe() as seen, capture.teacher_only(), _using(model, timeout):

@@ -140,7 +140,7 @@ def test_capture_failure_never_reaches_the_program(levels, records, monkeypatch,
     assert result.name == "Test Vault"
     assert "record sink failed" in caplog.text
 
-    monkeypatch.setattr(capture, "_record", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(capture.call, "_record", lambda *a, **k: 1 / 0)
     levels.llm = support.mock_llm(support.raw(support.level_json(name="Second")))
     assert levels.design_level(_spec(levels), "").name == "Second"
 
@@ -206,8 +206,8 @@ def test_teacher_only_skips_the_local_server(levels, records):
 
 def test_records_go_to_the_pending_file_until_the_store_can_open(levels, monkeypatch, _forge_home):
     capture.set_record_sink(None)
-    sink = capture._StoreSink()
-    monkeypatch.setattr(capture, "_default_sink", sink)
+    sink = capture.sink.StoreSink()
+    monkeypatch.setattr(capture.sink, "_default_sink", sink)
     monkeypatch.setitem(sys.modules, "generator.store", None)  # as if the store package were missing
     levels.llm = support.mock_llm(support.raw(support.level_json()))
     levels.design_level(_spec(levels), "")

@@ -25,7 +25,7 @@ RECIPE = {"title": "Egg rice", "ingredients": [{"name": "egg", "grams": 60}], "s
 
 
 class FakeStudents:
-    """A student factory for ``routing._default_local_factory``: records loads, answers with ``answer``."""
+    """A student factory for ``routing.foreign._default_local_factory``: records loads, answers with ``answer``."""
 
     def __init__(self, answer: Any, *, load_error: Exception | None = None) -> None:
         self.answer = answer
@@ -133,7 +133,7 @@ def _first_haiku_run(recipes: Any, home: Path) -> str:
 def test_a_promoted_foreign_site_is_shadowed_then_served_locally_at_a_later_run(recipes, _forge_home, monkeypatch):
     _policy(_forge_home, min_shadow_samples=5, promote_lower_bound=0.5)
     students = FakeStudents(lambda args: f"local haiku about {args['dish']}")
-    monkeypatch.setattr(routing, "_default_local_factory", students)
+    monkeypatch.setattr(routing.foreign, "_default_local_factory", students)
     site = _first_haiku_run(recipes, _forge_home)
     assert _state(_forge_home, site) is None and students.loads == []
     version = _promote(_forge_home, site)
@@ -176,7 +176,7 @@ def test_a_local_student_that_stops_answering_is_rolled_back_at_the_next_run(rec
         return None
 
     students = FakeStudents(student)
-    monkeypatch.setattr(routing, "_default_local_factory", students)
+    monkeypatch.setattr(routing.foreign, "_default_local_factory", students)
     recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(4)])
     for i in range(4):  # the teacher's served answers: the baseline a student is compared with
         recipes.haiku_for(f"dish {i}")
@@ -222,7 +222,7 @@ def test_shadow_answers_are_judged_like_the_models_and_bad_ones_keep_the_site_in
             raise answer
         return answer
 
-    monkeypatch.setattr(routing, "_default_local_factory", FakeStudents(student))
+    monkeypatch.setattr(routing.foreign, "_default_local_factory", FakeStudents(student))
     recipes.llm = support.mock_llm(support.raw(json.dumps(RECIPE)))
     recipes.invent_recipe(["egg"], "any")
     site = _site(_forge_home, "recipes:invent_recipe#")
@@ -250,7 +250,7 @@ def test_a_student_that_cannot_load_never_breaks_the_program(recipes, _forge_hom
     from generator.errors import ModelLoadError
 
     students = FakeStudents(None, load_error=ModelLoadError("model.safetensors is damaged"))
-    monkeypatch.setattr(routing, "_default_local_factory", students)
+    monkeypatch.setattr(routing.foreign, "_default_local_factory", students)
     site = _first_haiku_run(recipes, _forge_home)
     version = _promote(_forge_home, site)
 
@@ -294,7 +294,7 @@ def test_a_real_untrained_student_at_a_foreign_site_never_breaks_the_program(
 
 def test_local_serving_can_be_switched_off(recipes, _forge_home, monkeypatch):
     students = FakeStudents(lambda args: "local haiku")
-    monkeypatch.setattr(routing, "_default_local_factory", students)
+    monkeypatch.setattr(routing.foreign, "_default_local_factory", students)
     site = _first_haiku_run(recipes, _forge_home)
     version = _promote(_forge_home, site)
     _set_state(_forge_home, site, "local", version)
@@ -308,7 +308,7 @@ def test_local_serving_can_be_switched_off(recipes, _forge_home, monkeypatch):
 
 
 def test_a_local_server_installed_by_the_program_is_kept(recipes, _forge_home, monkeypatch):
-    monkeypatch.setattr(routing, "_default_local_factory", FakeStudents(lambda args: "router haiku"))
+    monkeypatch.setattr(routing.foreign, "_default_local_factory", FakeStudents(lambda args: "router haiku"))
     site = _first_haiku_run(recipes, _forge_home)
     _set_state(_forge_home, site, "local", _promote(_forge_home, site))
 

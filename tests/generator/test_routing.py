@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.routing import Evidence, RoutingPolicy, SiteState, SiteStatus, decide
+from generator.routing import Evidence, RoutingPolicy, RouteState, SiteStatus, decide
 
 POLICY = RoutingPolicy(min_shadow_samples=30, promote_lower_bound=0.8, rollback_min_samples=20)
 NONE = Evidence.of([])
@@ -19,58 +19,58 @@ def _decide(status, *, promoted="v1", previous=None, shadow=NONE, live=NONE, liv
 
 def test_a_site_without_a_promoted_version_stays_with_the_teacher():
     d = _decide(SiteStatus(), promoted=None)
-    assert not d.changed and d.after.state is SiteState.TEACHER
+    assert not d.changed and d.after.state is RouteState.TEACHER
 
 
 def test_a_promoted_version_is_shadowed_first_never_served_straight_away():
     d = _decide(SiteStatus(), promoted="v1")
-    assert d.after == SiteStatus(SiteState.SHADOW, "v1")
+    assert d.after == SiteStatus(RouteState.SHADOW, "v1")
 
 
 def test_shadow_needs_the_minimum_number_of_samples():
-    d = _decide(SiteStatus(SiteState.SHADOW, "v1"), shadow=Evidence.of([True] * 29))
+    d = _decide(SiteStatus(RouteState.SHADOW, "v1"), shadow=Evidence.of([True] * 29))
     assert not d.changed and "29/30" in d.reason
 
 
 def test_shadow_promotes_when_the_wilson_lower_bound_clears_the_threshold():
-    d = _decide(SiteStatus(SiteState.SHADOW, "v1"), shadow=Evidence.of([True] * 40))
-    assert d.after == SiteStatus(SiteState.LOCAL, "v1")
+    d = _decide(SiteStatus(RouteState.SHADOW, "v1"), shadow=Evidence.of([True] * 40))
+    assert d.after == SiteStatus(RouteState.LOCAL, "v1")
     assert d.evidence["shadow"]["lower"] >= 0.8
 
 
 def test_a_high_rate_on_too_few_samples_is_not_enough():
     # 34/40 = 85 % valid, but the 95 % lower bound is about 0.71
-    d = _decide(SiteStatus(SiteState.SHADOW, "v1"), shadow=Evidence.of([True] * 34 + [False] * 6))
-    assert d.after.state is SiteState.SHADOW and "keep shadowing" in d.reason
+    d = _decide(SiteStatus(RouteState.SHADOW, "v1"), shadow=Evidence.of([True] * 34 + [False] * 6))
+    assert d.after.state is RouteState.SHADOW and "keep shadowing" in d.reason
 
 
 def test_local_without_regression_keeps_serving():
     live = Evidence.of([True] * 50, [0.6] * 50)
     base = Evidence.of([True] * 50, [0.6] * 50)
-    d = _decide(SiteStatus(SiteState.LOCAL, "v1"), live=live, live_fun=[0.6] * 50, baseline=base, baseline_fun=[0.6] * 50)
+    d = _decide(SiteStatus(RouteState.LOCAL, "v1"), live=live, live_fun=[0.6] * 50, baseline=base, baseline_fun=[0.6] * 50)
     assert not d.changed
 
 
 def test_a_validity_regression_rolls_back_to_the_teacher_and_rejects_the_version():
     live = Evidence.of([True] * 10 + [False] * 20)
     base = Evidence.of([True] * 50)
-    d = _decide(SiteStatus(SiteState.LOCAL, "v1"), live=live, baseline=base)
-    assert d.after == SiteStatus(SiteState.ROLLED_BACK, None, ("v1",))
+    d = _decide(SiteStatus(RouteState.LOCAL, "v1"), live=live, baseline=base)
+    assert d.after == SiteStatus(RouteState.ROLLED_BACK, None, ("v1",))
     assert "live validity" in d.reason
     # the rejected version is not shadowed again; a new one is
     assert not _decide(d.after, promoted="v1").changed
-    assert _decide(d.after, promoted="v2").after == SiteStatus(SiteState.SHADOW, "v2", ("v1",))
+    assert _decide(d.after, promoted="v2").after == SiteStatus(RouteState.SHADOW, "v2", ("v1",))
 
 
 def test_a_significant_fun_drop_rolls_back_to_the_previous_version():
     live_fun = [0.30 + 0.01 * (i % 5) for i in range(30)]
     base_fun = [0.60 + 0.01 * (i % 5) for i in range(30)]
     d = _decide(
-        SiteStatus(SiteState.LOCAL, "v2"), promoted="v2", previous="v1",
+        SiteStatus(RouteState.LOCAL, "v2"), promoted="v2", previous="v1",
         live=Evidence.of([True] * 30, live_fun), live_fun=live_fun,
         baseline=Evidence.of([True] * 30, base_fun), baseline_fun=base_fun,
     )
-    assert d.after == SiteStatus(SiteState.LOCAL, "v1", ("v2",))
+    assert d.after == SiteStatus(RouteState.LOCAL, "v1", ("v2",))
     assert d.evidence["fun_p_value"] < 0.05
 
 
@@ -78,15 +78,15 @@ def test_noisy_fun_with_no_real_drop_does_not_roll_back():
     live_fun = [0.5, 0.7] * 15
     base_fun = [0.55, 0.65] * 15
     d = _decide(
-        SiteStatus(SiteState.LOCAL, "v1"), live=Evidence.of([True] * 30, live_fun), live_fun=live_fun,
+        SiteStatus(RouteState.LOCAL, "v1"), live=Evidence.of([True] * 30, live_fun), live_fun=live_fun,
         baseline=Evidence.of([True] * 30, base_fun), baseline_fun=base_fun,
     )
     assert not d.changed
 
 
 def test_a_newer_promotion_while_local_goes_back_to_shadow():
-    d = _decide(SiteStatus(SiteState.LOCAL, "v1"), promoted="v2")
-    assert d.after == SiteStatus(SiteState.SHADOW, "v2")
+    d = _decide(SiteStatus(RouteState.LOCAL, "v1"), promoted="v2")
+    assert d.after == SiteStatus(RouteState.SHADOW, "v2")
 
 
 def test_unknown_policy_settings_are_a_clear_error():

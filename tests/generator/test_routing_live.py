@@ -19,7 +19,7 @@ from generator.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
 from generator.procedural import generate_procedural
 from generator.registry import Registry
-from generator.routing import Router, RoutingPolicy, SiteState
+from generator.routing import Router, RoutingPolicy, RouteState
 from generator.store import Store
 
 SPEC = LevelSpec(width=24, height=16, difficulty=3, enemies=3, items=2, theme="crypt")
@@ -95,10 +95,10 @@ def test_promotion_takes_effect_at_the_next_session_shadow_first_then_local(setu
     version = _promote(registry, tmp)
     # mid-session: nothing changes until the next session starts
     assert {g.backend for g in _play(gen, 2, 100)} == {"procedural"}
-    assert router.status(LEVEL_SITE).state is SiteState.TEACHER
+    assert router.status(LEVEL_SITE).state is RouteState.TEACHER
 
     gen.start_session("s2")
-    assert router.status(LEVEL_SITE).state is SiteState.SHADOW
+    assert router.status(LEVEL_SITE).state is RouteState.SHADOW
     served = _play(gen, 8, 200)
     assert {g.backend for g in served} == {"procedural"}, "a shadowed student is never served"
     router.drain(30)
@@ -106,7 +106,7 @@ def test_promotion_takes_effect_at_the_next_session_shadow_first_then_local(setu
     assert len(shadow) == 8 and all(r.valid and not r.served and r.model_version == version for r in shadow)
 
     gen.start_session("s3")
-    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL
     local = _play(gen, 5, 300)
     assert {g.backend for g in local} == {"student"}
     assert all(g.model_version == version for g in local)
@@ -122,7 +122,7 @@ def test_a_generation_in_flight_finishes_on_the_model_it_started_with(setup):
     _play(gen, 8)
     router.drain(30)
     gen.start_session("s3")
-    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL
     old = students[first]
     old.release = threading.Event()
     old.entered.clear()
@@ -164,10 +164,10 @@ def test_failures_while_shadowing_are_not_held_against_the_version_once_it_serve
     _play(gen, 25, 200)  # ... then enough good answers to earn serving (Wilson bound 25/30)
     router.drain(30)
     gen.start_session("s3")
-    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL
     assert {g.backend for g in _play(gen, 6, 300)} == {"student"}
     gen.start_session("s4")  # six valid served levels: no regression to roll back for
-    assert router.status(LEVEL_SITE).state is SiteState.LOCAL, store.site_events(LEVEL_SITE)[-1]
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL, store.site_events(LEVEL_SITE)[-1]
 
 
 def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_rolls_back(setup):
@@ -179,7 +179,7 @@ def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_ro
     _play(gen, 8, 100)
     router.drain(30)
     gen.start_session("s3")
-    assert router.status(LEVEL_SITE).state is SiteState.LOCAL
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL
 
     students[version].mode = "crash"
     crashed = _play(gen, 3, 200)
@@ -190,7 +190,7 @@ def test_a_crashing_or_garbage_student_still_gives_the_game_a_valid_level_and_ro
 
     decisions = gen.start_session("s4") or router.refresh([LEVEL_SITE])
     status = router.status(LEVEL_SITE)
-    assert status.state is SiteState.ROLLED_BACK and version in status.rejected
+    assert status.state is RouteState.ROLLED_BACK and version in status.rejected
     assert registry.current(LEVEL_SITE) is None, "the registry pointer follows the rollback"
     ev = [e for e in store.site_events(LEVEL_SITE) if "->rolled_back" in getattr(e, "kind", "")]
     assert ev and "live validity" in str(ev[-1])
