@@ -122,6 +122,7 @@ def finish(
     if call is None:
         return
     streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
+    rec: CallRecord | None = None
     try:
         json_result = None if (exc is not None or streamed) else to_jsonable(result)
         raw = None if streamed else raw_output(mt_run, json_result, exc)
@@ -135,7 +136,7 @@ def finish(
     except Exception:
         log.warning("capture: recording a call at %s failed; the program is unaffected", call.site, exc_info=True)
     if exc is None and not streamed:
-        shadow_later(call)
+        shadow_later(call, rec.call_id if rec is not None else None)
 
 
 def _record(call: Call, *, raw: str | None, result: Any, error: BaseException | None, start: float) -> CallRecord:
