@@ -3,7 +3,11 @@
 Per call site (each ``by llm()`` function, and the facade's level site): how
 many calls, the share judged valid, who serves it (routing state and the
 backend of the latest served call), the share served locally, median latency,
-tokens, cost and the cost saved by local serving.
+tokens, cost and the cost saved by local serving; and, for a site judged by
+agreement (``[judge]`` in forge.toml), how often its student's answers were
+the teacher's answer to the same call: shadow answers of the routed version
+and spot-checked served answers (``agree``; the JSON has Wilson bounds and
+agreement per field).
 
     python -m generator.sites
     python -m generator.sites --json
@@ -46,8 +50,41 @@ def _serving(s: Any) -> str:
     return s.served_by or "-"
 
 
-def _table(stats: list[Any]) -> str:
-    headers = ("site", "calls", "valid", "serving", "local", "p50 ms", "tokens", "cost $", "saved $")
+def agreement_by_site(store: Any, stats: list[Any], data_dir: Any = None) -> dict[str, dict[str, Any]]:
+    """Per site with student answers to compare: agreement of the routed (else latest) version."""
+    from generator.callsite import LEVEL_SITE
+    from generator.evaluate.agreement import JudgeConfig, site_agreement
+
+    config = JudgeConfig.load(data_dir)
+    out: dict[str, dict[str, Any]] = {}
+    for s in stats:
+        if s.site == LEVEL_SITE:
+            continue
+        records = [c.record for c in store.iter_calls(s.site)]
+        if not any(r.backend == "student" for r in records):
+            continue
+        ev = site_agreement(records, config=config)
+        if not ev.spec.compares:
+            out[s.site] = {"judge": ev.spec.to_dict()}
+            continue
+        version = s.version or max([*ev.shadow, *ev.spot, *ev.skipped] or [None], key=lambda v: v or "")
+        shadow, spot = ev.stats("shadow", version), ev.stats("spot", version)
+        out[s.site] = {"judge": ev.spec.to_dict(), "version": version, "shadow": shadow.to_dict(),
+                       "spot_checks": spot.to_dict(), "skipped": ev.skipped.get(version, 0)}
+    return out
+
+
+def _agree_cell(a: dict[str, Any] | None) -> str:
+    if not a or "shadow" not in a:
+        return "-" if not a else "n/a"
+    parts = [f"{100 * a[k]['rate']:.0f}% of {a[k]['n']}" + (" spot" if k == "spot_checks" else "")
+             for k in ("shadow", "spot_checks") if a[k]["n"]]
+    return ", ".join(parts) or "0 judged"
+
+
+def _table(stats: list[Any], agreement: dict[str, dict[str, Any]] | None = None) -> str:
+    agreement = agreement or {}
+    headers = ("site", "calls", "valid", "serving", "local", "agree", "p50 ms", "tokens", "cost $", "saved $")
     rows = [
         (
             s.site,
@@ -55,6 +92,7 @@ def _table(stats: list[Any]) -> str:
             _pct(s.valid_share),
             _serving(s),
             _pct(s.local_share) if s.calls else "-",
+            _agree_cell(agreement.get(s.site)),
             "-" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.0f}",
             str(s.prompt_tokens + s.completion_tokens),
             f"{s.cost_usd:.4f}",
@@ -84,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with Store.open(db) as store:
             stats = store.site_stats()
+            agreement = agreement_by_site(store, stats, args.data_dir)
             exported = store.export_jsonl(args.export, args.site) if args.export else None
             path = str(store.path)
     except GeneratorError as exc:
@@ -93,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        doc: dict[str, Any] = {"store": path, "sites": msgspec.to_builtins(stats)}
+        sites = msgspec.to_builtins(stats)
+        for row in sites:
+            row["agreement"] = agreement.get(row["site"])
+        doc: dict[str, Any] = {"store": path, "sites": sites}
         if exported is not None:
             doc["exported"] = {"file": args.export, "calls": exported}
         print(json.dumps(doc))
@@ -101,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stats:
         print(f"no calls recorded yet in {path}; try `python -m generator.generate`")
     else:
-        print(_table(stats))
+        print(_table(stats, agreement))
         print(f"\nstore: {path}")
     if exported is not None:
         print(f"exported {exported} calls to {args.export}")

@@ -33,7 +33,7 @@ from generator.worker import BoundedWorker
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Shadow", "drain_shadows", "preload", "finish_at_exit"]
+__all__ = ["Shadow", "drain_shadows", "preload", "submit", "finish_at_exit"]
 
 #: Default backlog when the local server names none (``[routing] shadow_backlog`` for routing's server).
 DEFAULT_BACKLOG = 32
@@ -76,6 +76,11 @@ def shadow_later(call: Call, teacher_call_id: str | None = None) -> None:
             _record_skipped(call, shadow, teacher_call_id, "the shadow worker's backlog was full")
     except Exception:
         log.warning("capture: could not shadow a call at %s; the program is unaffected", call.site, exc_info=True)
+
+
+def submit(job: Callable[[], Any]) -> bool:
+    """Queue ``job`` on the shadow worker (a spot check); False when its backlog is full."""
+    return _shadow_worker.submit(job)
 
 
 def preload(load: Callable[[], Any]) -> bool:

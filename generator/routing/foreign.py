@@ -56,6 +56,8 @@ class SiteServer:
         #: read by the capture plugin: its shadow backlog and its bounded wait for shadow answers at exit
         self.shadow_backlog = router.policy.shadow_backlog
         self.shadow_exit_wait_s = router.policy.shadow_exit_wait_s
+        #: read by the capture plugin: the share of locally served calls it also asks the model, in the background
+        self.spot_check_rate = router.policy.spot_check_rate
         #: ``(site, version) -> seconds`` each student took to load in this session
         self.load_seconds: dict[tuple[str, str], float] = {}
         self._make = factory or _default_local_factory
