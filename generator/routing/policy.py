@@ -28,7 +28,8 @@ class RoutingPolicy:
     min_shadow_samples: int = 30
     """Shadow answers needed before a student may serve."""
     promote_lower_bound: float = 0.80
-    """Wilson 95 % lower bound of shadow validity (first attempt) that promotion needs."""
+    """Wilson 95 % lower bound of shadow validity (first attempt) that promotion needs, or of shadow
+    agreement with the teacher for a site judged by agreement (``[judge]`` in forge.toml)."""
     min_confidence: float | None = None
     """Serve a student output only if its mean token log-probability is at least this (None: any)."""
     spot_check_rate: float = 0.05
@@ -41,6 +42,10 @@ class RoutingPolicy:
     """... or when mean fun is this much below the predecessor's and the drop is significant."""
     alpha: float = 0.05
     """Significance level of the fun test (one-sided Mann-Whitney U)."""
+    shadow_backlog: int = 32
+    """Shadow answers a Jac program may have queued; a call beyond it is recorded as skipped."""
+    shadow_exit_wait_s: float = 30.0
+    """At program exit, wait at most this long for queued shadow answers; the rest are recorded as skipped."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RoutingPolicy:
