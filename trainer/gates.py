@@ -15,7 +15,7 @@ the same functions, so numbers agree across reports:
 - ``agreement`` (other sites, unless judged ``validity-only``): the share of
   held-out calls on which the student gave the teacher's answer, with its
   Wilson interval and agreement per output field
-  (:mod:`generator.evaluate.agreement`).
+  (:mod:`generator.agreement`).
 
 :func:`decide` applies a preset's :class:`~trainer.config.GateConfig`: a new
 version is promoted for its call site only if every gate passes, the int8
@@ -189,7 +189,7 @@ def score(
 ) -> dict[str, Any]:
     """The gate metrics of ``samples``; level metrics only for the level site.
 
-    With ``judge_spec`` (a :class:`generator.evaluate.agreement.JudgeSpec` that
+    With ``judge_spec`` (a :class:`generator.agreement.JudgeSpec` that
     compares) each sample is compared with ``teacher_results[i]``, the
     teacher's answer to the same call, and ``agreement`` is added.
     """
@@ -229,7 +229,7 @@ def score(
 def agreement(samples: Sequence[Sample], teacher_results: Sequence[Any], judge_spec: Any,
               output_schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Whole-answer and per-field agreement of ``samples`` with the teacher's answers (sets ``Sample.agree``)."""
-    from generator.evaluate.agreement import AgreementStats, compare
+    from generator.agreement import AgreementStats, compare
 
     if len(teacher_results) != len(samples):
         raise ValueError(f"agreement needs the teacher's answer to each of the {len(samples)} calls, "

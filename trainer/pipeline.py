@@ -296,7 +296,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
             teacher.append(ex.result)
     calls, teacher = calls[: g.eval_specs], teacher[: g.eval_specs]
     training = [ex.result for ex in ds.train]
-    from generator.evaluate.agreement import JudgeConfig
+    from generator.agreement import JudgeConfig
 
     judge_spec = JudgeConfig.load(data_dir).for_site(site, ds.output_schema, teacher[0] if teacher else None)
     judged = {"teacher_results": teacher, "training_results": training, "judge_spec": judge_spec,

@@ -103,7 +103,7 @@ def decide(
     scores of ``status.version`` while it serves; ``baseline`` / ``baseline_fun``
     those of its predecessor (the teacher, or the previous version).
 
-    For a site judged by agreement (``[judge]``, :mod:`generator.evaluate.agreement`)
+    For a site judged by agreement (``[judge]``, :mod:`generator.agreement`)
     ``shadow_agreement`` counts the shadow answers that were the teacher's answer
     to the same call, and it, not validity, must clear ``promote_lower_bound``;
     ``live_agreement`` (the served answers spot-checked against the teacher) rolls
