@@ -169,3 +169,17 @@ def test_calls_beyond_the_backlog_or_the_exit_wait_are_recorded_as_skipped_not_f
     skipped = [r for r in shadows if r.valid is None]
     assert skipped and all(r.failures[0]["code"] == "V0.skipped" for r in skipped)
     assert not [r for r in shadows if r.valid is False]  # nothing counted against the student
+
+
+def test_the_guide_names_the_site_and_config_the_program_really_has(tmp_path):
+    """docs/distil-a-call-site.md walks this program: its site id and its [judge] example must be real."""
+    import re
+
+    from generator.agreement import JudgeConfig
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "distil-a-call-site.md").read_text(encoding="utf-8")
+    assert "docs/examples/bounty_board.jac" in guide and bounty.site() in guide
+    (toml,) = [b for b in re.findall(r"```toml\n(.*?)```", guide, re.S) if "[judge" in b]
+    (tmp_path / "forge.toml").write_text(toml, encoding="utf-8")
+    spec = JudgeConfig.load(tmp_path).for_site(bounty.site(), bounty.OUTPUT_SCHEMA)
+    assert (spec.mode, spec.float_tolerance, spec.min_similarity) == ("fields", 0.01, 0.85)
