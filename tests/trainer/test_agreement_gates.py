@@ -86,3 +86,18 @@ def test_an_undertrained_student_steps_5_is_registered_not_promoted(_forge_home,
     assert out["agreement"] < 0.9 and out["weakest_field"] in ("title", "reward", "band")
     assert any("agreement" in r for r in out["gates"]["reasons"])
     assert Registry(_forge_home / "models").current(site) is None
+
+
+def test_a_generic_site_trains_on_the_teachers_answers_not_its_students(_forge_home):
+    from trainer.dataset import build_dataset
+
+    site = _capture(_forge_home)
+    with Store.open(_forge_home / "forge.db") as store:
+        for args in bounty.calls(40, seed=7):  # a wrong but valid student's shadow answers, stored beside them
+            store.record_call(CallRecord(site=site, backend="student", model_version="v0001", args=args,
+                                         output_schema=bounty.OUTPUT_SCHEMA, valid=True,
+                                         result=bounty.wrong_but_valid(args["monster"], args["town"])))
+        ds = build_dataset(store, site, load_preset("tiny-test").dataset)
+    examples = [*ds.train, *ds.eval]
+    assert ds.stats["student_answers"] == 40
+    assert examples and all(ex.result == bounty.bounty(ex.args["monster"], ex.args["town"]) for ex in examples)
