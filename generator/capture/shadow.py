@@ -150,9 +150,11 @@ def finish_queued(wait_s: float | None = None) -> int:
             left = drain_shadows(5.0)
     finally:
         _deadline = None
+    waited = time.monotonic() - started
     if left:
         log.warning("capture: %d shadow answer(s) still running after %.0f s at exit", left, wait)
-    log.info("capture: shadow answers finished %.1f s after the program's end", time.monotonic() - started)
+    elif waited >= 0.05:
+        log.info("capture: queued shadow answers finished %.1f s after the program's end", waited)
     return left
 
 
