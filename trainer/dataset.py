@@ -215,7 +215,7 @@ def examples_from_calls(
         stats["records"] += 1
         if rec.backend == "student" and not level:
             # A generic site learns the teacher's answers only: its students' own (shadow, served) answers
-            # are valid but may be wrong, and are judged against the teacher's (D25).
+            # are valid but may be wrong, and are judged against the teacher's (D26).
             stats["student_answers"] += 1
             continue
         if rec.valid is not True or not isinstance(rec.result, dict):
