@@ -45,7 +45,7 @@ play: $(STAMP)
 
 bench: $(STAMP)
 	@mkdir -p out
-	@set -e; for b in validate facade engine render_frames capture train inference serve; do \
+	@set -e; for b in validate facade engine render_frames capture train inference serve store; do \
 		if [ -f benchmarks/$$b.py ]; then echo "== benchmarks.$$b"; $(PY) -m benchmarks.$$b --json | tee -a out/bench.jsonl; fi; \
 	done
 

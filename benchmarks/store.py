@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -224,7 +225,7 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
         readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(len(procs))]
         for t in readers:
             t.start()
-        reader = {"runs": 0, "errors": 0, "last": None}
+        reader: dict[str, Any] = {"runs": 0, "errors": 0, "last": None}
         if trainer:
             while any(t.is_alive() for t in readers):
                 out = subprocess.run([sys.executable, "-m", "generator.train", "--if-needed", "--json", "--quiet",
@@ -237,6 +238,8 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
                     doc = {"error": (out.stderr or "no output").strip()[-300:]}
                 if out.returncode != 0 or "error" in doc or doc.get("trained"):
                     reader["errors"] += 1
+                    reader.setdefault("error_samples", []).append(
+                        str(doc.get("error") or doc.get("reason") or out.stderr.strip()[-300:])[:300])
                 reader["last"] = doc.get("reason") or doc.get("error")
         results = []
         for t in readers:
@@ -277,6 +280,28 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
     }
 
 
+def _combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several rounds of one backend: medians of the rates and latencies, sums of losses and errors."""
+    if len(rounds) == 1:
+        return rounds[0]
+    out = dict(rounds[len(rounds) // 2])
+    for key in ("writes_per_s", "levels_per_s", "record_ms_p50", "record_ms_p99"):
+        values = [r[key] for r in rounds if r[key] is not None]
+        out[key] = statistics.median(values) if values else None
+    out["writes_per_s_rounds"] = [r["writes_per_s"] for r in rounds]
+    for key in ("lost_rows", "errors", "dropped_by_buffer"):
+        out[key] = sum(r[key] for r in rounds)
+    out["error_samples"] = sorted({e for r in rounds for e in r["error_samples"]})[:3]
+    out["rows_claimed"] = {t: sum(r["rows_claimed"][t] for r in rounds) for t in rounds[0]["rows_claimed"]}
+    out["rows_in_store"] = {t: sum(r["rows_in_store"][t] for r in rounds) for t in rounds[0]["rows_in_store"]}
+    out["trainer_reads"] = {"runs": sum(r["trainer_reads"]["runs"] for r in rounds),
+                            "errors": sum(r["trainer_reads"]["errors"] for r in rounds),
+                            "last": rounds[-1]["trainer_reads"]["last"],
+                            "error_samples": [e for r in rounds for e in r["trainer_reads"].get("error_samples", [])][:3]}
+    out["rounds"] = len(rounds)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.store", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -286,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clients", type=int, default=4, help="game processes writing at once (default 4)")
     p.add_argument("--seconds", type=float, default=10.0, help="how long each client writes (default 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeat", type=int, default=1,
+                   help="rounds per backend, alternating; rates and latencies are medians (default 1)")
     p.add_argument("--url", help="PostgreSQL database to use instead of a throw-away server (its tables must be empty)")
     p.add_argument("--warmup-levels", type=int, default=2, help="real levels each client plays first (default 2)")
     p.add_argument("--pg-sync", choices=("on", "off"), default="on",
@@ -298,23 +325,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.client:
         print(json.dumps(_client(args.client, args.seconds, args.seed, args.warmup_levels)), flush=True)
         return 0
-    if args.clients < 1 or args.seconds <= 0 or args.warmup_levels < 1:
-        p.error("--clients and --warmup-levels must be >= 1 and --seconds > 0")
+    if args.clients < 1 or args.seconds <= 0 or args.warmup_levels < 1 or args.repeat < 1:
+        p.error("--clients, --warmup-levels and --repeat must be >= 1 and --seconds > 0")
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    skipped: str | None = None
     if args.backend != "sqlite" and not args.url:
         from generator.store.pg_temp import missing_reason
 
-        reason = missing_reason()
-        if reason:
-            print(json.dumps({"error": reason}) if args.json else f"error: {reason}", file=sys.stdout if args.json else sys.stderr)
+        skipped = missing_reason()
+        if skipped and args.backend == "postgres":
+            print(json.dumps({"error": skipped}) if args.json else f"error: {skipped}",
+                  file=sys.stdout if args.json else sys.stderr)
             return 2
-    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
-    runs = {b: run_one(b, args.clients, args.seconds, args.seed, url=args.url, warmup_levels=args.warmup_levels,
-                       trainer=not args.no_trainer, pg_sync=args.pg_sync == "on") for b in backends}
+        if skipped:  # --backend both (make bench): SQLite alone, saying why
+            backends = ("sqlite",)
+    load_at_start = round(os.getloadavg()[0], 2)
+    rounds: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
+    for _ in range(args.repeat):  # alternate the backends so drift in the machine's load hits both
+        for b in backends:
+            rounds[b].append(run_one(b, args.clients, args.seconds, args.seed, url=args.url,
+                                     warmup_levels=args.warmup_levels, trainer=not args.no_trainer,
+                                     pg_sync=args.pg_sync == "on"))
+    runs = {b: _combine(r) for b, r in rounds.items()}
     doc: dict[str, Any] = {"benchmark": "store", "clients": args.clients, "seconds": args.seconds, "seed": args.seed,
+                           "repeat": args.repeat,
                            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                                        "platform": platform.platform(),
-                                       "loadavg_1m_at_start": round(os.getloadavg()[0], 2)}}
-    if len(runs) == 1:
+                                       "loadavg_1m_at_start": load_at_start,
+                                       "loadavg_1m_at_end": round(os.getloadavg()[0], 2)}}
+    if skipped:
+        doc.update(runs)
+        doc["postgres"] = {"skipped": skipped}
+    elif len(runs) == 1:
         doc.update(next(iter(runs.values())))
     else:
         doc.update(runs)

@@ -11,7 +11,6 @@ status: 0 levels served, 2 bad arguments (spec, backend, settings).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -82,10 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     except _InputError as exc:
         return _fail(str(exc), args.json)
 
+    from generator.output_guard import json_stdout
+
+    # Provider libraries print banners on stdout; with --json stdout carries one object only.
+    with json_stdout(args.json) as emit:
+        return _serve(args, spec, emit)
+
+
+def _serve(args: argparse.Namespace, spec: LevelSpec, emit: Any) -> int:
     from generator.facade import LevelGenerator, make_backend
 
     try:
-        from generator.config import GeneratorConfig
+        from generator.settings import GeneratorConfig
 
         config = GeneratorConfig.load(args.data_dir, deadline_s=args.deadline_s, max_attempts=args.max_attempts,
                                       record=False if args.no_record else None)
@@ -93,12 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         gen = LevelGenerator(backends, data_dir=args.data_dir, config=config,
                              store=False if args.no_record else None)
     except GeneratorError as exc:
-        return _fail(str(exc), args.json)
+        return _fail(str(exc), args.json, emit)
 
     out: list[dict[str, Any]] = []
-    # Provider libraries print banners on stdout; with --json stdout carries one object only.
-    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
-    with gen, quiet:
+    with gen:
         for i in range(args.n):
             got = gen.generate(spec, seed=args.seed + i)
             item = {
@@ -122,15 +127,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"id={got.generation_id}{note}\n")
         db = None if gen.store is None else str(gen.store.path)
     if args.json:
-        print(json.dumps({"spec": spec.to_dict(), "backend": args.backend, "store": db, "levels": out}))
+        emit({"spec": spec.to_dict(), "backend": args.backend, "store": db, "levels": out})
     elif db:
         print(f"recorded in {db}")
     return 0
 
 
-def _fail(message: str, as_json: bool) -> int:
+def _fail(message: str, as_json: bool, emit: Any = None) -> int:
     if as_json:
-        print(json.dumps({"error": message}))
+        (emit or (lambda obj: print(json.dumps(obj))))({"error": message})
     else:
         print(f"error: {message}", file=sys.stderr)
     return 2

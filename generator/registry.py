@@ -1,5 +1,8 @@
 """Versioned local models, per call site, with lineage and checksums.
 
+Size: over 400 lines on purpose. Versions, the serving pointer, lineage and
+checksums are one on-disk format with one set of atomic-write rules.
+
 Layout under the data directory's ``models/``::
 
     models/<site-slug>/

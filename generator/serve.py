@@ -1,5 +1,9 @@
 """``python -m generator.serve``: the promoted students as an OpenAI-compatible HTTP endpoint.
 
+Size: over 400 lines on purpose. The command line, model loading and the
+request/response shapes of one OpenAI-compatible service; the HTTP plumbing
+is in :mod:`generator.asgi`.
+
 A studio can run the students on another machine and point games at it
 (:class:`generator.backends.remote.RemoteStudentBackend`)::
 
@@ -30,9 +34,9 @@ Errors use OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``):
 404 unknown model or path, 405 other methods, 408 a body not complete within
 ``--io-timeout-s`` (30 s), 413 body over 64 KiB (refused unread, by
 ``Content-Length`` or as a chunked body grows), 502 the student failed.
-An error sent before the body was read closes the connection.  When ``FORGE_STUDENT_API_KEY``
-is set where the server starts, every ``/v1`` request needs
-``Authorization: Bearer <that key>``.
+An error sent before the body was read closes the connection.  When
+``FORGE_STUDENT_API_KEY`` is set where the server starts, every ``/v1``
+request needs ``Authorization: Bearer <that key>``.
 
 Models are loaded once at start through the model registry (checksums
 verified); a site without a promoted version refuses the start.  Exit

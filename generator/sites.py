@@ -3,7 +3,12 @@
 Per call site (each ``by llm()`` function, and the facade's level site): how
 many calls, the share judged valid, who serves it (routing state and the
 backend of the latest served call), the share served locally, median latency,
-tokens, cost and the cost saved by local serving.
+tokens, cost, the cost saved by local serving, and the HTTP error rate behind
+its calls (failed requests / requests, the client's own retries included);
+and, for a site judged by agreement (``[judge]`` in forge.toml), how often its
+student's answers were the teacher's answer to the same call: shadow answers
+of the routed version and spot-checked served answers (``agree``; the JSON
+has Wilson bounds and agreement per field).
 
     python -m generator.sites
     python -m generator.sites --json
@@ -46,8 +51,79 @@ def _serving(s: Any) -> str:
     return s.served_by or "-"
 
 
-def _table(stats: list[Any]) -> str:
-    headers = ("site", "calls", "valid", "serving", "local", "p50 ms", "tokens", "cost $", "saved $")
+def http_stats(store: Any) -> dict[str, dict[str, Any]]:
+    """Per site, the HTTP requests behind its calls (``CallRecord.transport``, see generator.http_faults).
+
+    ``requests`` sent, ``failed`` ones (a status of 400 or more, a timeout, a
+    dropped connection) and their ``faults`` by kind, ``retries`` the client
+    made after a failure, ``reasks`` requests re-asking after unparsable output, ``error_rate`` = failed / requests (the provider's
+    real error rate, retries included), ``calls_with_faults``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for call in store.iter_calls():
+        t = call.record.transport
+        if not t:
+            continue
+        s = out.setdefault(call.record.site, {"requests": 0, "retries": 0, "reasks": 0, "failed": 0, "faults": {},
+                                              "calls_with_faults": 0})
+        s["requests"] += int(t.get("requests", 0))
+        s["retries"] += int(t.get("retries", 0))
+        s["reasks"] += int(t.get("reasks", 0))
+        faults = t.get("faults") or {}
+        for kind, n in faults.items():
+            s["faults"][kind] = s["faults"].get(kind, 0) + int(n)
+            s["failed"] += int(n)
+        s["calls_with_faults"] += bool(faults)
+    for s in out.values():
+        s["error_rate"] = s["failed"] / s["requests"] if s["requests"] else None
+        s["faults"] = dict(sorted(s["faults"].items()))
+    return out
+
+
+def _http_cell(h: dict[str, Any] | None) -> str:
+    if not h or not h["requests"]:
+        return "-"
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(h["faults"].items(), key=lambda kv: -kv[1])[:3])
+    return f"{_pct(h['error_rate'])} of {h['requests']}" + (f" ({kinds})" if kinds else "")
+
+
+def agreement_by_site(store: Any, stats: list[Any], data_dir: Any = None) -> dict[str, dict[str, Any]]:
+    """Per site with student answers to compare: agreement of the routed (else latest) version."""
+    from generator.callsite import LEVEL_SITE
+    from generator.agreement import JudgeConfig, site_agreement
+
+    config = JudgeConfig.load(data_dir)
+    out: dict[str, dict[str, Any]] = {}
+    for s in stats:
+        if s.site == LEVEL_SITE:
+            continue
+        records = [c.record for c in store.iter_calls(s.site)]
+        if not any(r.backend == "student" for r in records):
+            continue
+        ev = site_agreement(records, config=config)
+        if not ev.spec.compares:
+            out[s.site] = {"judge": ev.spec.to_dict()}
+            continue
+        version = s.version or max([*ev.shadow, *ev.spot, *ev.skipped] or [None], key=lambda v: v or "")
+        shadow, spot = ev.stats("shadow", version), ev.stats("spot", version)
+        out[s.site] = {"judge": ev.spec.to_dict(), "version": version, "shadow": shadow.to_dict(),
+                       "spot_checks": spot.to_dict(), "skipped": ev.skipped.get(version, 0)}
+    return out
+
+
+def _agree_cell(a: dict[str, Any] | None) -> str:
+    if not a or "shadow" not in a:
+        return "-" if not a else "n/a"
+    parts = [f"{100 * a[k]['rate']:.0f}% of {a[k]['n']}" + (" spot" if k == "spot_checks" else "")
+             for k in ("shadow", "spot_checks") if a[k]["n"]]
+    return ", ".join(parts) or "0 judged"
+
+
+def _table(stats: list[Any], http: dict[str, dict[str, Any]] | None = None,
+           agreement: dict[str, dict[str, Any]] | None = None) -> str:
+    http, agreement = http or {}, agreement or {}
+    headers = ("site", "calls", "valid", "serving", "local", "agree", "p50 ms", "tokens", "cost $", "saved $",
+               "http err")
     rows = [
         (
             s.site,
@@ -55,17 +131,20 @@ def _table(stats: list[Any]) -> str:
             _pct(s.valid_share),
             _serving(s),
             _pct(s.local_share) if s.calls else "-",
+            _agree_cell(agreement.get(s.site)),
             "-" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.0f}",
             str(s.prompt_tokens + s.completion_tokens),
             f"{s.cost_usd:.4f}",
             f"{s.cost_saved_usd:.4f}",
+            _http_cell(http.get(s.site)),
         )
         for s in stats
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) if i in (0, 3) else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
+    left = (0, 3, len(headers) - 1)
+    lines = ["  ".join(h.ljust(w) if i in left else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for r in rows:
-        lines.append("  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append("  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     return "\n".join(lines)
 
 
@@ -86,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with Store.open(db) as store:
             stats = store.site_stats()
+            http = http_stats(store)
+            agreement = agreement_by_site(store, stats, args.data_dir)
             exported = store.export_jsonl(args.export, args.site) if args.export else None
             path = str(store.path)
     except GeneratorError as exc:
@@ -95,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        doc: dict[str, Any] = {"store": path, "sites": msgspec.to_builtins(stats)}
+        doc: dict[str, Any] = {"store": path, "sites": [{**msgspec.to_builtins(s), "http": http.get(s.site),
+                                                          "agreement": agreement.get(s.site)} for s in stats]}
         if exported is not None:
             doc["exported"] = {"file": args.export, "calls": exported}
         print(json.dumps(doc))
@@ -103,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stats:
         print(f"no calls recorded yet in {path}; try `python -m generator.generate`")
     else:
-        print(_table(stats))
+        print(_table(stats, http, agreement))
         print(f"\nstore: {path}")
     if exported is not None:
         print(f"exported {exported} calls to {args.export}")

@@ -19,7 +19,6 @@ module that imports ``trainer``, lazily, so the game never pays for torch.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -116,7 +115,7 @@ def _default_preset(args: argparse.Namespace) -> str:
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
     if args.json:
-        print(json.dumps(obj, default=str))
+        args.emit(obj)
     else:
         print(text)
 
@@ -132,6 +131,15 @@ def _quiet_transformers_bars() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from generator.output_guard import json_stdout
+
+    # With --json stdout carries one object, whatever torch/transformers/litellm print meanwhile.
+    with json_stdout(args.json) as emit:
+        args.emit = emit
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     if "torch" not in sys.modules:
         # OpenMP reads its wait policy once, when torch loads it.  Spinning threads made training
         # about 4x slower on a busy machine (docs/training.md); an explicit setting wins.
@@ -197,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GeneratorError(str(exc)) from None
     except (GeneratorError, OSError) as exc:
         if args.json:
-            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+            args.emit({"error": str(exc), "kind": type(exc).__name__})
         else:
             print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -208,12 +216,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # `accelerate launch`: only the main process reports
     result = {**out, **report.to_dict(), "trained": True}
     if args.json:
-        print(json.dumps(result, default=str))
+        args.emit(result)
     else:
         h = report.headline()
         print(f"{h['site']}: version {h['version']} ({'promoted' if h['promoted'] else 'not promoted'})")
-        for key in ("validity", "validity_lower95", "quantized_validity", "controllability", "diversity", "novelty",
-                    "train_seconds", "tokens_per_s"):
+        for key in ("validity", "validity_lower95", "agreement", "agreement_lower95", "weakest_field",
+                    "quantized_validity", "controllability", "diversity", "novelty", "train_seconds", "tokens_per_s"):
+            if key.startswith(("agreement", "weakest")) and h.get("agreement") is None:
+                continue  # a site judged by validity alone
             v = h.get(key)
             print(f"  {key:<18} {v:.3f}" if isinstance(v, float) else f"  {key:<18} {v}")
         why = (report.stages.get("register") or {}).get("why")

@@ -1,5 +1,8 @@
 """The training loop: one function, :func:`train`, read top to bottom.
 
+Size: over 400 lines on purpose. The loop is one function read top to bottom,
+with its config and the helpers it calls.
+
 It tokenizes the texts, builds the model (:func:`trainer.model.build_model`),
 runs AdamW with warmup + cosine decay under an ``accelerate.Accelerator``
 (bf16 autocast on CPUs that support it, DDP under ``accelerate launch``),

@@ -1,5 +1,9 @@
 """The rules: one level, played a turn at a time, headless and deterministic.
 
+Size: over 400 lines on purpose. The turn rules (player actions, items, enemy
+behaviour, field of view, messages) are one state machine over one ``Game``;
+split up, the order of events within a turn would be spread over modules.
+
 A :class:`Game` owns the actors and items of one level.  Each call to
 :meth:`Game.act` is one player action followed (if a turn passed) by every
 enemy's action.  The same level, seed and actions always give the same

@@ -73,6 +73,9 @@ def levels_module() -> ModuleType:
                 ) from exc
             levels.llm = _ModelSelector(levels.llm)
             _levels = levels
+            from generator.output_guard import quiet_provider_libraries
+
+            quiet_provider_libraries()  # byllm (loguru) and litellm output: keys redacted, no stdout banners
     return _levels
 
 
@@ -100,6 +103,7 @@ def _using(model: Any, timeout_s: float | None) -> Iterator[None]:
 def _teacher_model(cfg: TeacherConfig) -> Any:
     """A byllm ``Model`` with the config's limits applied to every request."""
     from generator.capture.byllm_api import model_class
+    from generator.output_guard import quiet_provider_libraries
 
     Model = model_class()
     defaults = {
@@ -118,6 +122,7 @@ def _teacher_model(cfg: TeacherConfig) -> Any:
             return self
 
         def model_call_no_stream(self, params: dict[str, Any]) -> Any:
+            quiet_provider_libraries()
             params = dict(params)
             params["timeout"] = _current_timeout.get() or cfg.timeout_s
             params["max_retries"] = cfg.max_retries

@@ -123,14 +123,20 @@ def _serve_ratings(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args)
-    except GeneratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from generator.output_guard import json_stdout
+
+    with json_stdout(args.json) as emit:
+        try:
+            return _run(args, emit)
+        except GeneratorError as exc:
+            if args.json:
+                emit({"error": str(exc), "kind": type(exc).__name__})
+            else:
+                print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, emit: Any = print) -> int:
     from generator.evaluate.report import report_rows, write_report
     from generator.evaluate.runner import (
         EvaluationConfig,
@@ -192,7 +198,8 @@ def _run(args: argparse.Namespace) -> int:
     if report is not None:
         data["report"] = str(report)
     if args.json:
-        print(json.dumps(data, allow_nan=False))
+        json.dumps(data, allow_nan=False)  # NaN/inf would not be JSON: fail here, not in the reader
+        emit(data)
     else:
         _print_summary(data, report)
     if args.rate:

@@ -1,5 +1,9 @@
 """The evaluation report: one HTML page, level pictures and matplotlib plots in a folder.
 
+Size: over 400 lines on purpose. The page, its plots and its pictures are
+written in one pass over one evaluation; about half the lines are the HTML and
+plot layout.
+
 ``write_report(evaluation, out_dir)`` writes::
 
     out_dir/index.html          summary table (backend x rubric, 95 % intervals), details, plots, pictures

@@ -1,5 +1,8 @@
 """Decoding for students: a grammar for the level grid form, masked sampling, retries.
 
+Size: over 400 lines on purpose. The grammar, the logit masks and the sampler
+are one algorithm whose invariants (counters, border, caps) cross all three.
+
 The level form (:mod:`generator.local.codec`) is fully determined in its
 shape by the spec, so the decoder does not let the model get it wrong:
 :class:`LevelGrammar` knows at every position which characters may come

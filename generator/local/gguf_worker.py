@@ -1,5 +1,8 @@
 """GGUF students served from a worker process, so a native crash cannot take the game down.
 
+Size: over 400 lines on purpose. Both ends of the pipe (the parent's client
+and the worker's loop) share one message protocol and its timeouts.
+
 The runtime is ``ctransformers`` (0.2.27, a 2023 llama.cpp build wrapped
 with ctypes).  It runs in a child interpreter (``python -m generator.local.gguf_worker``); the parent
 talks to it over a pipe, one request at a time:
@@ -63,15 +66,18 @@ from generator.local.codec import (
     is_level_site,
     spec_from_args,
 )
+from generator.local.prompting import byte_decoder
 from generator.local.student import StudentOutput
 
 if TYPE_CHECKING:
-    from generator.backends import BackendOutput, BackendRequest
+    from generator.backends.base import BackendOutput, BackendRequest
 
-__all__ = ["GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
+__all__ = ["GGUF_ARTEFACT", "GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
 
 log = logging.getLogger(__name__)
 
+#: The quantized GGUF artefact a promoted level student is served from (in its version folder).
+GGUF_ARTEFACT: Final = "student-q8_0.gguf"
 #: Runtimes a worker can serve a GGUF file with.
 GGUF_RUNTIMES: Final = ("ctransformers", "llama_cpp")
 _INSTALL_HINT: Final = {
@@ -89,18 +95,6 @@ def runtime_available(runtime: str = "ctransformers") -> bool:
 
 
 # ------------------------------------------------------------ GGUF files
-
-
-def _gpt2_byte_decoder() -> dict[str, int]:
-    """GPT-2's printable stand-ins for bytes, mapped back to the bytes."""
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    table = {chr(b): b for b in printable}
-    n = 0
-    for b in range(256):
-        if b not in printable:
-            table[chr(256 + n)] = b
-            n += 1
-    return table
 
 
 def _read_gguf(path: Path) -> Any:
@@ -145,7 +139,7 @@ def _raw_tokens(reader: Any) -> list[str]:
     types = list(_field(reader, "tokenizer.ggml.token_type") or [_NORMAL] * len(tokens))
     if _field(reader, "tokenizer.ggml.model") != "gpt2":
         return tokens
-    table = _gpt2_byte_decoder()
+    table = byte_decoder()
     out = []
     for text, kind in zip(tokens, types, strict=False):
         if kind != _NORMAL or any(c not in table for c in text):
@@ -686,7 +680,7 @@ class GGUFBackend:
         self.validate = validate
 
     def generate(self, request: BackendRequest) -> BackendOutput:
-        from generator.backends import BackendOutput
+        from generator.backends.base import BackendOutput
         from generator.local.decoding import generate_valid_level
 
         args = {"spec": request.spec.to_dict()}
@@ -697,7 +691,7 @@ class GGUFBackend:
             return self.worker.generate_levels(args, self.batch, seed=seed, temperature=self.temperature,
                                                repair=self.repair)
 
-        tried = generate_valid_level(sampler, request.spec, seed=request.seed * 101 + (request.attempt - 1) * 17,
+        tried = generate_valid_level(sampler, request.spec, seed=request.sampling_seed(),
                                      max_tries=self.max_tries, deadline=request.deadline, validate=self.validate)
         out: StudentOutput = tried.output
         level = getattr(tried.report, "level", None) if tried.valid else None

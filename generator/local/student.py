@@ -40,7 +40,7 @@ from generator.local.codec import (
 )
 
 if TYPE_CHECKING:
-    from generator.backends import BackendOutput, BackendRequest
+    from generator.backends.base import BackendOutput, BackendRequest
 
 __all__ = ["REQUIRED_FILES", "LocalStudent", "StudentBackend", "StudentOutput"]
 
@@ -313,7 +313,7 @@ class StudentBackend:
         self.validate = validate  # None: generator.validation.validate_level
 
     def generate(self, request: BackendRequest) -> BackendOutput:
-        from generator.backends import BackendOutput
+        from generator.backends.base import BackendOutput
         from generator.local.decoding import generate_valid_level
 
         spec_dict = request.spec.to_dict()
@@ -322,7 +322,7 @@ class StudentBackend:
             tried = generate_valid_level(
                 self._sampler(args),
                 request.spec,
-                seed=request.seed * 101 + (request.attempt - 1) * 17,
+                seed=request.sampling_seed(),
                 max_tries=self.max_tries,
                 deadline=request.deadline,
                 validate=self.validate,

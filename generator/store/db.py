@@ -1,5 +1,9 @@
 """The store: every generation call, telemetry, fun scores, routing state, ratings.
 
+Size: over 400 lines on purpose. One class with one lock and one transaction
+discipline for every table; what differs between SQLite and PostgreSQL is in
+:mod:`generator.store.dialect`.
+
 SQLite by default; PostgreSQL when a ``postgresql://`` URL is configured
 (:mod:`generator.store.dialect` holds what differs).  On SQLite one
 :class:`Store` wraps one connection in WAL mode.  Every public method holds
@@ -184,7 +188,9 @@ class Store:
         # The outage buffer (PostgreSQL): writes made while the server is unreachable, oldest first.
         self._buffer: deque[_Op] = deque()
         self._buffered_rows = 0
-        self._buffer_limit = _buffer_limit() if buffer_rows is None else int(buffer_rows)
+        if buffer_rows is None:  # only a server can be away: SQLite ignores the setting
+            buffer_rows = _buffer_limit() if dialect is POSTGRES else _DEFAULT_BUFFER_ROWS
+        self._buffer_limit = int(buffer_rows)
         self._overflow = 0  #: rows dropped since the last flush (written as a store_buffer_overflow event)
         self._overflow_span: tuple[float, float] | None = None
         self.dropped_rows = 0  #: rows this Store dropped because its buffer was full or the server never came back
@@ -676,6 +682,9 @@ class Store:
             self._migrated = True
         self._conn = conn
         self._backoff = _RETRY_MIN_S
+        if self._down_since is not None and not self._buffer and not self._overflow:
+            log.warning("store %s is reachable again after %.0f s", self.path, time.monotonic() - self._down_since)
+            self._down_since = None
         return conn
 
     def _failed(self, what: str, exc: BaseException) -> StoreError:
@@ -727,14 +736,23 @@ class Store:
                 raise err from None
 
     def _run(self, conn: Any, ops: list[_Op], *, returning: bool = False) -> Any:
+        if len(ops) == 1 and self._d.atomic_alone(self._d.sql(ops[0][0]), ops[0][1]):
+            return self._execute(conn, ops[0], returning)  # PostgreSQL, autocommit: one round trip
         result = None
         with self._d.transaction(conn):
-            for sql, rows in ops:
-                if returning:
-                    result = conn.execute(self._d.sql(sql), rows[0]).fetchone()[0]
-                else:
-                    self._d.executemany(conn, self._d.sql(sql), rows)
+            for op in ops:
+                result = self._execute(conn, op, returning)
         return result
+
+    def _execute(self, conn: Any, op: _Op, returning: bool) -> Any:
+        sql, rows = op
+        if returning:
+            return conn.execute(self._d.sql(sql), rows[0]).fetchone()[0]
+        if len(rows) == 1:
+            conn.execute(self._d.sql(sql), rows[0])
+        else:
+            self._d.executemany(conn, self._d.sql(sql), rows)
+        return None
 
     def _enqueue(self, ops: list[_Op]) -> None:
         for op in ops:
@@ -768,17 +786,21 @@ class Store:
             if self._d.is_disconnect(exc, conn):
                 raise
             # One bad op must not keep the rest out: write them one by one, drop (and count) what fails.
-            bad = 0
+            # Each op leaves the buffer once written, so a disconnect half-way writes nothing twice.
             for op in ops:
                 try:
                     self._run(conn, [op])
                 except self._d.errors as one:
                     if self._d.is_disconnect(one, conn):
                         raise
-                    bad += len(op[1])
+                    self.dropped_rows += len(op[1])
                     log.error("store %s: dropped %d buffered rows the server refused: %s", self.path,
                               len(op[1]), _one_line(one))
-            self.dropped_rows += bad
+                if self._buffer and op is self._buffer[0]:
+                    self._buffer.popleft()
+                    self._buffered_rows -= len(op[1])
+                else:  # the overflow event
+                    self._overflow, self._overflow_span = 0, None
         self._buffer.clear()
         self._buffered_rows = 0
         self._overflow, self._overflow_span = 0, None

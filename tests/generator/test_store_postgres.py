@@ -213,3 +213,44 @@ def test_the_sites_cli_reads_a_configured_server(pg_url, monkeypatch, capsys):
     assert main(["--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["store"] == pg_url and [(x["site"], x["calls"]) for x in doc["sites"]] == [(SITE, 3)]
+
+
+def test_a_bad_buffer_size_is_a_clear_error(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("FORGE_DB_BUFFER_ROWS", "lots")
+    with pytest.raises(StoreError, match="FORGE_DB_BUFFER_ROWS='lots' is not a whole number"):
+        Store.open(pg_url)
+    with Store.open(tmp_path / "forge.db") as s:  # SQLite has no server to lose: the setting does not apply
+        assert s.backend == "sqlite"
+
+
+def test_an_outage_without_writes_still_ends_and_a_second_one_warns_again(pg_server, pg_url, caplog):
+    with caplog.at_level(logging.WARNING, logger="generator"), Store.open(pg_url) as s:
+        for _ in range(2):
+            pg_server.shutdown()
+            try:
+                with pytest.raises(StoreUnreachable):
+                    s.count_calls()
+                assert not s.buffer_status()["connected"]
+            finally:
+                pg_server.start_again()
+            s._next_try = 0.0
+            assert s.count_calls() == 0 and s.buffer_status()["connected"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("is unreachable" in m for m in messages) == 2 and sum("reachable again" in m for m in messages) == 2
+
+
+def test_a_row_the_server_refuses_is_dropped_and_counted_without_blocking_the_rest(pg_server, pg_url, caplog):
+    with Store.open(pg_url) as s:
+        pg_server.shutdown()
+        try:
+            s.record_call(rec(0))
+            s._enqueue([("INSERT INTO fun (generation_id, score, features, created) VALUES (?,?,?,?)",
+                         [(None, 0.5, "{}", 1.0)])])  # NOT NULL generation_id: the server refuses it
+            s.record_call(rec(1))
+        finally:
+            pg_server.start_again()
+        s._next_try = 0.0
+        with caplog.at_level(logging.ERROR, logger="generator"):
+            assert s.count_calls() == 2
+        assert s.dropped_rows == 1 and "refused" in caplog.text
+        assert s.buffer_status()["buffered_rows"] == 0
