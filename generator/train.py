@@ -81,7 +81,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _default_preset(args: argparse.Namespace) -> str:
-    """The preset when neither --preset nor --base is given, by the kind of site (decision D23).
+    """The preset when neither --preset nor --base is given, by the kind of site (decision D28).
 
     The level site: ``quick`` (a micro model from scratch). Any other site:
     ``smollm2`` (LoRA on SmolLM2-135M) when its wheel is installed, since a
