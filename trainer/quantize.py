@@ -49,8 +49,10 @@ def merge_lora(src_dir: str | Path, out_dir: str | Path) -> Path:
                 f"merge: the adapters in {src} name base {base_name!r}, which is not a local model folder; "
                 "set base_model_name_or_path in adapter_config.json to the base's directory"
             )
+        if not (src / "adapter_model.safetensors").is_file():
+            raise TrainerError(f"merge: {src} has no adapter_model.safetensors (pickled adapters are never read)")
         log.info("merging LoRA adapters in %s into %s", src, base_dir)
-        base = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True)
+        base = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, use_safetensors=True)
         merged = PeftModel.from_pretrained(base, str(src), local_files_only=True).merge_and_unload()
         merged.save_pretrained(str(out), safe_serialization=True)
         for cand in (src / "tokenizer.json", base_dir / "tokenizer.json"):
