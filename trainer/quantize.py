@@ -80,6 +80,7 @@ class QuantVerdict:
     quantized_validity: float
     max_drop: float
     label: str = "int8"  #: which quantized artefact ("int8", "gguf q8_0")
+    measure: str = "validity"  #: what was compared ("validity", "agreement")
 
     @property
     def drop(self) -> float:
@@ -92,9 +93,9 @@ class QuantVerdict:
 
     def reason(self) -> str:
         if self.ok:
-            return (f"{self.label} validity {self.quantized_validity:.3f} vs {self.unquantized_validity:.3f} "
+            return (f"{self.label} {self.measure} {self.quantized_validity:.3f} vs {self.unquantized_validity:.3f} "
                     f"(drop {self.drop:+.3f} within {self.max_drop:.3f})")
-        return (f"{self.label} validity {self.quantized_validity:.3f} is {self.drop:.3f} below unquantized "
+        return (f"{self.label} {self.measure} {self.quantized_validity:.3f} is {self.drop:.3f} below unquantized "
                 f"{self.unquantized_validity:.3f} (allowed {self.max_drop:.3f}): not promoted")
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,7 +104,7 @@ class QuantVerdict:
 
 
 def quantization_verdict(unquantized_validity: float, quantized_validity: float, max_drop: float = 0.01,
-                         label: str = "int8") -> QuantVerdict:
+                         label: str = "int8", measure: str = "validity") -> QuantVerdict:
     """Is the quantized model good enough to ship?
 
     >>> quantization_verdict(0.90, 0.895).ok
@@ -111,4 +112,4 @@ def quantization_verdict(unquantized_validity: float, quantized_validity: float,
     >>> quantization_verdict(0.90, 0.88).ok
     False
     """
-    return QuantVerdict(float(unquantized_validity), float(quantized_validity), float(max_drop), label)
+    return QuantVerdict(float(unquantized_validity), float(quantized_validity), float(max_drop), label, measure)
