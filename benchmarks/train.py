@@ -355,13 +355,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="OpenMP wait policy of every variant (default passive; inherit: this environment's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    if a.steps < 2 or min(a.rounds, a.batch_size, a.threads) < 1 or a.examples < a.batch_size:
+        p.error("--steps must be >= 2 (the first step is warm-up), --rounds, --batch-size and --threads >= 1, "
+                "and --examples >= --batch-size")
+    if a.base != "micro":
+        from trainer.errors import TrainerError
+        from trainer.model import resolve_base
+
+        try:
+            resolve_base(a.base, a.data_dir)  # converted once here, not in every variant's process
+        except TrainerError as exc:
+            p.error(str(exc))
     args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
             "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy,
             "device": a.device, "base": a.base, "data_dir": a.data_dir}
-    out = run(args)
-    if a.json:
-        print(json.dumps(out))
-    elif a.base != "micro":
+    from generator.output_guard import json_stdout
+
+    with json_stdout(a.json) as emit:  # what libraries and the variant processes print goes to stderr
+        out = run(args)
+        if a.json:
+            emit(out)
+            return 0
+    if a.base != "micro":
         for name, v in out["variants"].items():
             print(f"{name:<18} {v['tokens_per_s']:>7,.1f} tok/s (wall)  {v['steady_cpu_tokens_per_s']:>7,.1f} tok/s "
                   f"(steady, CPU time)  peak {v['peak_rss_mb']:,.0f} MB")
