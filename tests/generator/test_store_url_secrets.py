@@ -47,3 +47,12 @@ def test_status_with_a_bad_port_in_the_configured_url_is_a_clear_error(capsys, t
     assert code == 2, out + err
     assert "malformed" in json.loads(out)["error"] and "port" in json.loads(out)["error"].lower()
     assert SECRET not in out + err
+
+
+def test_the_password_of_the_configured_store_url_is_scrubbed_like_a_key(monkeypatch):
+    from generator.store.redact import scrub
+
+    monkeypatch.setenv("FORGE_DB_URL", f"postgresql://forge:{SECRET}@db.example/forge")
+    assert SECRET not in scrub(f"psycopg said: password {SECRET} rejected")
+    monkeypatch.setenv("FORGE_DB_URL", f"postgresql://db.example/forge?password={SECRET}")
+    assert SECRET not in scrub(f"psycopg said: password {SECRET} rejected")
