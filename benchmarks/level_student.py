@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from generator.evaluate.likeness import likeness_markdown
     from generator.local.student import LocalStudent
     from generator.paths import data_dir as resolve_data_dir
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
     from trainer.dataset import load_exported
     from trainer.likeness import evaluate_likeness
 

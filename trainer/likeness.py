@@ -42,7 +42,7 @@ def teacher_noise_levels(calls: Sequence[Mapping[str, Any]], *, seed: int = 10_0
     spread, reported under that name.
     """
     from engine.core.level import LevelSpec
-    from generator.procedural import generate_procedural
+    from generator.backends.procedural import generate_procedural
 
     return [generate_procedural(LevelSpec.from_dict(spec_from_args(dict(a))), seed=seed + i).to_dict()
             for i, a in enumerate(calls)]

@@ -10,7 +10,7 @@ import pytest
 from engine.core.level import LevelSpec
 from generator.local.controls import level_char_grid
 from generator.metrics import TileMarkov, layout_stats, pattern_jsd, size_band, structure_distances
-from generator.procedural import generate_procedural
+from generator.backends.procedural import generate_procedural
 
 
 def _levels(theme: str, n: int, seed: int, w: int = 24, h: int = 16) -> tuple[list[dict], list[dict]]:

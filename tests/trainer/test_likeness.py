@@ -7,7 +7,7 @@ import pytest
 
 from engine.core.level import LevelSpec
 from generator.callsite import LEVEL_SITE
-from generator.procedural import generate_procedural
+from generator.backends.procedural import generate_procedural
 from trainer.config import GateConfig, load_preset
 from trainer.gates import decide, likeness_checks, run_student, score
 
