@@ -55,6 +55,7 @@ __all__ = [
     "pattern_jsd",
     "layout_stats",
     "structure_distances",
+    "structure_scale",
     "TileMarkov",
 ]
 
@@ -415,6 +416,10 @@ def summarize(values: Iterable[float]) -> Summary:
 
 #: Layout statistics compared by :func:`structure_distances` (keys of :func:`layout_stats`).
 STRUCTURE_KEYS: Final = ("rooms", "corridor_share", "dead_ends", "loops", "doors", "wall_density", "path")
+#: Least spread a statistic is normalised by: one unit for counts, 0.01 for shares (a teacher whose
+#: levels all have one room must not turn a student's second room into an infinite distance).
+STRUCTURE_SCALE_FLOOR: Final = {"rooms": 1.0, "corridor_share": 0.01, "dead_ends": 1.0, "loops": 1.0, "doors": 1.0,
+                                "wall_density": 0.01, "path": 1.0}
 #: Size bands over the spec range: ``(name, largest width, largest height)``; the first that fits wins.
 SIZE_BANDS: Final = (("small", 24, 16), ("medium", 40, 30), ("large", 64, 48))
 _POW2: Final = (1 << np.arange(9, dtype=np.int64)).reshape(3, 3)
@@ -496,12 +501,14 @@ def layout_stats(level: LevelLike) -> dict[str, float] | None:
 
 
 def structure_distances(stats: Sequence[Mapping[str, float] | None],
-                        teacher: Sequence[Mapping[str, float] | None]) -> dict[str, Any]:
+                        teacher: Sequence[Mapping[str, float] | None],
+                        scale: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Per statistic: normalised Wasserstein-1 to the teacher's distribution, and both means.
 
-    ``w1[key] = wasserstein_distance(student, teacher) / sd(teacher)`` (``sd`` floored at 1e-9 of
-    the scale, so a constant teacher statistic still gives a finite number); ``mean_w1`` averages
-    the keys.  ``None`` entries (outputs that did not parse) are left out.
+    ``w1[key] = wasserstein_distance(student, teacher) / scale[key]``; the scale defaults to the
+    teacher's standard deviation here, floored at :data:`STRUCTURE_SCALE_FLOOR` (pass the whole
+    set's scale when comparing a subset, so every band is measured in the same units);
+    ``mean_w1`` averages the keys.  ``None`` entries (outputs that did not parse) are left out.
     """
     from scipy.stats import wasserstein_distance
 
@@ -514,12 +521,18 @@ def structure_distances(stats: Sequence[Mapping[str, float] | None],
     for key in STRUCTURE_KEYS:
         a = np.array([x[key] for x in s], dtype=np.float64)
         b = np.array([x[key] for x in t], dtype=np.float64)
-        sd = float(b.std()) or max(1e-9, abs(float(b.mean())) * 1e-9)
-        out["w1"][key] = float(wasserstein_distance(a, b) / max(sd, 1e-9))
+        unit = scale[key] if scale is not None else max(float(b.std()), STRUCTURE_SCALE_FLOOR[key])
+        out["w1"][key] = float(wasserstein_distance(a, b) / unit)
         out["mean"][key] = float(a.mean())
         out["teacher_mean"][key] = float(b.mean())
     out["mean_w1"] = float(np.mean(list(out["w1"].values())))
     return out
+
+
+def structure_scale(teacher: Sequence[Mapping[str, float] | None]) -> dict[str, float]:
+    """The units :func:`structure_distances` measures in: the teacher's sd per statistic, floored."""
+    t = [x for x in teacher if x is not None]
+    return {k: max(float(np.std([x[k] for x in t])) if t else 0.0, STRUCTURE_SCALE_FLOOR[k]) for k in STRUCTURE_KEYS}
 
 
 class TileMarkov:

@@ -71,6 +71,9 @@ class DatasetConfig:
     bootstrap_height: tuple[int, int] = (12, 16)
     bootstrap_enemies: tuple[int, int] = (0, 6)
     bootstrap_items: tuple[int, int] = (0, 4)
+    #: level site: pad every row to this many tiles (the largest width, 64), so the tile above is always
+    #: the same number of tokens back (generator.local.codec); None keeps rows unpadded
+    row_stride: int | None = None
 
 
 @dataclass

@@ -197,10 +197,15 @@ def _stage_train(ds: Dataset, cfg: PipelineConfig, run_dir: Path, progress: bool
             "train_seconds": result.train_seconds, "history": result.history[-50:]}
 
 
-def _stage_quantize(run_dir: Path) -> dict[str, Any]:
+def _stage_quantize(run_dir: Path, cfg: PipelineConfig | None = None) -> dict[str, Any]:
     from trainer.quantize import merge_lora
 
     out = merge_lora(run_dir / "model", run_dir / "artefact")
+    if cfg is not None and cfg.dataset.row_stride:
+        # the runtime reads the row form from the model's config (LocalStudent.row_stride)
+        conf = json.loads((out / "config.json").read_text())
+        conf["forge_row_stride"] = int(cfg.dataset.row_stride)
+        (out / "config.json").write_text(json.dumps(conf, indent=2))
     return {"artefact_dir": str(out), "files": sorted(p.name for p in out.iterdir() if p.is_file())}
 
 
@@ -209,6 +214,10 @@ def _stage_export(cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
 
     art = run_dir / "artefact"
     files = {}
+    if cfg.dataset.row_stride:
+        # the GGUF worker writes unpadded rows; a padded-row student is served by torch only (for now)
+        files["model.safetensors"] = (art / "model.safetensors").stat().st_size
+        return {"files": files, "skipped": "gguf: padded rows (dataset.row_stride) are served by torch"}
     for qtype in cfg.quantize.gguf_types:
         path = export_gguf(art, art / f"student-{qtype}.gguf", qtype, name=f"forge-student-{qtype}")
         files[f"student-{qtype}.gguf"] = path.stat().st_size
@@ -520,7 +529,7 @@ def run(
     stage("train", lambda: _stage_train(ds, cfg, run_dir, progress))
     if dist is not None:
         dist.wait_for_everyone()
-    stage("quantize", lambda: _stage_quantize(run_dir))
+    stage("quantize", lambda: _stage_quantize(run_dir, cfg))
     stage("export", lambda: _stage_export(cfg, run_dir))
     current = registry.current(site)
     current_metrics = ({**current.metrics, "version": current.version} if current else None)

@@ -30,6 +30,7 @@ from generator.metrics import (
     pattern_jsd,
     size_band,
     structure_distances,
+    structure_scale,
 )
 
 __all__ = ["likeness_table", "likeness_markdown", "placement_rows", "LIKENESS_METRICS"]
@@ -92,9 +93,9 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
 
 def _entry(levels: Sequence[LevelLike], stats: Sequence[Any], teacher: Sequence[LevelLike],
            teacher_stats: Sequence[Any], idx: Sequence[int], valid: Sequence[bool] | None,
-           nll_parts: Sequence[tuple[float, int]] | None) -> dict[str, Any]:
+           nll_parts: Sequence[tuple[float, int]] | None, scale: Mapping[str, float]) -> dict[str, Any]:
     lv = [levels[i] for i in idx]
-    sd = structure_distances([stats[i] for i in idx], [teacher_stats[i] for i in idx])
+    sd = structure_distances([stats[i] for i in idx], [teacher_stats[i] for i in idx], scale)
     out: dict[str, Any] = {
         "n": len(idx),
         "pattern_jsd": pattern_jsd(lv, [teacher[i] for i in idx]),
@@ -135,6 +136,7 @@ def likeness_table(
     bands = {b: idx for b, idx in bands.items() if idx}
     everything = list(range(n))
     t_stats = [layout_stats(x) for x in teacher]
+    scale = structure_scale(t_stats)  # one unit per statistic for every band: the whole set's teacher spread
 
     import numpy as np
 
@@ -146,8 +148,8 @@ def likeness_table(
     def entry(levels: Sequence[LevelLike], v: Sequence[bool] | None, parts: Any,
               placed: Sequence[Sequence[Any]] | None = None) -> dict[str, Any]:
         stats = [layout_stats(x) for x in levels]
-        out = _entry(levels, stats, teacher, t_stats, everything, v, parts)
-        out["bands"] = {b: _entry(levels, stats, teacher, t_stats, idx, v, parts) for b, idx in bands.items()}
+        out = _entry(levels, stats, teacher, t_stats, everything, v, parts, scale)
+        out["bands"] = {b: _entry(levels, stats, teacher, t_stats, idx, v, parts, scale) for b, idx in bands.items()}
         if placed is not None:
             out["placement"] = _placement_entry(everything, specs, levels, placed, t_hist["all"])
             for b, idx in bands.items():
