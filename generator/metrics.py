@@ -57,6 +57,8 @@ __all__ = [
     "structure_distances",
     "structure_scale",
     "TileMarkov",
+    "play_difficulty",
+    "difficulty_rank_correlation",
 ]
 
 #: A level is *novel* when no training level lies within this share of differing tiles.
@@ -607,3 +609,47 @@ def _char_index(rows: Sequence[str], index: Mapping[str, int]) -> NDArray[np.int
         return np.array([[index[c] for c in r] for r in rows], dtype=np.int64)
     except KeyError:
         return None
+
+
+# ------------------------------------------------------------ difficulty by play
+
+#: Bots whose play measures a level's difficulty (engine.core.bots).
+DIFFICULTY_BOTS: Final = ("explorer", "speedrunner", "cautious")
+
+
+def play_difficulty(level: LevelLike, *, bots: Sequence[str] = DIFFICULTY_BOTS, seed: int = 0,
+                    max_turns: int | None = None) -> dict[str, float] | None:
+    """How hard bots found ``level`` (``None`` if it does not parse): means over ``bots``.
+
+    - ``damage``: hit points lost, as a share of the player's maximum;
+    - ``died``: share of bots that died;
+    - ``turns``: turns played;
+    - ``score = damage + died``: the number that is ranked against the requested difficulty
+      (a bot that dies has taken its whole health, so dying counts twice).
+    """
+    from engine.core.bots import play_level
+    from engine.core.telemetry import DamageTaken, LevelEnd
+
+    lv = as_level(level)
+    if lv is None:
+        return None
+    damage = died = turns = 0.0
+    for i, bot in enumerate(bots):
+        out = play_level(lv, bot, seed=seed + i, max_turns=max_turns)
+        max_hp = next((e.max_hp for e in out.events if isinstance(e, LevelEnd)), 0) or 1
+        damage += sum(e.amount for e in out.events if isinstance(e, DamageTaken)) / max_hp
+        died += bool(out.died)
+        turns += out.turns
+    n = max(1, len(bots))
+    return {"damage": damage / n, "died": died / n, "turns": turns / n, "score": (damage + died) / n}
+
+
+def difficulty_rank_correlation(requested: Sequence[float], measured: Sequence[Mapping[str, float] | None]) -> dict[str, Any]:
+    """Spearman rank correlation between requested difficulty and the bots' ``score`` (pairs with a level)."""
+    from scipy.stats import spearmanr
+
+    pairs = [(float(r), float(m["score"])) for r, m in zip(requested, measured) if m is not None]
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+        return {"n": len(pairs), "spearman": None, "p": None}
+    rho, p = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    return {"n": len(pairs), "spearman": float(rho), "p": float(p)}

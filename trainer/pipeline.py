@@ -255,6 +255,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         likeness = evaluate_likeness(student, site, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
                                      seed=cfg.train.seed, temperature=g.temperature,
                                      noise=teacher_noise_levels(calls), progress=progress)
+        likeness.pop("levels", None)
     del student
     metrics_q: dict[str, Any] | None = None
     verdict = None
