@@ -66,8 +66,12 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
 
     from generator.metrics import as_level
 
+    from engine.core.level import Level
+    from generator.evaluate.structure import structure_features
+
     hist = np.zeros(ROW_BINS)
     forced = total = moved = judged = 0
+    raw_paths: list[int] = []
     for i in idx:
         things = list((placed or [])[i]) if placed is not None else []
         h = int(specs[i]["height"])
@@ -80,6 +84,8 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
         if lv is not None and len(raw) == 2:
             judged += 1
             moved += raw["@"] != tuple(lv.spawn) or raw[">"] != tuple(lv.exit)
+            where = Level(name=lv.name, grid=lv.grid, spawn=raw["@"], exit=raw[">"], theme=lv.theme)
+            raw_paths.append(structure_features(where).critical_path)
     out: dict[str, Any] = {
         "things": total,
         "must_place_share": forced / total if total else None,
@@ -87,6 +93,8 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
         "row_jsd": float(jensenshannon(hist / hist.sum(), teacher_hist / teacher_hist.sum(), base=2) ** 2)
         if total and teacher_hist.sum() else None,
         "post_step_moved_share": moved / judged if judged else None,
+        #: spawn->exit walk between where the model wrote them (before the post-step moved them)
+        "model_path": float(np.mean(raw_paths)) if raw_paths else None,
     }
     return out
 
@@ -199,13 +207,13 @@ def likeness_markdown(report: Mapping[str, Any]) -> str:
     if any(e.get("placement") for e in gens.values()):
         out += ["\nWhere things were written (the grammar's record, before the spawn/exit post-step); "
                 f"teacher's share in the last tenth of rows: {_f(report['teacher'].get('last_tenth_share'))}\n\n",
-                "| | must-place share | last tenth of rows | row JSD to teacher | post-step moved spawn/exit |\n"
-                "|---|---|---|---|---|\n"]
+                "| | must-place share | last tenth of rows | row JSD to teacher | post-step moved spawn/exit "
+                "| path between the model's spawn and exit |\n|---|---|---|---|---|---|\n"]
         for name, e in gens.items():
             p = e.get("placement")
             if p:
                 out.append(f"| {name} | {_f(p['must_place_share'])} | {_f(p['last_tenth_share'])} | "
-                           f"{_f(p['row_jsd'])} | {_f(p['post_step_moved_share'])} |\n")
+                           f"{_f(p['row_jsd'])} | {_f(p['post_step_moved_share'])} | {_f(p.get('model_path'), 1)} |\n")
     for band in report["bands"]:
         out += [f"\nBand {band} ({report['bands'][band]} specs)\n\n", head,
                 row("teacher", {}, report["teacher"]["bands"][band])]
