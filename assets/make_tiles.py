@@ -8,7 +8,7 @@ against any floor.  Re-run after changing a pattern or palette::
     python -m assets.make_tiles            # writes assets/tiles/*.png
     python -m assets.make_tiles --out DIR  # somewhere else
 
-File names are the contract with ``engine.render.tiles``:
+File names are the contract with ``engine.picture.tiles``:
 ``<theme>_<floor|wall|door|exit>.png``, ``player.png``, ``enemy_<kind>.png``,
 ``item_<kind>.png``, ``enemy_unknown.png``, ``item_unknown.png``.
 """

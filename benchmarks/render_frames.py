@@ -188,7 +188,7 @@ def play_frames(window: Any, *, frames: int = 240, baseline_frames: int = 240, s
     block each), so a change in machine load hits both.
     """
     from engine.render.sprites import TextureCache
-    from engine.render.tiles import Tileset
+    from engine.picture.tiles import Tileset
 
     if min(frames, baseline_frames, blocks) < 1:
         raise ValueError("frames, baseline_frames and blocks must be at least 1")
@@ -264,7 +264,7 @@ def whole_level_frames(window: Any, *, frames: int = 120, baseline_frames: int =
     from engine.render.arcade_import import arcade
     from arcade.camera import Camera2D  # noqa: I001
     from engine.render.sprites import LevelSprites, TextureCache
-    from engine.render.tiles import Tileset
+    from engine.picture.tiles import Tileset
 
     level = bench_level(seed)
     textures = TextureCache(Tileset.load())

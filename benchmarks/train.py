@@ -36,6 +36,24 @@ wall clock); ``speedup_steady_cpu`` the same by ``steady_cpu_tokens_per_s``;
 ``speedup_compile*`` for the compiled variant.
 
     python -m benchmarks.train --json
+
+With ``--base smollm2-135m`` the same comparison runs on the pretrained
+base of generic call sites, on (prompt, completion) pairs of a generic site
+(``benchmarks.generic_student``'s quests) in the base's chat template:
+
+* ``plain_fp32``: the textbook loop, full fine-tuning, fp32, attention
+  mask, fixed-size padded batches, loss on every token;
+* ``plain_lora_fp32``: the same loop training the same LoRA r=16 q/k/v/o
+  adapters as the trainer;
+* ``trainer_lora_fp32``: :func:`trainer.loop.train` with the ``smollm2``
+  preset's settings (LoRA r=16, fp32, length-bucketed batches without a
+  mask, loss on the answer only) but adapters on every layer;
+* ``trainer_lora_top10_fp32``: the same with adapters on the top 10 of 30
+  layers only (``train.lora_layers: 10``): backward stops below them.
+
+``speedup`` is then trainer_lora_fp32 / plain_fp32.
+
+    python -m benchmarks.train --base smollm2-135m --steps 6 --rounds 1 --json
 """
 
 from __future__ import annotations
@@ -150,12 +168,100 @@ def _trainer(texts: list[str], args: dict[str, Any], bf16: bool, compile: bool) 
             "compile_seconds": max(0.0, step_seconds[0] - statistics.median(step_seconds[1:])) if compile else 0.0}
 
 
+def _pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs of a generic site, in the compact form."""
+    from benchmarks.generic_student import SITE, calls, teacher
+    from generator.local.codec import encode_completion, encode_prompt
+
+    return [(encode_prompt(SITE, a), encode_completion(SITE, a, teacher(a))) for a in calls(n, seed)]
+
+
+def _plain_base(pairs: list[tuple[str, str]], args: dict[str, Any], lora: bool) -> dict[str, Any]:
+    """The textbook loop on a pretrained base: padded random batches, attention mask, loss on every token."""
+    import numpy as np
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    from generator.local.prompting import PromptFormat
+    from trainer.model import LORA_TARGETS, resolve_base
+
+    base = resolve_base(args["base"], args.get("data_dir"))
+    tok = Tokenizer.from_file(str(base / "tokenizer.json"))
+    fmt = PromptFormat.from_dir(base, tok)
+    seqs = [fmt.example_ids(tok, p, c)[0] for p, c in pairs]
+    torch.manual_seed(args["seed"])
+    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    model.config.use_cache = False
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=list(LORA_TARGETS),
+                                                 bias="none", task_type="CAUSAL_LM"))
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    rng = np.random.default_rng(args["seed"])
+    bs = args["batch_size"]
+    tokens, seconds, steady_tokens, steady_cpu = 0, 0.0, 0, 0.0
+    for step in range(args["steps"]):
+        batch = [seqs[i] for i in rng.choice(len(seqs), size=bs, replace=False)]
+        width = max(map(len, batch))
+        ids = torch.full((bs, width), fmt.pad_id, dtype=torch.long)
+        mask = torch.zeros((bs, width), dtype=torch.long)
+        for r, seq in enumerate(batch):
+            ids[r, : len(seq)] = torch.tensor(seq)
+            mask[r, : len(seq)] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        seconds += time.perf_counter() - started
+        tokens += int(mask.sum())
+        if step:
+            steady_cpu += time.process_time() - cpu_started
+            steady_tokens += int(mask.sum())
+    return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": float(loss.detach()),
+            "steady_cpu_tokens_per_s": steady_tokens / max(steady_cpu, 1e-9) * args["threads"]}
+
+
+def _trainer_base(pairs: list[tuple[str, str]], args: dict[str, Any], top_layers: int | None = None) -> dict[str, Any]:
+    from trainer.config import load_preset
+    from trainer.loop import read_result, train
+    from trainer.model import resolve_base
+
+    resolve_base(args["base"], args.get("data_dir"))
+    cfg = load_preset("smollm2", overrides=[f"train.base={args['base']}", f"train.steps={args['steps']}",
+                                            f"train.batch_size={args['batch_size']}", "train.eval_every=0",
+                                            "train.checkpoint_every=0", "train.warmup_steps=1",
+                                            f"train.seed={args['seed']}", "train.max_minutes=null",
+                                            f"train.lora_layers={'null' if top_layers is None else top_layers}"]).train
+    cpu_at: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
+        train(cfg.to_train_config(), pairs, [], tmp, resume=False, progress=False,
+              on_step=lambda _s, _l: cpu_at.append(time.process_time()))
+        res = read_result(tmp)
+    steady = res.history[1:]
+    return {"tokens_per_s": res.tokens_per_s, "seconds": res.train_seconds, "final_loss": res.train_loss,
+            "steps": res.step,
+            "steady_cpu_tokens_per_s": sum(h["tokens"] for h in steady) / max(cpu_at[-1] - cpu_at[0], 1e-9)
+            * args["threads"]}
+
+
 def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
     if args.get("device") != "cuda":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the trainer (accelerate) would otherwise pick a GPU
     import torch
 
     torch.set_num_threads(args["threads"])
+    if args.get("base", "micro") != "micro":
+        pairs = _pairs(args["examples"], args["seed"])
+        out = _trainer_base(pairs, args, 10 if "top10" in variant else None) if variant.startswith("trainer") else \
+            _plain_base(pairs, args, lora=variant == "plain_lora_fp32")
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put(out)
+        return
     texts = _texts(args["examples"], args["seed"])
     if variant == "plain_fp32":
         out = _plain(texts, args)
@@ -166,6 +272,7 @@ def _child(variant: str, args: dict[str, Any], queue: Any) -> None:
 
 
 VARIANTS = ("plain_fp32", "trainer_fp32", "trainer_bf16", "trainer_bf16_compile")
+BASE_VARIANTS = ("plain_fp32", "plain_lora_fp32", "trainer_lora_fp32", "trainer_lora_top10_fp32")
 
 
 def _one(ctx: Any, variant: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -188,9 +295,10 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("omp_wait_policy", "passive") == "passive":
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by OpenMP when each spawned child starts torch
     ctx = mp.get_context("spawn")
-    rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    variants = VARIANTS if args.get("base", "micro") == "micro" else BASE_VARIANTS
+    rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for r in range(args["rounds"]):
-        order = VARIANTS[r % len(VARIANTS):] + VARIANTS[: r % len(VARIANTS)]
+        order = variants[r % len(variants):] + variants[: r % len(variants)]
         for variant in order:
             rounds[variant].append(_one(ctx, variant, args))
     results: dict[str, Any] = {}
@@ -202,6 +310,21 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
                             "rounds_steady_cpu_tokens_per_s": [round(o["steady_cpu_tokens_per_s"], 1) for o in outs]}
     base = results["plain_fp32"]["tokens_per_s"]
     base_cpu = results["plain_fp32"]["steady_cpu_tokens_per_s"]
+    if args.get("base", "micro") != "micro":
+        lora = results["trainer_lora_fp32"]
+        return {
+            "benchmark": "train", "base": args["base"], "steps": args["steps"], "rounds": args["rounds"],
+            "batch_size": args["batch_size"], "threads": args["threads"], "seed": args["seed"], "variants": results,
+            "speedup": lora["tokens_per_s"] / base,
+            "speedup_steady_cpu": lora["steady_cpu_tokens_per_s"] / base_cpu,
+            "speedup_vs_plain_lora": lora["tokens_per_s"] / results["plain_lora_fp32"]["tokens_per_s"],
+            "speedup_top10": results["trainer_lora_top10_fp32"]["tokens_per_s"] / base,
+            "speedup_top10_steady_cpu": results["trainer_lora_top10_fp32"]["steady_cpu_tokens_per_s"] / base_cpu,
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "peak_rss_mb": {k: round(v["peak_rss_mb"], 1) for k, v in results.items()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
+        }
     compiled = results["trainer_bf16_compile"]
     return {
         "benchmark": "train",
@@ -230,6 +353,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="micro-5m", help="micro model shape (default micro-5m)")
+    p.add_argument("--base", default="micro", help="micro (default) or a pretrained base such as smollm2-135m "
+                                                   "(trained with LoRA on a generic site's pairs)")
+    p.add_argument("--data-dir", help="data directory holding the converted base (default: $FORGE_HOME)")
     p.add_argument("--steps", type=int, default=10, help="timed optimizer steps per variant and round (default 10)")
     p.add_argument("--rounds", type=int, default=2, help="rounds, variant order rotated each round (default 2)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -244,10 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
             "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy,
-            "device": a.device}
+            "device": a.device, "base": a.base, "data_dir": a.data_dir}
     out = run(args)
     if a.json:
         print(json.dumps(out))
+    elif a.base != "micro":
+        for name, v in out["variants"].items():
+            print(f"{name:<18} {v['tokens_per_s']:>7,.1f} tok/s (wall)  {v['steady_cpu_tokens_per_s']:>7,.1f} tok/s "
+                  f"(steady, CPU time)  peak {v['peak_rss_mb']:,.0f} MB")
+        print(f"speedup (trainer LoRA vs plain full fp32): {out['speedup']:.2f}x wall, "
+              f"{out['speedup_steady_cpu']:.2f}x steady CPU; vs plain LoRA {out['speedup_vs_plain_lora']:.2f}x")
     else:
         for name, v in out["variants"].items():
             print(f"{name:<21} {v['tokens_per_s']:>7,.0f} tok/s (wall, every step)  "

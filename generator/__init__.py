@@ -17,14 +17,15 @@ _EXPORTS = {
     "ValidationReport": "generator.validation",
     "generate_procedural": "generator.backends.procedural",
     "GeneratorError": "generator.errors",
-    "GeneratorConfig": "generator.config",
-    "make_backend": "generator.backends",
+    "GeneratorConfig": "generator.settings",
+    "make_backend": "generator.backends.factory",
     "Backend": "generator.backends",
     "BackendRequest": "generator.backends",
     "BackendOutput": "generator.backends",
     "ProceduralBackend": "generator.backends",
     "Store": "generator.store",
-    "StoreSink": "generator.telemetry_sink",
+    "StoreSink": "generator.store.telemetry_sink",
+    "launch_background": "generator.background",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,5 +1,9 @@
 """The facade the engine asks for levels: route, validate, retry, fall back, record.
 
+Size: over 400 lines on purpose. The cascade, the deadline, the retries and the
+recording are one request's control flow; the backends, routing and store it
+drives live in their own packages.
+
 :class:`LevelGenerator` implements the engine's ``LevelSource``.  For each
 request it walks a *cascade* of backends (from the config, or from a router
 that knows which call sites a local student serves).  Each backend gets up to
@@ -40,15 +44,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from engine.core.source import SourcedLevel
-from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend, make_backend
-from generator.config import GeneratorConfig
+from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend
+from generator.backends.factory import make_backend
+from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
+from generator.http_faults import observe as observe_http
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
+from generator.validation.report import failure_dict
 
 if TYPE_CHECKING:
     from engine.core.level import Level, LevelSpec
     from generator.store import Store
-    from generator.telemetry_sink import StoreSink
+    from generator.store.telemetry_sink import StoreSink
 
 log = logging.getLogger(__name__)
 
@@ -142,18 +149,18 @@ class LevelGenerator:
     def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> RoutingHook | None:
         """``router="auto"``: per-site routing from the store and the model registry."""
         from generator.registry import Registry
-        from generator.routing import Router
+        from generator.routing import Router, RoutingPolicy
 
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        return Router(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
+        return Router(store, Registry.in_data_dir(data_dir), policy=RoutingPolicy.from_data_dir(data_dir))
 
     def _load_config(self) -> GeneratorConfig:
         base = self._explicit_config or GeneratorConfig.load(self.data_dir)
         over = {k: v for k, v in self._overrides.items() if v is not None}
         try:
-            return _replace(base, **over) if over else base
+            return base.replace(**over) if over else base
         except TypeError as exc:  # pragma: no cover - keys are fixed above
             raise ConfigError(str(exc)) from None
 
@@ -223,7 +230,7 @@ class LevelGenerator:
 
     def telemetry_sink(self) -> StoreSink:
         """A telemetry sink writing to this generator's store (fun scores join to generations)."""
-        from generator.telemetry_sink import StoreSink
+        from generator.store.telemetry_sink import StoreSink
 
         store = self.store
         if store is None:
@@ -337,8 +344,10 @@ class LevelGenerator:
         t0 = time.perf_counter()
         out: Any = None
         timed_out = False
+        tlog = None
         try:
-            out = _call_with_slot(backend, req, slot, timeout)
+            with observe_http() as tlog:  # requests, retries and faults the HTTP client absorbed
+                out = _call_with_slot(backend, req, slot, timeout)
         except _Timeout:
             timed_out = True
             self._abandoned += 1
@@ -351,6 +360,7 @@ class LevelGenerator:
             rec.error = f"{type(exc).__name__}: {exc}"
             log.warning("%s raised %s", rec.backend, rec.error)
         rec.latency_ms = (time.perf_counter() - t0) * 1000.0
+        rec.transport = tlog.to_dict() if tlog is not None else None
         _merge_slot(rec, slot)
         if out is None:
             rec.valid = False
@@ -359,27 +369,38 @@ class LevelGenerator:
             rec.valid = False
             rec.error = f"backend {rec.backend} returned {type(out).__name__}, not BackendOutput"
             return rec, None, None, timed_out
-        _merge_output(rec, out)
         try:
+            _merge_output(rec, out)
             report = self._validate(out.level if out.level is not None else out.raw, req.spec)
         except Exception as exc:  # noqa: BLE001 - the validator must judge, never crash the request
             rec.valid = False
             rec.error = f"validator raised {type(exc).__name__}: {exc}"
             log.exception("validator raised on %s output", rec.backend)
             return rec, None, None, timed_out
+        try:
+            return (*self._judge(rec, report, out), timed_out)
+        except Exception as exc:  # noqa: BLE001 - any output, however broken, is a failed attempt
+            rec.valid = False
+            rec.error = f"could not record the verdict: {type(exc).__name__}: {exc}"
+            log.exception("judging %s output failed", rec.backend)
+            return rec, None, None, timed_out
+
+    @staticmethod
+    def _judge(rec: CallRecord, report: Any, out: BackendOutput) -> tuple[CallRecord, Level | None, str | None]:
+        """Fill ``rec`` from the validator's report: (record, valid level or None, feedback)."""
         rec.valid = bool(report.valid)
-        rec.failures = [_failure_dict(f) for f in report.failures]
+        rec.failures = [failure_dict(f) for f in report.failures]
         level = getattr(report, "level", None) or out.level
         if level is not None:
             rec.result = level.to_dict()
         if rec.valid and level is not None:
-            return rec, level, None, timed_out
+            return rec, level, None
         rec.valid = False
         try:
             fb = report.feedback()
         except Exception:  # noqa: BLE001
             fb = "; ".join(f"{f.get('code')}: {f.get('message')}" for f in rec.failures)
-        return rec, None, fb, timed_out
+        return rec, None, fb
 
     def _serve(
         self, rec: CallRecord, level: Level, records: list[CallRecord], t_start: float,
@@ -410,21 +431,6 @@ class LevelGenerator:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _replace(cfg: GeneratorConfig, **changes: Any) -> GeneratorConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)
-
-
-def _routing_policy(data_dir: Any) -> Any:
-    """``[routing]`` of ``forge.toml`` in the data dir as a :class:`~generator.routing.RoutingPolicy` (defaults if absent)."""
-    from generator.paths import CONFIG_NAME, read_table
-    from generator.paths import data_dir as resolve
-    from generator.routing import RoutingPolicy
-
-    return RoutingPolicy.from_mapping(read_table(resolve(data_dir, create=False) / CONFIG_NAME, "routing"))
 
 
 def _call_router(router: Any, site: str, defaults: list[Backend]) -> list[Backend]:
@@ -519,13 +525,3 @@ def _merge_output(rec: CallRecord, out: BackendOutput) -> None:
             rec.result = msgspec.json.decode(rec.raw_output)
         except (msgspec.DecodeError, TypeError):
             rec.result = None
-
-
-def _failure_dict(f: Any) -> dict[str, Any]:
-    if isinstance(f, dict):
-        return f
-    if hasattr(f, "to_dict"):
-        return f.to_dict()
-    if isinstance(f, msgspec.Struct):
-        return msgspec.to_builtins(f)
-    return {k: getattr(f, k) for k in ("gate", "code", "message", "where") if hasattr(f, k)}

@@ -11,9 +11,9 @@ status: 0 levels served, 2 bad arguments (spec, backend, settings).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate levels through the facade (validated, with fallback) and print them.",
     )
     p.add_argument("--spec", default=DEFAULT_SPEC,
-                   help="LevelSpec as JSON, or a path to a JSON file (default: a 32x20 crypt)")
+                   help="LevelSpec as JSON, or @FILE / FILE holding it (a regular file of at most 64 kB; default: a 32x20 crypt)")
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                    help="auto: the configured cascade (llm when a key/endpoint is set, else procedural); "
                         "others put that backend first (procedural always remains the fallback)")
@@ -48,14 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_spec(text: str) -> LevelSpec:
+    """``--spec``: JSON, ``@path`` or a path (a regular file of at most 64 kB; see :mod:`generator.inputs`)."""
+    from generator.inputs import MAX_SPEC_BYTES, InputFileError, read_file_text
+
     stripped = text.strip()
     if not stripped.startswith("{"):
-        path = Path(stripped)
+        at = stripped.startswith("@")
+        path = Path(stripped[1:] if at else stripped)
+        if not at and not os.path.lexists(path):
+            raise SpecError("<file>", f"--spec is neither JSON nor a readable file ({path}: No such file or directory)")
         try:
-            stripped = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError("<file>", f"--spec is neither JSON nor a readable file ({path}: {exc.strerror})") from None
+            stripped = read_file_text(path, max_bytes=MAX_SPEC_BYTES, what="--spec file")
+        except InputFileError as exc:
+            raise _InputError(str(exc)) from None
     return LevelSpec.from_json(stripped)
+
+
+class _InputError(Exception):
+    """A --spec file that cannot be used (the message says why)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,11 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         spec = _read_spec(args.spec)
     except SpecError as exc:
         return _fail(f"bad --spec: {exc}", args.json)
+    except _InputError as exc:
+        return _fail(str(exc), args.json)
 
+    from generator.output_guard import json_stdout
+
+    # Provider libraries print banners on stdout; with --json stdout carries one object only.
+    with json_stdout(args.json) as emit:
+        return _serve(args, spec, emit)
+
+
+def _serve(args: argparse.Namespace, spec: LevelSpec, emit: Any) -> int:
     from generator.facade import LevelGenerator, make_backend
 
     try:
-        from generator.config import GeneratorConfig
+        from generator.settings import GeneratorConfig
 
         config = GeneratorConfig.load(args.data_dir, deadline_s=args.deadline_s, max_attempts=args.max_attempts,
                                       record=False if args.no_record else None)
@@ -80,12 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         gen = LevelGenerator(backends, data_dir=args.data_dir, config=config,
                              store=False if args.no_record else None)
     except GeneratorError as exc:
-        return _fail(str(exc), args.json)
+        return _fail(str(exc), args.json, emit)
 
     out: list[dict[str, Any]] = []
-    # Provider libraries print banners on stdout; with --json stdout carries one object only.
-    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
-    with gen, quiet:
+    with gen:
         for i in range(args.n):
             got = gen.generate(spec, seed=args.seed + i)
             item = {
@@ -109,15 +127,15 @@ def main(argv: list[str] | None = None) -> int:
                       f"id={got.generation_id}{note}\n")
         db = None if gen.store is None else str(gen.store.path)
     if args.json:
-        print(json.dumps({"spec": spec.to_dict(), "backend": args.backend, "store": db, "levels": out}))
+        emit({"spec": spec.to_dict(), "backend": args.backend, "store": db, "levels": out})
     elif db:
         print(f"recorded in {db}")
     return 0
 
 
-def _fail(message: str, as_json: bool) -> int:
+def _fail(message: str, as_json: bool, emit: Any = None) -> int:
     if as_json:
-        print(json.dumps({"error": message}))
+        (emit or (lambda obj: print(json.dumps(obj))))({"error": message})
     else:
         print(f"error: {message}", file=sys.stderr)
     return 2

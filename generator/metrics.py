@@ -1,5 +1,9 @@
 """The project's one implementation of each level metric.
 
+Size: over 400 lines on purpose. It is the one implementation of each level
+metric for both the training gates and the evaluation; splitting it would
+invite copies.
+
 The training gates (``trainer/gates.py``) and the evaluation framework
 (``generator/evaluate``) both score generators with these functions, so a
 number in a training report and a number in an evaluation report mean the
@@ -53,7 +57,6 @@ __all__ = [
     "size_band",
     "pattern_counts",
     "pattern_jsd",
-    "layout_stats",
     "structure_distances",
     "structure_scale",
     "TileMarkov",
@@ -416,7 +419,8 @@ def summarize(values: Iterable[float]) -> Summary:
 #
 # The teacher-vs-teacher figure (same specs, other seeds) is the noise floor of each number.
 
-#: Layout statistics compared by :func:`structure_distances` (keys of :func:`layout_stats`).
+#: Layout statistics compared by :func:`structure_distances` (keys of
+#: :func:`generator.evaluate.structure.layout_stats`).
 STRUCTURE_KEYS: Final = ("rooms", "corridor_share", "dead_ends", "loops", "doors", "wall_density", "path")
 #: Least spread a statistic is normalised by: one unit for counts, 0.01 for shares (a teacher whose
 #: levels all have one room must not turn a student's second room into an infinite distance).
@@ -476,30 +480,6 @@ def pattern_jsd(levels: Sequence[LevelLike], reference: Sequence[LevelLike]) -> 
     if a.sum() == 0 or b.sum() == 0:
         return None
     return float(jensenshannon(a / a.sum(), b / b.sum(), base=2) ** 2)
-
-
-def layout_stats(level: LevelLike) -> dict[str, float] | None:
-    """The :data:`STRUCTURE_KEYS` statistics of one level (``None`` if it does not parse).
-
-    ``rooms`` counts open areas: connected blobs of the union of fully walkable 3x3 blocks (a
-    morphological opening, so one-tile corridors are not rooms); ``path`` is the walking distance
-    from spawn to exit (-1 if unreachable); the rest come from
-    :func:`generator.evaluate.structure.structure_features`.
-    """
-    from scipy import ndimage
-
-    from engine.core.content import WALKABLE
-    from generator.evaluate.structure import structure_features
-
-    lv = as_level(level)
-    if lv is None:
-        return None
-    f = structure_features(lv)
-    walk = WALKABLE[np.minimum(lv.grid, len(WALKABLE) - 1)]
-    rooms = ndimage.label(ndimage.binary_opening(walk, structure=np.ones((3, 3), dtype=bool)))[1]
-    return {"rooms": float(rooms), "corridor_share": f.corridor_share, "dead_ends": float(f.dead_ends),
-            "loops": float(f.loops), "doors": float(f.doors), "wall_density": f.wall_density,
-            "path": float(f.critical_path)}
 
 
 def structure_distances(stats: Sequence[Mapping[str, float] | None],

@@ -44,6 +44,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _list_site(reg: Registry, site: str) -> dict[str, Any]:
+    """One site's entry of ``list``: what exists, even when the serving pointer or a manifest is broken."""
+    entry: dict[str, Any] = {"site": site, "current": None, "serving": None, "versions": []}
+    try:
+        entry["serving"] = reg.serving_pointer(site)
+        cur = reg.current(site)
+        entry["current"] = cur.version if cur else None
+    except GeneratorError as exc:  # an unreadable SERVING.json: still list the versions
+        entry["error"] = str(exc)
+    try:
+        entry["versions"] = [m.to_dict() for m in reg.versions(site)]
+    except GeneratorError as exc:
+        entry["error"] = str(exc)
+    return entry
+
+
 def _pick_site(reg: Registry, site: str | None) -> str:
     if site:
         return site
@@ -88,19 +104,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             sites = [args.site] if args.site else reg.sites()
             out = {"models_dir": str(reg.root), "sites": []}
             for site in sites:
-                cur = reg.current(site)
-                out["sites"].append({
-                    "site": site,
-                    "current": cur.version if cur else None,
-                    "versions": [m.to_dict() for m in reg.versions(site)],
-                })
+                out["sites"].append(_list_site(reg, site))
             if not args.json:
                 if not sites:
                     print(f"no models in {reg.root}; train one with `python -m generator.train`")
                 for entry in out["sites"]:
                     print(f"{entry['site']}  (serving: {entry['current'] or 'no local model'})")
-                    for m in reg.versions(entry["site"]):
-                        print(f"  {m.version:<6} {m.state:<9} base={m.base or '?':<10} {_headline(m)}")
+                    pointer = entry.get("serving") or {}
+                    if pointer.get("dangling"):
+                        instead = pointer["fallback"] or "the teacher (no earlier valid version)"
+                        print(f"  warning: SERVING.json names {pointer['pointer']}, which is missing; "
+                              f"{instead} serves instead (promote a version to fix the pointer)")
+                    if entry.get("error"):
+                        print(f"  error: {entry['error']}")
+                    for m in entry["versions"]:
+                        print(f"  {m['version']:<6} {m['state']:<9} base={m['base'] or '?':<10} "
+                              f"{_headline(Manifest(**m))}")
         else:
             site = _pick_site(reg, args.site)
             if args.command == "show":

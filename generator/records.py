@@ -42,6 +42,8 @@ class CallRecord(msgspec.Struct, kw_only=True):
     attempt: int = 1
     served: bool = False  #: True for the attempt whose output the caller received
     confidence: float | None = None
+    #: the HTTP requests behind the call: ``{"requests", "retries", "faults": {kind: n}}`` (generator.http_faults)
+    transport: dict[str, Any] | None = None
 
 
 class CaptureSlot(msgspec.Struct, kw_only=True):

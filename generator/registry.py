@@ -1,5 +1,8 @@
 """Versioned local models, per call site, with lineage and checksums.
 
+Size: over 400 lines on purpose. Versions, the serving pointer, lineage and
+checksums are one on-disk format with one set of atomic-write rules.
+
 Layout under the data directory's ``models/``::
 
     models/<site-slug>/
@@ -256,11 +259,36 @@ class Registry:
         return self._with_state(self._read_manifest(vdir), self._serving(site))
 
     def current(self, site: str) -> Manifest | None:
-        """The version serving ``site``, or ``None`` when no local model is promoted."""
+        """The version serving ``site``, or ``None`` when no local model is promoted.
+
+        When ``SERVING.json`` names a version whose folder is gone (see
+        :meth:`serving_pointer`), the newest earlier version in its history
+        that still exists and was not rolled back serves instead (``None``
+        when there is none: the teacher serves).
+        """
+        pointer = self.serving_pointer(site)
+        version = pointer["fallback"] if pointer["dangling"] else pointer["pointer"]
+        return None if version is None else self.get(site, version)
+
+    def serving_pointer(self, site: str) -> dict[str, Any]:
+        """What ``SERVING.json`` says and whether it holds: ``{"pointer", "dangling", "fallback"}``.
+
+        ``dangling`` is true when the named version has no folder (deleted,
+        never copied in); ``fallback`` is then the version that serves instead
+        (the newest existing, not rolled back version in the history, or
+        ``None`` for the teacher).  The file itself is left as it is.
+        """
         serving = self._serving(site)
-        if serving.current is None:
-            return None
-        return self.get(site, serving.current)
+        pointer = serving.current
+        if pointer is None or self._exists(site, pointer):
+            return {"pointer": pointer, "dangling": False, "fallback": None}
+        fallback = next((v for v in reversed(serving.history)
+                         if v not in serving.retired and v != pointer and self._exists(site, v)), None)
+        return {"pointer": pointer, "dangling": True, "fallback": fallback}
+
+    def _exists(self, site: str, version: str) -> bool:
+        vdir = self.site_dir(site) / version
+        return bool(_VERSION_RE.match(version)) and (vdir / MANIFEST_NAME).is_file()
 
     def latest(self, site: str) -> Manifest | None:
         dirs = self._version_dirs(site)

@@ -1,12 +1,17 @@
 """``python -m generator.serve``: the promoted students as an OpenAI-compatible HTTP endpoint.
 
+Size: over 400 lines on purpose. The command line, model loading and the
+request/response shapes of one OpenAI-compatible service; the HTTP plumbing
+is in :mod:`generator.asgi`.
+
 A studio can run the students on another machine and point games at it
 (:class:`generator.backends.remote.RemoteStudentBackend`)::
 
     python -m generator.serve --port 8088                     # every site with a promoted version
     python -m generator.serve --site 'jac.levels:design_level#fa462d2e' --quantize none
 
-Endpoints (stdlib ``http.server``, one request at a time per model):
+Endpoints (Starlette on uvicorn, :mod:`generator.asgi`; requests are served
+concurrently, each model answers one request at a time on a worker thread):
 
 ``GET /v1/models``
     One entry per served call site: ``id`` is the site id, plus ``version``.
@@ -25,11 +30,13 @@ Endpoints (stdlib ``http.server``, one request at a time per model):
     ``{"status": "ok", ...}`` (never needs a key).
 
 Errors use OpenAI's shape (``{"error": {"message", "type", "param", "code"}}``):
-400 malformed request, 401 missing/wrong key, 404 unknown model or path,
-405 other methods, 408 a stalled body, 411 no ``Content-Length``, 413 body
-over 64 KiB, 502 the student failed.  When ``FORGE_STUDENT_API_KEY``
-is set where the server starts, every ``/v1`` request needs
-``Authorization: Bearer <that key>``.
+400 malformed request (deeply nested JSON included), 401 missing/wrong key,
+404 unknown model or path, 405 other methods, 408 a body not complete within
+``--io-timeout-s`` (30 s), 413 body over 64 KiB (refused unread, by
+``Content-Length`` or as a chunked body grows), 502 the student failed.
+An error sent before the body was read closes the connection.  When
+``FORGE_STUDENT_API_KEY`` is set where the server starts, every ``/v1``
+request needs ``Authorization: Bearer <that key>``.
 
 Models are loaded once at start through the model registry (checksums
 verified); a site without a promoted version refuses the start.  Exit
@@ -53,11 +60,16 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
 
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from generator.asgi import BodyError, read_body
 from generator.errors import BackendError, GeneratorError
 
 __all__ = [
@@ -198,7 +210,7 @@ class ServedModel:
 
     def _complete_generic(self, args: dict[str, Any], *, seed: int | None, temperature: float | None,
                           max_tokens: int | None) -> Completion:
-        from generator.site_validators import validator_for
+        from generator.validation.sites import validator_for
 
         check = validator_for(self.site)
         started = time.perf_counter()
@@ -297,18 +309,24 @@ def load_models(
 # ---------------------------------------------------------------------- HTTP
 
 
-class StudentServer(ThreadingHTTPServer):
-    """The HTTP server; ``models`` maps model ids (site ids, plus ``level``) to :class:`ServedModel`.
+class StudentServer:
+    """The HTTP server (Starlette on uvicorn); ``models`` maps model ids (site ids, plus ``level``) to :class:`ServedModel`.
 
     ``api_key``: when set, ``/v1`` requests need ``Authorization: Bearer <key>``.
-    Use as a context manager to serve on a background thread (tests, embedding).
+    ``max_body``: larger request bodies are refused (413) unread.
+    ``io_timeout_s``: a request body that has not fully arrived this long
+    after the headers gets 408 and the connection is closed.  Both are read
+    per request, so they may be changed on a running server.  The socket is
+    bound at construction (``OSError`` when the port is taken); use as a
+    context manager to serve on a background thread (tests, embedding), or
+    call :meth:`serve_forever`.
     """
 
-    daemon_threads = True
-    allow_reuse_address = True
-
     def __init__(self, models: Sequence[ServedModel], host: str = "127.0.0.1", port: int = 8088, *,
-                 api_key: str | None = None, max_body: int = MAX_BODY_BYTES, io_timeout_s: float = 30.0) -> None:
+                 api_key: str | None = None, max_body: int = MAX_BODY_BYTES, io_timeout_s: float = 30.0,
+                 access_log: bool = False) -> None:
+        from generator.asgi import ASGIServer
+
         self.served = list(models)
         self.models: dict[str, ServedModel] = {m.site: m for m in self.served}
         levels = [m for m in self.served if m.is_level]
@@ -316,216 +334,174 @@ class StudentServer(ThreadingHTTPServer):
             self.models.setdefault(LEVEL_ALIAS, levels[0])
         self.api_key = api_key or None
         self.max_body = max_body
-        self.io_timeout_s = io_timeout_s  #: a client silent this long mid-request loses its connection
+        self.io_timeout_s = io_timeout_s  #: a request body must arrive within this many seconds
         self.started = time.time()
-        self._thread: threading.Thread | None = None
-        super().__init__((host, port), _Handler)
+        self.app = _app(self)
+        self.http = ASGIServer(self.app, host, port, name="forge-serve", access_log=access_log,
+                               graceful_s=min(io_timeout_s, 5.0))
+        self.server_address = self.http.server_address
 
     @property
     def url(self) -> str:
         """The base URL a client uses (``http://host:port/v1``)."""
-        host, port = self.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}/v1"
+        return f"{self.http.origin}/v1"
+
+    def serve_forever(self) -> None:
+        """Serve on this thread until Ctrl-C (from the main thread) or :meth:`close`."""
+        self.http.serve_forever()
 
     def __enter__(self) -> StudentServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="forge-serve", daemon=True)
-        self._thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        if self._thread is not None:
-            self.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self.server_close()
+        self.http.stop()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: StudentServer
-    protocol_version = "HTTP/1.1"
-    server_version = "dungeon-forge-serve"
+class _Reply(Response):
+    """A JSON reply written as the stdlib server wrote it (compact separators)."""
 
-    def setup(self) -> None:
-        self.timeout = self.server.io_timeout_s  # a stalled client cannot hold a thread forever
-        super().setup()
+    media_type = "application/json"
 
-    def log_message(self, fmt: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), fmt % args)
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode()
 
-    # -- plumbing --------------------------------------------------------
 
-    def _send(self, status: int, payload: dict[str, Any], *, close: bool = False) -> None:
-        data = json.dumps(payload, separators=(",", ":")).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client went away
-            self.close_connection = True
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    def _error(self, err: RequestError, *, close: bool = False) -> None:
-        self._send(err.status, err.body(), close=close)
 
-    def _path(self) -> str:
-        return urlsplit(self.path).path.rstrip("/") or "/"
+def _error_reply(request: Request, err: RequestError) -> Response:
+    # A body left unread cannot be skipped reliably: close the connection after the answer.
+    unread = request.method in _BODY_METHODS and not getattr(request.state, "body_read", False)
+    return _Reply(err.body(), status_code=err.status, headers={"Connection": "close"} if unread else None)
 
-    def _authorised(self) -> bool:
-        key = self.server.api_key
+
+def _app(server: StudentServer) -> Starlette:
+    """The ASGI application of ``server`` (routes read the server's settings per request)."""
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestError as err:
+                return _error_reply(request, err)
+            except Exception:  # never a traceback to the client, never a dead server
+                log.exception("unexpected error serving %s %s", request.method, request.url.path)
+                return _error_reply(request, RequestError(500, "internal server error; see the server log",
+                                                          type_="server_error", code="internal_error"))
+        return endpoint
+
+    def require_key(request: Request) -> None:
+        key = server.api_key
         if key is None:
-            return True
-        got = self.headers.get("Authorization", "")
-        token = got[7:].strip() if got[:7].lower() == "bearer " else ""
-        return hmac.compare_digest(token.encode(), key.encode())
-
-    def _guard(self, fn: Any) -> None:
-        try:
-            fn()
-        except RequestError as err:
-            self._error(err, close=not getattr(self, "_body_read", True))
-        except Exception:  # never a traceback to the client, never a dead server
-            log.exception("unexpected error serving %s %s", self.command, self._path())
-            self._error(RequestError(500, "internal server error; see the server log", type_="server_error",
-                                     code="internal_error"), close=not getattr(self, "_body_read", True))
-
-    # -- routes ----------------------------------------------------------
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self._body_read = True  # a GET has no body to leave unread
-        self._guard(self._get)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._guard(self._post)
-
-    def _unsupported(self) -> None:
-        self._guard(self._refuse_method)
-
-    do_PUT = do_DELETE = do_PATCH = _unsupported  # noqa: N815
-
-    def _refuse_method(self) -> None:
-        self._body_read = False
-        raise RequestError(405, f"{self.command} is not supported on {self._path()}", code="method_not_allowed")
-
-    def _get(self) -> None:
-        path = self._path()
-        if path == "/healthz":
-            self._send(200, {"status": "ok", "uptime_s": round(time.time() - self.server.started, 1),
-                             "models": [{"id": m.site, "version": m.version} for m in self.server.served]})
             return
-        self._require_key()
-        if path == "/v1/models":
-            self._send(200, {"object": "list", "data": [m.describe() for m in self.server.served]})
-        elif path.startswith("/v1/models/"):
-            self._send(200, self._model(unquote(path[len("/v1/models/"):])).describe())
-        else:
-            raise RequestError(404, f"no such path {path}; try /v1/models, /v1/chat/completions or /healthz",
-                               code="not_found")
-
-    def _post(self) -> None:
-        self._body_read = False
-        path = self._path()
-        if path != "/v1/chat/completions":
-            raise RequestError(404, f"no such path {path}; POST /v1/chat/completions", code="not_found")
-        self._require_key()
-        self._chat(self._read_json())
-
-    def _require_key(self) -> None:
-        if not self._authorised():
+        got = request.headers.get("authorization", "")
+        token = got[7:].strip() if got[:7].lower() == "bearer " else ""
+        if not hmac.compare_digest(token.encode(), key.encode()):
             raise RequestError(401, f"missing or wrong API key: send 'Authorization: Bearer <key>' with the "
                                     f"key set as {API_KEY_ENV} on the server", code="invalid_api_key")
 
-    def _read_json(self) -> dict[str, Any]:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raise RequestError(411, "chunked request bodies are not supported; send Content-Length",
-                               code="length_required")
-        raw_len = self.headers.get("Content-Length")
+    def model(name: Any) -> ServedModel:
+        if not isinstance(name, str) or not name:
+            raise RequestError(400, "'model' must be the call-site id of a served model (see GET /v1/models)",
+                               param="model", code="missing_model")
+        found = server.models.get(name)
+        if found is None:
+            known = ", ".join(server.models) or "none"
+            raise RequestError(404, f"model {name!r} is not served here (served: {known})", param="model",
+                               code="model_not_found")
+        return found
+
+    async def healthz(request: Request) -> Response:
+        return _Reply({"status": "ok", "uptime_s": round(time.time() - server.started, 1),
+                       "models": [{"id": m.site, "version": m.version} for m in server.served]})
+
+    async def list_models(request: Request) -> Response:
+        require_key(request)
+        return _Reply({"object": "list", "data": [m.describe() for m in server.served]})
+
+    async def one_model(request: Request) -> Response:
+        require_key(request)
+        return _Reply(model(request.path_params["model_id"]).describe())
+
+    async def chat(request: Request) -> Response:
+        require_key(request)
         try:
-            length = int(raw_len) if raw_len is not None else -1
-        except ValueError:
-            length = -1
-        if length < 0:
-            raise RequestError(411 if raw_len is None else 400, "a JSON body with a valid Content-Length is required",
-                               code="length_required")
-        if length > self.server.max_body:
-            raise RequestError(413, f"request body of {length} bytes is over the {self.server.max_body}-byte limit",
-                               code="body_too_large")
-        try:
-            data = self.rfile.read(length)
-        except TimeoutError:
-            raise RequestError(408, f"the request body did not arrive within {self.server.io_timeout_s:g} s",
-                               code="timeout") from None
-        self._body_read = True
-        if len(data) != length:
-            self.close_connection = True
-            raise RequestError(400, "request body ended early", code="incomplete_body")
+            data = await read_body(request, max_bytes=server.max_body, timeout_s=server.io_timeout_s)
+        except BodyError as exc:
+            raise RequestError(exc.status, exc.message, code=exc.code) from None
+        request.state.body_read = True
         try:
             body = json.loads(data)
         except (ValueError, RecursionError) as exc:
             raise RequestError(400, f"request body is not valid JSON: {str(exc)[:200]}", code="invalid_json") from None
         if not isinstance(body, dict):
             raise RequestError(400, "request body must be a JSON object", code="invalid_json")
-        return body
-
-    def _model(self, name: Any) -> ServedModel:
-        if not isinstance(name, str) or not name:
-            raise RequestError(400, "'model' must be the call-site id of a served model (see GET /v1/models)",
-                               param="model", code="missing_model")
-        model = self.server.models.get(name)
-        if model is None:
-            known = ", ".join(self.server.models) or "none"
-            raise RequestError(404, f"model {name!r} is not served here (served: {known})", param="model",
-                               code="model_not_found")
-        return model
-
-    def _chat(self, body: dict[str, Any]) -> None:
-        model = self._model(body.get("model"))
+        served = model(body.get("model"))
         if body.get("stream"):
             raise RequestError(400, "stream=true is not supported; ask without streaming", param="stream",
                                code="unsupported")
-        n = body.get("n", 1)
-        if n not in (1, None):
+        if body.get("n", 1) not in (1, None):
             raise RequestError(400, "only n=1 is supported", param="n", code="unsupported")
-        content = _last_user_content(body.get("messages"))
-        args = model.parse_args(content)
+        args = served.parse_args(_last_user_content(body.get("messages")))
         seed = _optional_number(body, "seed", int, 0, 2**31 - 1)
         temperature = _optional_number(body, "temperature", float, 0.0, 2.0)
         max_tokens = _optional_number(body, "max_completion_tokens", int, 1, 1 << 20)
         if max_tokens is None:
             max_tokens = _optional_number(body, "max_tokens", int, 1, 1 << 20)
-        try:
-            done = model.complete(args, seed=seed, temperature=temperature, max_tokens=max_tokens)
+        try:  # the model runs on a worker thread; the event loop keeps answering other requests
+            done = await run_in_threadpool(served.complete, args, seed=seed, temperature=temperature,
+                                           max_tokens=max_tokens)
         except RequestError:
             raise
         except BackendError as exc:
-            log.warning("student %s %s failed: %s", model.site, model.version, exc)
-            raise RequestError(502, f"the student for {model.site} failed: {exc}", type_="server_error",
+            log.warning("student %s %s failed: %s", served.site, served.version, exc)
+            raise RequestError(502, f"the student for {served.site} failed: {exc}", type_="server_error",
                                code="student_failed") from None
         except Exception as exc:
-            log.exception("student %s %s raised", model.site, model.version)
-            raise RequestError(502, f"the student for {model.site} failed ({type(exc).__name__}); "
+            log.exception("student %s %s raised", served.site, served.version)
+            raise RequestError(502, f"the student for {served.site} failed ({type(exc).__name__}); "
                                     "see the server log", type_="server_error", code="student_failed") from None
-        self._send(200, {
+        return _Reply({
             "id": f"chatcmpl-{secrets.token_hex(12)}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": model.site,
-            "system_fingerprint": model.version,
+            "model": served.site,
+            "system_fingerprint": served.version,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": done.content},
                          "finish_reason": "stop", "logprobs": None}],
             "usage": {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
                       "total_tokens": done.prompt_tokens + done.completion_tokens},
             "dungeon_forge": {"valid": done.valid, "confidence": done.confidence, "attempts": done.attempts,
-                              "model_version": model.version, "latency_ms": round(done.latency_ms, 2),
-                              "site": model.site},
+                              "model_version": served.version, "latency_ms": round(done.latency_ms, 2),
+                              "site": served.site},
         })
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        path = request.url.path
+        if status == 405:
+            err = RequestError(405, f"{request.method} is not supported on {path}", code="method_not_allowed")
+        elif status == 404:
+            hint = "POST /v1/chat/completions" if request.method == "POST" else \
+                "try /v1/models, /v1/chat/completions or /healthz"
+            err = RequestError(404, f"no such path {path}; {hint}", code="not_found")
+        else:
+            err = RequestError(status, str(getattr(exc, "detail", "")) or "bad request", code="bad_request")
+        return _error_reply(request, err)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", guarded(healthz), methods=["GET"]),
+            Route("/v1/models", guarded(list_models), methods=["GET"]),
+            Route("/v1/models/{model_id:path}", guarded(one_model), methods=["GET"]),
+            Route("/v1/chat/completions", guarded(chat), methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
 
 
 def _last_user_content(messages: Any) -> str:
@@ -579,6 +555,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tries", type=int, default=8, help="candidates judged per request, at most (default: 8)")
     p.add_argument("--batch", type=int, default=4, help="level candidates sampled together (default: 4)")
     p.add_argument("--deadline-s", type=float, default=30.0, help="time budget of one request (default: 30)")
+    p.add_argument("--io-timeout-s", type=float, default=30.0,
+                   help="a request body must arrive within this many seconds, else 408 (default: 30)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return p
@@ -596,8 +574,10 @@ def _is_loopback(host: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.max_tries < 1 or args.batch < 1 or not args.deadline_s > 0 or not 0 <= args.port <= 65535:
-        print("error: --max-tries and --batch must be >= 1, --deadline-s > 0, --port in 0..65535", file=sys.stderr)
+    if (args.max_tries < 1 or args.batch < 1 or not args.deadline_s > 0 or not args.io_timeout_s > 0
+            or not 0 <= args.port <= 65535):
+        print("error: --max-tries and --batch must be >= 1, --deadline-s and --io-timeout-s > 0, "
+              "--port in 0..65535", file=sys.stderr)
         return 2
     if args.threads:
         try:
@@ -618,7 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("serving on %s without %s: anyone who can reach the port can use the models",
                     args.host, API_KEY_ENV)
     try:
-        server = StudentServer(models, args.host, args.port, api_key=api_key)
+        server = StudentServer(models, args.host, args.port, api_key=api_key, io_timeout_s=args.io_timeout_s,
+                               access_log=args.log_level == "DEBUG")
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port} ({exc}); pick another --port", file=sys.stderr)
         return 1
@@ -629,9 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        print("stopping")
+        print("stopped")
     finally:
-        server.server_close()
+        server.close()
     return 0
 
 

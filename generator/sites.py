@@ -3,7 +3,8 @@
 Per call site (each ``by llm()`` function, and the facade's level site): how
 many calls, the share judged valid, who serves it (routing state and the
 backend of the latest served call), the share served locally, median latency,
-tokens, cost and the cost saved by local serving.
+tokens, cost, the cost saved by local serving, and the HTTP error rate behind
+its calls (failed requests / requests, the client's own retries included).
 
     python -m generator.sites
     python -m generator.sites --json
@@ -46,8 +47,45 @@ def _serving(s: Any) -> str:
     return s.served_by or "-"
 
 
-def _table(stats: list[Any]) -> str:
-    headers = ("site", "calls", "valid", "serving", "local", "p50 ms", "tokens", "cost $", "saved $")
+def http_stats(store: Any) -> dict[str, dict[str, Any]]:
+    """Per site, the HTTP requests behind its calls (``CallRecord.transport``, see generator.http_faults).
+
+    ``requests`` sent, ``failed`` ones (a status of 400 or more, a timeout, a
+    dropped connection) and their ``faults`` by kind, ``retries`` the client
+    made after a failure, ``reasks`` requests re-asking after unparsable output, ``error_rate`` = failed / requests (the provider's
+    real error rate, retries included), ``calls_with_faults``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for call in store.iter_calls():
+        t = call.record.transport
+        if not t:
+            continue
+        s = out.setdefault(call.record.site, {"requests": 0, "retries": 0, "reasks": 0, "failed": 0, "faults": {},
+                                              "calls_with_faults": 0})
+        s["requests"] += int(t.get("requests", 0))
+        s["retries"] += int(t.get("retries", 0))
+        s["reasks"] += int(t.get("reasks", 0))
+        faults = t.get("faults") or {}
+        for kind, n in faults.items():
+            s["faults"][kind] = s["faults"].get(kind, 0) + int(n)
+            s["failed"] += int(n)
+        s["calls_with_faults"] += bool(faults)
+    for s in out.values():
+        s["error_rate"] = s["failed"] / s["requests"] if s["requests"] else None
+        s["faults"] = dict(sorted(s["faults"].items()))
+    return out
+
+
+def _http_cell(h: dict[str, Any] | None) -> str:
+    if not h or not h["requests"]:
+        return "-"
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(h["faults"].items(), key=lambda kv: -kv[1])[:3])
+    return f"{_pct(h['error_rate'])} of {h['requests']}" + (f" ({kinds})" if kinds else "")
+
+
+def _table(stats: list[Any], http: dict[str, dict[str, Any]] | None = None) -> str:
+    http = http or {}
+    headers = ("site", "calls", "valid", "serving", "local", "p50 ms", "tokens", "cost $", "saved $", "http err")
     rows = [
         (
             s.site,
@@ -59,13 +97,15 @@ def _table(stats: list[Any]) -> str:
             str(s.prompt_tokens + s.completion_tokens),
             f"{s.cost_usd:.4f}",
             f"{s.cost_saved_usd:.4f}",
+            _http_cell(http.get(s.site)),
         )
         for s in stats
     ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) if i in (0, 3) else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
+    left = (0, 3, len(headers) - 1)
+    lines = ["  ".join(h.ljust(w) if i in left else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))]
     for r in rows:
-        lines.append("  ".join(c.ljust(w) if i in (0, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        lines.append("  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     return "\n".join(lines)
 
 
@@ -76,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         db = data_dir(args.data_dir, create=False) / DB_NAME
-        if not db.is_file() and not args.export:  # a read-only look creates nothing
+        from generator.store import configured_url
+
+        if not db.is_file() and not args.export and configured_url(args.data_dir) is None:  # a look creates nothing
             if args.json:
                 print(json.dumps({"store": str(db), "sites": []}))
             else:
@@ -84,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         with Store.open(db) as store:
             stats = store.site_stats()
+            http = http_stats(store)
             exported = store.export_jsonl(args.export, args.site) if args.export else None
             path = str(store.path)
     except GeneratorError as exc:
@@ -93,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        doc: dict[str, Any] = {"store": path, "sites": msgspec.to_builtins(stats)}
+        doc: dict[str, Any] = {"store": path, "sites": [{**msgspec.to_builtins(s), "http": http.get(s.site)}
+                                                         for s in stats]}
         if exported is not None:
             doc["exported"] = {"file": args.export, "calls": exported}
         print(json.dumps(doc))
@@ -101,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stats:
         print(f"no calls recorded yet in {path}; try `python -m generator.generate`")
     else:
-        print(_table(stats))
+        print(_table(stats, http))
         print(f"\nstore: {path}")
     if exported is not None:
         print(f"exported {exported} calls to {args.export}")

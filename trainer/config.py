@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import yaml
 
+from generator.bootstrap import SpecRanges
 from trainer.errors import TrainerError
 
 __all__ = [
@@ -66,11 +67,11 @@ class DatasetConfig:
     fun_weighting: bool = True  #: oversample levels players enjoyed (fun score) where one exists
     fun_oversample: float = 0.5  #: extra draws, as a share of the training set, weighted by fun
     seed: int = 0
-    # --bootstrap: specs drawn uniformly from these ranges (small levels train fastest)
-    bootstrap_width: tuple[int, int] = (16, 24)
-    bootstrap_height: tuple[int, int] = (12, 16)
-    bootstrap_enemies: tuple[int, int] = (0, 6)
-    bootstrap_items: tuple[int, int] = (0, 4)
+    # --bootstrap: specs drawn uniformly from these ranges (generator.bootstrap.SpecRanges' defaults)
+    bootstrap_width: tuple[int, int] = SpecRanges.width
+    bootstrap_height: tuple[int, int] = SpecRanges.height
+    bootstrap_enemies: tuple[int, int] = SpecRanges.enemies
+    bootstrap_items: tuple[int, int] = SpecRanges.items
     #: level site: pad every row to this many tiles (the largest width, 64), so the tile above is always
     #: the same number of tokens back (generator.local.codec); None keeps rows unpadded
     row_stride: int | None = None
@@ -88,6 +89,7 @@ class TrainSection:
     qlora: bool = False  #: 4-bit nf4 base + LoRA (bitsandbytes)
     lora_r: int = 16
     lora_alpha: int = 32
+    lora_layers: int | None = None  #: adapters on the top N decoder layers only (None: all); backward stops below them
     steps: int = 1000
     batch_size: int = 16
     grad_accum: int = 1
@@ -116,7 +118,7 @@ class TrainSection:
         return TrainConfig.from_dict({
             "base": self.base, "preset": self.model_preset, "tokenizer": self.tokenizer,
             "vocab_size": self.vocab_size, "lora": bool(lora), "qlora": self.qlora,
-            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "seed": self.seed, "steps": self.steps,
+            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_layers": self.lora_layers, "seed": self.seed, "steps": self.steps,
             "batch_size": self.batch_size, "grad_accum": self.grad_accum, "lr": self.lr,
             "min_lr_ratio": self.min_lr_ratio, "warmup_steps": self.warmup_steps,
             "weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "bf16": self.bf16,
@@ -291,8 +293,12 @@ def load_preset(
         path = PRESETS_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise PresetError(f"no preset {str(name_or_path)!r}; known presets: {', '.join(preset_names())} (or a YAML path)")
+    from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_file_text(path, max_bytes=MAX_CONFIG_BYTES, what="preset")) or {}
+    except InputFileError as exc:
+        raise PresetError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise PresetError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from generator.metrics import as_level, near_duplicates
 from trainer.config import DatasetConfig
 from trainer.errors import DatasetError
 
-__all__ = ["Example", "Dataset", "spec_key", "build_dataset", "examples_from_calls", "load_exported", "bootstrap", "random_spec"]
+__all__ = ["Example", "Dataset", "spec_key", "build_dataset", "examples_from_calls", "load_exported"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,16 @@ class Dataset:
 
     def eval_texts(self) -> list[str]:
         return [ex.text for ex in self.eval]
+
+    def train_pairs(self, *, seed: int = 0) -> list[tuple[str, str]]:
+        """:meth:`train_texts` as ``(prompt, completion)`` pairs, in the same order (pretrained bases
+        lay them out in their chat template and learn the completion only)."""
+        pairs = [(ex.prompt, ex.completion) for ex in self.train for _ in range(ex.repeat)]
+        order = np.random.default_rng(seed).permutation(len(pairs))
+        return [pairs[i] for i in order]
+
+    def eval_pairs(self) -> list[tuple[str, str]]:
+        return [(ex.prompt, ex.completion) for ex in self.eval]
 
     @property
     def heldout_specs(self) -> list[dict[str, Any]]:
@@ -290,57 +300,3 @@ def build_dataset(store: Any, site: str, cfg: DatasetConfig | None = None) -> Da
     stats.update(usable=len(examples), train=len(train), eval=len(evals))
     log.info("dataset %s: %s", site, stats)
     return Dataset(site=site, train=train, eval=evals, stats=stats, output_schema=schemas[0] if schemas else None)
-
-
-# ------------------------------------------------------------------ bootstrap
-
-
-def random_spec(rng: np.random.Generator, cfg: DatasetConfig) -> dict[str, Any]:
-    """A spec drawn uniformly from the bootstrap ranges of ``cfg``."""
-    from engine.core.content import ALL_THEMES
-
-    def draw(lo_hi: Sequence[int]) -> int:
-        return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
-
-    return {
-        "width": draw(cfg.bootstrap_width),
-        "height": draw(cfg.bootstrap_height),
-        "difficulty": int(rng.integers(1, 11)),
-        "enemies": draw(cfg.bootstrap_enemies),
-        "items": draw(cfg.bootstrap_items),
-        "theme": str(ALL_THEMES[int(rng.integers(len(ALL_THEMES)))]),
-    }
-
-
-def bootstrap(
-    n: int,
-    *,
-    data_dir: str | Path | None = None,
-    cfg: DatasetConfig | None = None,
-    seed: int = 0,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """Generate ``n`` procedural-teacher levels through the facade (captured into the store).
-
-    Returns ``{"levels": n, "site": ...}``.  The facade records each call as it
-    would for a game, so the trainer sees them like any other data.
-    """
-    from tqdm import tqdm
-
-    from engine.core.level import LevelSpec
-    from generator.backends import ProceduralBackend
-    from generator.facade import LevelGenerator
-
-    cfg = cfg or DatasetConfig()
-    rng = np.random.default_rng(seed)
-    gen = LevelGenerator(backends=[ProceduralBackend()], data_dir=data_dir)
-    made = 0
-    try:
-        for i in tqdm(range(n), desc="bootstrap", unit="level", disable=not progress):
-            spec = LevelSpec.from_dict(random_spec(rng, cfg))
-            gen.generate(spec, seed=seed * 1_000_003 + i)
-            made += 1
-    finally:
-        gen.close()
-    return {"levels": made}
-

@@ -68,7 +68,7 @@ def judge(
 
         report = validate_level(result, LevelSpec.from_dict(spec_from_args(args)))
         return bool(report.valid), [f.code for f in report.failures]
-    from generator.site_validators import judge as judge_site, validator_for
+    from generator.validation.sites import judge as judge_site, validator_for
 
     if output_schema is None and validator_for(site) is None:
         return isinstance(result, dict), [] if isinstance(result, dict) else ["V0.schema.type"]
@@ -115,7 +115,7 @@ def run_student(
         except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
             log.warning("student failed on %s: %s", args, exc)
             samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],
-                                  (time.perf_counter() - started) * 1000))
+                                  (time.perf_counter() - started) * 1000, text=f"{type(exc).__name__}: {exc}"))
             continue
         result = out.result if isinstance(out.result, dict) else None
         ok, codes = judge(site, dict(args), result, output_schema)

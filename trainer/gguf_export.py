@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from generator.local.prompting import is_byte_level as _is_byte_level
 from trainer.errors import TrainerError
 
 __all__ = ["GGUF_TYPES", "GGUFExportError", "export_gguf", "read_gguf_summary"]
@@ -81,14 +82,8 @@ def _byte_symbols() -> dict[int, str]:
     return table
 
 
-def _is_byte_level(tok: dict[str, Any]) -> bool:
-    parts = [tok.get("pre_tokenizer") or {}, tok.get("decoder") or {}]
-    for part in list(parts):
-        parts.extend(part.get("pretokenizers", []) or part.get("decoders", []) or [])
-    return any(p.get("type") == "ByteLevel" for p in parts)
-
-
-def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any], vocab_size: int) -> None:
+def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any], vocab_size: int,
+                        model_dir: Path) -> None:
     import gguf
 
     model = tok.get("model", {})
@@ -125,33 +120,42 @@ def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any]
         eos_text = next((specials[i] for i in sorted(specials) if specials[i] in ("</s>", "<eos>")), None)
         merges = [f"{eos_text} {eos_text}"] if eos_text else [f"{tokens[0]} {tokens[0]}"]
     writer.add_tokenizer_model("gpt2")  # llama.cpp's name for byte-pair encoding with a merges list
-    writer.add_tokenizer_pre("default")
+    writer.add_tokenizer_pre(_pre_tokenizer(model_dir))
     writer.add_token_list(tokens)
     writer.add_token_types([int(t) for t in types])
     writer.add_token_merges(merges)
+    # Special ids, BOS rule and chat template exactly as the student uses them (PromptFormat reads the
+    # folder's config.json / tokenizer_config.json), never guessed from token names.
+    from generator.errors import ModelLoadError
+    from generator.local.prompting import PromptFormat
 
-    def special_id(key: str, names: tuple[str, ...]) -> int | None:
-        if isinstance(config.get(key), int):
-            return int(config[key])
-        for i, text in specials.items():
-            if text in names:
-                return i
-        return None
+    try:
+        fmt = PromptFormat.from_dir(model_dir)
+    except ModelLoadError as exc:
+        raise GGUFExportError(f"GGUF export: {exc}") from None
+    if fmt.bos_id is not None:
+        writer.add_bos_token_id(fmt.bos_id)
+    writer.add_eos_token_id(fmt.eos_id)
+    writer.add_pad_token_id(fmt.pad_id)
+    unk = next((i for i, t in specials.items() if t in ("<unk>", "<|endoftext|>")), None)
+    if unk is not None:
+        writer.add_unk_token_id(unk)
+    writer.add_add_bos_token(fmt.add_bos)
+    if fmt.chat_template:
+        writer.add_chat_template(fmt.chat_template)
 
-    bos_id = None
-    for key, names, add in (
-        ("bos_token_id", ("<s>", "<bos>", "<|bos|>"), writer.add_bos_token_id),
-        ("eos_token_id", ("</s>", "<eos>", "<|eos|>", "<|endoftext|>"), writer.add_eos_token_id),
-        ("pad_token_id", ("<pad>", "<|pad|>"), writer.add_pad_token_id),
-    ):
-        idx = special_id(key, names)
-        if idx is not None:
-            add(idx)
-            bos_id = idx if key == "bos_token_id" else bos_id
-    # The student puts BOS before every prompt when its tokenizer has one (LocalStudent), so a
-    # runtime reading this file must do the same or it sees a different context.
-    add_bos = config.get("add_bos_token")
-    writer.add_add_bos_token(bool(add_bos) if add_bos is not None else bos_id is not None)
+
+def _pre_tokenizer(model_dir: Path) -> str:
+    """llama.cpp's pre-tokenizer name: the base's own (recorded when a packaged base was converted), else "default"."""
+    ref = model_dir / "student_base.json"
+    if ref.is_file():
+        try:
+            pre = (json.loads(ref.read_text()).get("source") or {}).get("gguf_pre")
+        except ValueError:
+            pre = None
+        if isinstance(pre, str) and pre:
+            return pre
+    return "default"
 
 
 def export_gguf(model_dir: str | Path, out_path: str | Path, qtype: str = "q8_0", *, name: str | None = None) -> Path:
@@ -188,7 +192,7 @@ def export_gguf(model_dir: str | Path, out_path: str | Path, qtype: str = "q8_0"
                  "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[qtype]
     writer.add_file_type(int(file_type))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    _tokenizer_metadata(writer, tok, config, vocab_size)
+    _tokenizer_metadata(writer, tok, config, vocab_size, model_dir)
 
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, n_layer)
     block = gguf.GGML_QUANT_SIZES[gguf.GGMLQuantizationType.Q8_0][0]

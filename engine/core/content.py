@@ -30,10 +30,13 @@ CHAR_TILES: Final[dict[str, Tile]] = {c: t for t, c in TILE_CHARS.items()}
 CHAR_LOOKUP: Final[np.ndarray] = np.full(256, 255, dtype=np.uint8)
 for _char, _tile in CHAR_TILES.items():
     CHAR_LOOKUP[ord(_char)] = int(_tile)
-#: Tile -> byte, for encoding rows.
-TILE_BYTES: Final[np.ndarray] = np.array(
-    [ord(TILE_CHARS[Tile(i)]) for i in range(len(Tile))], dtype=np.uint8
-)
+#: Glyph drawn for a grid value that is no tile (the validator keeps unknown glyphs as 255).
+UNKNOWN_GLYPH: Final[str] = "?"
+#: Grid value -> byte, for encoding rows and pictures.  Total over uint8: a grid
+#: the validator built from a level with unknown glyphs still serialises (as '?').
+TILE_BYTES: Final[np.ndarray] = np.full(256, ord(UNKNOWN_GLYPH), dtype=np.uint8)
+for _tile, _char in TILE_CHARS.items():
+    TILE_BYTES[int(_tile)] = ord(_char)
 #: Tiles an actor may stand on.
 WALKABLE: Final[np.ndarray] = np.array([True, False, True], dtype=bool)
 

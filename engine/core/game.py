@@ -1,5 +1,9 @@
 """The rules: one level, played a turn at a time, headless and deterministic.
 
+Size: over 400 lines on purpose. The turn rules (player actions, items, enemy
+behaviour, field of view, messages) are one state machine over one ``Game``;
+split up, the order of events within a turn would be spread over modules.
+
 A :class:`Game` owns the actors and items of one level.  Each call to
 :meth:`Game.act` is one player action followed (if a turn passed) by every
 enemy's action.  The same level, seed and actions always give the same
@@ -23,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -70,7 +73,7 @@ class RulesConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RulesConfig:
-        """Build from a mapping (e.g. a YAML preset); unknown or ill-typed keys are a clear error.
+        """Build from a mapping (e.g. a YAML preset, :func:`engine.presets.load_rules`); unknown or ill-typed keys are a clear error.
 
         >>> RulesConfig.from_dict({"player_hp": 30}).player_hp
         30
@@ -87,17 +90,6 @@ class RulesConfig:
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ConfigValueError(f"RulesConfig.{key}: expected {expected.__name__}, got {value!r}")
         return cls(**dict(data))
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> RulesConfig:
-        """Load a YAML preset (a mapping of the fields above; missing ones keep their defaults)."""
-        import yaml
-
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
-        if not isinstance(data, dict):
-            raise ConfigValueError(f"{path}: a rules preset must be a mapping of RulesConfig fields")
-        return cls.from_dict(data)
 
 
 #: What picking up an item does: ``effect(game) -> message``.  A game may add kinds

@@ -70,15 +70,17 @@ class LevelSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> LevelSpec:
-        """Decode a spec, raising :class:`SpecError` naming the bad field."""
+        """Decode a spec, raising :class:`SpecError` naming the bad field (or a key given twice)."""
         try:
-            return msgspec.json.decode(data, type=cls)
+            spec = msgspec.json.decode(data, type=cls)
         except SpecError:
             raise
         except msgspec.ValidationError as exc:
             raise _spec_error_from(exc) from None
         except msgspec.DecodeError as exc:
             raise SpecError("<json>", f"not valid JSON: {exc}") from None
+        _refuse_duplicate_keys(data)
+        return spec
 
     @classmethod
     def from_dict(cls, data: Any) -> LevelSpec:
@@ -88,6 +90,39 @@ class LevelSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise
         except msgspec.ValidationError as exc:
             raise _spec_error_from(exc) from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _pairs_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _refuse_duplicate_keys(data: str | bytes) -> None:
+    """A spec that names a key twice is refused (msgspec keeps the last), as the level parser does.
+
+    A decoded spec has exactly six keys, so text with exactly six ``":`` has no
+    duplicate; anything else (spacing, a repeat) is checked by the json module.
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if raw.count(b'":') == len(LevelSpec.__struct_fields__):
+        return
+    import json
+
+    try:
+        json.loads(raw, object_pairs_hook=_pairs_once)
+    except _DuplicateKey as dup:
+        key = str(dup)
+        raise SpecError(key, f"the key {key!r} appears twice in the spec; give each field once") from None
+    except (ValueError, RecursionError):
+        pass  # msgspec accepted the text; a dialect difference is not a duplicate
 
 
 def _spec_error_from(exc: msgspec.ValidationError) -> SpecError:

@@ -9,5 +9,4 @@ class RenderError(EngineError):
     """Base class of errors raised on purpose by ``engine.render``."""
 
 
-class TilesetError(RenderError):
-    """The tile pictures are missing or unusable; the message says which and how to fix it."""
+# TilesetError lives with the tiles in engine.picture (PIL only, importable without arcade).

@@ -31,7 +31,7 @@ from PIL import Image
 from engine.core.content import Tile
 from engine.core.level import Level
 from engine.render.tile_layer import IN_VIEW, REMEMBERED, SEEN, UNSEEN, VISIBLE, TerrainTiles, TileLayer, fits
-from engine.render.tiles import Tileset
+from engine.picture.tiles import Tileset
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,8 @@ from arcade.gl import BufferDescription
 from engine.core.content import Tile
 from engine.core.level import Level
 from engine.render.errors import RenderError
-from engine.render.picture import terrain_stack
-from engine.render.tiles import Tileset
+from engine.picture import terrain_stack
+from engine.picture.tiles import Tileset
 
 #: Fog state of a tile, as stored in the fog arrays.
 UNSEEN, SEEN, VISIBLE = 0, 1, 2

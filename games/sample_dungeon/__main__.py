@@ -91,13 +91,19 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.headless:
         from games.sample_dungeon.headless import format_summary, run_headless
+        from generator.output_guard import json_stdout
 
-        summary = run_headless(
-            bot=args.bot, sessions=args.sessions, seed=args.seed, levels_per_session=args.levels_per_session,
-            data_dir=args.data_dir, source=args.source, retry_after_death=not args.no_retry,
-            max_turns=args.max_turns, progress=not args.json,
-        )
-        print(json.dumps(summary) if args.json else format_summary(summary))
+        # Libraries (litellm's banners) print on stdout: with --json it carries the one summary object.
+        with json_stdout(args.json) as emit:
+            summary = run_headless(
+                bot=args.bot, sessions=args.sessions, seed=args.seed, levels_per_session=args.levels_per_session,
+                data_dir=args.data_dir, source=args.source, retry_after_death=not args.no_retry,
+                max_turns=args.max_turns, progress=not args.json,
+            )
+            if args.json:
+                emit(summary)
+            else:
+                print(format_summary(summary))
         return 0 if not summary["errors"] else 1
     app = _window_app()
     common = {"seed": args.seed, "data_dir": args.data_dir, "source": args.source}

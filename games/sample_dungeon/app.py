@@ -58,7 +58,7 @@ TRAINABLE_SOURCES = ("auto", "generator")
 def _launch_training(data_dir: str) -> subprocess.Popen[bytes] | None:
     """Start ``python -m generator.train --if-needed`` detached; ``None`` (and a warning) if it cannot start."""
     try:
-        from generator.train import launch_background
+        from generator.background import launch_background
 
         return launch_background(data_dir)
     except Exception as exc:  # noqa: BLE001 - training is a bonus, play must go on
@@ -151,7 +151,7 @@ class DungeonApp:
     def __init__(self, window: Any, session: Session, *, levels: int = 5, zoom: float = 2.0,
                  on_close: Any = None, new_session: Callable[[], Session] | None = None) -> None:
         from engine.render.sprites import TextureCache
-        from engine.render.tiles import Tileset
+        from engine.picture.tiles import Tileset
 
         self.window = window
         self.session = session
@@ -305,7 +305,7 @@ def screenshot(path: str | os.PathLike, *, seed: int = 0, data_dir: str | None =
     arcade = _arcade()
     from engine.render.hud import LevelInfo
     from engine.render.sprites import TextureCache
-    from engine.render.tiles import Tileset
+    from engine.picture.tiles import Tileset
     from engine.render.views import GameView, fit_zoom
 
     opened = open_source(source, data_dir=str(_data_root(data_dir)))

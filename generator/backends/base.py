@@ -49,6 +49,18 @@ class BackendRequest:
         """Seconds until :attr:`deadline` (may be negative), or None without a deadline."""
         return time_left(self.deadline)
 
+    def sampling_seed(self) -> int:
+        """The seed a sampling backend (student, remote student) draws this attempt with.
+
+        Distinct per request seed and per attempt, so a retry is not the same sample again.
+
+        >>> from engine.core.level import LevelSpec
+        >>> spec = LevelSpec(width=16, height=12, difficulty=1, enemies=0, items=0, theme="crypt")
+        >>> [BackendRequest(spec, seed=3, attempt=a).sampling_seed() for a in (1, 2)]
+        [303, 320]
+        """
+        return self.seed * 101 + (self.attempt - 1) * 17
+
 
 @dataclass
 class BackendOutput:

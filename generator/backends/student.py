@@ -31,14 +31,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.errors import ConfigError, ModelLoadError
+from generator.local.gguf_worker import GGUF_ARTEFACT
 
 __all__ = ["GGUF_ARTEFACT", "RUNTIMES", "student_backend", "student_runtime"]
 
 log = logging.getLogger(__name__)
 
 RUNTIMES: Final = ("auto", "gguf", "torch")
-#: The quantized GGUF artefact the level site is served from.
-GGUF_ARTEFACT: Final = "student-q8_0.gguf"
 
 
 def student_runtime(env: Mapping[str, str] | None = None) -> str:

@@ -33,7 +33,8 @@ from typing import Any
 
 from generator.backends import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
-from generator.teacher_config import TeacherConfig, redact
+from generator.store.redact import scrub
+from generator.teacher_config import TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ def levels_module() -> ModuleType:
                 ) from exc
             levels.llm = _ModelSelector(levels.llm)
             _levels = levels
+            from generator.output_guard import quiet_provider_libraries
+
+            quiet_provider_libraries()  # byllm (loguru) and litellm output: keys redacted, no stdout banners
     return _levels
 
 
@@ -99,6 +103,7 @@ def _using(model: Any, timeout_s: float | None) -> Iterator[None]:
 def _teacher_model(cfg: TeacherConfig) -> Any:
     """A byllm ``Model`` with the config's limits applied to every request."""
     from generator.capture.byllm_api import model_class
+    from generator.output_guard import quiet_provider_libraries
 
     Model = model_class()
     defaults = {
@@ -117,6 +122,7 @@ def _teacher_model(cfg: TeacherConfig) -> Any:
             return self
 
         def model_call_no_stream(self, params: dict[str, Any]) -> Any:
+            quiet_provider_libraries()
             params = dict(params)
             params["timeout"] = _current_timeout.get() or cfg.timeout_s
             params["max_retries"] = cfg.max_retries
@@ -231,10 +237,10 @@ class LLMTeacherBackend:
                 if raw:
                     log.info("teacher %s answered unparsable output; handing it to the validator", self.model_name)
                     return None, seen, str(raw)
-                raise BackendError(f"teacher {self.model_name} answered nothing parsable: {redact(str(exc))[:300]}") from None
+                raise BackendError(f"teacher {self.model_name} answered nothing parsable: {scrub(str(exc))[:300]}") from None
             except Exception as exc:
                 raise BackendError(
-                    f"teacher {self.model_name} failed ({type(exc).__name__}): {redact(str(exc))[:300]}; "
+                    f"teacher {self.model_name} failed ({type(exc).__name__}): {scrub(str(exc))[:300]}; "
                     "check FORGE_TEACHER, the provider key variable and OPENAI_BASE_URL"
                 ) from None
 

@@ -7,7 +7,7 @@ wrap byllm's: each call is recorded as a :class:`~generator.records.CallRecord`
 with its call-site id (``module:qualname#schema-hash``, from the *caller
 function*, never from prompt text), arguments, messages, output schema, raw
 output, parsed result, model, latency, tokens, cost, error and a validity
-verdict from :mod:`generator.site_validators`.
+verdict from :mod:`generator.validation.sites`.
 
 Where the record goes:
 

@@ -115,6 +115,7 @@ def finish(
     exc: BaseException | None,
     start: float,
     meter_token: contextvars.Token[metering.Usage | None] | None,
+    transport: Any = None,
 ) -> None:
     usage = metering.current_usage.get()
     if meter_token is not None:
@@ -131,6 +132,7 @@ def finish(
             rec.cost_usd = metering.cost(call.backend, call.model, usage)
         rec.messages = get_messages(mt_run)
         rec.served = exc is None
+        rec.transport = transport.to_dict() if transport is not None else None
         emit(rec)
     except Exception:
         log.warning("capture: recording a call at %s failed; the program is unaffected", call.site, exc_info=True)

@@ -35,7 +35,7 @@ class Call:
 
 def verdict(call: Call, result: Any) -> tuple[bool | None, list[dict[str, Any]]]:
     try:
-        from generator.site_validators import judge
+        from generator.validation.sites import judge
 
         return judge(call.site, result, call.schema)
     except Exception:

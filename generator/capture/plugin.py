@@ -10,6 +10,8 @@ from typing import Any
 from generator.capture import byllm_api, metering
 from generator.capture.call import begin, finish
 from generator.capture.describe import NOT_ANSWERED
+from generator.http_faults import observe_unless_observed
+from generator.output_guard import quiet_provider_libraries
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,13 @@ class CapturePlugin:
     @staticmethod
     @byllm_api.hookimpl
     def call_llm(model: Any, mt_run: Any) -> Any:
+        quiet_provider_libraries()  # keys out of byllm's/litellm's output, no stdout banners
         return _capture_sync(model, mt_run)
 
     @staticmethod
     @byllm_api.hookimpl
     async def acall_llm(model: Any, mt_run: Any) -> Any:
+        quiet_provider_libraries()
         return await _capture_async(model, mt_run)
 
 
@@ -83,12 +87,13 @@ def _capture_sync(model: Any, mt_run: Any) -> Any:
         return call.answer
     meter_token = metering.current_usage.set(metering.Usage()) if call is not None else None
     start = time.perf_counter()
-    try:
-        result = byllm_api.call_below("call_llm", CapturePlugin, model=model, mt_run=mt_run)
-    except BaseException as exc:
-        finish(call, mt_run, None, exc, start, meter_token)
-        raise
-    finish(call, mt_run, result, None, start, meter_token)
+    with observe_unless_observed() as tlog:  # inside a facade attempt the facade records the requests
+        try:
+            result = byllm_api.call_below("call_llm", CapturePlugin, model=model, mt_run=mt_run)
+        except BaseException as exc:
+            finish(call, mt_run, None, exc, start, meter_token, tlog)
+            raise
+        finish(call, mt_run, result, None, start, meter_token, tlog)
     return result
 
 
@@ -98,12 +103,13 @@ async def _capture_async(model: Any, mt_run: Any) -> Any:
         return call.answer
     meter_token = metering.current_usage.set(metering.Usage()) if call is not None else None
     start = time.perf_counter()
-    try:
-        result = byllm_api.call_below("acall_llm", CapturePlugin, model=model, mt_run=mt_run)
-        if inspect.isawaitable(result):
-            result = await result
-    except BaseException as exc:
-        finish(call, mt_run, None, exc, start, meter_token)
-        raise
-    finish(call, mt_run, result, None, start, meter_token)
+    with observe_unless_observed() as tlog:
+        try:
+            result = byllm_api.call_below("acall_llm", CapturePlugin, model=model, mt_run=mt_run)
+            if inspect.isawaitable(result):
+                result = await result
+        except BaseException as exc:
+            finish(call, mt_run, None, exc, start, meter_token, tlog)
+            raise
+        finish(call, mt_run, result, None, start, meter_token, tlog)
     return result

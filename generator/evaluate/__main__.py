@@ -117,20 +117,26 @@ def _serve_ratings(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
         except KeyboardInterrupt:
             pass
         finally:
-            server.httpd.server_close()
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run(args)
-    except GeneratorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from generator.output_guard import json_stdout
+
+    with json_stdout(args.json) as emit:
+        try:
+            return _run(args, emit)
+        except GeneratorError as exc:
+            if args.json:
+                emit({"error": str(exc), "kind": type(exc).__name__})
+            else:
+                print(f"error: {exc}", file=sys.stderr)
+            return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, emit: Any = print) -> int:
     from generator.evaluate.report import report_rows, write_report
     from generator.evaluate.runner import (
         EvaluationConfig,
@@ -192,7 +198,8 @@ def _run(args: argparse.Namespace) -> int:
     if report is not None:
         data["report"] = str(report)
     if args.json:
-        print(json.dumps(data, allow_nan=False))
+        json.dumps(data, allow_nan=False)  # NaN/inf would not be JSON: fail here, not in the reader
+        emit(data)
     else:
         _print_summary(data, report)
     if args.rate:
@@ -204,8 +211,9 @@ def _agreement(rows: list[dict[str, Any]], data_dir_arg: str | None) -> dict[str
     """Spearman agreement with stored designer ratings, when any of these levels were rated."""
     from generator.evaluate.rating import open_store, rating_agreement
     from generator.paths import db_path
+    from generator.store import configured_url
 
-    if not db_path(data_dir_arg).exists():
+    if not db_path(data_dir_arg).exists() and configured_url(data_dir_arg) is None:
         return None
     ids = {r["level_id"] for r in rows if r.get("level_id")}
     with open_store(data_dir_arg) as store:

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from generator.evaluate.structure import layout_stats
 from generator.metrics import (
     SIZE_BANDS,
     LevelLike,
-    layout_stats,
     pattern_jsd,
     size_band,
     structure_distances,

@@ -20,6 +20,7 @@ Endpoints (JSON in and out):
 
 from __future__ import annotations
 
+import hmac
 import html
 import io
 import json
@@ -27,10 +28,10 @@ import logging
 import math
 import os
 import random
+import secrets
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024  #: largest POST body accepted (a comment is short)
 MAX_COMMENT = 4000
+MAX_RATER = 100  #: a name or initials
+MAX_LEVEL_ID = 128  #: content ids are 16 hex characters
 
 
 def open_store(data_dir: str | os.PathLike[str] | None = None) -> Any:
@@ -110,7 +113,7 @@ def rating_agreement(rows: Sequence[Mapping[str, Any]], ratings: Iterable[Any],
 
 # ---------------------------------------------------------------- server
 
-_PAGE = """<!doctype html><html lang=en><head><meta charset=utf-8><title>Rate levels</title><style>
+_PAGE = """<!doctype html><html lang=en><head><meta charset=utf-8><meta name=csrf-token content="{token}"><title>Rate levels</title><style>
 body{{font-family:system-ui,sans-serif;margin:20px auto;max-width:1100px;color:#222;padding:0 12px}}
 .card{{display:flex;gap:18px;border:1px solid #ddd;border-radius:6px;padding:12px;margin:12px 0}}
 .card img{{image-rendering:pixelated;max-width:520px;border:1px solid #eee}}
@@ -126,8 +129,9 @@ its theme? Backends are hidden. {count} levels.</p>
 async function rate(form) {{
   const data = Object.fromEntries(new FormData(form).entries());
   for (const k of {rubrics}) data[k] = parseInt(data[k], 10);
-  const res = await fetch('/api/ratings', {{method: 'POST', headers: {{'Content-Type': 'application/json'}},
-                                           body: JSON.stringify(data)}});
+  const token = document.querySelector('meta[name=csrf-token]').content;
+  const res = await fetch('/api/ratings', {{method: 'POST', body: JSON.stringify(data),
+                                           headers: {{'Content-Type': 'application/json', 'X-CSRF-Token': token}}}});
   const body = await res.json();
   form.querySelector('.status').textContent = res.ok ? 'saved' : ('error: ' + body.error);
   if (res.ok) form.closest('.card').classList.add('done');
@@ -160,13 +164,23 @@ def _card(number: int, row: Mapping[str, Any], rated: int) -> str:
 
 
 class RatingServer:
-    """The rating page on ``127.0.0.1``; ``port=0`` picks a free port.
+    """The rating page (Starlette on uvicorn) on ``127.0.0.1``; ``port=0`` picks a free port.
 
-    >>> # server = RatingServer(rows, store); server.start(); ... server.stop()
+    Only the page itself may post ratings: requests whose ``Host`` is not
+    this server's get 400 (a DNS-rebound name cannot reach it), a POST from
+    another ``Origin`` (or ``Sec-Fetch-Site``) gets 403, one without the
+    page's CSRF token (``X-CSRF-Token``, from the page's
+    ``<meta name=csrf-token>``) 403, one that is not ``application/json``
+    415.  Bodies are at most :data:`MAX_BODY` bytes and must arrive within
+    ``io_timeout_s`` (else 408, connection closed); fields are length-limited.
+
+    >>> # with RatingServer(rows, store) as server: ...  (or server.serve_forever())
     """
 
     def __init__(self, rows: Sequence[Mapping[str, Any]], store: Any, *, host: str = "127.0.0.1",
-                 port: int = 0, seed: int = 0, tile_px: int = 12) -> None:
+                 port: int = 0, seed: int = 0, tile_px: int = 12, io_timeout_s: float = 10.0) -> None:
+        from generator.asgi import ASGIServer
+
         seen: dict[str, Mapping[str, Any]] = {}
         for row in rows:
             if row.get("level_id") and row.get("level") and row["level_id"] not in seen:
@@ -176,31 +190,28 @@ class RatingServer:
         self.rows = {gid: seen[gid] for gid in order}
         self.store = store
         self.tile_px = tile_px
+        self.io_timeout_s = io_timeout_s  #: read per request
+        self.csrf_token = secrets.token_urlsafe(32)  #: new every start; the page hands it to its script
         self._pictures: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self.http = ASGIServer(_app(self, allowed_hosts=sorted({host, "127.0.0.1", "localhost"})), host, port,
+                               name="rating-server")
+        self.server_address = self.http.server_address
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}/"
+        return self.http.origin + "/"
 
     def start(self) -> RatingServer:
         """Serve in a background thread (tests); :meth:`serve_forever` blocks (command line)."""
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="rating-server", daemon=True)
-        self._thread.start()
+        self.http.start()
         return self
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        self.http.serve_forever()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.http.stop()
 
     def __enter__(self) -> RatingServer:
         return self.start()
@@ -219,7 +230,8 @@ class RatingServer:
     def page(self) -> str:
         counts = self._rated_counts()
         cards = "".join(_card(i + 1, row, counts.get(gid, 0)) for i, (gid, row) in enumerate(self.rows.items()))
-        return _PAGE.format(count=len(self.rows), cards=cards, rubrics=json.dumps(list(RATED_RUBRICS)))
+        return _PAGE.format(count=len(self.rows), cards=cards, rubrics=json.dumps(list(RATED_RUBRICS)),
+                            token=html.escape(self.csrf_token))
 
     def picture(self, gid: str) -> bytes | None:
         with self._lock:
@@ -229,7 +241,7 @@ class RatingServer:
         level = as_level(row["level"]) if row else None
         if level is None:
             return None
-        from engine.render.picture import render_level_image
+        from engine.picture import render_level_image
 
         buf = io.BytesIO()
         render_level_image(level, tile_px=self.tile_px).save(buf, format="PNG")
@@ -241,6 +253,8 @@ class RatingServer:
         gid = body.get("level_id")
         if not isinstance(gid, str) or not gid:
             return HTTPStatus.BAD_REQUEST, {"error": "level_id is missing; send the id shown by GET /api/levels"}
+        if len(gid) > MAX_LEVEL_ID:
+            return HTTPStatus.BAD_REQUEST, {"error": f"level_id is longer than {MAX_LEVEL_ID} characters"}
         if gid not in self.rows:
             return HTTPStatus.NOT_FOUND, {"error": f"unknown level_id {gid!r}; GET /api/levels lists the levels"}
         scores: dict[str, int] = {}
@@ -249,7 +263,7 @@ class RatingServer:
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-                return HTTPStatus.BAD_REQUEST, {"error": f"{rubric} must be an integer 1-5, got {value!r}"}
+                return HTTPStatus.BAD_REQUEST, {"error": f"{rubric} must be an integer 1-5, got {str(value)[:20]!r}"}
             scores[rubric] = value
         if not scores:
             return HTTPStatus.BAD_REQUEST, {"error": f"give at least one of {', '.join(RATED_RUBRICS)} (1-5)"}
@@ -257,73 +271,107 @@ class RatingServer:
         rater = body.get("rater")
         if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
             return HTTPStatus.BAD_REQUEST, {"error": f"comment must be text of at most {MAX_COMMENT} characters"}
-        if rater is not None and not isinstance(rater, str):
-            return HTTPStatus.BAD_REQUEST, {"error": "rater must be text"}
+        if rater is not None and (not isinstance(rater, str) or len(rater) > MAX_RATER):
+            return HTTPStatus.BAD_REQUEST, {"error": f"rater must be text of at most {MAX_RATER} characters"}
         try:
             rid = self.store.add_rating(gid, scores, comment, rater=rater)
         except StoreError as exc:
             return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
         return HTTPStatus.CREATED, {"id": rid, "level_id": gid, "scores": scores}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt: str, *args: Any) -> None:  # route access logs through logging
-                log.debug("rating server: " + fmt, *args)
+def _reply(status: int, obj: Any, *, close: bool = False) -> Any:
+    from starlette.responses import JSONResponse
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+    headers = {"Cache-Control": "no-store"}
+    if close:  # a body left unread: close the connection after the answer
+        headers["Connection"] = "close"
+    return JSONResponse(obj, status_code=status, headers=headers)
 
-            def _json(self, status: int, obj: Any) -> None:
-                self._send(status, json.dumps(obj).encode(), "application/json")
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                path = self.path.split("?", 1)[0]
-                if path in ("/", "/index.html"):
-                    self._send(200, server.page().encode(), "text/html; charset=utf-8")
-                elif path == "/api/levels":
-                    counts = server._rated_counts()
-                    self._json(200, [{"level_id": gid, "spec": row.get("spec"), "ratings": counts.get(gid, 0)}
-                                     for gid, row in server.rows.items()])
-                elif path == "/api/ratings":
-                    self._json(200, [{"id": r.id, "generation_id": r.generation_id, "scores": r.scores,
-                                      "comment": r.comment, "rater": r.rater, "created": r.created}
-                                     for r in server.store.list_ratings()])
-                elif path.startswith("/levels/") and path.endswith(".png"):
-                    png = server.picture(path[len("/levels/"):-len(".png")])
-                    if png is None:
-                        self._json(404, {"error": "no such level"})
-                    else:
-                        self._send(200, png, "image/png")
-                else:
-                    self._json(404, {"error": f"no page {path}; try / or /api/levels"})
+def _app(server: RatingServer, *, allowed_hosts: Sequence[str]) -> Any:
+    """The rating page's ASGI application."""
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
-            def do_POST(self) -> None:  # noqa: N802
-                if self.path.split("?", 1)[0] != "/api/ratings":
-                    self._json(404, {"error": "POST only to /api/ratings"})
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if not 0 < length <= MAX_BODY:
-                    self._json(400, {"error": f"send a JSON body of 1..{MAX_BODY} bytes"})
-                    return
-                try:
-                    body = json.loads(self.rfile.read(length))
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    self._json(400, {"error": "body is not JSON"})
-                    return
-                if not isinstance(body, dict):
-                    self._json(400, {"error": "body must be a JSON object"})
-                    return
-                status, obj = server.add_rating(body)
-                self._json(int(status), obj)
+    from generator.asgi import BodyError, read_body
 
-        return Handler
+    def index(request: Request) -> Response:  # plain functions run on Starlette's thread pool
+        return Response(server.page(), media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    def levels(request: Request) -> Response:
+        counts = server._rated_counts()
+        return _reply(200, [{"level_id": gid, "spec": row.get("spec"), "ratings": counts.get(gid, 0)}
+                            for gid, row in server.rows.items()])
+
+    def ratings(request: Request) -> Response:
+        return _reply(200, [{"id": r.id, "generation_id": r.generation_id, "scores": r.scores,
+                             "comment": r.comment, "rater": r.rater, "created": r.created}
+                            for r in server.store.list_ratings()])
+
+    def picture(request: Request) -> Response:
+        png = server.picture(request.path_params["gid"])
+        if png is None:
+            return _reply(404, {"error": "no such level"})
+        return Response(png, media_type="image/png")
+
+    def refusal(request: Request) -> tuple[int, str] | None:
+        """Why a POST does not come from this page (checked before the body is read), or None."""
+        own = f"http://{request.headers.get('host', '')}"
+        origin = request.headers.get("origin")
+        if origin is not None and origin != own:
+            return 403, f"cross-origin request from {origin[:80]!r} refused; rate on {server.url}"
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return 403, "cross-site request refused; rate on the page itself"
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return 415, "send the rating as Content-Type: application/json"
+        if not hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), server.csrf_token.encode()):
+            return 403, "missing or stale CSRF token (X-CSRF-Token); reload the rating page"
+        return None
+
+    async def add(request: Request) -> Response:
+        refused = refusal(request)
+        if refused is not None:
+            return _reply(refused[0], {"error": refused[1]}, close=True)
+        try:
+            data = await read_body(request, max_bytes=MAX_BODY, timeout_s=server.io_timeout_s)
+        except BodyError as exc:
+            return _reply(exc.status, {"error": exc.message}, close=True)
+        if not data:
+            return _reply(400, {"error": f"send a JSON body of 1..{MAX_BODY} bytes"})
+        try:
+            body = json.loads(data)
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
+            return _reply(400, {"error": "body is not JSON (or is nested too deeply)"})
+        if not isinstance(body, dict):
+            return _reply(400, {"error": "body must be a JSON object"})
+        status, obj = await run_in_threadpool(server.add_rating, body)
+        return _reply(int(status), obj)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        unread = request.method not in ("GET", "HEAD")
+        if status == 405:
+            return _reply(405, {"error": f"{request.method} is not supported on {request.url.path}"}, close=unread)
+        return _reply(status, {"error": f"no page {request.url.path}; try / or /api/levels"}, close=unread)
+
+    from starlette.concurrency import run_in_threadpool
+
+    return Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/index.html", index, methods=["GET"]),
+            Route("/api/levels", levels, methods=["GET"]),
+            Route("/api/ratings", ratings, methods=["GET"]),
+            Route("/api/ratings", add, methods=["POST"]),
+            Route("/levels/{gid}.png", picture, methods=["GET"]),
+        ],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
+        exception_handlers={HTTPException: not_found},
+    )

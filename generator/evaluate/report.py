@@ -1,5 +1,9 @@
 """The evaluation report: one HTML page, level pictures and matplotlib plots in a folder.
 
+Size: over 400 lines on purpose. The page, its plots and its pictures are
+written in one pass over one evaluation; about half the lines are the HTML and
+plot layout.
+
 ``write_report(evaluation, out_dir)`` writes::
 
     out_dir/index.html          summary table (backend x rubric, 95 % intervals), details, plots, pictures
@@ -236,9 +240,9 @@ _PLOTTERS = {
 def _render_pictures(ev: Evaluation, out: Path, n_specs: int, tile_px: int) -> dict[tuple[str, int], str]:
     """PNG per (backend, spec) for the first ``n_specs`` specs (sample 0); empty if rendering is unavailable."""
     try:
-        from engine.render.picture import render_level_png
+        from engine.picture import render_level_png
     except ImportError as exc:  # the report still reads without pictures
-        log.warning("level pictures skipped: engine.render.picture unavailable (%s)", exc)
+        log.warning("level pictures skipped: engine.picture unavailable (%s)", exc)
         return {}
     pics: dict[tuple[str, int], str] = {}
     for j, (name, gens) in enumerate(ev.generations.items()):
@@ -462,8 +466,15 @@ def write_report(
 
 def report_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read ``levels.jsonl`` back from a report folder (or the file itself)."""
+    from generator.errors import GeneratorError
+    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+
     p = Path(path)
     if p.is_dir():
         p = p / "levels.jsonl"
-    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = read_file_text(p, max_bytes=MAX_LIST_BYTES, what="report rows")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (InputFileError, ValueError) as exc:
+        raise GeneratorError(f"{exc}; give --report DIR of an earlier evaluation") from None
 

@@ -1,5 +1,8 @@
 """Rubrics: what the evaluation measures, computed from recorded generations.
 
+Size: over 400 lines on purpose. Every rubric is defined and registered here,
+so the report's order and each score's definition are read in one place.
+
 A :class:`Generation` is everything one backend did for one spec and seed:
 each attempt (valid or not, which gates failed, latency, tokens, cost), the
 final level, the bots' playthroughs and the layout's structural features.

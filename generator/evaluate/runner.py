@@ -108,11 +108,13 @@ class Evaluation:
 
 def load_specs(path: str | os.PathLike[str]) -> list[LevelSpec]:
     """Specs from a JSONL file (one spec object per line; blank lines and ``#`` comments skipped)."""
+    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EvaluationError(f"cannot read spec file {p}: {exc.strerror}; pass --specs FILE.jsonl") from None
+        text = read_file_text(p, max_bytes=MAX_LIST_BYTES, what="spec file")
+    except InputFileError as exc:
+        raise EvaluationError(f"{exc}; pass --specs FILE.jsonl") from None
     specs = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -171,7 +173,7 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
     ``student_repair=False`` also turns off the student's post-processing
     (walling up sealed empty pockets), so nothing but the model is measured.
     """
-    from generator.config import GeneratorConfig, teacher_configured
+    from generator.settings import GeneratorConfig, teacher_configured
     from generator.facade import make_backend
 
     if name == "procedural":

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import tcod.path
@@ -47,7 +47,7 @@ from scipy import ndimage
 from engine.core.content import THEME_LAYOUT, WALKABLE, Tile
 from engine.core.level import Level
 
-__all__ = ["StructureFeatures", "structure_features", "layout_style", "expected_style", "RECTANGULAR_ROOMS"]
+__all__ = ["StructureFeatures", "structure_features", "layout_stats", "layout_style", "expected_style", "RECTANGULAR_ROOMS"]
 
 #: Open areas filling at least this share of their bounding boxes read as built rooms.
 RECTANGULAR_ROOMS: Final = 0.85
@@ -189,3 +189,24 @@ def expected_style(theme: str) -> LayoutStyle | None:
     """Layout style the content catalogue expects for ``theme`` (None for an unknown theme)."""
     style = THEME_LAYOUT.get(theme)
     return style if style in ("rooms", "caves") else None  # type: ignore[return-value]
+
+
+def layout_stats(level: Any) -> dict[str, float] | None:
+    """The :data:`generator.metrics.STRUCTURE_KEYS` statistics of one level (``None`` if it does not parse).
+
+    ``rooms`` counts open areas: connected blobs of the union of fully walkable 3x3 blocks (a
+    morphological opening, so one-tile corridors are not rooms); ``path`` is the walking distance
+    from spawn to exit (-1 if unreachable); the rest come from
+    :func:`structure_features`.
+    """
+    from generator.metrics import as_level
+
+    lv = as_level(level)
+    if lv is None:
+        return None
+    f = structure_features(lv)
+    walk = WALKABLE[np.minimum(lv.grid, len(WALKABLE) - 1)]
+    rooms = ndimage.label(ndimage.binary_opening(walk, structure=np.ones((3, 3), dtype=bool)))[1]
+    return {"rooms": float(rooms), "corridor_share": f.corridor_share, "dead_ends": float(f.dead_ends),
+            "loops": float(f.loops), "doors": float(f.doors), "wall_density": f.wall_density,
+            "path": float(f.critical_path)}

@@ -1,5 +1,8 @@
 """Decoding for students: a grammar for the level grid form, masked sampling, retries.
 
+Size: over 400 lines on purpose. The grammar, the logit masks and the sampler
+are one algorithm whose invariants (counters, border, caps) cross all three.
+
 The level form (:mod:`generator.local.codec`) is fully determined in its
 shape by the spec, so the decoder does not let the model get it wrong:
 :class:`LevelGrammar` knows at every position which characters may come
@@ -592,6 +595,7 @@ def masked_completion(
     grammar: LevelGrammar | None = None,
     stop: str | None = None,
     before_step: Callable[[int], None] | None = None,
+    constraint: Any = None,
 ) -> SampleResult:
     """The decoding loop shared by every runtime: ``forward(new_ids)`` returns the next token's logits.
 
@@ -601,7 +605,10 @@ def masked_completion(
     runs are fed in one call.  Without one, sampling stops at EOS, at
     ``stop`` (a string the text ends with) or at ``max_new_tokens``.
     ``temperature <= 0`` means greedy.  ``before_step(tokens_so_far)`` is a
-    hook (the GGUF worker's crash injection).
+    hook (the GGUF worker's crash injection).  ``constraint`` (a
+    :class:`generator.local.constrain.SchemaMatcher`) masks every token a
+    generic site's output schema forbids, feeds the tokens it forces in one
+    call, and ends the answer when the schema's value is complete.
     """
     table = _CharTable(token_strings, eos_id)
     result = SampleResult(text="", token_ids=[])
@@ -610,6 +617,19 @@ def masked_completion(
     while len(result.token_ids) < max_new_tokens:
         if before_step is not None:
             before_step(len(result.token_ids))
+        if constraint is not None:
+            if constraint.done:
+                result.stopped = "grammar"
+                break
+            run_ids = constraint.forced()[: max_new_tokens - len(result.token_ids)]
+            if run_ids:
+                for t in run_ids:
+                    constraint.advance(t)
+                pieces += [table.id_to_str[t] for t in run_ids]
+                result.token_ids += run_ids
+                result.forced_tokens += len(run_ids)
+                pending += run_ids
+                continue
         if grammar is not None:
             run = grammar.forced_run()
             if grammar.done or (run == "" and grammar.forced() == EOS):
@@ -640,6 +660,13 @@ def masked_completion(
                 raise ValueError("tokenizer has no token for any character the level grammar allows")
             scores = np.full_like(logits, -np.inf)
             scores[allowed] = logits[allowed]
+        elif constraint is not None:
+            mask = constraint.allowed()
+            n = min(len(mask), len(logits))
+            scores = np.full_like(logits, -np.inf)
+            scores[:n] = np.where(mask[:n], logits[:n], -np.inf)
+            if not np.isfinite(scores).any():
+                raise ValueError("the output schema allows no token of this vocabulary here")
         else:
             scores = logits
         if temperature <= 0:
@@ -655,6 +682,8 @@ def masked_completion(
         text = table.id_to_str[choice]
         if grammar is not None:
             grammar.feed(text)
+        if constraint is not None:
+            constraint.advance(choice)
         pieces.append(text)
         result.token_ids.append(choice)
         pending = [choice]
@@ -680,6 +709,7 @@ def sample(
     temperature: float = 1.0,
     grammar: LevelGrammar | None = None,
     stop: str | None = None,
+    constraint: Any = None,
 ) -> SampleResult:
     """Sample a completion of ``prompt_ids`` from a torch causal LM with a KV cache (:func:`masked_completion`)."""
     import torch
@@ -699,7 +729,7 @@ def sample(
     with torch.inference_mode():
         return masked_completion(forward, prompt_ids, token_strings=token_strings, eos_id=eos_id,
                                  rng=np.random.default_rng(int(seed) % 2**64), max_new_tokens=max_new_tokens,
-                                 temperature=temperature, grammar=grammar, stop=stop)
+                                 temperature=temperature, grammar=grammar, stop=stop, constraint=constraint)
 
 
 def sample_levels(

@@ -1,5 +1,8 @@
 """GGUF students served from a worker process, so a native crash cannot take the game down.
 
+Size: over 400 lines on purpose. Both ends of the pipe (the parent's client
+and the worker's loop) share one message protocol and its timeouts.
+
 The runtime is ``ctransformers`` (0.2.27, a 2023 llama.cpp build wrapped
 with ctypes).  It runs in a child interpreter (``python -m generator.local.gguf_worker``); the parent
 talks to it over a pipe, one request at a time:
@@ -66,12 +69,14 @@ from generator.local.codec import (
 from generator.local.student import StudentOutput
 
 if TYPE_CHECKING:
-    from generator.backends import BackendOutput, BackendRequest
+    from generator.backends.base import BackendOutput, BackendRequest
 
-__all__ = ["GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
+__all__ = ["GGUF_ARTEFACT", "GGUF_RUNTIMES", "GGUFBackend", "GGUFWorker", "runtime_available", "runtime_gguf"]
 
 log = logging.getLogger(__name__)
 
+#: The quantized GGUF artefact a promoted level student is served from (in its version folder).
+GGUF_ARTEFACT: Final = "student-q8_0.gguf"
 #: Runtimes a worker can serve a GGUF file with.
 GGUF_RUNTIMES: Final = ("ctransformers", "llama_cpp")
 _INSTALL_HINT: Final = {
@@ -285,10 +290,21 @@ class _Served:
         self.bos_id = _field(reader, "tokenizer.ggml.bos_token_id")
         if self.eos_id is None:
             raise ModelLoadError(f"{src} names no end-of-sequence token (tokenizer.ggml.eos_token_id)")
+        add_bos = _field(reader, "tokenizer.ggml.add_bos_token")
+        template = _field(reader, "tokenizer.chat_template")
         n_ctx_train = int(_field(reader, "llama.context_length") or 2048)
         merges = "tokenizer.ggml.merges" in reader.fields
         del reader
         self.tokenizer = _load_tokenizer(cfg.get("tokenizer"), self.tokens)
+        from generator.local.prompting import PromptFormat
+
+        # The prompt as the student was trained on it: its chat template and BOS rule, from the file.
+        self.format = PromptFormat(
+            bos_id=None if self.bos_id is None else int(self.bos_id), eos_id=int(self.eos_id),
+            pad_id=int(self.eos_id), add_bos=self.bos_id is not None and (add_bos is None or bool(add_bos)),
+            chat_template=template if isinstance(template, str) and template else None,
+            bos_token="" if self.bos_id is None else self.tokens[int(self.bos_id)],
+            eos_token=self.tokens[int(self.eos_id)])
         self.char_to_id: dict[str, int] = {}
         for i, t in enumerate(self.tokens):
             if len(t) == 1:
@@ -318,8 +334,7 @@ class _Served:
                 "vocab_size": self.runtime.vocab_size, "load_ms": round(self.load_ms, 1), "pid": os.getpid()}
 
     def prompt_ids(self, site: str, args: dict[str, Any]) -> list[int]:
-        ids = self.tokenizer.encode(encode_prompt(site, args), add_special_tokens=False).ids
-        return ([int(self.bos_id)] if self.bos_id is not None else []) + list(ids)
+        return self.format.prompt_ids(self.tokenizer, encode_prompt(site, args))
 
     def sample(self, req: dict[str, Any]) -> dict[str, Any]:
         """One completion for ``req`` (site, args, seed, temperature, masked); raw text and log-probs."""
@@ -676,7 +691,7 @@ class GGUFBackend:
         self.validate = validate
 
     def generate(self, request: BackendRequest) -> BackendOutput:
-        from generator.backends import BackendOutput
+        from generator.backends.base import BackendOutput
         from generator.local.decoding import generate_valid_level
 
         args = {"spec": request.spec.to_dict()}
@@ -687,7 +702,7 @@ class GGUFBackend:
             return self.worker.generate_levels(args, self.batch, seed=seed, temperature=self.temperature,
                                                repair=self.repair)
 
-        tried = generate_valid_level(sampler, request.spec, seed=request.seed * 101 + (request.attempt - 1) * 17,
+        tried = generate_valid_level(sampler, request.spec, seed=request.sampling_seed(),
                                      max_tries=self.max_tries, deadline=request.deadline, validate=self.validate)
         out: StudentOutput = tried.output
         level = getattr(tried.report, "level", None) if tried.valid else None

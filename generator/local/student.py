@@ -6,7 +6,13 @@ importing :mod:`generator` stays light for games that never serve locally.
 A model directory (what :func:`trainer.loop.train` writes) holds
 ``config.json``, ``model.safetensors`` and ``tokenizer.json``; optionally
 ``student.json`` (or a registry ``manifest.json``) naming the call ``site``
-and ``version``.  Weights are read from safetensors only.
+and ``version``.  A student fine-tuned from a pretrained base holds LoRA
+adapters instead of weights (``adapter_config.json``,
+``adapter_model.safetensors``, ``student_base.json`` naming the base): they
+are merged into the base when the student loads.  Weights are read from
+safetensors only.  Special ids, the prompt layout (the base's chat template)
+and the text of each token come from the folder's own files
+(:class:`~generator.local.prompting.PromptFormat`), never from token names.
 
 >>> student = LocalStudent.load("models/level/v3", quantize="int8")  # doctest: +SKIP
 >>> out = student.generate({"spec": spec_dict}, seed=7)  # doctest: +SKIP
@@ -34,13 +40,15 @@ from generator.local.codec import (
 )
 
 if TYPE_CHECKING:
-    from generator.backends import BackendOutput, BackendRequest
+    from generator.backends.base import BackendOutput, BackendRequest
 
 __all__ = ["REQUIRED_FILES", "LocalStudent", "StudentBackend", "StudentOutput"]
 
 log = logging.getLogger(__name__)
 
 REQUIRED_FILES: Final = ("config.json", "model.safetensors", "tokenizer.json")
+#: What a folder of LoRA adapters holds instead of ``model.safetensors``.
+ADAPTER_FILES: Final = ("adapter_config.json", "adapter_model.safetensors", "student_base.json")
 _TORCH_HINT: Final = "local students need torch and transformers: pip install 'dungeon-forge[train]'"
 
 
@@ -70,17 +78,24 @@ class LocalStudent:
 
     def __init__(self, model: Any, tokenizer: Any, *, site: str, model_dir: Path,
                  quantize: str | None = None, version: str | None = None) -> None:
+        from generator.local.prompting import PromptFormat, token_texts
+
         self.model = model
         self.tokenizer = tokenizer
         self.site = site
         self.model_dir = model_dir
         self.quantize = quantize
         self.version = version
-        self.token_strings = _token_strings(tokenizer)
-        self.bos_id = _first_id(tokenizer, "<s>", "<|begin_of_text|>")
-        self.eos_id = _first_id(tokenizer, "</s>", "<|end_of_text|>", "<|endoftext|>")
-        if self.eos_id is None:
-            raise ModelLoadError(f"{model_dir / 'tokenizer.json'}: no end-of-sequence token (</s>)")
+        self.format = PromptFormat.from_dir(model_dir, tokenizer)
+        self.token_strings = token_texts(tokenizer, byte_level=self.format.byte_level)
+        self.bos_id = self.format.bos_id if self.format.add_bos else None
+        self.eos_id = self.format.eos_id
+        #: tokens a generic answer may take at most (the trainer writes twice the longest teacher answer)
+        self.answer_budget = 1024
+        self.output_schema: dict[str, Any] | None = None
+        self._constraint: Any = None
+        if not is_level_site(site):
+            self._load_constraint()
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
         #: level rows padded to this many tiles (``forge_row_stride`` in config.json; None: unpadded)
         stride = getattr(model.config, "forge_row_stride", None)
@@ -102,11 +117,16 @@ class LocalStudent:
         slower (decision D17).  Larger models keep torch's default.
         """
         model_dir = Path(model_dir)
-        for name in REQUIRED_FILES:
-            if not (model_dir / name).is_file():
+        adapters = (model_dir / "adapter_config.json").is_file() and not (model_dir / "model.safetensors").is_file()
+        for name in (("config.json", "tokenizer.json", *ADAPTER_FILES) if adapters else REQUIRED_FILES):
+            if not (model_dir / name).exists():  # present but odd (a FIFO, a device): check_model_dir says so
                 raise ModelLoadError(f"student model {model_dir}: {name} is missing; retrain or roll back the site")
         if quantize not in (None, "int8"):
             raise ModelLoadError(f"quantize={quantize!r} is not supported; use 'int8' or None")
+        from generator.local.model_check import check_model_dir
+
+        # absurd or mismatched sizes are refused before torch allocates (adapters: the base is checked on merge)
+        check_model_dir(model_dir, require_weights=not adapters)
         try:
             import torch
             from tokenizers import Tokenizer
@@ -117,13 +137,16 @@ class LocalStudent:
             config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
         except Exception as exc:
             raise ModelLoadError(f"{model_dir / 'config.json'} is unreadable: {exc}") from exc
-        _check_safetensors(model_dir / "model.safetensors")
-        try:
-            model = AutoModelForCausalLM.from_pretrained(
-                str(model_dir), config=config, local_files_only=True, use_safetensors=True, dtype=torch.float32
-            )
-        except Exception as exc:
-            raise ModelLoadError(f"{model_dir / 'model.safetensors'} could not be loaded: {exc}") from exc
+        if adapters:
+            model = load_adapted(model_dir)
+        else:
+            _check_safetensors(model_dir / "model.safetensors")
+            try:
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(model_dir), config=config, local_files_only=True, use_safetensors=True, dtype=torch.float32
+                )
+            except Exception as exc:
+                raise ModelLoadError(f"{model_dir / 'model.safetensors'} could not be loaded: {exc}") from exc
         try:
             tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         except Exception as exc:
@@ -135,23 +158,59 @@ class LocalStudent:
         if threads:
             torch.set_num_threads(threads)
         if quantize == "int8":
-            from trainer.quantize import quantize_int8
+            from generator.local.quantize import quantize_int8
 
             model = quantize_int8(model)
         meta = _read_meta(model_dir)
         site = site or meta.get("site") or LEVEL_FORM
         version = meta.get("version") or model_dir.name
         log.info("student %s loaded from %s (site %s, %s)", version, model_dir, site, quantize or "fp32")
-        return cls(model, tokenizer, site=site, model_dir=model_dir, quantize=quantize, version=version)
+        student = cls(model, tokenizer, site=site, model_dir=model_dir, quantize=quantize, version=version)
+        if isinstance(meta.get("max_new_tokens"), int):
+            student.answer_budget = int(meta["max_new_tokens"])
+        return student
+
+    def _load_constraint(self) -> None:
+        """The schema-constrained decoder of a generic site (``output_schema.json`` + llguidance), if both exist."""
+        from generator.local.constrain import JsonConstraint, load_schema
+
+        self.output_schema = load_schema(self.model_dir)
+        if self.output_schema is None:
+            return
+        if not JsonConstraint.available():
+            log.warning("student %s: llguidance is not installed, so answers are not constrained to the output "
+                        "schema (pip install 'dungeon-forge[train]')", self.model_dir)
+            return
+        from generator.local.constrain import ConstraintError
+
+        try:
+            special = {i for i in (self.format.bos_id, self.format.eos_id, self.format.pad_id) if i is not None}
+            special |= {int(i) for i in self.tokenizer.get_added_tokens_decoder()}
+            special |= {i for i, t in enumerate(self.token_strings) if t in ("<pad>", "<s>", "</s>", "<unk>")}
+            constraint = JsonConstraint(self.tokenizer, vocab_size=int(self.model.config.vocab_size),
+                                        eos_id=self.eos_id, token_strings=self.token_strings, special_ids=special)
+            constraint.grammar(self.output_schema)  # compile once, now
+        except ConstraintError as exc:  # serve unconstrained (answers are still validated) rather than not at all
+            log.warning("student %s: answers are not constrained to the output schema: %s", self.model_dir, exc)
+            return
+        self._constraint = constraint
+
+    @property
+    def constrained(self) -> bool:
+        """Whether this student's answers are masked to its site's output schema."""
+        return self._constraint is not None
 
     # -- generation ------------------------------------------------------
 
     def generate(self, args: dict[str, Any], *, seed: int = 0, max_new_tokens: int | None = None,
-                 temperature: float = 1.0, masked: bool = True, repair: bool = False) -> StudentOutput:
+                 temperature: float | None = None, masked: bool = True, repair: bool = False) -> StudentOutput:
         """Complete the prompt for ``args`` and decode the result.
 
         For the level site, ``masked=True`` (the default) constrains decoding
-        with :class:`~generator.local.decoding.LevelGrammar`.  A result that
+        with :class:`~generator.local.decoding.LevelGrammar`; for any other
+        site with an ``output_schema.json``, with its JSON schema
+        (:mod:`generator.local.constrain`).  ``temperature`` None: sampled
+        (1.0) for levels, greedy for other sites.  A result that
         does not decode gives ``result=None`` and the reason in ``error``.
         ``repair=True`` walls up sealed, empty floor pockets of a level
         (:func:`~generator.local.decoding.fill_unreachable_pockets`).
@@ -160,23 +219,28 @@ class LocalStudent:
 
         started = time.perf_counter()
         level = is_level_site(self.site)
-        prompt = encode_prompt(self.site, args)
-        prompt_ids = ([self.bos_id] if self.bos_id is not None else []) + self.tokenizer.encode(
-            prompt, add_special_tokens=False).ids
+        if temperature is None:  # levels are sampled (variety); any other site answers its most likely answer
+            temperature = 1.0 if level else 0.0
+        prompt_ids = self.format.prompt_ids(self.tokenizer, encode_prompt(self.site, args))
         grammar = None
         if level:
             spec = spec_from_args(args)
             budget = spec["height"] * (ROW_PREFIX_LEN + max(spec["width"], self.row_stride or 0) + 1) + 1
             grammar = LevelGrammar(spec, row_stride=self.row_stride) if masked else None
         else:
-            budget = 1024
+            budget = self.answer_budget
         budget = min(max_new_tokens or budget, self.max_positions - len(prompt_ids))
         if budget <= 0:
             raise BackendError(f"prompt of {len(prompt_ids)} tokens leaves no room in the model's context")
+        matcher = None
+        if not level and masked and self._constraint is not None:
+            matcher = self._constraint.matcher(self.output_schema)
         with self._lock:
             out = sample(self.model, prompt_ids, token_strings=self.token_strings, eos_id=self.eos_id,
                          seed=seed, max_new_tokens=budget, temperature=temperature, grammar=grammar,
-                         stop=None if level else "\n")
+                         stop=None if level else "\n", constraint=matcher)
+        if self.format.byte_level:  # pieces can split a multi-byte character: decode the ids as a whole
+            out.text = self.format.decode(self.tokenizer, out.token_ids)
         result, error, filled = decode_level_output(self.site, out.text, args, repair=repair)
         return StudentOutput(
             text=out.text,
@@ -203,8 +267,7 @@ class LocalStudent:
             raise BackendError(f"generate_levels serves the level site, not {self.site}")
         started = time.perf_counter()
         spec = spec_from_args(args)
-        prompt_ids = ([self.bos_id] if self.bos_id is not None else []) + self.tokenizer.encode(
-            encode_prompt(self.site, args), add_special_tokens=False).ids
+        prompt_ids = self.format.prompt_ids(self.tokenizer, encode_prompt(self.site, args))
         with self._lock:
             samples = sample_levels(self.model, prompt_ids, spec, n, token_strings=self.token_strings,
                                     eos_id=self.eos_id, seed=seed, temperature=temperature,
@@ -250,7 +313,7 @@ class StudentBackend:
         self.validate = validate  # None: generator.validation.validate_level
 
     def generate(self, request: BackendRequest) -> BackendOutput:
-        from generator.backends import BackendOutput
+        from generator.backends.base import BackendOutput
         from generator.local.decoding import generate_valid_level
 
         spec_dict = request.spec.to_dict()
@@ -259,7 +322,7 @@ class StudentBackend:
             tried = generate_valid_level(
                 self._sampler(args),
                 request.spec,
-                seed=request.seed * 101 + (request.attempt - 1) * 17,
+                seed=request.sampling_seed(),
                 max_tries=self.max_tries,
                 deadline=request.deadline,
                 validate=self.validate,
@@ -292,31 +355,46 @@ class StudentBackend:
 # ------------------------------------------------------------------ helpers
 
 
-def _first_id(tok: Any, *names: str) -> int | None:
-    for n in names:
-        i = tok.token_to_id(n)
-        if i is not None:
-            return int(i)
-    return None
+def _base_of(model_dir: Path) -> Path:
+    """The base folder a folder of adapters belongs to (``student_base.json``), never downloaded."""
+    ref = json.loads((model_dir / "student_base.json").read_text())
+    base = str(ref.get("base") or "")
+    from generator.local.bases import ensure_base, find_base_dir, is_wheel_base
+
+    if is_wheel_base(base):
+        found = find_base_dir(base, near=model_dir)
+        return found if found is not None else ensure_base(base)
+    path = Path(base)
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{model_dir}: its base {base!r} is not on this machine; restore it or retrain")
+    return path
 
 
-def _token_strings(tok: Any) -> list[str]:
-    """The text each token id stands for, so decoding is a join and masks map to characters.
+def load_adapted(model_dir: str | Path, *, dtype: Any = None) -> Any:
+    """The base named by ``student_base.json`` with the LoRA adapters in ``model_dir`` merged in (a plain model)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-    SentencePiece-style vocabularies (TinyLlama) write a space as ``▁`` and
-    bytes such as newline as ``<0x0A>``; both are turned into the text.
-    """
-    vocab = tok.get_vocab()
-    special = {t.content for t in getattr(tok, "get_added_tokens_decoder", dict)().values()}
-    out = [""] * (max(vocab.values()) + 1)
-    for text, i in vocab.items():
-        if text in special:
-            out[i] = text
-        elif len(text) == 6 and text.startswith("<0x") and text.endswith(">"):
-            out[i] = chr(int(text[3:5], 16))
-        else:
-            out[i] = text.replace("\u2581", " ")
-    return out
+    model_dir = Path(model_dir)
+    try:
+        base_dir = _base_of(model_dir)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{model_dir / 'student_base.json'} is unreadable: {exc}") from exc
+    except Exception as exc:  # BaseModelMissing and friends: say which base is missing
+        if isinstance(exc, ModelLoadError):
+            raise
+        raise ModelLoadError(str(exc)) from exc
+    _check_safetensors(model_dir / "adapter_model.safetensors")
+    from generator.local.model_check import check_model_dir
+
+    check_model_dir(base_dir)
+    try:
+        base = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, use_safetensors=True,
+                                                    dtype=dtype or torch.float32)
+        return PeftModel.from_pretrained(base, str(model_dir), local_files_only=True).merge_and_unload()
+    except Exception as exc:
+        raise ModelLoadError(f"adapters in {model_dir} could not be merged into {base_dir}: {exc}") from exc
 
 
 def _check_safetensors(path: Path) -> None:
@@ -340,5 +418,5 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
             except ValueError as exc:
                 raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
             if isinstance(data, dict):
-                return {k: data.get(k) for k in ("site", "version")}
+                return {k: data.get(k) for k in ("site", "version", "max_new_tokens")}
     return {}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from generator.backends import Backend, BackendOutput, BackendRequest
+from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import GeneratorError
 from generator.worker import BoundedWorker
 from generator.routing.policy import RouteState, RoutingPolicy
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- the router
 
+
+#: The site event recorded when SERVING.json names a version that is not on disk.
+DANGLING_EVENT = "registry:dangling_pointer"
 
 StudentFactory = Callable[[str, Path, str], Backend]
 """``(site, model_dir, version) -> Backend`` — builds a student backend for a registry version."""
@@ -170,6 +173,7 @@ class Router:
         decisions = []
         for site in sites if sites is not None else self.sites():
             status = self.status(site)
+            self._note_dangling_pointer(site)
             current = self.registry.current(site)
             promoted = getattr(current, "version", None)
             ev = self._evidence(site, status, promoted)
@@ -185,6 +189,24 @@ class Router:
             decisions.append(d)
         self._retire_stale(decisions)
         return decisions
+
+    def _note_dangling_pointer(self, site: str) -> None:
+        """Record (once per pointer) that SERVING.json names a missing version and what serves instead."""
+        pointer_of = getattr(self.registry, "serving_pointer", None)
+        if pointer_of is None:
+            return
+        pointer = pointer_of(site)
+        if not pointer["dangling"]:
+            return
+        evidence = {"pointer": pointer["pointer"], "fallback": pointer["fallback"],
+                    "reason": f"SERVING.json names {pointer['pointer']}, which is missing; "
+                              f"{pointer['fallback'] or 'the teacher'} serves instead"}
+        last = next((e for e in reversed(self.store.site_events(site)) if e.kind == DANGLING_EVENT), None)
+        if last is not None and (last.evidence or {}).get("pointer") == evidence["pointer"] \
+                and (last.evidence or {}).get("fallback") == evidence["fallback"]:
+            return
+        log.warning("site %s: %s", site, evidence["reason"])
+        self.store.add_site_event(site, DANGLING_EVENT, evidence)
 
     def _registry_rollback(self, site: str, d: Decision) -> None:
         try:

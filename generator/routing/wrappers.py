@@ -6,11 +6,11 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from generator.backends import Backend, BackendOutput, BackendRequest
+from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import BackendError
 from generator.records import CallRecord
 
@@ -31,14 +31,10 @@ Validator = Callable[[BackendOutput, BackendRequest], tuple[bool, list[dict[str,
 
 def validate_output(out: BackendOutput, req: BackendRequest) -> tuple[bool, list[dict[str, Any]]]:
     """Judge a level backend's output with the gates (the site validator for levels)."""
-    from generator.validation import validate_level
+    from generator.validation import failure_dict, validate_level
 
     report = validate_level(out.level if out.level is not None else out.raw, req.spec)
-    return report.valid, [dict(f) if isinstance(f, Mapping) else _failure_dict(f) for f in report.failures]
-
-
-def _failure_dict(f: Any) -> dict[str, Any]:
-    return {k: getattr(f, k) for k in ("gate", "code", "message", "where") if hasattr(f, k)}
+    return report.valid, [failure_dict(f) for f in report.failures]
 
 
 def _result_of(out: BackendOutput) -> Any:

@@ -1,4 +1,4 @@
-"""The generator's SQLite store (WAL, versioned migrations); see docs/store.md.
+"""The generator's store: SQLite by default, PostgreSQL by URL (versioned migrations); see docs/store.md.
 
 >>> from generator.store import Store  # Store.open() uses forge.db in the data dir
 """
@@ -15,6 +15,7 @@ from generator.store.db import (
     StoredCall,
     StoredEvent,
 )
+from generator.store.dialect import StoreUnreachable, configured_url
 from generator.store.schema import SCHEMA_VERSION
 
 __all__ = [
@@ -26,5 +27,7 @@ __all__ = [
     "SiteStats",
     "Store",
     "StoredCall",
+    "StoreUnreachable",
     "StoredEvent",
+    "configured_url",
 ]

@@ -1,9 +1,10 @@
-"""Keep API keys out of everything the store writes.
+"""Keep API keys out of everything the project writes: the store, pending files, logs, errors.
 
-Keys are only ever read from the environment, so the values of the
-environment's key-like variables are the secrets to look for; a few common
-key shapes are masked as well in case a key reached a prompt or an error text
-some other way.
+The project's one redactor.  Keys are only ever read from the environment, so
+the values of the provider key variables (:data:`KEY_VARIABLES`) and of any
+other key-like variable are the secrets to look for; a few common key shapes
+are masked as well in case a key reached a prompt or an error text some
+other way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ import re
 from typing import Final
 
 REDACTED: Final = "[redacted]"
+
+#: The providers' API-key variables (the one list: the teacher's settings and the redactor both use it).
+KEY_VARIABLES: Final = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "MISTRAL_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "AZURE_API_KEY",
+)
 
 _KEY_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)$|^(OPENAI|ANTHROPIC|GEMINI|GOOGLE|AZURE|HF)_.*KEY", re.I)
 _KEY_SHAPES = re.compile(
@@ -26,11 +40,11 @@ _MIN_SECRET_LEN: Final = 8  # shorter values would blank out ordinary words
 
 
 def secret_values() -> list[str]:
-    """Values of key-like environment variables, longest first."""
+    """Values of the provider key variables and other key-like environment variables, longest first."""
     found = {
         value
         for name, value in os.environ.items()
-        if len(value) >= _MIN_SECRET_LEN and _KEY_NAME.search(name)
+        if len(value) >= _MIN_SECRET_LEN and (name in KEY_VARIABLES or _KEY_NAME.search(name))
     }
     return sorted(found, key=len, reverse=True)
 

@@ -41,7 +41,15 @@ from generator.validation.gates import (
     gate_sorted,
 )
 from generator.validation.parse import Candidate, read_any, spec_checks
-from generator.validation.report import CODES, DEFAULT_LIMITS, GATES, Failure, ValidationLimits, ValidationReport
+from generator.validation.report import (
+    CODES,
+    DEFAULT_LIMITS,
+    GATES,
+    Failure,
+    ValidationLimits,
+    ValidationReport,
+    failure_dict,
+)
 
 __all__ = [
     "CODES",
@@ -52,6 +60,7 @@ __all__ = [
     "ValidationLimits",
     "ValidationReport",
     "enemy_tolerance",
+    "failure_dict",
     "validate_batch",
     "validate_level",
 ]

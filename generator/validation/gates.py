@@ -1,5 +1,9 @@
 """Gates V1 (tiles) to V7: one level at a time (:func:`check_level`, :func:`check_one`) or a stack.
 
+Size: over 400 lines on purpose. The single-level and whole-stack routes of
+gates V1-V7 share one failure writer; kept side by side they stay comparable
+line by line (tests compare them on every gate).
+
 Everything per tile is a whole-array NumPy operation, and
 :mod:`generator.validation.components` finds the walkable regions
 (4-connected, the way actors move; doors are walkable; an unknown glyph,

@@ -1,5 +1,8 @@
 """Gates V0 and V1 (shape): turn any input into a :class:`Candidate` without trusting it.
 
+Size: over 400 lines on purpose. The fast typed decode and the field-by-field
+diagnosis must agree on what is a valid level; they live together.
+
 Inputs are JSON text or bytes, a decoded ``dict``, a
 :class:`~engine.core.level.LevelDoc` or a :class:`~engine.core.level.Level`.
 Nothing here raises on bad input: every problem becomes a located

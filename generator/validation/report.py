@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -75,6 +76,25 @@ class Failure(msgspec.Struct, frozen=True, omit_defaults=True):
 
     def __str__(self) -> str:
         return f"{self.code} {self.where}: {self.message}"
+
+
+def failure_dict(f: Any) -> dict[str, Any]:
+    """One failure as the dict records store: a :class:`Failure` via :meth:`Failure.to_dict`, a mapping
+    as is; for a custom validator's failures, their own ``to_dict()`` or msgspec fields, else their
+    ``gate``/``code``/``message``/``where`` attributes.
+
+    >>> failure_dict(Failure("V2", "V2.open_border", "gap", "$.rows[0][3]"))
+    {'gate': 'V2', 'code': 'V2.open_border', 'message': 'gap', 'where': '$.rows[0][3]'}
+    """
+    if isinstance(f, Failure):
+        return f.to_dict()
+    if isinstance(f, Mapping):
+        return dict(f)
+    if hasattr(f, "to_dict"):
+        return f.to_dict()
+    if isinstance(f, msgspec.Struct):
+        return msgspec.to_builtins(f)
+    return {k: getattr(f, k) for k in ("gate", "code", "message", "where") if hasattr(f, k)}
 
 
 @dataclass(frozen=True)

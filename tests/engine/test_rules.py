@@ -195,16 +195,17 @@ def test_visible_and_explored_follow_the_player():
 
 def test_rules_preset_loads_from_yaml(tmp_path):
     from engine.core.game import ConfigValueError
+    from engine.presets import load_rules
 
     preset = tmp_path / "hard.yaml"
     preset.write_text("player_hp: 12\nregen_every: 0\nfov_radius: 6\n", encoding="utf-8")
-    cfg = RulesConfig.from_yaml(preset)
+    cfg = load_rules(preset)
     assert (cfg.player_hp, cfg.regen_every, cfg.fov_radius, cfg.player_attack) == (12, 0, 6, 3)
     game, _ = play("#######\n#@...>#\n#######", [], config=cfg)
     assert game.player.hp == 12
     preset.write_text("player_hp: lots\n", encoding="utf-8")
     with pytest.raises(ConfigValueError, match="player_hp: expected int"):
-        RulesConfig.from_yaml(preset)
+        load_rules(preset)
 
 
 @pytest.mark.parametrize("kind", ["balanced", "brutal"])

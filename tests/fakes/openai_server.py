@@ -11,7 +11,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     usage: tuple[int, int] = (120, 80)
     raw_body: bytes | None = None  #: sent verbatim instead of a chat completion (truncated JSON, ...)
+    drop: bool = False  #: close the connection without answering (a dropped connection)
 
     @classmethod
     def ok(cls, content: str, *, usage: tuple[int, int] = (120, 80), delay_s: float = 0.0) -> Reply:
@@ -40,6 +43,11 @@ class Reply:
         headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
         body = json.dumps({"error": {"message": message, "type": "server_error", "code": status}})
         return cls(status=status, headers=headers, raw_body=body.encode())
+
+    @classmethod
+    def dropped(cls) -> Reply:
+        """The connection closes before any answer."""
+        return cls(drop=True)
 
     @classmethod
     def truncated(cls, content: str) -> Reply:
@@ -107,6 +115,11 @@ class FakeOpenAIServer:
                 reply = server._next(body)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
+                if reply.drop:
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 payload = reply.raw_body
                 if payload is None:
                     payload = json.dumps(_completion(body.get("model", "fake"), reply.content or "", reply.usage)).encode()

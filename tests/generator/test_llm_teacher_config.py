@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from generator.errors import ConfigError
-from generator.teacher_config import TeacherConfig, redact
+from generator.store.redact import scrub
+from generator.teacher_config import TeacherConfig
 
 
 def test_defaults_are_explicit_limits_not_library_defaults():
@@ -37,9 +38,9 @@ def test_openai_compatible_endpoint_from_env_needs_no_key():
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[teacher]\nmodle = "x"\n', "unknown teacher setting"),
-        ('[teacher]\ntimeout_s = "soon"\n', "not a valid float"),
-        ('[teacher]\ntimeout_s = 0\n', "must be > 0"),
+        ('[teacher]\nmodle = "x"\n', r"unknown field `modle` - at `\$\.teacher`; known: model, base_url,"),
+        ('[teacher]\ntimeout_s = "soon"\n', r"Expected `float`, got `str` - at `\$\.teacher\.timeout_s`"),
+        ('[teacher]\ntimeout_s = 0\n', r"Expected `float` > 0\.0 - at `\$\.teacher\.timeout_s`"),
         ("[teacher\n", "is not valid TOML"),
     ],
 )
@@ -54,4 +55,4 @@ def test_describe_and_redact_hold_no_secret(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "ant-key-value-that-is-long")
     cfg = TeacherConfig(model="anthropic/claude-3-5-haiku-latest")
     assert "ant-key-value" not in repr(cfg.describe())
-    assert redact("auth failed for ant-key-value-that-is-long") == "auth failed for [redacted]"
+    assert scrub("auth failed for ant-key-value-that-is-long") == "auth failed for [redacted]"

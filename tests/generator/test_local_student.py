@@ -349,12 +349,12 @@ def test_sealed_empty_pockets_are_walled_up_but_occupied_ones_are_left():
 def test_sentencepiece_vocabularies_map_to_plain_characters_for_masking():
     from tokenizers import Tokenizer, models
 
-    from generator.local.student import _token_strings
+    from generator.local.prompting import token_texts
 
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "<0x0A>": 3, "\u2581the": 4, "#": 5}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     tok.add_special_tokens(["<s>", "</s>"])
-    assert _token_strings(tok) == ["<unk>", "<s>", "</s>", "\n", " the", "#"]
+    assert token_texts(tok) == ["<unk>", "<s>", "</s>", "\n", " the", "#"]
 
 
 def _winding_level():

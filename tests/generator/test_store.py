@@ -1,4 +1,8 @@
-"""The SQLite store: round trips, filters, joins, concurrency, crashes, secrets."""
+"""The store on both backends (SQLite and PostgreSQL): round trips, filters, joins, concurrency, crashes, secrets.
+
+``store_target`` (tests/generator/conftest.py) is a SQLite file or a fresh
+database on a PostgreSQL server the test session started.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +27,22 @@ OTHER = "demo:pick#deadbeef"
 
 
 @pytest.fixture
-def store(tmp_path):
-    with Store.open(tmp_path / "forge.db") as s:
+def store(store_target):
+    with Store.open(store_target) as s:
         yield s
+
+
+def raw_text(store: Store, tmp_path: Path) -> bytes:
+    """Every byte the store's data lives in: SQLite's files, or every row of every PostgreSQL table as text."""
+    if store.backend == "sqlite":
+        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    from generator.store.schema import TABLES
+
+    out = []
+    for table in TABLES:
+        out += [row[0] for row in store._conn.execute(f"SELECT t::text FROM {table} t").fetchall()]
+    return "\n".join(out).encode()
 
 
 def full_record(**over) -> CallRecord:
@@ -178,11 +195,10 @@ def test_export_jsonl(store, tmp_path):
     assert row["call_id"] == a.call_id and row["valid"] is True and row["fun"] == 0.5
 
 
-def test_api_keys_never_reach_the_file(tmp_path, monkeypatch):
+def test_api_keys_never_reach_the_file(store_target, tmp_path, monkeypatch):
     key = "sk-test-FAKEKEY0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", key)
-    path = tmp_path / "forge.db"
-    with Store.open(path) as s:
+    with Store.open(store_target) as s:
         s.record_call(full_record(messages=[{"role": "system", "content": f"key={key}"}],
                                   error=f"401 for key {key}", raw_output=key, args={"api_key": key}))
         s.record_event({"type": "x", "note": key})
@@ -192,8 +208,7 @@ def test_api_keys_never_reach_the_file(tmp_path, monkeypatch):
         s.record_session("s1", {"teacher_key": key})
         got = s.get_call(next(s.iter_calls()).record.call_id).record
         assert key not in got.error and "[redacted]" in got.error
-        s._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        raw = raw_text(s, tmp_path)
     assert key.encode() not in raw
     assert b"[redacted]" in raw
 
@@ -206,17 +221,21 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     assert str(bad) in str(err.value) and "move the file aside" in str(err.value)
 
 
-def test_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "forge.db"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
-    conn.close()
+def test_newer_schema_is_refused(store_target):
+    if isinstance(store_target, Path):
+        conn = sqlite3.connect(store_target)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+        conn.close()
+    else:
+        with Store.open(store_target) as s:
+            s._conn.execute("UPDATE store_meta SET value = %s WHERE key = 'schema_version'",
+                            (str(SCHEMA_VERSION + 5),))
     with pytest.raises(StoreError, match="newer than this dungeon-forge"):
-        Store.open(path)
+        Store.open(store_target)
 
 
-def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path):
-    path = tmp_path / "forge.db"
+def test_reopen_keeps_data_and_does_not_migrate_again(store_target):
+    path = store_target
     with Store.open(path) as s:
         s.record_call(full_record())
     with Store.open(path) as s:
@@ -225,8 +244,8 @@ def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path):
         s.record_call(full_record())
 
 
-def test_threads_and_a_second_connection_write_at_once(tmp_path):
-    path = tmp_path / "forge.db"
+def test_threads_and_a_second_connection_write_at_once(store_target):
+    path = store_target
     with Store.open(path) as shared, Store.open(path) as trainer:
         errors: list[BaseException] = []
 
@@ -257,9 +276,9 @@ def test_threads_and_a_second_connection_write_at_once(tmp_path):
         assert shared.count_calls(SITE) == 200 and shared.count_calls(OTHER) == 50
 
 
-def test_a_killed_writer_loses_nothing_committed(tmp_path):
+def test_a_killed_writer_loses_nothing_committed(store_target):
     """A process killed mid-batch: every committed batch survives whole, none half."""
-    path = tmp_path / "forge.db"
+    path = store_target
     script = textwrap.dedent(
         f"""
         import sys
@@ -290,3 +309,32 @@ def test_a_killed_writer_loses_nothing_committed(tmp_path):
         n = s.count_calls()
         assert s.integrity_ok()
         assert n >= committed * 50 and n % 50 == 0
+
+
+def test_a_large_telemetry_batch_round_trips_awkward_text(store):
+    """A level's telemetry is one batch of ~140 events (PostgreSQL writes it with COPY)."""
+    odd = "tab\there\nnew line \\ back\\slash \\N é ✓ \r"
+    events = [{"type": "turn", "generation_id": f"g{i % 3}", "level_id": odd if i % 2 else None,
+               "turn": i if i % 5 else None, "note": odd * (i % 4)} for i in range(140)]
+    assert store.record_events(events) == 140
+    got = list(store.iter_events())
+    assert [e.payload for e in got] == [{**e, "type": "turn"} for e in events]
+    assert [(e.level_id, e.turn) for e in got] == [(e["level_id"], e["turn"]) for e in events]
+    assert len(list(store.iter_events("g1"))) == 47
+
+
+def test_a_new_migration_is_applied_on_open_and_keeps_the_data(store_target, monkeypatch):
+    """Versioned migrations on both backends: a store at version 1 meets code with a version 2."""
+    from generator.store import dialect
+
+    with Store.open(store_target) as s:
+        s.record_call(full_record())
+        backend = s.backend
+    d = dialect.POSTGRES if backend == "postgresql" else dialect.SQLITE
+    monkeypatch.setattr(d, "migrations", (*d.migrations, ("ALTER TABLE calls ADD COLUMN note TEXT",)), raising=False)
+    monkeypatch.setattr(dialect, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with Store.open(store_target) as s:
+        assert s.schema_version == SCHEMA_VERSION + 1 and s.count_calls() == 1
+        s._read("SELECT note FROM calls")  # the new column exists
+    with Store.open(store_target) as s:  # opened again: nothing left to apply
+        assert s.schema_version == SCHEMA_VERSION + 1

@@ -8,7 +8,7 @@ from engine.core.telemetry import LevelEnd, LevelScored, Move, TelemetrySink
 from generator.errors import StoreError
 from generator.records import CallRecord
 from generator.store import Store
-from generator.telemetry_sink import StoreSink
+from generator.store.telemetry_sink import StoreSink
 
 SITE = "jac.levels:design_level#00000000"
 

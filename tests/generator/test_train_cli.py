@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.core.level import Level, Placed
+from generator import background
 from generator import train as train_cli
 from generator.callsite import LEVEL_SITE
 from generator.records import CallRecord
@@ -82,7 +83,7 @@ def test_bootstrap_records_procedural_levels_through_the_facade(_forge_home, cap
 
 
 def test_launch_background_returns_at_once_and_logs(_forge_home):
-    proc = train_cli.launch_background(_forge_home, preset="tiny-test")
+    proc = background.launch_background(_forge_home, preset="tiny-test")
     assert proc.wait(timeout=120) == 0
     log = (_forge_home / "runs" / "background.log").read_text()
     line = next(x for x in log.splitlines() if x.startswith("{"))
@@ -100,10 +101,10 @@ def test_background_training_threads_wait_passively(_forge_home, monkeypatch):
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     monkeypatch.setattr(subprocess, "Popen", _Fake)
-    train_cli.launch_background(_forge_home)
+    background.launch_background(_forge_home)
     assert seen["env"]["OMP_WAIT_POLICY"] == "PASSIVE"  # spinning threads would fight the game for the cores
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    train_cli.launch_background(_forge_home)
+    background.launch_background(_forge_home)
     assert seen["env"]["OMP_WAIT_POLICY"] == "ACTIVE"  # an explicit choice wins
 
 

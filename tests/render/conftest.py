@@ -24,7 +24,7 @@ def window():
 @pytest.fixture
 def textures(window):
     from engine.render.sprites import TextureCache
-    from engine.render.tiles import Tileset
+    from engine.picture.tiles import Tileset
 
     return TextureCache(Tileset.load())
 

@@ -8,8 +8,8 @@ from PIL import Image
 
 from engine.core.content import ALL_THEMES, ENEMY_KINDS, ITEM_KINDS
 from engine.core.level import Level, Placed
-from engine.render.picture import render_level_image, render_level_png
-from engine.render.tiles import Tileset, default_tile_dir
+from engine.picture import render_level_image, render_level_png
+from engine.picture.tiles import Tileset, default_tile_dir
 
 
 def _level(theme: str = "crypt") -> Level:
@@ -90,5 +90,5 @@ def test_picture_needs_no_arcade():
     import subprocess
     import sys
 
-    code = "import sys, engine.render.picture; sys.exit('arcade' in sys.modules)"
+    code = "import sys, engine.picture; sys.exit('arcade' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

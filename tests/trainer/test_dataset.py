@@ -13,7 +13,8 @@ from generator.callsite import LEVEL_SITE
 from generator.records import CallRecord
 from generator.store import Store
 from trainer.config import DatasetConfig
-from trainer.dataset import build_dataset, load_exported, random_spec
+from generator.bootstrap import SpecRanges, random_spec
+from trainer.dataset import build_dataset, load_exported
 from trainer.errors import DatasetError
 
 
@@ -33,10 +34,10 @@ def _level(rng: np.random.Generator, spec: dict) -> Level:
 
 def fill_store(store: Store, n: int, *, seed: int = 0, site: str = LEVEL_SITE) -> list[CallRecord]:
     rng = np.random.default_rng(seed)
-    cfg = DatasetConfig(bootstrap_width=(16, 18), bootstrap_height=(12, 13), bootstrap_enemies=(0, 2), bootstrap_items=(0, 2))
+    ranges = SpecRanges(width=(16, 18), height=(12, 13), enemies=(0, 2), items=(0, 2))
     recs = []
     for _ in range(n):
-        spec = random_spec(rng, cfg)
+        spec = random_spec(rng, ranges)
         rec = CallRecord(site=site, backend="procedural", args={"spec": spec}, result=_level(rng, spec).to_dict(), valid=True)
         store.record_call(rec)
         recs.append(rec)

@@ -139,7 +139,7 @@ def _local_base(tmp_path):
     return base
 
 
-def test_lora_on_a_local_base_is_merged_registered_and_exported(_forge_home, tmp_path):
+def test_lora_on_a_local_base_registers_adapters_and_one_merged_gguf(_forge_home, tmp_path):
     _fill(_forge_home)
     base = _local_base(tmp_path)
     cfg = load_preset("tiny-test", overrides=[f"train.base={base}"])
@@ -148,10 +148,14 @@ def test_lora_on_a_local_base_is_merged_registered_and_exported(_forge_home, tmp
     reg = Registry(_forge_home / "models")
     m = reg.get(LEVEL_SITE, report.headline()["version"])
     assert m.base == "tiny-base" and "student-q8_0.gguf" in m.files
-    from safetensors import safe_open
+    # adapters only (the base is not copied), merged once into the GGUF files
+    assert {"adapter_model.safetensors", "student_base.json"} <= set(m.files) and "model.safetensors" not in m.files
+    vdir = reg.model_dir(LEVEL_SITE, m.version)
+    assert (vdir / "adapter_model.safetensors").stat().st_size < (base / "model.safetensors").stat().st_size / 2
+    from generator.local.student import LocalStudent
 
-    with safe_open(str(reg.model_dir(LEVEL_SITE, m.version) / "model.safetensors"), framework="pt") as f:
-        assert not [k for k in f.keys() if "lora" in k]  # adapters merged into plain weights
+    student = LocalStudent.load(vdir, quantize="int8", site=LEVEL_SITE)
+    assert not any("lora" in n for n, _ in student.model.named_parameters())
 
 
 def test_two_process_launch_trains_once_with_ddp(_forge_home):

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from trainer.errors import TrainerError  # noqa: E402
-from trainer.quantize import merge_lora, quantization_verdict, quantize_int8  # noqa: E402
+from generator.local.quantize import quantize_int8  # noqa: E402
+from trainer.quantize import merge_lora, quantization_verdict  # noqa: E402
 
 
 def _base(tmp_path):

@@ -18,9 +18,13 @@ from pathlib import Path
 from PIL import Image
 
 from engine.core.content import Tile
-from engine.render.errors import TilesetError
+from engine.core.errors import EngineError
 
 log = logging.getLogger(__name__)
+
+
+class TilesetError(EngineError):
+    """The tile pictures are missing or unusable; the message says which and how to fix it."""
 
 #: Terrain roles drawn per theme, and the file stem suffix for each.
 TERRAIN_STEMS: dict[Tile, str] = {Tile.FLOOR: "floor", Tile.WALL: "wall", Tile.DOOR: "door"}

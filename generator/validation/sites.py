@@ -114,12 +114,12 @@ def _schema_checker(schema: dict[str, Any]) -> Any:
 def validate_level_result(result: Any) -> tuple[bool, Failures]:
     """The level gates V0-V7 on a Level JSON object (``design_level``'s result)."""
     try:
-        from generator.validation import validate_level
+        from generator.validation import failure_dict, validate_level
     except ImportError:  # the validator package is optional while it is being built
         log.debug("generator.validation unavailable; judging the level by shape only")
         return _level_shape_only(result)
     report = validate_level(result)
-    return bool(report.valid), [_failure_dict(f) for f in report.failures]
+    return bool(report.valid), [failure_dict(f) for f in report.failures]
 
 
 def validate_spec_result(result: Any) -> tuple[bool, Failures]:
@@ -143,15 +143,6 @@ def _level_shape_only(result: Any) -> tuple[bool, Failures]:
     except (EngineError, TypeError, ValueError) as exc:
         return False, [failure("V0", "V0.parse", str(exc), "$")]
     return True, []
-
-
-def _failure_dict(f: Any) -> dict[str, Any]:
-    return failure(
-        str(getattr(f, "gate", "")),
-        str(getattr(f, "code", "")),
-        str(getattr(f, "message", "")),
-        str(getattr(f, "where", "")),
-    )
 
 
 register(LEVEL_SITE, validate_level_result, any_schema=True)

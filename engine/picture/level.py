@@ -21,7 +21,7 @@ from PIL import Image
 
 from engine.core.content import Tile
 from engine.core.level import Level
-from engine.render.tiles import Tileset
+from engine.picture.tiles import Tileset
 
 
 def render_level_image(
