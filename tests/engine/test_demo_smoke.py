@@ -9,12 +9,13 @@ from games.sample_dungeon.demo import main
 
 def test_tiny_demo_runs_the_loop_and_reports_unmet_goals(tmp_path, capsys):
     # one session per phase, the seconds-long tiny-test preset: the student is promoted (its gates are
-    # open) but cannot earn local serving from a single shadow session, so the local_share goal is missed
+    # open) but cannot earn local serving from a single shadow session, so served_as_judged is missed
     code = main(["--data-dir", str(tmp_path), "--sessions", "1", "--levels", "2", "--shadow-sessions", "1",
                  "--bootstrap", "30", "--preset", "tiny-test", "--json", "--quiet"])
     out = json.loads(capsys.readouterr().out)
     assert code == 1
-    assert out["goals"]["valid_share"] and out["goals"]["trained_and_promoted"] and not out["goals"]["local_share"]
+    assert out["training"]["promoted"] is True and isinstance(out["training"]["gates"], dict)
+    assert out["goals"]["valid_share"] and out["goals"]["trained_and_judged"] and not out["goals"]["served_as_judged"]
     assert out["goals_met"] is False
     assert (out["sessions"], out["levels"], out["valid_share"]) == (3, 6, 1.0)
     assert out["site_state"] == "shadow" and out["student_version"] == "v0001"
@@ -25,3 +26,21 @@ def test_tiny_demo_runs_the_loop_and_reports_unmet_goals(tmp_path, capsys):
         assert column in page
     assert any(p.name.startswith("teacher-") for p in report.glob("*.png"))
     assert json.loads((report / "summary.json").read_text())["levels"] == 6
+
+
+def test_demo_goals_hold_routing_to_the_gates_verdict():
+    from games.sample_dungeon.demo import _goals
+
+    refused = {"exit_code": 0, "promoted": False, "gates": {"passed": False, "reasons": ["likeness: count wins"]}}
+    promoted = {"exit_code": 0, "promoted": True, "gates": {"passed": True, "reasons": []}}
+    base = {"valid_share": 1.0, "seconds": 300.0}
+    # a refused student that served nothing: the loop kept its promise
+    assert all(_goals({**base, "training": refused, "local_share": 0.0}).values())
+    # a refused student that served levels anyway: routing broke the verdict
+    assert not _goals({**base, "training": refused, "local_share": 0.2})["served_as_judged"]
+    # a promoted student must take over
+    assert all(_goals({**base, "training": promoted, "local_share": 0.95}).values())
+    assert not _goals({**base, "training": promoted, "local_share": 0.5})["served_as_judged"]
+    # a trainer that crashed judged nothing
+    crashed = _goals({**base, "training": {"exit_code": 1}, "local_share": 0.0})
+    assert not crashed["trained_and_judged"] and not crashed["served_as_judged"]
