@@ -97,6 +97,9 @@ class LocalStudent:
         if not is_level_site(site):
             self._load_constraint()
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
+        #: level rows padded to this many tiles (``forge_row_stride`` in config.json; None: unpadded)
+        stride = getattr(model.config, "forge_row_stride", None)
+        self.row_stride = int(stride) if stride else None
         self._lock = threading.Lock()
 
     @classmethod
@@ -154,11 +157,15 @@ class LocalStudent:
             threads = 1
         if threads:
             torch.set_num_threads(threads)
+        meta = _read_meta(model_dir)
+        if quantize == "int8" and meta.get("int8") is False:
+            # the trainer found int8 changing this student's answers (trainer.pipeline._int8_or_fp32)
+            log.info("student %s: served in fp32 (int8 changed its held-out answers)", model_dir)
+            quantize = None
         if quantize == "int8":
             from generator.local.quantize import quantize_int8
 
             model = quantize_int8(model)
-        meta = _read_meta(model_dir)
         site = site or meta.get("site") or LEVEL_FORM
         version = meta.get("version") or model_dir.name
         log.info("student %s loaded from %s (site %s, %s)", version, model_dir, site, quantize or "fp32")
@@ -222,8 +229,8 @@ class LocalStudent:
         grammar = None
         if level:
             spec = spec_from_args(args)
-            budget = spec["height"] * (ROW_PREFIX_LEN + spec["width"] + 1) + 1
-            grammar = LevelGrammar(spec) if masked else None
+            budget = spec["height"] * (ROW_PREFIX_LEN + max(spec["width"], self.row_stride or 0) + 1) + 1
+            grammar = LevelGrammar(spec, row_stride=self.row_stride) if masked else None
         else:
             budget = self.answer_budget
         budget = min(max_new_tokens or budget, self.max_positions - len(prompt_ids))
@@ -267,7 +274,8 @@ class LocalStudent:
         prompt_ids = self.format.prompt_ids(self.tokenizer, encode_prompt(self.site, args))
         with self._lock:
             samples = sample_levels(self.model, prompt_ids, spec, n, token_strings=self.token_strings,
-                                    eos_id=self.eos_id, seed=seed, temperature=temperature)
+                                    eos_id=self.eos_id, seed=seed, temperature=temperature,
+                                    row_stride=self.row_stride)
         latency = (time.perf_counter() - started) * 1000.0
         outputs = []
         for smp in samples:
@@ -414,5 +422,5 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
             except ValueError as exc:
                 raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
             if isinstance(data, dict):
-                return {k: data.get(k) for k in ("site", "version", "max_new_tokens")}
+                return {k: data.get(k) for k in ("site", "version", "max_new_tokens", "int8")}
     return {}
