@@ -92,15 +92,26 @@ class LevelSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise _spec_error_from(exc) from None
 
 
-class _DuplicateKey(Exception):
-    pass
+class DuplicateKey(Exception):
+    """A JSON object names ``key`` twice (raised by :func:`pairs_once`; the spec and level parsers refuse it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
-def _pairs_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def pairs_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that raises :class:`DuplicateKey` where msgspec would keep the last.
+
+    >>> import json
+    >>> json.loads('{"a": 1, "a": 2}', object_pairs_hook=pairs_once)
+    Traceback (most recent call last):
+    engine.core.level.DuplicateKey: a
+    """
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _DuplicateKey(key)
+            raise DuplicateKey(key)
         out[key] = value
     return out
 
@@ -117,9 +128,9 @@ def _refuse_duplicate_keys(data: str | bytes) -> None:
     import json
 
     try:
-        json.loads(raw, object_pairs_hook=_pairs_once)
-    except _DuplicateKey as dup:
-        key = str(dup)
+        json.loads(raw, object_pairs_hook=pairs_once)
+    except DuplicateKey as dup:
+        key = dup.key
         raise SpecError(key, f"the key {key!r} appears twice in the spec; give each field once") from None
     except (ValueError, RecursionError):
         pass  # msgspec accepted the text; a dialect difference is not a duplicate

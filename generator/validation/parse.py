@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine.core.content import ALL_THEMES, CHAR_LOOKUP, ENEMY_KINDS, ITEM_KINDS, Tile
-from engine.core.level import Level, LevelDoc, LevelSpec, Placed
+from engine.core.level import DuplicateKey, Level, LevelDoc, LevelSpec, Placed, pairs_once
 
 from generator.validation.report import Failure, ValidationLimits
 
@@ -201,20 +201,6 @@ def _from_wire(w: _Wire, limits: ValidationLimits) -> Candidate:
 # ------------------------------------------------------------------ slow path
 
 
-class _DuplicateKey(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-
-def _pairs_no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _DuplicateKey(k)
-        out[k] = v
-    return out
-
-
 def _from_text_slow(raw: bytes, limits: ValidationLimits) -> Candidate:
     try:
         text = raw.decode("utf-8")
@@ -236,8 +222,8 @@ def _from_text_slow(raw: bytes, limits: ValidationLimits) -> Candidate:
         c.fail("V0", "V0.parse", f"not valid JSON: {msg}", "$")
         return c
     try:
-        json.loads(text, object_pairs_hook=_pairs_no_dupes)
-    except _DuplicateKey as dup:
+        json.loads(text, object_pairs_hook=pairs_once)
+    except DuplicateKey as dup:
         c = Candidate()
         c.fail("V0", "V0.duplicate_key", f"the key {dup.key!r} appears twice in one object; keep one", "$")
         return c

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from engine.core.bots import BOTS, make_bot, play_level
@@ -36,8 +34,6 @@ def test_bots_are_deterministic_for_a_seed():
     assert a.events == b.events
 
 
-@pytest.mark.skipif(importlib.util.find_spec("generator.backends.procedural") is None,
-                    reason="generator.backends.procedural is not built yet")
 def test_bots_finish_most_procedural_levels():
     from generator.backends.procedural import generate_procedural
 
@@ -52,8 +48,6 @@ def test_bots_finish_most_procedural_levels():
     assert done >= 0.8 * total
 
 
-@pytest.mark.skipif(importlib.util.find_spec("generator.validation") is None,
-                    reason="generator.validation is not built yet")
 @pytest.mark.parametrize("kind", ["trivial", "balanced", "brutal"])
 def test_sample_levels_pass_the_validator(kind):
     from generator.validation import validate_level

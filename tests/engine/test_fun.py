@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from engine.core.bots import play_level
@@ -46,8 +44,6 @@ def test_fun_needs_one_levels_events():
     assert fun_score(a).score == fun_score(a, sample_level("trivial")).score
 
 
-@pytest.mark.skipif(importlib.util.find_spec("generator.backends.procedural") is None,
-                    reason="generator.backends.procedural is not built yet")
 def test_fun_falls_when_procedural_levels_outgrow_the_bot():
     from generator.backends.procedural import generate_procedural
     from engine.core.level import LevelSpec

@@ -68,6 +68,7 @@ def test_difficulty_rises_when_levels_are_easy(ascii_source):
     source = ascii_source(("trivial",))
     session = Session(source, session_id="s")
     session.play("speedrunner", levels=3)
+    assert session.wait_until_ready(60)  # the 4th request is a prefetch: close() would cancel it if still queued
     session.close()
     asked = [spec.difficulty for spec, _ in source.requests]
     start = DEFAULT_FIRST_SPEC.difficulty
@@ -87,6 +88,7 @@ def test_a_level_won_only_after_dying_does_not_raise_difficulty(ascii_source):
     report = session.end_game(retry)
     assert report.outcome == "completed" and report.stats.deaths == 1
     session.play("speedrunner", levels=1)  # starting level 1 asks for level 2 with level 0's stats
+    assert session.wait_until_ready(60)  # that request is a prefetch: close() would cancel it if still queued
     session.close()
     asked = [spec.difficulty for spec, _ in source.requests]
     start = DEFAULT_FIRST_SPEC.difficulty

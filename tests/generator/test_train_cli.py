@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from engine.core.level import Level, Placed
 from generator import background
@@ -72,7 +71,6 @@ def test_bad_override_is_reported(_forge_home, capsys):
 
 
 def test_bootstrap_records_procedural_levels_through_the_facade(_forge_home, capsys):
-    pytest.importorskip("generator.backends.procedural")
     assert train_cli.main(["--preset", "tiny-test", "--bootstrap", "10", "--export-dataset",
                            str(_forge_home / "ds"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
