@@ -193,11 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--examples, --heldout, --control-calls, --steps and --threads must be >= 1 and --max-minutes > 0")
     if a.control_calls > a.heldout:
         p.error(f"--control-calls ({a.control_calls}) cannot exceed --heldout ({a.heldout})")
-    out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,
-               "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir, "set": a.set})
-    if a.json:
-        print(json.dumps(out))
-    else:
+    from generator.output_guard import json_stdout
+
+    with json_stdout(a.json) as emit:  # what libraries print goes to stderr
+        out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,
+                   "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir,
+                   "set": a.set})
+        if a.json:
+            emit(out)
+    if not a.json:
         ag = out["agreement"]
         print(f"student   whole {ag['student']['whole']:.2f}  {ag['student']['fields']}")
         print(f"untrained whole {ag['untrained']['whole']:.2f}  {ag['untrained']['fields']}")

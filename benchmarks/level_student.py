@@ -95,6 +95,28 @@ def acceptance(report: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def difficulty_by_play(specs: list[dict[str, Any]], teacher: list[Any], levels: dict[str, list[Any]],
+                       seed: int) -> dict[str, Any]:
+    """Bots play every level; Spearman correlation of requested difficulty with what they measured.
+
+    The difficulty band of the level-read proxy (``generator.metrics.estimate_difficulty`` within 2)
+    is kept beside it as a secondary number.
+    """
+    from generator.metrics import controllability, difficulty_rank_correlation, play_difficulty
+
+    out: dict[str, Any] = {}
+    for name, lvls in [("teacher", teacher), *levels.items()]:
+        measured = [play_difficulty(lv, seed=seed + i) for i, lv in enumerate(lvls)]
+        corr = difficulty_rank_correlation([s["difficulty"] for s in specs], measured)
+        ok = [m for m in measured if m is not None]
+        out[name] = {**corr,
+                     "mean_damage": round(statistics.fmean(m["damage"] for m in ok), 4) if ok else None,
+                     "death_share": round(statistics.fmean(m["died"] for m in ok), 4) if ok else None,
+                     "mean_turns": round(statistics.fmean(m["turns"] for m in ok), 1) if ok else None,
+                     "difficulty_band": controllability(lvls, specs).difficulty.rate}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.level_student", description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", help="training run folder (artefact/ + dataset/); default: newest in --data-dir")
@@ -103,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--controls", default="untrained,uniform,count", help="comma-separated controls")
+    ap.add_argument("--no-play", action="store_true", help="skip difficulty by bot play")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
     if args.specs < 3:
@@ -141,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate_likeness(student, LEVEL_SITE, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
                                seed=args.seed, temperature=args.temperature, noise=noise,
                                controls=controls)
+    levels = report.pop("levels")
+    play = None if args.no_play else difficulty_by_play(specs, teacher, levels, args.seed)
     train_sizes = [(ex.args.get("spec", ex.args)["width"], ex.args.get("spec", ex.args)["height"]) for ex in ds.train]
     out = {
         "benchmark": "level_student",
@@ -153,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.perf_counter() - started, 1),
         "likeness": report,
         "acceptance": acceptance(report),
+        "difficulty_by_play": play,
     }
     if args.json:
         print(json.dumps(out))
@@ -160,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         print(likeness_markdown(report))
         print("latency ms per level (p50) by band:", json.dumps(report.get("latency_ms_p50")))
         print("acceptance:", json.dumps(out["acceptance"]))
+        if play:
+            print("difficulty by play (Spearman of requested vs bots' damage + deaths):")
+            for name, d in play.items():
+                print(f"  {name:>10}: rho {d['spearman']}, band {d['difficulty_band']:.2f}, "
+                      f"damage {d['mean_damage']}, deaths {d['death_share']}, turns {d['mean_turns']}")
     return 0
 
 

@@ -58,7 +58,10 @@ __all__ = [
     "pattern_counts",
     "pattern_jsd",
     "structure_distances",
+    "structure_scale",
     "TileMarkov",
+    "play_difficulty",
+    "difficulty_rank_correlation",
 ]
 
 #: A level is *novel* when no training level lies within this share of differing tiles.
@@ -419,6 +422,10 @@ def summarize(values: Iterable[float]) -> Summary:
 #: Layout statistics compared by :func:`structure_distances` (keys of
 #: :func:`generator.evaluate.structure.layout_stats`).
 STRUCTURE_KEYS: Final = ("rooms", "corridor_share", "dead_ends", "loops", "doors", "wall_density", "path")
+#: Least spread a statistic is normalised by: one unit for counts, 0.01 for shares (a teacher whose
+#: levels all have one room must not turn a student's second room into an infinite distance).
+STRUCTURE_SCALE_FLOOR: Final = {"rooms": 1.0, "corridor_share": 0.01, "dead_ends": 1.0, "loops": 1.0, "doors": 1.0,
+                                "wall_density": 0.01, "path": 1.0}
 #: Size bands over the spec range: ``(name, largest width, largest height)``; the first that fits wins.
 SIZE_BANDS: Final = (("small", 24, 16), ("medium", 40, 30), ("large", 64, 48))
 _POW2: Final = (1 << np.arange(9, dtype=np.int64)).reshape(3, 3)
@@ -476,12 +483,14 @@ def pattern_jsd(levels: Sequence[LevelLike], reference: Sequence[LevelLike]) -> 
 
 
 def structure_distances(stats: Sequence[Mapping[str, float] | None],
-                        teacher: Sequence[Mapping[str, float] | None]) -> dict[str, Any]:
+                        teacher: Sequence[Mapping[str, float] | None],
+                        scale: Mapping[str, float] | None = None) -> dict[str, Any]:
     """Per statistic: normalised Wasserstein-1 to the teacher's distribution, and both means.
 
-    ``w1[key] = wasserstein_distance(student, teacher) / sd(teacher)`` (``sd`` floored at 1e-9 of
-    the scale, so a constant teacher statistic still gives a finite number); ``mean_w1`` averages
-    the keys.  ``None`` entries (outputs that did not parse) are left out.
+    ``w1[key] = wasserstein_distance(student, teacher) / scale[key]``; the scale defaults to the
+    teacher's standard deviation here, floored at :data:`STRUCTURE_SCALE_FLOOR` (pass the whole
+    set's scale when comparing a subset, so every band is measured in the same units);
+    ``mean_w1`` averages the keys.  ``None`` entries (outputs that did not parse) are left out.
     """
     from scipy.stats import wasserstein_distance
 
@@ -494,12 +503,18 @@ def structure_distances(stats: Sequence[Mapping[str, float] | None],
     for key in STRUCTURE_KEYS:
         a = np.array([x[key] for x in s], dtype=np.float64)
         b = np.array([x[key] for x in t], dtype=np.float64)
-        sd = float(b.std()) or max(1e-9, abs(float(b.mean())) * 1e-9)
-        out["w1"][key] = float(wasserstein_distance(a, b) / max(sd, 1e-9))
+        unit = scale[key] if scale is not None else max(float(b.std()), STRUCTURE_SCALE_FLOOR[key])
+        out["w1"][key] = float(wasserstein_distance(a, b) / unit)
         out["mean"][key] = float(a.mean())
         out["teacher_mean"][key] = float(b.mean())
     out["mean_w1"] = float(np.mean(list(out["w1"].values())))
     return out
+
+
+def structure_scale(teacher: Sequence[Mapping[str, float] | None]) -> dict[str, float]:
+    """The units :func:`structure_distances` measures in: the teacher's sd per statistic, floored."""
+    t = [x for x in teacher if x is not None]
+    return {k: max(float(np.std([x[k] for x in t])) if t else 0.0, STRUCTURE_SCALE_FLOOR[k]) for k in STRUCTURE_KEYS}
 
 
 class TileMarkov:
@@ -574,3 +589,47 @@ def _char_index(rows: Sequence[str], index: Mapping[str, int]) -> NDArray[np.int
         return np.array([[index[c] for c in r] for r in rows], dtype=np.int64)
     except KeyError:
         return None
+
+
+# ------------------------------------------------------------ difficulty by play
+
+#: Bots whose play measures a level's difficulty (engine.core.bots).
+DIFFICULTY_BOTS: Final = ("explorer", "speedrunner", "cautious")
+
+
+def play_difficulty(level: LevelLike, *, bots: Sequence[str] = DIFFICULTY_BOTS, seed: int = 0,
+                    max_turns: int | None = None) -> dict[str, float] | None:
+    """How hard bots found ``level`` (``None`` if it does not parse): means over ``bots``.
+
+    - ``damage``: hit points lost, as a share of the player's maximum;
+    - ``died``: share of bots that died;
+    - ``turns``: turns played;
+    - ``score = damage + died``: the number that is ranked against the requested difficulty
+      (a bot that dies has taken its whole health, so dying counts twice).
+    """
+    from engine.core.bots import play_level
+    from engine.core.telemetry import DamageTaken, LevelEnd
+
+    lv = as_level(level)
+    if lv is None:
+        return None
+    damage = died = turns = 0.0
+    for i, bot in enumerate(bots):
+        out = play_level(lv, bot, seed=seed + i, max_turns=max_turns)
+        max_hp = next((e.max_hp for e in out.events if isinstance(e, LevelEnd)), 0) or 1
+        damage += sum(e.amount for e in out.events if isinstance(e, DamageTaken)) / max_hp
+        died += bool(out.died)
+        turns += out.turns
+    n = max(1, len(bots))
+    return {"damage": damage / n, "died": died / n, "turns": turns / n, "score": (damage + died) / n}
+
+
+def difficulty_rank_correlation(requested: Sequence[float], measured: Sequence[Mapping[str, float] | None]) -> dict[str, Any]:
+    """Spearman rank correlation between requested difficulty and the bots' ``score`` (pairs with a level)."""
+    from scipy.stats import spearmanr
+
+    pairs = [(float(r), float(m["score"])) for r, m in zip(requested, measured) if m is not None]
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+        return {"n": len(pairs), "spearman": None, "p": None}
+    rho, p = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    return {"n": len(pairs), "spearman": float(rho), "p": float(p)}

@@ -200,7 +200,8 @@ def load_exported(out_dir: str | Path) -> Dataset:
 
 
 def examples_from_calls(
-    site: str, calls: Iterable[Any], stats: dict[str, int], schemas: list[dict[str, Any]] | None = None
+    site: str, calls: Iterable[Any], stats: dict[str, int], schemas: list[dict[str, Any]] | None = None,
+    *, row_stride: int | None = None,
 ) -> list[Example]:
     """Encode valid stored calls (``StoredCall``-like: ``.record``, ``.fun``) as examples.
 
@@ -225,7 +226,7 @@ def examples_from_calls(
             schemas.append(rec.output_schema)
         args = dict(rec.args or {})
         try:
-            text = encode_example(site, args, rec.result)
+            text = encode_example(site, args, rec.result, row_stride=row_stride)
             prompt = encode_prompt(site, args)
         except (CodecError, KeyError, TypeError, ValueError) as exc:
             stats["unencodable"] += 1
@@ -290,7 +291,8 @@ def build_dataset(store: Any, site: str, cfg: DatasetConfig | None = None) -> Da
     cfg = cfg or DatasetConfig()
     stats: dict[str, int] = {}
     schemas: list[dict[str, Any]] = []
-    examples = examples_from_calls(site, store.iter_calls(site, valid_only=True), stats, schemas)
+    examples = examples_from_calls(site, store.iter_calls(site, valid_only=True), stats, schemas,
+                                   row_stride=cfg.row_stride if is_level_site(site) else None)
     if cfg.max_examples is not None and len(examples) > cfg.max_examples:
         examples = examples[-cfg.max_examples:]  # the newest
     examples = _dedupe(examples, site, cfg.near_duplicate_threshold, stats)

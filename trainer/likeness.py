@@ -101,6 +101,7 @@ def evaluate_likeness(
     report = likeness_table([spec_from_args(a) for a in calls], teacher, levels, valid=valid, nll_parts=nll,
                             noise=noise, placements=placed)
     report["temperature"] = temperature
+    report["levels"] = levels  # each generator's first candidates, index-aligned with the calls (for play)
     specs = [spec_from_args(a) for a in calls]
     report["latency_ms_p50"] = {
         name: {band: round(statistics.median(ms[i] for i, s in enumerate(specs) if size_band(s) == band), 1)

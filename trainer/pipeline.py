@@ -221,7 +221,7 @@ ADAPTER_ARTEFACT: Final = ("adapter_config.json", "adapter_model.safetensors", "
                            "generation_config.json")
 
 
-def _stage_quantize(ds: Dataset, run_dir: Path) -> dict[str, Any]:
+def _stage_quantize(ds: Dataset, run_dir: Path, cfg: PipelineConfig | None = None) -> dict[str, Any]:
     import shutil
 
     from trainer.quantize import merge_lora
@@ -234,6 +234,11 @@ def _stage_quantize(ds: Dataset, run_dir: Path) -> dict[str, Any]:
                 shutil.copy2(src / name, out / name)
     else:
         out = merge_lora(src, out)
+    if cfg is not None and cfg.dataset.row_stride and is_level_site(ds.site):
+        # the runtime reads the row form from the model's config (LocalStudent.row_stride)
+        conf = json.loads((out / "config.json").read_text())
+        conf["forge_row_stride"] = int(cfg.dataset.row_stride)
+        (out / "config.json").write_text(json.dumps(conf, indent=2))
     if not is_level_site(ds.site):
         if ds.output_schema is not None:
             # The schema-constrained decoder of a generic site reads it (generator.local.constrain).
@@ -255,6 +260,10 @@ def _stage_export(cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
 
     art = run_dir / "artefact"
     files = {}
+    if cfg.dataset.row_stride and (art / "model.safetensors").is_file():
+        # the GGUF worker writes unpadded rows; a padded-row student is served by torch only (for now)
+        files["model.safetensors"] = (art / "model.safetensors").stat().st_size
+        return {"files": files, "skipped": "gguf: padded rows (dataset.row_stride) are served by torch"}
     src, merged = art, None
     if (art / "student_base.json").is_file():
         # One merged copy, and only as GGUF: the adapters are merged in a scratch folder that is deleted.
@@ -318,6 +327,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         likeness = evaluate_likeness(student, site, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
                                      seed=cfg.train.seed, temperature=g.temperature,
                                      noise=teacher_noise_levels(calls), progress=progress)
+        likeness.pop("levels", None)
     del student
     metrics_q: dict[str, Any] | None = None
     verdict = None
@@ -650,7 +660,7 @@ def run(
     stage("train", lambda: _stage_train(ds, cfg, run_dir, progress))
     if dist is not None:
         dist.wait_for_everyone()
-    stage("quantize", lambda: _stage_quantize(ds, run_dir))
+    stage("quantize", lambda: _stage_quantize(ds, run_dir, cfg))
     stage("export", lambda: _stage_export(cfg, run_dir))
     current = registry.current(site)
     current_metrics = ({**current.metrics, "version": current.version} if current else None)

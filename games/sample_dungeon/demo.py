@@ -289,6 +289,8 @@ def _run(args: argparse.Namespace) -> int:
         say("[2/4] train: dataset → train → quantize → evaluate → promote (separate process)")
         training = _train(root, args)
         say(f"      trainer: exit {training.get('exit_code')}, promoted={training.get('promoted')}")
+        for reason in ((training.get("gates") or {}).get("reasons") or [])[:8]:
+            say(f"      gate refused: {reason}")  # e.g. the student does not beat its count-baseline control
         say(f"[3/4] shadow: {args.shadow_sessions} sessions; the student answers beside the teacher")
         phases.append(_play_phase("shadow", gen, sessions=args.shadow_sessions, levels=args.levels, bot=args.bot,
                                   seed=args.seed + 1, progress=progress))
@@ -303,7 +305,7 @@ def _run(args: argparse.Namespace) -> int:
         state = store.get_site_state(LEVEL_SITE)
         summary["site_state"] = getattr(state, "state", "teacher") if state else "teacher"
         summary["student_version"] = getattr(state, "version", None) if state else None
-        summary["training"] = {k: training.get(k) for k in ("exit_code", "promoted", "version", "reason", "gates")
+        summary["training"] = {k: training.get(k) for k in ("exit_code", "promoted", "version", "reason", "gates", "likeness")
                                if k in training}
         summary["seconds"] = round(time.monotonic() - started, 1)
         table = _site_table(store, LEVEL_SITE, summary["local_share"])

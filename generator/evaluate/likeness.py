@@ -30,6 +30,7 @@ from generator.metrics import (
     pattern_jsd,
     size_band,
     structure_distances,
+    structure_scale,
 )
 
 __all__ = ["likeness_table", "likeness_markdown", "placement_rows", "LIKENESS_METRICS"]
@@ -65,8 +66,12 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
 
     from generator.metrics import as_level
 
+    from engine.core.level import Level
+    from generator.evaluate.structure import structure_features
+
     hist = np.zeros(ROW_BINS)
     forced = total = moved = judged = 0
+    raw_paths: list[int] = []
     for i in idx:
         things = list((placed or [])[i]) if placed is not None else []
         h = int(specs[i]["height"])
@@ -79,6 +84,8 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
         if lv is not None and len(raw) == 2:
             judged += 1
             moved += raw["@"] != tuple(lv.spawn) or raw[">"] != tuple(lv.exit)
+            where = Level(name=lv.name, grid=lv.grid, spawn=raw["@"], exit=raw[">"], theme=lv.theme)
+            raw_paths.append(structure_features(where).critical_path)
     out: dict[str, Any] = {
         "things": total,
         "must_place_share": forced / total if total else None,
@@ -86,15 +93,17 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
         "row_jsd": float(jensenshannon(hist / hist.sum(), teacher_hist / teacher_hist.sum(), base=2) ** 2)
         if total and teacher_hist.sum() else None,
         "post_step_moved_share": moved / judged if judged else None,
+        #: spawn->exit walk between where the model wrote them (before the post-step moved them)
+        "model_path": float(np.mean(raw_paths)) if raw_paths else None,
     }
     return out
 
 
 def _entry(levels: Sequence[LevelLike], stats: Sequence[Any], teacher: Sequence[LevelLike],
            teacher_stats: Sequence[Any], idx: Sequence[int], valid: Sequence[bool] | None,
-           nll_parts: Sequence[tuple[float, int]] | None) -> dict[str, Any]:
+           nll_parts: Sequence[tuple[float, int]] | None, scale: Mapping[str, float]) -> dict[str, Any]:
     lv = [levels[i] for i in idx]
-    sd = structure_distances([stats[i] for i in idx], [teacher_stats[i] for i in idx])
+    sd = structure_distances([stats[i] for i in idx], [teacher_stats[i] for i in idx], scale)
     out: dict[str, Any] = {
         "n": len(idx),
         "pattern_jsd": pattern_jsd(lv, [teacher[i] for i in idx]),
@@ -135,6 +144,7 @@ def likeness_table(
     bands = {b: idx for b, idx in bands.items() if idx}
     everything = list(range(n))
     t_stats = [layout_stats(x) for x in teacher]
+    scale = structure_scale(t_stats)  # one unit per statistic for every band: the whole set's teacher spread
 
     import numpy as np
 
@@ -146,8 +156,8 @@ def likeness_table(
     def entry(levels: Sequence[LevelLike], v: Sequence[bool] | None, parts: Any,
               placed: Sequence[Sequence[Any]] | None = None) -> dict[str, Any]:
         stats = [layout_stats(x) for x in levels]
-        out = _entry(levels, stats, teacher, t_stats, everything, v, parts)
-        out["bands"] = {b: _entry(levels, stats, teacher, t_stats, idx, v, parts) for b, idx in bands.items()}
+        out = _entry(levels, stats, teacher, t_stats, everything, v, parts, scale)
+        out["bands"] = {b: _entry(levels, stats, teacher, t_stats, idx, v, parts, scale) for b, idx in bands.items()}
         if placed is not None:
             out["placement"] = _placement_entry(everything, specs, levels, placed, t_hist["all"])
             for b, idx in bands.items():
@@ -197,13 +207,13 @@ def likeness_markdown(report: Mapping[str, Any]) -> str:
     if any(e.get("placement") for e in gens.values()):
         out += ["\nWhere things were written (the grammar's record, before the spawn/exit post-step); "
                 f"teacher's share in the last tenth of rows: {_f(report['teacher'].get('last_tenth_share'))}\n\n",
-                "| | must-place share | last tenth of rows | row JSD to teacher | post-step moved spawn/exit |\n"
-                "|---|---|---|---|---|\n"]
+                "| | must-place share | last tenth of rows | row JSD to teacher | post-step moved spawn/exit "
+                "| path between the model's spawn and exit |\n|---|---|---|---|---|---|\n"]
         for name, e in gens.items():
             p = e.get("placement")
             if p:
                 out.append(f"| {name} | {_f(p['must_place_share'])} | {_f(p['last_tenth_share'])} | "
-                           f"{_f(p['row_jsd'])} | {_f(p['post_step_moved_share'])} |\n")
+                           f"{_f(p['row_jsd'])} | {_f(p['post_step_moved_share'])} | {_f(p.get('model_path'), 1)} |\n")
     for band in report["bands"]:
         out += [f"\nBand {band} ({report['bands'][band]} specs)\n\n", head,
                 row("teacher", {}, report["teacher"]["bands"][band])]

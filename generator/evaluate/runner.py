@@ -83,6 +83,9 @@ class Evaluation:
     scores: dict[str, dict[str, RubricScore]]
     training_levels: int = 0
     backend_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: likeness of every other backend's levels to the first backend's (the reference, usually the
+    #: teacher) on the same specs: :func:`generator.evaluate.likeness.likeness_table`
+    likeness: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{"backends": {name: {rubric: {"score", "ci", "parts"}}}, ...}`` (JSON-safe)."""
@@ -96,6 +99,7 @@ class Evaluation:
             "max_attempts": self.config.max_attempts,
             "training_levels": self.training_levels,
             "backend_info": self.backend_info,
+            "likeness": self.likeness,
         }
 
 
@@ -348,7 +352,29 @@ def evaluate(specs: Sequence[LevelSpec], backends: Mapping[str, Any], config: Ev
     ctx = RubricContext(training_levels=tuple(training_levels), seed=config.seed)
     scores = {name: score_backend(g, ctx, rubrics or list(RUBRICS)) for name, g in gens.items()}
     return Evaluation(specs=list(specs), config=config, generations=gens, scores=scores,
-                      training_levels=len(training_levels), backend_info=info)
+                      training_levels=len(training_levels), backend_info=info, likeness=_likeness(specs, gens))
+
+
+def _likeness(specs: Sequence[LevelSpec], gens: Mapping[str, list[Generation]]) -> dict[str, Any] | None:
+    """Every backend after the first against the first (sample 0 of each spec), by size band."""
+    from generator.evaluate.likeness import likeness_table
+
+    names = list(gens)
+    if len(names) < 2 or not specs:
+        return None
+
+    def levels(name: str) -> list[Any]:
+        first = {g.spec_index: g for g in gens[name] if g.sample == 0}
+        return [first[i].level if i in first else None for i in range(len(specs))]
+
+    def firsts(name: str) -> list[bool]:
+        first = {g.spec_index: g for g in gens[name] if g.sample == 0}
+        return [bool(first[i].raw_valid) if i in first else False for i in range(len(specs))]
+
+    report = likeness_table([s.to_dict() for s in specs], levels(names[0]),
+                            {n: levels(n) for n in names[1:]}, valid={n: firsts(n) for n in names[1:]})
+    report["reference"] = names[0]
+    return report
 
 
 def generation_rows(evaluation: Evaluation) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ __all__ = [
     "ENEMY_GLYPHS",
     "ITEM_GLYPHS",
     "LEVEL_FORM",
+    "ROW_PAD",
     "ROW_PREFIX_LEN",
     "decode_result",
     "encode_completion",
@@ -64,6 +65,9 @@ __all__ = [
 LEVEL_FORM: Final = "level"
 #: Characters in each level row's prefix ``YYEEIIK``.
 ROW_PREFIX_LEN: Final = 7
+#: Fills a row out to a fixed stride (``row_stride``): every row line then has the same length,
+#: so the tile above is always the same number of tokens back, at any width.
+ROW_PAD: Final = " "
 #: Separator that ends a generic prompt (compact JSON never contains a raw tab).
 GENERIC_SEP: Final = "\t"
 
@@ -151,25 +155,34 @@ def encode_prompt(site: str, args: dict[str, Any]) -> str:
     return _compact_json(args) + GENERIC_SEP
 
 
-def encode_completion(site: str, args: dict[str, Any], result: dict[str, Any]) -> str:
-    """What the student should write after :func:`encode_prompt`."""
+def encode_completion(site: str, args: dict[str, Any], result: dict[str, Any], *,
+                      row_stride: int | None = None) -> str:
+    """What the student should write after :func:`encode_prompt`.
+
+    ``row_stride`` (level site only): pad every row's tiles with :data:`ROW_PAD`
+    to this many characters, so all row lines have one length whatever the width.
+    """
     if is_level_site(site):
-        return _encode_level_rows(spec_from_args(args), result)
+        return _encode_level_rows(spec_from_args(args), result, row_stride)
     return _compact_json(result) + "\n"
 
 
-def encode_example(site: str, args: dict[str, Any], result: dict[str, Any]) -> str:
+def encode_example(site: str, args: dict[str, Any], result: dict[str, Any], *,
+                   row_stride: int | None = None) -> str:
     """One training text: prompt followed by completion (the trainer adds EOS)."""
-    return encode_prompt(site, args) + encode_completion(site, args, result)
+    return encode_prompt(site, args) + encode_completion(site, args, result, row_stride=row_stride)
 
 
 def _compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
 
 
-def _encode_level_rows(spec: dict[str, Any], level: dict[str, Any]) -> str:
+def _encode_level_rows(spec: dict[str, Any], level: dict[str, Any], row_stride: int | None = None) -> str:
     rows = [list(r) for r in level["rows"]]
     height, width = len(rows), len(rows[0]) if rows else 0
+    if row_stride is not None and row_stride < width:
+        raise CodecError(f"level: row stride {row_stride} is narrower than the {width}-wide grid")
+    pad = ROW_PAD * ((row_stride or width) - width)
     # Which row each thing is on, in drawing order, so the counters can be kept per row.
     placed: dict[tuple[int, int], str] = {}
 
@@ -199,7 +212,7 @@ def _encode_level_rows(spec: dict[str, Any], level: dict[str, Any]) -> str:
     spawn_missing = exit_missing = True
     lines = []
     for y, row in enumerate(rows):
-        lines.append(row_prefix(y, enemies_left, items_left, spawn_missing, exit_missing) + "".join(row) + "\n")
+        lines.append(row_prefix(y, enemies_left, items_left, spawn_missing, exit_missing) + "".join(row) + pad + "\n")
         for ch in row:
             if ch in ENEMY_GLYPHS:
                 enemies_left -= 1
@@ -262,7 +275,7 @@ def _decode_level(text: str, args: dict[str, Any] | None, name: str) -> dict[str
     lines = lines[:height]
     parsed = _Parsed([], [], [], [], [])
     for y, line in enumerate(lines[:height]):
-        body = line[ROW_PREFIX_LEN:]
+        body = line[ROW_PREFIX_LEN:].rstrip(ROW_PAD)  # a row stride's padding, if any
         if len(line) < ROW_PREFIX_LEN or not line[:ROW_PREFIX_LEN].isdigit():
             raise CodecError(f"level text: row {y} does not start with its {ROW_PREFIX_LEN}-digit prefix: {line[:12]!r}")
         if len(body) != width:

@@ -87,7 +87,8 @@ def uniform_like(student: LocalStudent) -> UniformStudent:
     It samples exactly what :func:`zero_head_like` samples (the same logits, the
     same seeded generator; a test holds them equal), at the grammar's cost only.
     """
-    return UniformStudent(student.token_strings, student.eos_id, site=student.site)
+    return UniformStudent(student.token_strings, student.eos_id, site=student.site,
+                          row_stride=getattr(student, "row_stride", None))
 
 
 def student_nll(student: LocalStudent, examples: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> float:
@@ -119,7 +120,8 @@ def student_nll_parts(student: LocalStudent,
             spec = spec_from_args(dict(args))
             w, h = int(spec["width"]), int(spec["height"])
             prompt = encode_prompt(student.site, dict(args))
-            text = prompt + encode_completion(student.site, dict(args), dict(result))
+            stride = getattr(student, "row_stride", None)
+            text = prompt + encode_completion(student.site, dict(args), dict(result), row_stride=stride)
             lead = [student.bos_id] if student.bos_id is not None else []
             ids = lead + student.tokenizer.encode(text, add_special_tokens=False).ids
             if len(ids) != len(lead) + len(text):
@@ -128,7 +130,7 @@ def student_nll_parts(student: LocalStudent,
                 raise ValueError(f"a {w}x{h} level is {len(ids)} tokens, past the model's {student.max_positions}")
             logits = student.model(input_ids=torch.tensor([ids])).logits[0].float()
             logp = torch.log_softmax(logits, dim=-1)
-            line = ROW_PREFIX_LEN + w + 1
+            line = ROW_PREFIX_LEN + max(w, stride or 0) + 1
             ys, xs = np.meshgrid(np.arange(1, h - 1), np.arange(1, w - 1), indexing="ij")
             pos = len(lead) + len(prompt) + ys.ravel() * line + ROW_PREFIX_LEN + xs.ravel()
             target = torch.tensor([ids[p] for p in pos])
@@ -148,10 +150,12 @@ class _MaskedControl:
 
     version = "control"
 
-    def __init__(self, token_strings: Sequence[str], eos_id: int, *, site: str = LEVEL_FORM) -> None:
+    def __init__(self, token_strings: Sequence[str], eos_id: int, *, site: str = LEVEL_FORM,
+                 row_stride: int | None = None) -> None:
         self.token_strings = list(token_strings)
         self.eos_id = eos_id
         self.site = site
+        self.row_stride = row_stride  #: the student's row form, so the control writes the same text
 
     def _logits(self, lines: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -162,7 +166,7 @@ class _MaskedControl:
 
         started = time.perf_counter()
         spec = spec_from_args(args)
-        budget = max_new_tokens or spec["height"] * (ROW_PREFIX_LEN + spec["width"] + 1) + 1
+        budget = max_new_tokens or spec["height"] * (ROW_PREFIX_LEN + max(spec["width"], self.row_stride or 0) + 1) + 1
         lines: list[str] = [""]  # the completion so far, by line (the prompt is not part of it)
         vocab = len(self.token_strings)
 
@@ -177,7 +181,8 @@ class _MaskedControl:
 
         out = masked_completion(forward, [], token_strings=self.token_strings, eos_id=self.eos_id,
                                 rng=np.random.default_rng(int(seed) % 2**64), max_new_tokens=budget,
-                                temperature=temperature, grammar=LevelGrammar(spec) if masked else None)
+                                temperature=temperature,
+                                grammar=LevelGrammar(spec, row_stride=self.row_stride) if masked else None)
         result, error, filled = decode_level_output(self.site, out.text, args, repair=repair)
         return StudentOutput(text=out.text, result=result, pockets_filled=filled, mean_logprob=out.mean_logprob,
                              tokens=len(out.token_ids), latency_ms=(time.perf_counter() - started) * 1000.0,
@@ -212,8 +217,9 @@ class CountStudent(_MaskedControl):
 
     version = "count"
 
-    def __init__(self, markov: TileMarkov, token_strings: Sequence[str], eos_id: int, *, site: str = LEVEL_FORM) -> None:
-        super().__init__(token_strings, eos_id, site=site)
+    def __init__(self, markov: TileMarkov, token_strings: Sequence[str], eos_id: int, *, site: str = LEVEL_FORM,
+                 row_stride: int | None = None) -> None:
+        super().__init__(token_strings, eos_id, site=site, row_stride=row_stride)
         self.markov = markov
         self._ids = np.array([self.token_strings.index(c) if c in self.token_strings else -1
                               for c in markov.alphabet])
@@ -222,7 +228,7 @@ class CountStudent(_MaskedControl):
     def fit(cls, levels: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], like: LocalStudent) -> CountStudent:
         """Fit on ``(args, level)`` training pairs; borrow ``like``'s vocabulary."""
         markov = TileMarkov.fit(level_char_grid(a, r) for a, r in levels)
-        return cls(markov, like.token_strings, like.eos_id, site=like.site)
+        return cls(markov, like.token_strings, like.eos_id, site=like.site, row_stride=getattr(like, "row_stride", None))
 
     def nll_parts(self, examples: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]]) -> list[tuple[float, int]]:
         """Per level ``(nats, interior cells)`` under the Markov model (as :func:`student_nll_parts`)."""

@@ -54,7 +54,7 @@ from engine.core.content import (
     theme_enemy_kinds,
     theme_item_kinds,
 )
-from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PREFIX_LEN, row_prefix
+from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PAD, ROW_PREFIX_LEN, row_prefix
 
 if TYPE_CHECKING:
     import torch
@@ -89,8 +89,10 @@ class LevelGrammar:
     is the set of characters (or :data:`EOS`) permitted at the next position.
     """
 
-    def __init__(self, spec: dict[str, Any], *, exit_span: float = EXIT_SPAN) -> None:
+    def __init__(self, spec: dict[str, Any], *, exit_span: float = EXIT_SPAN, row_stride: int | None = None) -> None:
         self.width, self.height = int(spec["width"]), int(spec["height"])
+        #: characters of tiles plus padding per row (the codec's ``row_stride``; the width when unpadded)
+        self.stride = max(self.width, int(row_stride or 0))
         #: the exit keeps at least this distance from the spawn (Chebyshev), unless the grid runs out
         self.exit_distance = max(1, math.ceil(exit_span * max(self.width - 2, self.height - 2)))
         # Cells from which a cell far enough for the exit still comes later in reading order.
@@ -134,7 +136,7 @@ class LevelGrammar:
 
     @property
     def line_len(self) -> int:
-        return ROW_PREFIX_LEN + self.width
+        return ROW_PREFIX_LEN + self.stride
 
     def _needed(self) -> int:
         return self.enemies_left + self.items_left + (self.spawn is None) + (not self.exit_placed)
@@ -155,6 +157,8 @@ class LevelGrammar:
             return frozenset({self._prefix[self.pos]})
         if self.pos == self.line_len:
             return frozenset({"\n"})
+        if self.pos >= ROW_PREFIX_LEN + self.width:
+            return frozenset({ROW_PAD})
         x, y = self.pos - ROW_PREFIX_LEN, self.y
         if y in (0, self.height - 1) or x in (0, self.width - 1):
             return frozenset({"#"})
@@ -344,6 +348,9 @@ class LevelGrammar:
         if ch not in self.allowed():
             raise ValueError(f"level grammar: {ch!r} not allowed at row {self.y}, column {self.pos}")
         if ch == EOS:
+            return
+        if ch == ROW_PAD:
+            self.pos += 1
             return
         if ch == "\n":
             self.y += 1
@@ -735,6 +742,7 @@ def sample_levels(
     eos_id: int,
     seed: int,
     temperature: float = 1.0,
+    row_stride: int | None = None,
 ) -> list[SampleResult]:
     """Sample ``n`` masked level completions for one spec in a single batch.
 
@@ -748,7 +756,7 @@ def sample_levels(
     gen = torch.Generator().manual_seed(int(seed))
     device = next(iter(model.parameters()), torch.empty(0)).device
     cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    grammars = [LevelGrammar(spec) for _ in range(n)]
+    grammars = [LevelGrammar(spec, row_stride=row_stride) for _ in range(n)]
     results = [SampleResult(text="", token_ids=[], stopped="grammar") for _ in range(n)]
     pending = [list(prompt_ids) for _ in range(n)]
     past = None

@@ -97,6 +97,9 @@ class LocalStudent:
         if not is_level_site(site):
             self._load_constraint()
         self.max_positions = int(getattr(model.config, "max_position_embeddings", 4096))
+        #: level rows padded to this many tiles (``forge_row_stride`` in config.json; None: unpadded)
+        stride = getattr(model.config, "forge_row_stride", None)
+        self.row_stride = int(stride) if stride else None
         self._lock = threading.Lock()
 
     @classmethod
@@ -226,8 +229,8 @@ class LocalStudent:
         grammar = None
         if level:
             spec = spec_from_args(args)
-            budget = spec["height"] * (ROW_PREFIX_LEN + spec["width"] + 1) + 1
-            grammar = LevelGrammar(spec) if masked else None
+            budget = spec["height"] * (ROW_PREFIX_LEN + max(spec["width"], self.row_stride or 0) + 1) + 1
+            grammar = LevelGrammar(spec, row_stride=self.row_stride) if masked else None
         else:
             budget = self.answer_budget
         budget = min(max_new_tokens or budget, self.max_positions - len(prompt_ids))
@@ -271,7 +274,8 @@ class LocalStudent:
         prompt_ids = self.format.prompt_ids(self.tokenizer, encode_prompt(self.site, args))
         with self._lock:
             samples = sample_levels(self.model, prompt_ids, spec, n, token_strings=self.token_strings,
-                                    eos_id=self.eos_id, seed=seed, temperature=temperature)
+                                    eos_id=self.eos_id, seed=seed, temperature=temperature,
+                                    row_stride=self.row_stride)
         latency = (time.perf_counter() - started) * 1000.0
         outputs = []
         for smp in samples:

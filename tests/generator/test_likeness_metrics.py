@@ -67,3 +67,22 @@ def test_markov_count_model_learns_the_teachers_local_shapes():
     assert model.nll([level_char_grid({"spec": specs[0]}, _noise(r, i)) for i, r in enumerate(held)]) > nll
     lp = model.next_logprobs("#", "#")
     assert np.exp(lp).sum() == pytest.approx(1.0)
+
+
+def test_likeness_table_reports_by_band_with_the_noise_floor():
+    from generator.evaluate.likeness import likeness_markdown, likeness_table
+
+    specs = [{"width": w, "height": h, "difficulty": 2, "enemies": 1, "items": 1, "theme": "crypt"}
+             for w, h in ((18, 12), (20, 14), (36, 24), (30, 28), (60, 40), (50, 44))]
+    teacher = [generate_procedural(LevelSpec.from_dict(s), seed=i).to_dict() for i, s in enumerate(specs)]
+    again = [generate_procedural(LevelSpec.from_dict(s), seed=100 + i).to_dict() for i, s in enumerate(specs)]
+    noisy = [_noise(lv, i) for i, lv in enumerate(again)]
+    report = likeness_table(specs, teacher, {"noisy": noisy, "broken": [None] * 6}, noise=again,
+                            valid={"noisy": [True] * 6, "broken": [False] * 6})
+    assert report["bands"] == {"small": 2, "medium": 2, "large": 2}
+    noisy_e, floor = report["generators"]["noisy"], report["noise"]
+    assert floor["pattern_jsd"] < noisy_e["pattern_jsd"] and floor["structure_w1"] < noisy_e["structure_w1"]
+    assert all(math.isfinite(e["structure_w1"]) for e in noisy_e["bands"].values())
+    assert report["generators"]["broken"]["pattern_jsd"] is None and report["generators"]["broken"]["valid"] == 0.0
+    text = likeness_markdown(report)
+    assert "Band large (2 specs)" in text and "teacher, other seeds (noise)" in text

@@ -132,3 +132,30 @@ def test_a_thing_on_a_door_keeps_its_place_and_the_door_becomes_floor():
     level["exit"] = {"x": 0, "y": 0}
     with pytest.raises(CodecError, match="wall"):
         encode_example(LEVEL_SITE, spec, level)
+
+
+def test_rows_padded_to_a_fixed_stride_put_the_tile_above_a_fixed_distance_back():
+    from engine.core.level import LevelSpec
+    from generator.backends.procedural import generate_procedural
+    from generator.local.codec import ROW_PAD, encode_completion
+    from generator.local.decoding import EOS, LevelGrammar
+
+    for w, h in ((16, 12), (23, 14)):
+        spec = {"width": w, "height": h, "difficulty": 3, "enemies": 2, "items": 1, "theme": "crypt"}
+        level = generate_procedural(LevelSpec.from_dict(spec), seed=w).to_dict()
+        text = encode_completion("level", {"spec": spec}, level, row_stride=24)
+        lines = text.split("\n")[:-1]
+        assert {len(line) for line in lines} == {7 + 24}
+        assert all(line.endswith(ROW_PAD * (24 - w)) or w == 24 for line in lines)
+        back = decode_result("level", text, args={"spec": spec})
+        assert back["rows"] == level["rows"] and back["spawn"] == level["spawn"]
+        grammar = LevelGrammar(spec, row_stride=24)  # the mask writes the same padding
+        written = []
+        while not grammar.done:
+            allowed = grammar.allowed()
+            ch = "." if "." in allowed else sorted(allowed)[0]
+            grammar.feed(ch)
+            written.append(ch)
+        assert grammar.allowed() == {EOS}
+        assert {len(line) for line in "".join(written).split("\n")[:-1]} == {7 + 24}
+        assert decode_result("level", "".join(written), args={"spec": spec})["width"] == w
