@@ -11,8 +11,10 @@ server needs::
     python -m generator.llama_server --data-dir DIR --out llama/ --port 8080
     python -m llama_cpp.server --config_file llama/llama_cpp_server.json
 
-* one model per promoted generic site, its ``model_alias`` the site id (so a
-  client asks with ``model=<site id>``, as for ``generator.serve``);
+* one model per promoted generic site, exported from its promoted
+  safetensors (f16 by default) with its special tokens marked as control
+  tokens, its ``model_alias`` the site id (so a client asks with
+  ``model=<site id>``, as for ``generator.serve``);
 * a chat template (``chat_format: hf-tokenizer-config``) that turns a chat
   request into exactly the prompt the student was trained on
   (:func:`generator.local.codec.encode_prompt`): ``<s>`` + the last user
@@ -40,7 +42,8 @@ from typing import Any, Final
 
 from generator.errors import GeneratorError
 
-__all__ = ["CHAT_TEMPLATE", "CONFIG_NAME", "render_prompt", "tokenizer_config", "write_server_config", "main"]
+__all__ = ["CHAT_TEMPLATE", "CONFIG_NAME", "GGUF_TYPES", "main", "render_prompt", "serving_gguf", "tokenizer_config",
+           "write_server_config"]
 
 #: The server config file :func:`write_server_config` writes in its ``out`` folder.
 CONFIG_NAME: Final = "llama_cpp_server.json"
@@ -72,18 +75,36 @@ def render_prompt(messages: Sequence[dict[str, Any]]) -> str:
                            bos_token=cfg["bos_token"], eos_token=cfg["eos_token"])
 
 
-def _gguf_for(model_dir: Path, out: Path, site: str) -> Path:
-    from generator.backends.student import GGUF_ARTEFACT
+#: GGUF types llama.cpp serves here; q8_0 segfaulted at the first evaluation in llama-cpp-python 0.3.36 (D22).
+GGUF_TYPES: Final = ("f16", "f32", "q8_0")
 
-    path = model_dir / GGUF_ARTEFACT
-    if path.is_file():
-        return path.resolve()
+
+def serving_gguf(model_dir: Path, out_path: Path, qtype: str = "f16") -> Path:
+    """Export ``model_dir`` (a student's safetensors) to ``out_path`` as llama.cpp's server needs it.
+
+    The student's special tokens (``<pad> <s> </s> <unk>``) are marked as
+    control tokens, so the chat template's ``<s>`` becomes the BOS token the
+    student was trained with (a character vocabulary exports them as plain
+    text, which llama.cpp would spell out as ``<``, ``s``, ``>``).
+    """
     try:
+        import gguf
+
         from trainer.gguf_export import export_gguf
+        from trainer.tokenizer import SPECIAL_TOKENS
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise GeneratorError(f"{site}: no {GGUF_ARTEFACT} in {model_dir} and the exporter needs the gguf "
-                             f"package ({exc}); pip install 'dungeon-forge[gguf]'") from None
-    return export_gguf(model_dir, out / f"{_slug(site)}-q8_0.gguf", "q8_0").resolve()
+        raise GeneratorError(f"exporting a GGUF needs the gguf package ({exc}); "
+                             "pip install 'dungeon-forge[gguf]'") from None
+    path = export_gguf(model_dir, out_path, qtype)
+    reader = gguf.GGUFReader(path, "r+")  # edit the token types in place (same size)
+    names = reader.get_field("tokenizer.ggml.tokens").contents()
+    types = reader.get_field("tokenizer.ggml.token_type")
+    for i, name in enumerate(names):
+        if name in SPECIAL_TOKENS:
+            types.parts[types.data[i]][0] = gguf.TokenType.CONTROL
+    reader.data.flush()
+    del reader
+    return path.resolve()
 
 
 def _slug(site: str) -> str:
@@ -92,12 +113,16 @@ def _slug(site: str) -> str:
 
 def write_server_config(data_dir: str | os.PathLike[str] | None, out: str | os.PathLike[str], *,
                         sites: Sequence[str] | None = None, host: str = "127.0.0.1", port: int = 8080,
-                        n_ctx: int = 1024, threads: int = 1) -> Path:
+                        n_ctx: int = 1024, threads: int = 1, qtype: str = "f16") -> Path:
     """Write llama-cpp-python's server config for the promoted students of ``sites`` (default: every generic site).
 
-    Returns the config file's path.  Raises :class:`GeneratorError` for the
-    level site, a site without a promoted version, or nothing to serve.
+    Each student is exported from its promoted (checksum-verified)
+    safetensors into ``out`` by :func:`serving_gguf`.  Returns the config
+    file's path.  Raises :class:`GeneratorError` for the level site, a site
+    without a promoted version, or nothing to serve.
     """
+    if qtype not in GGUF_TYPES:
+        raise GeneratorError(f"GGUF type {qtype!r} is not one of {', '.join(GGUF_TYPES)}")
     from generator.local.codec import is_level_site
     from generator.registry import Registry
 
@@ -121,8 +146,9 @@ def write_server_config(data_dir: str | os.PathLike[str] | None, out: str | os.P
         if current is None:
             raise GeneratorError(f"site {site} has no promoted version in {registry.root}")
         model_dir = registry.model_dir(site, current.version)  # verifies every checksum
+        gguf_path = serving_gguf(model_dir, out / f"{_slug(site)}-{current.version}-{qtype}.gguf", qtype)
         models.append({
-            "model": str(_gguf_for(model_dir, out, site)), "model_alias": site,
+            "model": str(gguf_path), "model_alias": site,
             "chat_format": "hf-tokenizer-config", "hf_tokenizer_config_path": str(template_path),
             "n_ctx": n_ctx, "n_threads": threads, "n_threads_batch": threads, "verbose": False,
         })
@@ -146,13 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     p.add_argument("--n-ctx", type=int, default=1024, help="context length per model (default: 1024)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per model (default: 1)")
+    p.add_argument("--gguf-type", choices=GGUF_TYPES, default="f16",
+                   help="weights of the served export (default: f16; q8_0 crashed llama-cpp-python 0.3.36 here)")
     args = p.parse_args(argv)
     if not 1 <= args.port <= 65535 or args.n_ctx < 16 or args.threads < 1:
         print("error: --port in 1..65535, --n-ctx >= 16, --threads >= 1", file=sys.stderr)
         return 2
     try:
         config = write_server_config(args.data_dir, args.out, sites=args.site, host=args.host, port=args.port,
-                                     n_ctx=args.n_ctx, threads=args.threads)
+                                     n_ctx=args.n_ctx, threads=args.threads, qtype=args.gguf_type)
     except GeneratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
