@@ -9,7 +9,7 @@ Every spec field is honoured: exact size, exact enemy and item counts, enemy
 and item kinds from the theme, enemies more than
 :data:`~generator.validation.SPAWN_SAFE_RADIUS` steps (Chebyshev) from the
 spawn, the exit at the far end of the level (walking distance from
-``tcod.path.dijkstra2d``), wall density inside the gate's range.  Difficulty
+``engine.core.pathing.dijkstra``), wall density inside the gate's range.  Difficulty
 picks tougher enemy kinds and moves enemies closer to the spawn and the
 spawn-exit route.
 
@@ -37,13 +37,13 @@ from typing import Final
 
 import numpy as np
 import tcod.bsp
-import tcod.path
 import tcod.random
 from numpy.typing import NDArray
 from scipy import ndimage
 
 from engine.core.content import ENEMY_KINDS, THEME_LAYOUT, Tile, theme_enemy_kinds, theme_item_kinds
 from engine.core.level import Level, LevelSpec, Placed
+from engine.core.pathing import dijkstra
 
 from generator.backends.base import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
@@ -242,10 +242,7 @@ def _fit_density(grid: NDArray[np.uint8], rng: np.random.Generator) -> NDArray[n
 
 def _walk_distance(walk: NDArray[np.bool_], x: int, y: int) -> NDArray[np.int32]:
     """Steps from ``(x, y)`` to every tile, moving like gate V6 (4-connected); unreachable = int32 max."""
-    dist = tcod.path.maxarray(walk.shape, dtype=np.int32)
-    dist[y, x] = 0
-    tcod.path.dijkstra2d(dist, walk.astype(np.int8), 1, 0, out=dist)
-    return dist
+    return dijkstra(walk.astype(np.int8), [(x, y)], 1, 0)  # dijkstra2d leaked native memory per call
 
 
 def _populate(grid: NDArray[np.uint8], spec: LevelSpec, rng: np.random.Generator, name: str, *,

@@ -40,12 +40,12 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
-import tcod.path
 from numpy.typing import NDArray
 from scipy import ndimage
 
 from engine.core.content import THEME_LAYOUT, WALKABLE, Tile
 from engine.core.level import Level
+from engine.core.pathing import dijkstra  # not tcod.path.dijkstra2d: it leaked native memory per call
 
 __all__ = ["StructureFeatures", "structure_features", "layout_stats", "layout_style", "expected_style", "RECTANGULAR_ROOMS"]
 
@@ -89,12 +89,9 @@ class StructureFeatures:
 
 def _walk_distances(region: NDArray[np.bool_], start: tuple[int, int]) -> NDArray[np.int64]:
     """Steps from ``start`` (x, y) to every tile of ``region`` (4-connected); unreachable = int32 max."""
-    dist = tcod.path.maxarray(region.shape, dtype=np.int32)
     x, y = start
-    if 0 <= y < region.shape[0] and 0 <= x < region.shape[1] and region[y, x]:
-        dist[y, x] = 0
-    out = tcod.path.dijkstra2d(dist, region.astype(np.int32), cardinal=1, diagonal=0, out=None)
-    return out.astype(np.int64)
+    inside = 0 <= y < region.shape[0] and 0 <= x < region.shape[1] and bool(region[y, x])
+    return dijkstra(region.astype(np.int32), [(x, y)] if inside else [], 1, 0).astype(np.int64)
 
 
 def _open_blocks(mask: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], int]:

@@ -428,12 +428,9 @@ PLACEMENT_CANDIDATES: Final = 8
 
 def _moves_from(walk: np.ndarray, start: tuple[int, int]) -> np.ndarray:
     """Fewest moves (8 directions, one turn each, as a level's par counts them) from ``start`` to every cell."""
-    import tcod.path
+    from engine.core.pathing import dijkstra  # tcod's dijkstra2d leaked native memory per call
 
-    dist = tcod.path.maxarray(walk.shape, dtype=np.int32)
-    dist[start[1], start[0]] = 0
-    tcod.path.dijkstra2d(dist, walk.astype(np.int8), 1, 1, out=dist)
-    return dist
+    return dijkstra(walk.astype(np.int8), [start], 1, 1)
 
 
 def place_spawn_and_exit(level: dict[str, Any]) -> dict[str, Any]:
