@@ -21,7 +21,7 @@ sent after an answer (byllm asking again because the output did not parse).
 
 httpx offers no process-wide hook, so :func:`install` wraps
 ``httpx.HTTPTransport.handle_request`` and its async twin once (decision
-D28).  Outside an open log the wrapper only reads one context variable and
+D32).  Outside an open log the wrapper only reads one context variable and
 calls through.
 """
 

@@ -238,7 +238,7 @@ class _Postgres(Dialect):
             if plain is None:
                 cur.executemany(statement, rows)
                 return
-            # A telemetry batch: COPY is ~4x faster than executemany for 140 rows (docs/decisions.md D23).
+            # A telemetry batch: COPY is ~4x faster than executemany for 140 rows (docs/decisions.md D24).
             with cur.copy(f"COPY {plain['table']} ({plain['cols']}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
