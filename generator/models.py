@@ -24,7 +24,7 @@ from typing import Any
 from generator.errors import GeneratorError
 from generator.registry import Manifest, Registry, RegistryError
 
-_HEADLINE = ("validity", "validity_lower95", "quantized_validity", "controllability", "diversity", "novelty")
+_HEADLINE = ("validity", "validity_lower95", "agreement", "quantized_validity", "controllability", "diversity", "novelty")
 
 
 def _parser() -> argparse.ArgumentParser:

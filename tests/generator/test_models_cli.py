@@ -57,3 +57,16 @@ def test_people_output_and_help(_forge_home):
     assert out.returncode == 0 and "v0002" in out.stdout and "no local model" in out.stdout
     helped = subprocess.run([sys.executable, "-m", "generator.models", "--help"], cwd=root, capture_output=True, text=True)
     assert helped.returncode == 0 and "rollback" in helped.stdout
+
+
+def test_list_shows_agreement_beside_validity(_forge_home, capsys):
+    """A version refused for agreement (valid answers, not the teacher's) says so in `list`, not only validity=1.000."""
+    reg = Registry(_forge_home / "models")
+    d = _forge_home / "src"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(b"x")
+    reg.add_version(SITE, d, {"base": "smollm2-135m", "metrics": {
+        "validity": 1.0, "agreement": {"n": 20, "agree": 0, "rate": 0.0, "weakest_field": "reward"}}})
+    assert models.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "validity=1.000" in out and "agreement=0.000" in out
