@@ -160,7 +160,7 @@ def _trainer(texts: list[str], args: dict[str, Any], bf16: bool, compile: bool) 
 
     from trainer.loop import TrainConfig, read_result, train
 
-    cfg = TrainConfig(base="micro", preset=args["preset"], steps=args["steps"],
+    cfg = TrainConfig(base="micro", model_preset=args["preset"], steps=args["steps"],
                       batch_size=args["batch_size"], lr=1e-3, warmup_steps=1, bf16=bf16, eval_every=0,
                       checkpoint_every=0, seed=args["seed"], compile=compile)
     cpu_at: list[float] = []
@@ -226,7 +226,7 @@ def _trainer_base(pairs: list[tuple[str, str]], args: dict[str, Any], top_layers
                                             f"train.lora_layers={'null' if top_layers is None else top_layers}"]).train
     cpu_at: list[float] = []
     with tempfile.TemporaryDirectory(prefix="forge-bench-") as tmp:
-        train(cfg.to_train_config(), pairs, [], tmp, resume=False, progress=False,
+        train(cfg, pairs, [], tmp, resume=False, progress=False,
               on_step=lambda _s, _l: cpu_at.append(time.process_time()))
         res = read_result(tmp)
     steady = res.history[1:]

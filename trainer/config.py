@@ -4,7 +4,7 @@ A preset (``trainer/presets/<name>.yaml``) has one mapping per section::
 
     name: quick
     dataset:  {min_examples: 200, heldout_fraction: 0.1, ...}   # DatasetConfig
-    train:    {base: micro, model_preset: micro-5m, steps: 1500, ...}  # TrainSection
+    train:    {base: micro, model_preset: micro-5m, steps: 1500, ...}  # TrainConfig
     quantize: {int8: true, gguf_types: [f16, q8_0], ...}        # QuantizeConfig
     gates:    {min_validity_lower95: 0.8, ...}                  # GateConfig
     schedule: {min_new_examples: 200, ...}                      # ScheduleConfig
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 import yaml
 
 from generator.bootstrap import SpecRanges
@@ -36,6 +37,7 @@ from trainer.errors import TrainerError
 __all__ = [
     "PresetError",
     "DatasetConfig",
+    "TrainConfig",
     "TrainSection",
     "QuantizeConfig",
     "GateConfig",
@@ -77,20 +79,27 @@ class DatasetConfig:
     row_stride: int | None = None
 
 
-@dataclass
-class TrainSection:
-    """What to fine-tune and how; becomes a :class:`trainer.loop.TrainConfig` (:meth:`to_train_config`)."""
+class TrainConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What to fine-tune and how: a preset's ``train:`` section, and what :func:`trainer.loop.train` runs.
 
-    base: str = "micro"  #: micro | tinyllama | path to a local HF causal LM
+    One list of fields for both (it used to be two, with different defaults); the
+    defaults are the presets' (what ``python -m generator.train`` always gave).
+
+    >>> TrainConfig().lora, TrainConfig(base="smollm2-135m").lora, TrainConfig(base="micro", qlora=True).lora
+    (False, True, True)
+    """
+
+    base: str = "micro"  #: micro | tinyllama | smollm2-135m | path to a local HF causal LM
     model_preset: str = "micro-5m"  #: architecture preset for --base micro (trainer.model.MICRO_PRESETS)
     tokenizer: str = "char"  #: char | bpe (micro only; pretrained bases bring their own)
     vocab_size: int = 512  #: bpe only
-    lora: bool | None = None  #: None: LoRA for pretrained bases, full training for micro
+    lora: bool | None = None  #: None: LoRA for pretrained bases (and with qlora), full training for micro
     qlora: bool = False  #: 4-bit nf4 base + LoRA (bitsandbytes)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_layers: int | None = None  #: adapters on the top N decoder layers only (None: all); backward stops below them
-    steps: int = 1000
+    steps: int | None = 1000  #: optimizer steps; None: derive from ``epochs``
+    epochs: float = 1.0  #: only when ``steps`` is None
     batch_size: int = 16
     grad_accum: int = 1
     lr: float = 2e-3
@@ -98,36 +107,38 @@ class TrainSection:
     warmup_steps: int = 50
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    max_len: int = 1024  #: tokens per example at most
-    bf16: bool | None = None  #: None: bf16 autocast where the CPU supports it
+    max_len: int = 1024  #: tokens per example at most (longer ones are cut, with a warning)
+    bf16: bool | None = None  #: None: bf16 autocast where the hardware supports it
     eval_every: int = 200
     eval_batches: int = 4
     checkpoint_every: int = 200
-    max_minutes: float | None = None  #: stop early (with a checkpoint) after this much training time
+    max_minutes: float | None = None  #: stop (with a checkpoint) after this much training time; the LR decays by then
     torch_threads: int | None = None
     seed: int = 0
     # throughput only (the same training, measured by `python -m benchmarks.train`)
-    fused_optimizer: bool = True  #: AdamW's fused kernel where torch has one for the device
+    fused_optimizer: bool = True  #: AdamW's fused kernel where torch has one for the device (else foreach)
     compile: bool = False  #: torch.compile each decoder layer; compiling takes 10-90 s, so for runs of minutes
 
-    def to_train_config(self) -> Any:
-        """The training loop's own config (imports torch-free :mod:`trainer.loop` lazily)."""
-        from trainer.loop import TrainConfig
+    def __post_init__(self) -> None:
+        if self.lora is None:
+            self.lora = self.base != "micro" or self.qlora
 
-        lora = self.lora if self.lora is not None else (self.base != "micro" or self.qlora)
-        return TrainConfig.from_dict({
-            "base": self.base, "preset": self.model_preset, "tokenizer": self.tokenizer,
-            "vocab_size": self.vocab_size, "lora": bool(lora), "qlora": self.qlora,
-            "lora_r": self.lora_r, "lora_alpha": self.lora_alpha, "lora_layers": self.lora_layers, "seed": self.seed, "steps": self.steps,
-            "batch_size": self.batch_size, "grad_accum": self.grad_accum, "lr": self.lr,
-            "min_lr_ratio": self.min_lr_ratio, "warmup_steps": self.warmup_steps,
-            "weight_decay": self.weight_decay, "grad_clip": self.grad_clip, "bf16": self.bf16,
-            "eval_every": self.eval_every, "eval_batches": self.eval_batches,
-            "checkpoint_every": self.checkpoint_every, "max_seq_len": self.max_len,
-            "time_limit_s": None if self.max_minutes is None else self.max_minutes * 60.0,
-            "torch_threads": self.torch_threads, "fused_optimizer": self.fused_optimizer,
-            "compile": self.compile,
-        })
+    @property
+    def time_limit_s(self) -> float | None:
+        """``max_minutes`` in seconds (None: no limit)."""
+        return None if self.max_minutes is None else self.max_minutes * 60.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """From a mapping of field names; unknown keys and wrong types are a :class:`PresetError`."""
+        return _convert(data, cls, "train")
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+
+#: The name this section had while it was a second class mirroring :class:`TrainConfig`.
+TrainSection = TrainConfig
 
 
 @dataclass
@@ -183,13 +194,13 @@ class ScheduleConfig:
 class PipelineConfig:
     name: str = "custom"
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    train: TrainSection = field(default_factory=TrainSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     gates: GateConfig = field(default_factory=GateConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "train": self.train.to_dict()}
 
 
 # ------------------------------------------------------------------ loading
@@ -217,7 +228,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         if len(value) != len(args):
             raise PresetError(f"{where}: expected {len(args)} values, got {value!r}")
         return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if dataclasses.is_dataclass(tp):
+    if dataclasses.is_dataclass(tp) or (isinstance(tp, type) and issubclass(tp, msgspec.Struct)):
         if not isinstance(value, dict):
             raise PresetError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return from_dict(tp, value, where)
@@ -243,7 +254,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are :class:`PresetError`."""
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = set(cls.__struct_fields__) if issubclass(cls, msgspec.Struct) else {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise PresetError(

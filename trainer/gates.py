@@ -137,7 +137,7 @@ def _run_served(student: Any, site: str, calls: Sequence[Mapping[str, Any]], *, 
 
     from engine.core.level import LevelSpec
     from generator.local.codec import spec_from_args
-    from generator.local.decoding import generate_valid_level
+    from generator.local.decoding import generate_valid_level, sampling_seed
 
     samples = []
     for i, args in enumerate(tqdm(calls, desc=f"{desc} (≤{tries} tries)", unit="call", disable=not progress)):
@@ -156,7 +156,7 @@ def _run_served(student: Any, site: str, calls: Sequence[Mapping[str, Any]], *, 
         started = time.perf_counter()
         try:
             spec = LevelSpec.from_dict(spec_from_args(dict(args)))
-            tried = generate_valid_level(sample, spec, seed=(seed + i) * 101, max_tries=tries)
+            tried = generate_valid_level(sample, spec, seed=sampling_seed(seed + i), max_tries=tries)
         except Exception as exc:  # noqa: BLE001 - a crashing output is an invalid output, recorded
             log.warning("student failed on %s: %s", args, exc)
             samples.append(Sample(dict(args), None, False, [f"error.{type(exc).__name__}"],

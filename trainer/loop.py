@@ -19,7 +19,7 @@ again on the same ``out_dir`` resumes from the last checkpoint and, because
 the data order is a pure function of (seed, step), ends where an
 uninterrupted run would.  Ctrl-C writes a checkpoint before stopping.
 
-Throughput (measured by ``python -m benchmarks.train``, see docs/training.md):
+Throughput (measured by ``python -m benchmarks.train``, see docs/benchmarks.md, "Training"):
 batches group examples of similar length and are padded on the right, so
 with causal attention no real token ever sees a pad and the model is called
 without an attention mask (the same numbers, and the fast causal kernel);
@@ -37,12 +37,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trainer.config import TrainConfig
 from trainer.errors import TrainerError
 
 __all__ = ["TrainConfig", "TrainResult", "lr_at", "read_result", "train"]
@@ -53,48 +54,6 @@ CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "trainer_state.json"
 #: Names the base a folder of LoRA adapters belongs to (``{"base": name or path}``).
 STUDENT_BASE_FILE = "student_base.json"
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides a training run.  Unknown keys in a preset are an error."""
-
-    base: str = "micro"  #: "micro", "tinyllama" or a local HF model directory
-    preset: str = "micro-5m"  #: micro model shape (trainer.model.MICRO_PRESETS)
-    tokenizer: str = "char"  #: "char" or "bpe" (micro bases only)
-    vocab_size: int = 512  #: bpe only
-    lora: bool = False
-    qlora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_layers: int | None = None  #: LoRA on the top N decoder layers only (None: every layer)
-    seed: int = 0
-    steps: int | None = None  #: optimizer steps; None = derive from epochs
-    epochs: float = 1.0
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 2e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    bf16: bool | None = None  #: None = use bf16 autocast where the hardware supports it
-    eval_every: int = 100
-    eval_batches: int = 4
-    checkpoint_every: int = 100
-    max_seq_len: int = 4096
-    time_limit_s: float | None = None  #: stop (and checkpoint) after this much training time; the LR decays by then
-    torch_threads: int | None = None
-    fused_optimizer: bool = True  #: AdamW's fused kernel where torch has one for the device (else foreach)
-    compile: bool = False  #: torch.compile each decoder layer (pays off only in runs of minutes: compiling takes 10-90 s)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainerError(f"TrainConfig: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 @dataclass
@@ -159,7 +118,7 @@ def _encode_all(tok: Any, texts: Sequence[str | tuple[str, str]], max_len: int, 
         out.append(np.asarray(ids, dtype=np.int64))
         prompt_lens.append(min(n_prompt, len(ids)))
     if cut:
-        log.warning("%d of %d texts were longer than max_seq_len=%d and were cut", cut, len(texts), max_len)
+        log.warning("%d of %d texts were longer than max_len=%d and were cut", cut, len(texts), max_len)
     return out, prompt_lens
 
 
@@ -365,12 +324,25 @@ def _uncompiled(layers: list[Any]) -> Any:
                 layer.forward = fwd
 
 
+def _renamed(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config under the field names the loop's config had before it became the preset's."""
+    out = dict(saved)
+    for old, new in (("preset", "model_preset"), ("max_seq_len", "max_len")):
+        if old in out:
+            out[new] = out.pop(old)
+    if "time_limit_s" in out:
+        limit = out.pop("time_limit_s")
+        out["max_minutes"] = None if limit is None else limit / 60.0
+    return out
+
+
 def _same_config(saved: dict[str, Any] | None, cfg: TrainConfig) -> bool:
     """Whether a saved run's config is ``cfg``; fields it predates count as their defaults."""
     if saved is None:
         return False
-    defaults = asdict(TrainConfig())
-    current = asdict(cfg)
+    defaults = TrainConfig().to_dict()
+    current = cfg.to_dict()
+    saved = _renamed(saved)
     return {**{k: defaults[k] for k in current if k not in saved}, **saved} == current
 
 
@@ -383,7 +355,7 @@ def _final_model(model: Any, cfg: TrainConfig, vocab_size: int) -> Any:
     from trainer.model import build_model
 
     adapters = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-    full = build_model(cfg.base, cfg.preset, vocab_size=vocab_size, lora=True, lora_r=cfg.lora_r,
+    full = build_model(cfg.base, cfg.model_preset, vocab_size=vocab_size, lora=True, lora_r=cfg.lora_r,
                        lora_alpha=cfg.lora_alpha, lora_layers=cfg.lora_layers, seed=cfg.seed)
     named = dict(full.named_parameters())
     for name, value in adapters.items():
@@ -522,19 +494,19 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str | tuple[str, str]], eval_
     accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
     is_main = accelerator.is_main_process
 
-    train_ids, train_plen = _encode_all(tok, train_texts, cfg.max_seq_len, fmt)
-    eval_ids, eval_plen = _encode_all(tok, eval_texts, cfg.max_seq_len, fmt) if eval_texts else ([], [])
+    train_ids, train_plen = _encode_all(tok, train_texts, cfg.max_len, fmt)
+    eval_ids, eval_plen = _encode_all(tok, eval_texts, cfg.max_len, fmt) if eval_texts else ([], [])
     lengths = np.array([len(s) for s in train_ids])
     stream = _BatchStream(lengths, cfg.batch_size, cfg.seed)
     world = accelerator.num_processes
     micro_per_step = cfg.grad_accum * world
     total_steps = cfg.steps or max(1, math.ceil(cfg.epochs * stream.per_epoch / micro_per_step))
 
-    model = build_model(cfg.base, cfg.preset, vocab_size=tok.get_vocab_size(), lora=cfg.lora, qlora=cfg.qlora,
+    model = build_model(cfg.base, cfg.model_preset, vocab_size=tok.get_vocab_size(), lora=cfg.lora, qlora=cfg.qlora,
                         lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_layers=cfg.lora_layers, seed=cfg.seed)
     model.config.use_cache = False
     optimizer = _optimizer(model, cfg)
-    state: dict[str, Any] = {"config": asdict(cfg), "step": 0, "tokens": 0, "train_seconds": 0.0,
+    state: dict[str, Any] = {"config": cfg.to_dict(), "step": 0, "tokens": 0, "train_seconds": 0.0,
                              "history": [], "total_steps": total_steps, "completed": False}
     if resuming:
         saved = json.loads((ckpt / STATE_FILE).read_text())
@@ -542,7 +514,7 @@ def _train(cfg: TrainConfig, train_texts: Sequence[str | tuple[str, str]], eval_
             raise TrainerError(f"checkpoint in {ckpt} was made with another config; "
                                "train with resume=False (or delete the folder) to start over")
         _load_checkpoint(ckpt, model, optimizer)
-        state = {**saved, "config": asdict(cfg)}
+        state = {**saved, "config": cfg.to_dict()}
         log.info("resuming from step %d of %d", state["step"], total_steps)
     if cfg.compile and cfg.qlora:
         log.info("compile=True is ignored with qlora: bitsandbytes' 4-bit layers do not compile on the CPU")

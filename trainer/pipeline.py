@@ -206,7 +206,7 @@ def _training_texts(ds: Dataset, cfg: PipelineConfig) -> tuple[list[Any], list[A
 def _stage_train(ds: Dataset, cfg: PipelineConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
     from trainer import loop
 
-    tc = cfg.train.to_train_config()
+    tc = cfg.train
     out = loop.train(tc, *_training_texts(ds, cfg), run_dir / "model", progress=progress)
     result = out if hasattr(out, "tokens_per_s") else loop.read_result(run_dir / "model")
     return {"step": result.step, "total_steps": result.total_steps, "completed": result.completed,
@@ -654,7 +654,7 @@ def run(
         if stages.done("train") is None:  # a DDP replica; the main process records the stage
             from trainer import loop
 
-            loop.train(cfg.train.to_train_config(), *_training_texts(ds, cfg), run_dir / "model", progress=False)
+            loop.train(cfg.train, *_training_texts(ds, cfg), run_dir / "model", progress=False)
         dist.wait_for_everyone()
         return report
     stage("train", lambda: _stage_train(ds, cfg, run_dir, progress))

@@ -31,8 +31,23 @@ __all__ = [
     "Backend",
     "BackendOutput",
     "BackendRequest",
+    "sampling_seed",
     "time_left",
 ]
+
+
+def sampling_seed(seed: int, attempt: int = 1) -> int:
+    """The first seed :func:`generator.local.decoding.generate_valid_level` draws with for a request's
+    ``seed`` and ``attempt``.
+
+    Distinct per request seed and per attempt (1-based), so a retry is not the
+    same sample again; the promotion gates judge held-out spec ``i`` with
+    ``sampling_seed(seed + i)``, as the served student would draw it.
+
+    >>> [sampling_seed(3, a) for a in (1, 2)]
+    [303, 320]
+    """
+    return seed * 101 + (attempt - 1) * 17
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,7 @@ class BackendRequest:
         >>> [BackendRequest(spec, seed=3, attempt=a).sampling_seed() for a in (1, 2)]
         [303, 320]
         """
-        return self.seed * 101 + (self.attempt - 1) * 17
+        return sampling_seed(self.seed, self.attempt)
 
 
 @dataclass

@@ -54,6 +54,7 @@ from engine.core.content import (
     theme_enemy_kinds,
     theme_item_kinds,
 )
+from generator.backends.base import sampling_seed
 from generator.local.codec import ENEMY_GLYPHS, ITEM_GLYPHS, ROW_PAD, ROW_PREFIX_LEN, row_prefix
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EOS", "LevelAttempts", "LevelGrammar", "SampleResult", "decode_level_output", "fill_unreachable_pockets",
            "generate_valid_level", "place_spawn_and_exit",
-           "masked_completion", "sample", "sample_levels"]
+           "masked_completion", "sample", "sample_levels", "sampling_seed"]
 
 log = logging.getLogger(__name__)
 

@@ -56,9 +56,11 @@ def test_unknown_preset_lists_known(tmp_path):
 def test_every_preset_makes_a_training_loop_config(name):
     from trainer.model import MICRO_PRESETS
 
+    from trainer.loop import TrainConfig
+
     cfg = load_preset(name)
-    tc = cfg.train.to_train_config()
-    assert tc.steps == cfg.train.steps and tc.max_seq_len == cfg.train.max_len
-    assert tc.preset in MICRO_PRESETS
+    tc = cfg.train
+    assert isinstance(tc, TrainConfig) and tc.steps and tc.max_len > 0  # the preset's section is the loop's config
+    assert tc.model_preset in MICRO_PRESETS
     assert tc.lora is (cfg.train.base != "micro")  # micro trains every weight; a pretrained base adapters
-    assert load_preset(name, overrides=["train.base=tinyllama"]).train.to_train_config().lora is True
+    assert load_preset(name, overrides=["train.base=tinyllama"]).train.lora is True

@@ -30,7 +30,7 @@ def _texts(n: int = 24) -> list[str]:
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = dict(preset="micro-1m", steps=8, batch_size=4, warmup_steps=2, eval_every=4, checkpoint_every=3,
+    base = dict(model_preset="micro-1m", steps=8, batch_size=4, warmup_steps=2, eval_every=4, checkpoint_every=3,
                 bf16=False, seed=1, torch_threads=1)
     base.update(kw)
     return TrainConfig(**base)
@@ -153,14 +153,24 @@ def test_adamw_is_fused_unless_switched_off():
 
 
 def test_a_checkpoint_from_before_the_throughput_fields_still_resumes():
-    from dataclasses import asdict
-
     from trainer.loop import _same_config
 
-    old = {k: v for k, v in asdict(_cfg()).items() if k not in ("fused_optimizer", "compile")}
+    old = {k: v for k, v in _cfg().to_dict().items() if k not in ("fused_optimizer", "compile")}
     assert _same_config(old, _cfg())
     assert not _same_config(old, _cfg(compile=True))
     assert not _same_config({**old, "lr": 1.0}, _cfg())
+
+
+def test_a_checkpoint_saved_under_the_loops_old_field_names_still_resumes():
+    """Before the loop's config and the preset's were one, the loop saved preset / max_seq_len / time_limit_s."""
+    from trainer.loop import _same_config
+
+    cfg = _cfg(max_minutes=2.0)
+    saved = cfg.to_dict()
+    saved["preset"], saved["max_seq_len"], saved["time_limit_s"] = (saved.pop("model_preset"), saved.pop("max_len"),
+                                                                    saved.pop("max_minutes") * 60)
+    assert _same_config(saved, cfg)
+    assert not _same_config({**saved, "max_seq_len": 64}, cfg)
 
 
 def test_history_records_tokens_and_seconds_per_step(tmp_path):

@@ -143,7 +143,7 @@ def test_lora_on_a_local_base_registers_adapters_and_one_merged_gguf(_forge_home
     _fill(_forge_home)
     base = _local_base(tmp_path)
     cfg = load_preset("tiny-test", overrides=[f"train.base={base}"])
-    assert cfg.train.to_train_config().lora is True
+    assert cfg.train.lora is True
     report = pipeline.run(cfg, data_dir=_forge_home)
     reg = Registry(_forge_home / "models")
     m = reg.get(LEVEL_SITE, report.headline()["version"])
