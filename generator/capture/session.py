@@ -71,6 +71,7 @@ def _start_session() -> Any:
 
     session = start_foreign_session(store, root)
     if session is not None:
+        shadow.start_session()
         # Queued shadow answers get their bounded wait before the interpreter stops thread pools.
         shadow.finish_at_exit(end_session)
         preload = getattr(session[1], "preload", None)

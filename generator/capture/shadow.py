@@ -47,6 +47,12 @@ _shadow_worker = BoundedWorker("forge-capture-shadow", max_backlog=DEFAULT_BACKL
 _deadline: float | None = None
 
 
+def start_session() -> None:
+    """A new routing session: shadow answers run again (an earlier session's exit deadline no longer applies)."""
+    global _deadline
+    _deadline = None
+
+
 def drain_shadows(timeout: float | None = None) -> int:
     """Wait (up to ``timeout`` s) for background shadow answers; returns how many are still running."""
     return _shadow_worker.drain(timeout)
@@ -144,12 +150,14 @@ def finish_queued(wait_s: float | None = None) -> int:
     wait = float(_server_setting("shadow_exit_wait_s", DEFAULT_EXIT_WAIT_S) if wait_s is None else wait_s)
     started = time.monotonic()
     _deadline = started + wait
+    left = 0
     try:
         left = drain_shadows(wait)
         if left:  # the rest only record themselves as skipped: quick
             left = drain_shadows(5.0)
     finally:
-        _deadline = None
+        if not left:  # else answers queued behind one still running stay past the deadline: skipped
+            _deadline = None
     waited = time.monotonic() - started
     if left:
         log.warning("capture: %d shadow answer(s) still running after %.0f s at exit", left, wait)
