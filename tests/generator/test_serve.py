@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,20 +17,10 @@ from generator.errors import BackendError  # noqa: E402
 from generator.backends.remote import RemoteStudentBackend  # noqa: E402
 from generator.serve import MAX_BODY_BYTES, StudentServer, load_models, main  # noqa: E402
 from generator.validation import validate_level  # noqa: E402
+from tests.fakes.jac_support import load_fake  # noqa: E402
 
 
-def _load(name: str):
-    path = Path(__file__).resolve().parents[1] / "fakes" / f"{name}.py"
-    mod_name = f"forge_fakes_{name}"
-    if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod_name]
-
-
-tiny = _load("tiny_student")
+tiny = load_fake("tiny_student")
 
 SPEC = {"width": 16, "height": 12, "difficulty": 2, "enemies": 1, "items": 1, "theme": "crypt"}
 

@@ -7,33 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
-from engine.core.level import Level, Placed
 from generator import background
 from generator import train as train_cli
 from generator.callsite import LEVEL_SITE
-from generator.records import CallRecord
 from generator.store import Store
+from tests.fakes.recorded_levels import fill as _fill
 
 ROOT = Path(__file__).parents[2]
-
-
-def _fill(home: Path, n: int) -> None:
-    rng = np.random.default_rng(0)
-    with Store.open(home / "forge.db") as store:
-        for i in range(n):
-            spec = {"width": 16, "height": 12, "difficulty": 1 + i % 10, "enemies": i % 3, "items": 1, "theme": "cave"}
-            grid = np.ones((12, 16), dtype=np.uint8)
-            grid[1:-1, 1:-1] = (rng.random((10, 14)) < 0.2).astype(np.uint8)
-            grid[1:3, 1:3] = grid[-3:-1, -3:-1] = 0
-            free = [(x, y) for y in range(1, 11) for x in range(1, 15) if grid[y, x] == 0 and x + y > 8 and (x, y) != (14, 10)]
-            pick = rng.permutation(len(free))
-            lv = Level(name="x", grid=grid, spawn=(1, 1), exit=(14, 10), theme="cave",
-                       enemies=[Placed("rat", *free[j]) for j in pick[: spec["enemies"]]],
-                       items=[Placed("potion", *free[pick[-1]])])
-            store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args={"spec": spec},
-                                         result=lv.to_dict(), valid=True))
 
 
 def test_help_lists_the_options():

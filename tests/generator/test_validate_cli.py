@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from generator.validate import main
-from tests.generator.test_validation import SPEC, good, put
+from tests.fakes.hand_levels import SPEC, good, put
 
 
 @pytest.fixture

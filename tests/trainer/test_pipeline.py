@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
-from engine.core.level import Level, Placed  # noqa: E402
 from generator import train as train_cli  # noqa: E402
 from generator.callsite import LEVEL_SITE  # noqa: E402
-from generator.records import CallRecord  # noqa: E402
 from generator.registry import Registry  # noqa: E402
-from generator.store import Store  # noqa: E402
 from trainer import pipeline  # noqa: E402
 from trainer.config import load_preset  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
+from tests.fakes.recorded_levels import fill as _fill  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-def _fill(home, n=30, seed=0):
-    rng = np.random.default_rng(seed)
-    with Store.open(home / "forge.db") as store:
-        for i in range(n):
-            spec = {"width": 16, "height": 12, "difficulty": 1 + i % 10, "enemies": i % 3, "items": 1, "theme": "cave"}
-            grid = np.ones((12, 16), dtype=np.uint8)
-            grid[1:-1, 1:-1] = (rng.random((10, 14)) < 0.2).astype(np.uint8)
-            grid[1:3, 1:3] = grid[-3:-1, -3:-1] = 0
-            free = [(x, y) for y in range(1, 11) for x in range(1, 15) if grid[y, x] == 0 and x + y > 8 and (x, y) != (14, 10)]
-            pick = rng.permutation(len(free))
-            lv = Level(name="x", grid=grid, spawn=(1, 1), exit=(14, 10), theme="cave",
-                       enemies=[Placed("rat", *free[j]) for j in pick[: spec["enemies"]]],
-                       items=[Placed("potion", *free[pick[-1]])])
-            store.record_call(CallRecord(site=LEVEL_SITE, backend="procedural", args={"spec": spec},
-                                         result=lv.to_dict(), valid=True))
 
 
 def test_end_to_end_train_register_promote_rollback(_forge_home):

@@ -1,6 +1,6 @@
 """The store on both backends (SQLite and PostgreSQL): round trips, filters, joins, concurrency, crashes, secrets.
 
-``store_target`` (tests/generator/conftest.py) is a SQLite file or a fresh
+``store_target`` (tests/conftest.py) is a SQLite file or a fresh
 database on a PostgreSQL server the test session started.
 """
 
@@ -293,7 +293,7 @@ def test_a_killed_writer_loses_nothing_committed(store_target):
             print(batch, flush=True)
         """
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=root, env=env)
     try:

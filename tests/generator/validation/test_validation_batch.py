@@ -13,7 +13,7 @@ from scipy import ndimage
 from benchmarks.validate import make_levels
 from engine.core.level import Level, LevelSpec, Placed
 from generator.validation import components, validate_batch, validate_level
-from tests.generator.test_validation import BREAKS, SPEC, good
+from tests.fakes.hand_levels import BREAKS, SPEC, good
 
 BACKENDS = components.available()
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from engine.core.level import Level
 from generator.validation import ValidationLimits, validate_batch, validate_level
-from tests.generator.test_validation import good
+from tests.fakes.hand_levels import good
 
 HOSTILE = {
     "empty": (b"", "V0.parse", "$"),

@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from engine.core.level import LevelSpec
 from engine.core.samples import sample_level
+from tests.fakes import jac_support as support
 from generator.evaluate.judge import judge_available, judge_evaluation, judge_level, legend
 from generator.evaluate.rubrics import level_id
-
-
-def _support():
-    support = sys.modules.get("forge_jac_support")
-    if support is None:
-        spec = importlib.util.spec_from_file_location(
-            "forge_jac_support", Path(__file__).resolve().parents[1] / "fakes" / "jac_support.py")
-        support = importlib.util.module_from_spec(spec)
-        sys.modules["forge_jac_support"] = support
-        spec.loader.exec_module(support)
-    return support
 
 
 def _teacher(*answers: dict):
     from generator.backends.teacher import LLMTeacherBackend
     from generator.teacher_config import TeacherConfig
 
-    support = _support()
     model = support.mock_llm(*(support.raw(json.dumps(a)) for a in answers))
     return LLMTeacherBackend(TeacherConfig(), model=model), model
 

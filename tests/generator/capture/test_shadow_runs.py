@@ -177,7 +177,7 @@ def test_the_guide_names_the_site_and_config_the_program_really_has(tmp_path):
 
     from generator.agreement import JudgeConfig
 
-    guide = (Path(__file__).resolve().parents[2] / "docs" / "distil-a-call-site.md").read_text(encoding="utf-8")
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "distil-a-call-site.md").read_text(encoding="utf-8")
     assert "docs/examples/bounty_board.jac" in guide and bounty.site() in guide
     (toml,) = [b for b in re.findall(r"```toml\n(.*?)```", guide, re.S) if "[judge" in b]
     (tmp_path / "forge.toml").write_text(toml, encoding="utf-8")
