@@ -107,7 +107,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             store.record_call(CallRecord(site=SITE, backend="llm", args=a, result=teacher(a), valid=True,
                                          output_schema=wrapped))
     overrides = [f"train.steps={args['steps']}", f"train.max_minutes={args['max_minutes']}",
-                 f"gates.eval_specs={args['heldout']}", "dataset.heldout_fraction=0.05"]
+                 f"gates.eval_specs={args['heldout']}", "dataset.heldout_fraction=0.05", *args.get("set", [])]
     started = time.monotonic()
     report = pipeline.run(load_preset("smollm2", overrides=overrides), site=SITE, data_dir=home)
     pipeline_s = time.monotonic() - started
@@ -145,6 +145,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "train_tokens_per_s": round(tr.get("tokens_per_s") or 0, 1),
         "pipeline_seconds": round(pipeline_s, 1),
         "promoted": head["promoted"],
+        "overrides": args.get("set", []),
         "agreement": {"student": _agreement(s_answers, truth),
                       "untrained": _agreement(c_answers, truth[: len(c_answers)]),
                       "count": _agreement(count_answers, truth)},
@@ -169,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
     p.add_argument("--max-minutes", type=float, default=7.0, help="training time bound (default 7)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a value of the smollm2 preset, e.g. --set train.lora_layers=10 (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="data directory to use (default: a new temporary one); the base is converted "
                                       "into it unless already there")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,
-               "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir})
+               "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir, "set": a.set})
     if a.json:
         print(json.dumps(out))
     else:

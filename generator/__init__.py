@@ -17,7 +17,7 @@ _EXPORTS = {
     "ValidationReport": "generator.validation",
     "generate_procedural": "generator.backends.procedural",
     "GeneratorError": "generator.errors",
-    "GeneratorConfig": "generator.config",
+    "GeneratorConfig": "generator.settings",
     "make_backend": "generator.backends.factory",
     "Backend": "generator.backends",
     "BackendRequest": "generator.backends",

@@ -46,7 +46,7 @@ import msgspec
 from engine.core.source import SourcedLevel
 from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend
 from generator.backends.factory import make_backend
-from generator.config import GeneratorConfig
+from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
 from generator.http_faults import observe as observe_http
 from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
@@ -149,18 +149,18 @@ class LevelGenerator:
     def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> RoutingHook | None:
         """``router="auto"``: per-site routing from the store and the model registry."""
         from generator.registry import Registry
-        from generator.routing import Router
+        from generator.routing import Router, RoutingPolicy
 
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        return Router(store, Registry.in_data_dir(data_dir), policy=_routing_policy(data_dir))
+        return Router(store, Registry.in_data_dir(data_dir), policy=RoutingPolicy.from_data_dir(data_dir))
 
     def _load_config(self) -> GeneratorConfig:
         base = self._explicit_config or GeneratorConfig.load(self.data_dir)
         over = {k: v for k, v in self._overrides.items() if v is not None}
         try:
-            return _replace(base, **over) if over else base
+            return base.replace(**over) if over else base
         except TypeError as exc:  # pragma: no cover - keys are fixed above
             raise ConfigError(str(exc)) from None
 
@@ -431,21 +431,6 @@ class LevelGenerator:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _replace(cfg: GeneratorConfig, **changes: Any) -> GeneratorConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)
-
-
-def _routing_policy(data_dir: Any) -> Any:
-    """``[routing]`` of ``forge.toml`` in the data dir as a :class:`~generator.routing.RoutingPolicy` (defaults if absent)."""
-    from generator.paths import CONFIG_NAME, read_table
-    from generator.paths import data_dir as resolve
-    from generator.routing import RoutingPolicy
-
-    return RoutingPolicy.from_mapping(read_table(resolve(data_dir, create=False) / CONFIG_NAME, "routing"))
 
 
 def _call_router(router: Any, site: str, defaults: list[Backend]) -> list[Backend]:

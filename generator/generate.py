@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace, spec: LevelSpec, emit: Any) -> int:
     from generator.facade import LevelGenerator, make_backend
 
     try:
-        from generator.config import GeneratorConfig
+        from generator.settings import GeneratorConfig
 
         config = GeneratorConfig.load(args.data_dir, deadline_s=args.deadline_s, max_attempts=args.max_attempts,
                                       record=False if args.no_record else None)

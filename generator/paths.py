@@ -62,9 +62,17 @@ def db_path(root: str | os.PathLike[str] | None = None) -> Path:
 def read_table(path: str | os.PathLike[str], name: str) -> dict[str, object]:
     """The ``[name]`` table of the TOML file ``path`` (empty when the file or the table is absent).
 
-    Every settings reader of ``forge.toml`` goes through here, so a broken
-    file gets one clear error wherever it is read.
+    Every settings reader of ``forge.toml`` goes through here or :func:`read_toml`,
+    so a broken file gets one clear error wherever it is read.
     """
+    table = read_toml(path).get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    return dict(table)
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
+    """The whole TOML file ``path`` as a dict (empty when the file is absent)."""
     import tomllib
 
     from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
@@ -80,7 +88,4 @@ def read_table(path: str | os.PathLike[str], name: str) -> dict[str, object]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}; fix or remove the file") from None
-    table = doc.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    return dict(table)
+    return doc

@@ -1,4 +1,4 @@
-"""Who may import whom (docs/decisions.md D22), read from the source tree with ``ast``.
+"""Who may import whom (docs/decisions.md D23), read from the source tree with ``ast``.
 
 Every ``import`` counts, lazy ones inside functions included (a lazy import
 is still an arrow: it only hides a cycle until run time); imports under

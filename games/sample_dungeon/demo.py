@@ -259,6 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     args = ap.parse_args(argv)
+    from generator.output_guard import json_stdout
+
+    # The teacher's libraries print on stdout; with --json it carries the one summary object.
+    with json_stdout(args.json) as emit:
+        args.emit = emit
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from generator.callsite import LEVEL_SITE
@@ -305,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["report"] = str(_write_report(report_dir, summary, table, pictures))
 
     if args.json:
-        print(json.dumps(summary))
+        args.emit(summary)
     else:
         print("\nper call site:")
         for row in table:

@@ -16,7 +16,7 @@ from generator.callsite import LEVEL_SITE
 from generator.errors import ConfigError
 
 if TYPE_CHECKING:
-    from generator.config import GeneratorConfig
+    from generator.settings import GeneratorConfig
 
 __all__ = ["make_backend"]
 
@@ -31,7 +31,7 @@ def make_backend(
     promoted model for ``site`` in the registry and the ``[train]`` extra.
     Raises :class:`ConfigError` saying what is missing.
     """
-    from generator.config import GeneratorConfig
+    from generator.settings import GeneratorConfig
 
     config = config or GeneratorConfig()
     if name == "procedural":
@@ -44,7 +44,7 @@ def make_backend(
                 f"the llm backend needs generator.backends.teacher and jaclang/byllm ({exc}); "
                 "pip install dungeon-forge, or use --backend procedural"
             ) from None
-        from generator.config import teacher_settings
+        from generator.settings import teacher_settings
 
         settings = teacher_settings(data_dir)
         if not settings.usable():

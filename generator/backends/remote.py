@@ -35,15 +35,14 @@ generator.errors.BackendError: remote student at http://127.0.0.1:9/v1 (level): 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from generator.errors import BackendError, ConfigError
+from generator.settings import STUDENT_API_KEY_ENV, RemoteStudentConfig
 
 if TYPE_CHECKING:
     from generator.backends import BackendOutput, BackendRequest
@@ -53,71 +52,12 @@ __all__ = ["API_KEY_ENV", "CONFIG_TABLE", "RemoteStudentBackend", "RemoteStudent
 log = logging.getLogger(__name__)
 
 #: Environment variable holding the key shared with ``python -m generator.serve``.
-API_KEY_ENV: Final = "FORGE_STUDENT_API_KEY"
-_DUMMY_KEY: Final = "no-key"
-#: The ``forge.toml`` table holding the remote student's settings.
+API_KEY_ENV: Final = STUDENT_API_KEY_ENV
+#: The ``forge.toml`` table holding the remote student's settings (:class:`RemoteStudentConfig`).
 CONFIG_TABLE: Final = "student_server"
-_ENV: Final[dict[str, str]] = {
-    "FORGE_STUDENT_URL": "url",
-    "FORGE_STUDENT_SITE": "site",
-    "FORGE_STUDENT_TIMEOUT_S": "timeout_s",
-}
+_DUMMY_KEY: Final = "no-key"
 #: Shortest time left worth a call; below it the request is refused at once.
 _MIN_TIMEOUT_S: Final = 0.05
-
-
-@dataclass(frozen=True)
-class RemoteStudentConfig:
-    """Where the remote student is: ``[student_server]`` in ``forge.toml``, then ``FORGE_STUDENT_*``.
-
-    >>> RemoteStudentConfig.from_mapping({"url": "http://box:8088/v1", "timeout_s": 5}).timeout_s
-    5.0
-    """
-
-    url: str = ""
-    site: str = ""  #: model id on the server; empty: ``level`` (the server's level site) or the caller's site
-    timeout_s: float = 30.0
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "settings") -> RemoteStudentConfig:
-        if "api_key" in data:
-            raise ConfigError(f"{origin}: the remote student's key is never read from a file; "
-                              f"set {API_KEY_ENV} in the environment instead")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown [{CONFIG_TABLE}] setting(s) {unknown} in {origin}; known: {sorted(known)}")
-        values: dict[str, Any] = {}
-        for key, raw in data.items():
-            if key == "timeout_s":
-                try:
-                    if isinstance(raw, bool):
-                        raise TypeError(raw)
-                    values[key] = float(raw)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"[{CONFIG_TABLE}] timeout_s={raw!r} in {origin} is not a number") from None
-            elif not isinstance(raw, str):
-                raise ConfigError(f"[{CONFIG_TABLE}] {key}={raw!r} in {origin} is not a string")
-            else:
-                values[key] = raw
-        return cls(**values)
-
-    @classmethod
-    def load(cls, data_dir: str | os.PathLike[str] | None = None, *,
-             env: Mapping[str, str] | None = None) -> RemoteStudentConfig:
-        """Defaults < ``[student_server]`` of ``<data dir>/forge.toml`` < ``FORGE_STUDENT_*`` variables."""
-        from generator.paths import CONFIG_NAME, read_table
-        from generator.paths import data_dir as resolve
-
-        env = os.environ if env is None else env
-        merged: dict[str, Any] = {}
-        path = resolve(data_dir) / CONFIG_NAME
-        table = read_table(path, CONFIG_TABLE)
-        if table:
-            cls.from_mapping(table, origin=str(path))
-            merged.update(table)
-        merged.update({key: env[var] for var, key in _ENV.items() if env.get(var)})
-        return cls.from_mapping(merged, origin=f"{path} / environment")
 
 
 class RemoteStudentBackend:

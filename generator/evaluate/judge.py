@@ -1,7 +1,7 @@
 """Optional LLM judge: ``judge_level`` in ``jac/judge.jac`` scores levels on the three rated rubrics.
 
 Runs only when a teacher key or endpoint is configured
-(:func:`generator.config.teacher_configured`); it goes through
+(:func:`generator.settings.teacher_configured`); it goes through
 :mod:`generator.backends.teacher` (the one module that talks to jaclang/byllm), so
 its calls are captured like every other ``by llm()`` call.  The report shows
 the judge's rank agreement with the automatic per-level scores, the same way
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def judge_available() -> bool:
     """True when a teacher model can be called (an API key or an OpenAI-compatible endpoint is set)."""
-    from generator.config import teacher_configured
+    from generator.settings import teacher_configured
 
     return teacher_configured()
 

@@ -169,7 +169,7 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
     ``student_repair=False`` also turns off the student's post-processing
     (walling up sealed empty pockets), so nothing but the model is measured.
     """
-    from generator.config import GeneratorConfig, teacher_configured
+    from generator.settings import GeneratorConfig, teacher_configured
     from generator.facade import make_backend
 
     if name == "procedural":

@@ -682,6 +682,9 @@ class Store:
             self._migrated = True
         self._conn = conn
         self._backoff = _RETRY_MIN_S
+        if self._down_since is not None and not self._buffer and not self._overflow:
+            log.warning("store %s is reachable again after %.0f s", self.path, time.monotonic() - self._down_since)
+            self._down_since = None
         return conn
 
     def _failed(self, what: str, exc: BaseException) -> StoreError:
@@ -783,17 +786,21 @@ class Store:
             if self._d.is_disconnect(exc, conn):
                 raise
             # One bad op must not keep the rest out: write them one by one, drop (and count) what fails.
-            bad = 0
+            # Each op leaves the buffer once written, so a disconnect half-way writes nothing twice.
             for op in ops:
                 try:
                     self._run(conn, [op])
                 except self._d.errors as one:
                     if self._d.is_disconnect(one, conn):
                         raise
-                    bad += len(op[1])
+                    self.dropped_rows += len(op[1])
                     log.error("store %s: dropped %d buffered rows the server refused: %s", self.path,
                               len(op[1]), _one_line(one))
-            self.dropped_rows += bad
+                if self._buffer and op is self._buffer[0]:
+                    self._buffer.popleft()
+                    self._buffered_rows -= len(op[1])
+                else:  # the overflow event
+                    self._overflow, self._overflow_span = 0, None
         self._buffer.clear()
         self._buffered_rows = 0
         self._overflow, self._overflow_span = 0, None

@@ -16,7 +16,7 @@ from engine.core.level import Level, LevelSpec, Placed
 from engine.core.source import LevelSource, SourcedLevel
 from generator.backends import BackendOutput, BackendRequest, ProceduralBackend
 from generator.callsite import LEVEL_SITE
-from generator.config import GeneratorConfig
+from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
 from generator.facade import GeneratedLevel, LevelGenerator, make_backend
 from generator.records import CURRENT_SLOT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.config import GeneratorConfig, teacher_configured
+from generator.settings import GeneratorConfig, teacher_configured
 from generator.errors import ConfigError
 
 
@@ -45,10 +45,10 @@ def test_toml_then_env_then_arguments(_forge_home, monkeypatch):
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("[generator]\nbogus = 1\n", "unknown generator setting"),
-        ("[generator]\nbackends = ['gpt']\n", "unknown backend"),
-        ("[generator]\ndeadline_s = 0\n", "deadline_s must be > 0"),
-        ("[generator]\nmax_attempts = 'many'\n", "not a int"),
+        ("[generator]\nbogus = 1\n", r"forge\.toml: Object contains unknown field `bogus` - at `\$\.generator`; known: backends,"),
+        ("[generator]\nbackends = ['gpt']\n", r"Invalid enum value 'gpt' - at `\$\.generator\.backends\[0\]`"),
+        ("[generator]\ndeadline_s = 0\n", r"Expected `float` > 0\.0 - at `\$\.generator\.deadline_s`"),
+        ("[generator]\nmax_attempts = 'many'\n", r"Expected `int`, got `str` - at `\$\.generator\.max_attempts`"),
         ("[generator\n", "not valid TOML"),
     ],
 )
@@ -60,5 +60,5 @@ def test_bad_settings_are_clear_errors(_forge_home, text, match):
 
 def test_bad_env_value(monkeypatch):
     monkeypatch.setenv("FORGE_MAX_ATTEMPTS", "2.5")
-    with pytest.raises(ConfigError, match="FORGE|max_attempts"):
+    with pytest.raises(ConfigError, match=r"at `\$\.generator\.max_attempts` \(set by FORGE_MAX_ATTEMPTS\)"):
         GeneratorConfig.load()

@@ -38,9 +38,9 @@ def test_openai_compatible_endpoint_from_env_needs_no_key():
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[teacher]\nmodle = "x"\n', "unknown teacher setting"),
-        ('[teacher]\ntimeout_s = "soon"\n', "not a valid float"),
-        ('[teacher]\ntimeout_s = 0\n', "must be > 0"),
+        ('[teacher]\nmodle = "x"\n', r"unknown field `modle` - at `\$\.teacher`; known: model, base_url,"),
+        ('[teacher]\ntimeout_s = "soon"\n', r"Expected `float`, got `str` - at `\$\.teacher\.timeout_s`"),
+        ('[teacher]\ntimeout_s = 0\n', r"Expected `float` > 0\.0 - at `\$\.teacher\.timeout_s`"),
         ("[teacher\n", "is not valid TOML"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from generator.errors import ConfigError
 from generator.routing import Evidence, RoutingPolicy, RouteState, SiteStatus, decide
 
 POLICY = RoutingPolicy(min_shadow_samples=30, promote_lower_bound=0.8, rollback_min_samples=20)
@@ -90,7 +91,7 @@ def test_a_newer_promotion_while_local_goes_back_to_shadow():
 
 
 def test_unknown_policy_settings_are_a_clear_error():
-    with pytest.raises(Exception, match="unknown routing setting"):
+    with pytest.raises(ConfigError, match=r"unknown field `min_shadow_sample` - at `\$\.routing`; known: min_shadow_samples,"):
         RoutingPolicy.from_mapping({"min_shadow_sample": 3})
 
 

@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from engine.core.level import LevelSpec
+from generator.errors import ConfigError
 from generator.backends import BackendOutput, BackendRequest
 from generator.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
@@ -221,5 +222,5 @@ def test_routing_policy_comes_from_forge_toml(tmp_path):
     finally:
         gen.close()
     (tmp_path / "forge.toml").write_text("[routing]\nmin_shadow_sample = 3\n")
-    with pytest.raises(Exception, match="unknown routing setting"):
+    with pytest.raises(ConfigError, match=r"forge\.toml: Object contains unknown field `min_shadow_sample` - at `\$\.routing`"):
         LevelGenerator(data_dir=tmp_path, router="auto")

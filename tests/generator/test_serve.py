@@ -310,7 +310,7 @@ def test_remote_settings_come_from_forge_toml_then_the_environment(tmp_path):
         RemoteStudentConfig.load(tmp_path, env={})
     assert "sk-123" not in str(err.value)
     (tmp_path / "forge.toml").write_text('[student_server]\nurl = "http://box/v1"\ntimeout = 3\n')
-    with pytest.raises(ConfigError, match=r"unknown \[student_server\] setting\(s\) \['timeout'\]"):
+    with pytest.raises(ConfigError, match=r"unknown field `timeout` - at `\$\.student_server`; known: url, site, timeout_s"):
         RemoteStudentConfig.load(tmp_path, env={})
 
 

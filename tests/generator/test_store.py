@@ -321,3 +321,20 @@ def test_a_large_telemetry_batch_round_trips_awkward_text(store):
     assert [e.payload for e in got] == [{**e, "type": "turn"} for e in events]
     assert [(e.level_id, e.turn) for e in got] == [(e["level_id"], e["turn"]) for e in events]
     assert len(list(store.iter_events("g1"))) == 47
+
+
+def test_a_new_migration_is_applied_on_open_and_keeps_the_data(store_target, monkeypatch):
+    """Versioned migrations on both backends: a store at version 1 meets code with a version 2."""
+    from generator.store import dialect
+
+    with Store.open(store_target) as s:
+        s.record_call(full_record())
+        backend = s.backend
+    d = dialect.POSTGRES if backend == "postgresql" else dialect.SQLITE
+    monkeypatch.setattr(d, "migrations", (*d.migrations, ("ALTER TABLE calls ADD COLUMN note TEXT",)), raising=False)
+    monkeypatch.setattr(dialect, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with Store.open(store_target) as s:
+        assert s.schema_version == SCHEMA_VERSION + 1 and s.count_calls() == 1
+        s._read("SELECT note FROM calls")  # the new column exists
+    with Store.open(store_target) as s:  # opened again: nothing left to apply
+        assert s.schema_version == SCHEMA_VERSION + 1

@@ -221,3 +221,36 @@ def test_a_bad_buffer_size_is_a_clear_error(pg_url, tmp_path, monkeypatch):
         Store.open(pg_url)
     with Store.open(tmp_path / "forge.db") as s:  # SQLite has no server to lose: the setting does not apply
         assert s.backend == "sqlite"
+
+
+def test_an_outage_without_writes_still_ends_and_a_second_one_warns_again(pg_server, pg_url, caplog):
+    with caplog.at_level(logging.WARNING, logger="generator"), Store.open(pg_url) as s:
+        for _ in range(2):
+            pg_server.shutdown()
+            try:
+                with pytest.raises(StoreUnreachable):
+                    s.count_calls()
+                assert not s.buffer_status()["connected"]
+            finally:
+                pg_server.start_again()
+            s._next_try = 0.0
+            assert s.count_calls() == 0 and s.buffer_status()["connected"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("is unreachable" in m for m in messages) == 2 and sum("reachable again" in m for m in messages) == 2
+
+
+def test_a_row_the_server_refuses_is_dropped_and_counted_without_blocking_the_rest(pg_server, pg_url, caplog):
+    with Store.open(pg_url) as s:
+        pg_server.shutdown()
+        try:
+            s.record_call(rec(0))
+            s._enqueue([("INSERT INTO fun (generation_id, score, features, created) VALUES (?,?,?,?)",
+                         [(None, 0.5, "{}", 1.0)])])  # NOT NULL generation_id: the server refuses it
+            s.record_call(rec(1))
+        finally:
+            pg_server.start_again()
+        s._next_try = 0.0
+        with caplog.at_level(logging.ERROR, logger="generator"):
+            assert s.count_calls() == 2
+        assert s.dropped_rows == 1 and "refused" in caplog.text
+        assert s.buffer_status()["buffered_rows"] == 0

@@ -101,3 +101,25 @@ def test_a_value_postgres_cannot_hold_is_reported_as_a_mismatch(tmp_path, pg_url
     code, out = run(capsys, "import", str(src), "--to", pg_url)
     assert code == 1 and not out["ok"]
     assert not out["tables"]["calls"]["same"] and out["tables"]["fun"]["same"]
+
+
+def test_status_of_a_postgres_store_counts_rows_dropped_by_full_buffers(pg_server, pg_url, capsys, monkeypatch):
+    monkeypatch.setenv("FORGE_DB_BUFFER_ROWS", "2")
+    with Store.open(pg_url) as s:
+        pg_server.shutdown()
+        try:
+            for _ in range(5):
+                s.record_call(CallRecord(site=SITE, backend="llm"))
+        finally:
+            pg_server.start_again()
+        s._next_try = 0.0
+        assert s.count_calls() == 2
+    code, out = run(capsys, "status", "--url", pg_url)
+    assert code == 0 and out["backend"] == "postgresql" and out["store"] == pg_url
+    assert out["rows"]["calls"] == 2 and out["rows"]["events"] == 1 and out["buffer_overflow_rows"] == 3
+    pg_server.shutdown()
+    try:
+        code, out = run(capsys, "status", "--url", pg_url)
+    finally:
+        pg_server.start_again()
+    assert code == 2 and "unreachable" in out["error"]

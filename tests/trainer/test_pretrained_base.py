@@ -317,3 +317,11 @@ def test_qlora_on_a_chat_base_keeps_only_adapters_and_loads_into_full_precision(
 
     assert all(p.dtype == torch.float32 for p in student.model.parameters())
     assert student.generate({"name": "x", "level": 2}, max_new_tokens=4).tokens <= 4
+
+
+def test_lora_layers_puts_adapters_on_the_top_layers_only(chat_base):
+    from trainer.model import build_model
+
+    model = build_model(str(chat_base), lora=True, lora_r=4, lora_layers=1)
+    adapted = {n.split(".layers.")[1].split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert adapted == {"1"}  # the tiny base has layers 0 and 1

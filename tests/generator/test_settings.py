@@ -1,0 +1,52 @@
+"""One settings model for forge.toml and the environment: precedence, conversion, located errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from generator import settings
+from generator.errors import ConfigError
+from generator.settings import GeneratorConfig, RoutingPolicy
+
+
+def _toml(home, text):
+    (home / "forge.toml").write_text(text, encoding="utf-8")
+
+
+def test_file_then_environment_then_arguments(_forge_home):
+    _toml(_forge_home, "[generator]\nbackends = ['procedural']\nmax_attempts = 2\nrecord = true\n"
+                       "[routing]\nmin_shadow_samples = 7\n[teacher]\nmodel = 'openai/x'\n")
+    env = {"FORGE_MAX_ATTEMPTS": "4", "FORGE_RECORD": "off", "FORGE_BACKENDS": "llm, procedural"}
+    s = settings.load(env=env)
+    assert (s.generator.backends, s.generator.max_attempts, s.generator.record) == (("llm", "procedural"), 4, False)
+    assert s.routing == RoutingPolicy(min_shadow_samples=7)  # other tables ([teacher]) are left to their readers
+    assert GeneratorConfig.load(env=env, max_attempts=6, deadline_s=None).max_attempts == 6
+
+
+def test_an_error_in_the_file_names_the_file_and_the_key(_forge_home):
+    _toml(_forge_home, "[routing]\nspot_check_rate = 'often'\n")
+    with pytest.raises(ConfigError, match=r"forge\.toml: Expected `float`, got `str` - at `\$\.routing\.spot_check_rate`"):
+        RoutingPolicy.from_data_dir()
+
+
+def test_a_bad_argument_is_located_too(_forge_home):
+    with pytest.raises(ConfigError, match=r"arguments: Expected `int`, got `str` - at `\$\.generator\.max_attempts`"):
+        GeneratorConfig.load(env={}, max_attempts="three")
+
+
+def test_a_config_built_in_code_is_checked_as_well():
+    with pytest.raises(ConfigError, match="deadline_s must be > 0"):
+        GeneratorConfig(deadline_s=0)
+    with pytest.raises(ConfigError, match="max_attempts must be >= 1"):
+        GeneratorConfig().replace(max_attempts=0)
+
+
+def test_teacher_and_student_server_tables_share_the_model(_forge_home):
+    from generator.settings import RemoteStudentConfig, TeacherConfig
+
+    _toml(_forge_home, "[teacher]\nmodel = 'openai/qwen'\ntimeout_s = 9\n[student_server]\nurl = 'http://box:8088/v1'\n")
+    s = settings.load(env={"FORGE_TEACHER_RETRIES": "3"})
+    assert s.teacher == TeacherConfig(model="openai/qwen", timeout_s=9.0, max_retries=3)
+    assert s.student_server == RemoteStudentConfig(url="http://box:8088/v1")
+    with pytest.raises(ConfigError, match=r"at `\$\.teacher\.timeout_s` \(set by FORGE_TEACHER_TIMEOUT\)"):
+        settings.load(env={"FORGE_TEACHER_TIMEOUT": "soon"})
