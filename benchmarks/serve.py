@@ -18,9 +18,13 @@ the model's queue rather than the server.  Baseline in the same run:
 without HTTP, and ``completions_per_s_vs_model_alone``, the served
 throughput over what that call allows one after another (1.0: the HTTP
 stack costs nothing; the model serves one request at a time either way).
-Local only: nothing leaves 127.0.0.1.
+With ``--llama-cpp`` the same completions burst also goes to
+llama-cpp-python's own server on the same student (an f16 GGUF through
+:mod:`generator.llama_server`), and ``completions_per_s_vs_llama_cpp`` is
+our throughput over its.  Local only: nothing leaves 127.0.0.1.
 
     python -m benchmarks.serve --connections 200 --json
+    python -m benchmarks.serve --connections 200 --llama-cpp --json
 """
 
 from __future__ import annotations
@@ -135,13 +139,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_server(home: Path, port: int, log_path: Path, startup_s: float) -> Any:
+def _start_server(home: Path, port: int, log_path: Path, startup_s: float, cmd: list[str] | None = None,
+                  ready_path: str = "/healthz") -> Any:
     import subprocess
     import urllib.request
 
-    cmd = [sys.executable, "-m", "generator.serve", "--data-dir", str(home), "--site", BENCH_SITE,
-           "--port", str(port), "--quantize", "none", "--max-tries", "1", "--threads", "1",
-           "--log-level", "WARNING"]
+    cmd = cmd or [sys.executable, "-m", "generator.serve", "--data-dir", str(home), "--site", BENCH_SITE,
+                  "--port", str(port), "--quantize", "none", "--max-tries", "1", "--threads", "1",
+                  "--log-level", "WARNING"]
     log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + startup_s
@@ -149,14 +154,39 @@ def _start_server(home: Path, port: int, log_path: Path, startup_s: float) -> An
         if proc.poll() is not None:
             break
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as res:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready_path}", timeout=2) as res:
                 if res.status == 200:
                     return proc
         except OSError:
             time.sleep(0.25)
     _stop_server(proc)
     tail = log_path.read_text(errors="replace")[-1500:]
-    raise RuntimeError(f"generator.serve did not come up within {startup_s:g} s:\n{tail}")
+    raise RuntimeError(f"{' '.join(cmd[1:4])} did not come up within {startup_s:g} s:\n{tail}")
+
+
+def _llama_cpp_completions(home: Path, connections: int, payload: bytes, timeout_s: float,
+                           startup_s: float) -> dict[str, Any] | str:
+    """The same completions burst against llama-cpp-python's own server on the same student (f16 GGUF)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("pydantic_settings") is None:
+        return "skipped: llama-cpp-python[server] is not installed (pip install 'dungeon-forge[llamacpp]')"
+    from generator.llama_server import write_server_config
+
+    port = _free_port()
+    config = write_server_config(home, home / "llama", sites=[BENCH_SITE], port=port, n_ctx=256, threads=1)
+    proc = _start_server(home, port, home / "llama.log", startup_s,
+                         cmd=[sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)],
+                         ready_path="/v1/models")
+    try:
+        request = http_request("POST", "/v1/chat/completions", host=f"127.0.0.1:{port}", body=payload,
+                               headers={"Content-Type": "application/json"})
+        hammer("127.0.0.1", port, request, 2, timeout_s=timeout_s)  # warm-up
+        started = time.perf_counter()
+        replies = hammer("127.0.0.1", port, request, connections, timeout_s=timeout_s)
+        return summarise(replies, time.perf_counter() - started)
+    finally:
+        _stop_server(proc)
 
 
 def _stop_server(proc: Any) -> None:
@@ -173,7 +203,11 @@ def _stop_server(proc: Any) -> None:
 
 
 def _model_alone(model_dir: Path, max_tokens: int, seed: int, calls: int = 40) -> float:
-    """p50 ms of the completion's model call in this process (no HTTP): the baseline."""
+    """p50 ms of the completion's model call in this process (no HTTP): the baseline.
+
+    Every request of a burst is the same bytes (same seed), so the baseline
+    repeats that same call: the same tokens, the same work.
+    """
     import torch
 
     from generator.local.student import LocalStudent
@@ -182,15 +216,15 @@ def _model_alone(model_dir: Path, max_tokens: int, seed: int, calls: int = 40) -
     student = LocalStudent.load(model_dir, quantize=None, site=BENCH_SITE)
     student.generate(ARGS, seed=seed, max_new_tokens=max_tokens, temperature=1.0)  # warm-up
     ms = []
-    for i in range(calls):
+    for _ in range(calls):
         started = time.perf_counter()
-        student.generate(ARGS, seed=seed + i, max_new_tokens=max_tokens, temperature=1.0)
+        student.generate(ARGS, seed=seed, max_new_tokens=max_tokens, temperature=1.0)
         ms.append((time.perf_counter() - started) * 1000.0)
     return round(statistics.median(ms), 2)
 
 
 def run(connections: int = 200, *, max_tokens: int = 4, timeout_s: float = 60.0, seed: int = 0,
-        startup_s: float = 180.0) -> dict[str, Any]:
+        startup_s: float = 180.0, llama_cpp: bool = False) -> dict[str, Any]:
     """Start the server on a tiny student, then fire one burst of ``connections`` at each endpoint."""
     from benchmarks.inference import _build_micro
     from generator.registry import Registry
@@ -225,6 +259,8 @@ def run(connections: int = 200, *, max_tokens: int = 4, timeout_s: float = 60.0,
                 result[name] = summarise(replies, time.perf_counter() - started)
         finally:
             _stop_server(proc)
+        if llama_cpp:
+            result["llama_cpp_completions"] = _llama_cpp_completions(home, connections, payload, timeout_s, startup_s)
     result["model_alone_ms_p50"] = alone
     h, c = result["healthz"], result["completions"]
     # Baseline in the same run: the same completions called in process, one after another.
@@ -232,6 +268,9 @@ def run(connections: int = 200, *, max_tokens: int = 4, timeout_s: float = 60.0,
         result["completions_per_s_vs_model_alone"] = round(c["requests_per_s"] / (1000.0 / alone), 2)
     result["all_answered"] = h["answered"] == c["answered"] == connections
     result["errors"] = h["errors"] + c["errors"]
+    other = result.get("llama_cpp_completions")
+    if isinstance(other, dict) and other["requests_per_s"] and c["requests_per_s"]:
+        result["completions_per_s_vs_llama_cpp"] = round(c["requests_per_s"] / other["requests_per_s"], 2)
     if h["latency_ms_p50"] and c["latency_ms_p50"]:
         result["completions_vs_healthz_p50"] = round(c["latency_ms_p50"] / h["latency_ms_p50"], 1)
     return result
@@ -245,12 +284,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=60.0,
                         help="a connection without a full reply after this long counts as an error (default 60)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--llama-cpp", action="store_true",
+                        help="also burst llama-cpp-python's own server on the same student (needs the [llamacpp] extra)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if not 1 <= args.connections <= 5000 or args.max_tokens < 1 or not args.timeout_s > 0:
         parser.error("--connections must be 1..5000, --max-tokens >= 1, --timeout-s > 0")
     try:
-        result = run(args.connections, max_tokens=args.max_tokens, timeout_s=args.timeout_s, seed=args.seed)
+        result = run(args.connections, max_tokens=args.max_tokens, timeout_s=args.timeout_s, seed=args.seed,
+                     llama_cpp=args.llama_cpp)
     except (RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -262,6 +304,12 @@ def main(argv: list[str] | None = None) -> int:
             r = result[name]
             print(f"  {name:<12} answered {r['answered']}/{r['connections']}  errors {r['errors']}  "
                   f"p50 {r['latency_ms_p50']} ms  p99 {r['latency_ms_p99']} ms  {r['requests_per_s']} req/s")
+        other = result.get("llama_cpp_completions")
+        if isinstance(other, dict):
+            print(f"  llama.cpp    answered {other['answered']}/{other['connections']}  errors {other['errors']}  "
+                  f"p50 {other['latency_ms_p50']} ms  p99 {other['latency_ms_p99']} ms  {other['requests_per_s']} req/s")
+        elif other:
+            print(f"  llama.cpp    {other}")
         print(f"  completions vs healthz p50: {result.get('completions_vs_healthz_p50')}x; model alone "
               f"{result['model_alone_ms_p50']} ms a call, served throughput "
               f"{result.get('completions_per_s_vs_model_alone')}x of calling it in process")

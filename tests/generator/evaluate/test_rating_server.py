@@ -154,6 +154,10 @@ def test_a_cross_origin_post_with_a_foreign_host_is_refused_and_nothing_is_store
     assert _post(api, good, token="")[0] == 403
     assert _post(api, good, token="forged-token")[0] == 403
     assert _post(api, good, headers={"Content-Type": "text/plain"})[0] == 415
+    assert _post(api, good, headers={"Sec-Fetch-Site": "cross-site"})[0] == 403
+    # a rebound name cannot read the page (and its token) either
+    page = _raw(srv, f"GET / HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n".encode())
+    assert page.split(b" ", 2)[1] == b"400" and b"csrf-token" not in page
     assert store.list_ratings() == []
     assert _post(api, good, headers={"Origin": srv.url.rstrip("/")})[0] == 201  # the page itself may post
 
