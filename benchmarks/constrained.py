@@ -178,7 +178,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     base = ensure_base("smollm2-135m", args.get("data_dir"))
     tok = Tokenizer.from_file(str(base / "tokenizer.json"))
     fmt = PromptFormat.from_dir(base, tok)
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True, use_safetensors=True,
+                                                 dtype=torch.float32).eval()
     vocab = int(model.config.vocab_size)
     results: dict[str, Any] = {}
     import importlib.util

@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                                       "into it unless already there")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    if min(a.examples, a.heldout, a.control_calls, a.steps, a.threads) < 1 or not a.max_minutes > 0:
+        p.error("--examples, --heldout, --control-calls, --steps and --threads must be >= 1 and --max-minutes > 0")
+    if a.control_calls > a.heldout:
+        p.error(f"--control-calls ({a.control_calls}) cannot exceed --heldout ({a.heldout})")
     out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,
                "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir, "set": a.set})
     if a.json:

@@ -70,7 +70,7 @@ def heldout_specs(n: int, seed: int) -> list[dict[str, Any]]:
 def _newest_run(data_dir: Path) -> Path:
     runs = sorted(p for p in (data_dir / "runs").glob("*") if (p / "report.json").is_file() and (p / "artefact").is_dir())
     if not runs:
-        raise SystemExit(f"no finished training run in {data_dir / 'runs'}; "
+        raise LookupError(f"no finished training run in {data_dir / 'runs'}; "
                          "train one: python -m generator.train --bootstrap 2000 --preset quick")
     return runs[-1]
 
@@ -130,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.specs < 3:
         ap.error("--specs must be at least 3 (one per size band)")
+    controls = [c for c in args.controls.split(",") if c]
+    known = ("untrained", "uniform", "count")  # generator.local.controls.CONTROL_NAMES (not imported before --help)
+    if unknown := [c for c in controls if c not in known]:
+        ap.error(f"unknown --controls {unknown}; choose from {', '.join(known)}")
     import logging
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -142,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     from trainer.dataset import load_exported
     from trainer.likeness import evaluate_likeness
 
-    run = Path(args.run) if args.run else _newest_run(resolve_data_dir(args.data_dir))
+    try:
+        run = Path(args.run) if args.run else _newest_run(resolve_data_dir(args.data_dir))
+    except LookupError as exc:
+        ap.error(str(exc))
     if not (run / "artefact").is_dir() or not (run / "dataset").is_dir():
         ap.error(f"{run} is not a training run folder (needs artefact/ and dataset/)")
     ds = load_exported(run / "dataset")
@@ -156,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report = evaluate_likeness(student, LEVEL_SITE, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
                                seed=args.seed, temperature=args.temperature, noise=noise,
-                               controls=[c for c in args.controls.split(",") if c])
+                               controls=controls)
     levels = report.pop("levels")
     play = None if args.no_play else difficulty_by_play(specs, teacher, levels, args.seed)
     train_sizes = [(ex.args.get("spec", ex.args)["width"], ex.args.get("spec", ex.args)["height"]) for ex in ds.train]

@@ -191,7 +191,8 @@ def _plain_base(pairs: list[tuple[str, str]], args: dict[str, Any], lora: bool) 
     fmt = PromptFormat.from_dir(base, tok)
     seqs = [fmt.example_ids(tok, p, c)[0] for p, c in pairs]
     torch.manual_seed(args["seed"])
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(str(base), local_files_only=True, use_safetensors=True,
+                                                 dtype=torch.float32)
     model.config.use_cache = False
     if lora:
         from peft import LoraConfig, get_peft_model

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "SKIPPED",
+    "StudentUnavailable",
     "LocalAnswer",
     "LocalServer",
     "Shadow",
@@ -32,6 +34,16 @@ __all__ = [
     "set_local_server",
     "teacher_only",
 ]
+
+#: Failure code of a shadow call the student did not answer (the worker was busy, the student could not
+#: be loaded, the program exited first).  Such a call is recorded with ``valid = None``: counted, never judged.
+SKIPPED = "V0.skipped"
+
+
+class StudentUnavailable(Exception):
+    """Raised by a :class:`Shadow`'s ``answer`` when the student cannot answer at all (it could not be
+    loaded): the call is recorded as skipped, not as a wrong answer."""
+
 
 #: ``fn(site, args) -> result | LocalAnswer | None``: answer a call site locally, or decline with None.
 LocalServer = Callable[[str, dict[str, Any]], Any]

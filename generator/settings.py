@@ -165,7 +165,8 @@ class RoutingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_shadow_samples: int = 30
     """Shadow answers needed before a student may serve."""
     promote_lower_bound: float = 0.80
-    """Wilson 95 % lower bound of shadow validity (first attempt) that promotion needs."""
+    """Wilson 95 % lower bound of shadow validity (first attempt) that promotion needs, or of shadow
+    agreement with the teacher for a site judged by agreement (``[judge]`` in forge.toml)."""
     min_confidence: float | None = None
     """Serve a student output only if its mean token log-probability is at least this (None: any)."""
     spot_check_rate: float = 0.05
@@ -178,6 +179,10 @@ class RoutingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """... or when mean fun is this much below the predecessor's and the drop is significant."""
     alpha: float = 0.05
     """Significance level of the fun test (one-sided Mann-Whitney U)."""
+    shadow_backlog: Annotated[int, msgspec.Meta(ge=1)] = 32
+    """Shadow answers a Jac program may have queued; a call beyond it is recorded as skipped."""
+    shadow_exit_wait_s: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """At program exit, wait at most this long for queued shadow answers; the rest are recorded as skipped."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, origin: str = "routing settings") -> RoutingPolicy:

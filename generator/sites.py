@@ -4,7 +4,11 @@ Per call site (each ``by llm()`` function, and the facade's level site): how
 many calls, the share judged valid, who serves it (routing state and the
 backend of the latest served call), the share served locally, median latency,
 tokens, cost, the cost saved by local serving, and the HTTP error rate behind
-its calls (failed requests / requests, the client's own retries included).
+its calls (failed requests / requests, the client's own retries included);
+and, for a site judged by agreement (``[judge]`` in forge.toml), how often its
+student's answers were the teacher's answer to the same call: shadow answers
+of the routed version and spot-checked served answers (``agree``; the JSON
+has Wilson bounds and agreement per field).
 
     python -m generator.sites
     python -m generator.sites --json
@@ -83,9 +87,43 @@ def _http_cell(h: dict[str, Any] | None) -> str:
     return f"{_pct(h['error_rate'])} of {h['requests']}" + (f" ({kinds})" if kinds else "")
 
 
-def _table(stats: list[Any], http: dict[str, dict[str, Any]] | None = None) -> str:
-    http = http or {}
-    headers = ("site", "calls", "valid", "serving", "local", "p50 ms", "tokens", "cost $", "saved $", "http err")
+def agreement_by_site(store: Any, stats: list[Any], data_dir: Any = None) -> dict[str, dict[str, Any]]:
+    """Per site with student answers to compare: agreement of the routed (else latest) version."""
+    from generator.callsite import LEVEL_SITE
+    from generator.agreement import JudgeConfig, site_agreement
+
+    config = JudgeConfig.load(data_dir)
+    out: dict[str, dict[str, Any]] = {}
+    for s in stats:
+        if s.site == LEVEL_SITE:
+            continue
+        records = [c.record for c in store.iter_calls(s.site)]
+        if not any(r.backend == "student" for r in records):
+            continue
+        ev = site_agreement(records, config=config)
+        if not ev.spec.compares:
+            out[s.site] = {"judge": ev.spec.to_dict()}
+            continue
+        version = s.version or max([*ev.shadow, *ev.spot, *ev.skipped] or [None], key=lambda v: v or "")
+        shadow, spot = ev.stats("shadow", version), ev.stats("spot", version)
+        out[s.site] = {"judge": ev.spec.to_dict(), "version": version, "shadow": shadow.to_dict(),
+                       "spot_checks": spot.to_dict(), "skipped": ev.skipped.get(version, 0)}
+    return out
+
+
+def _agree_cell(a: dict[str, Any] | None) -> str:
+    if not a or "shadow" not in a:
+        return "-" if not a else "n/a"
+    parts = [f"{100 * a[k]['rate']:.0f}% of {a[k]['n']}" + (" spot" if k == "spot_checks" else "")
+             for k in ("shadow", "spot_checks") if a[k]["n"]]
+    return ", ".join(parts) or "0 judged"
+
+
+def _table(stats: list[Any], http: dict[str, dict[str, Any]] | None = None,
+           agreement: dict[str, dict[str, Any]] | None = None) -> str:
+    http, agreement = http or {}, agreement or {}
+    headers = ("site", "calls", "valid", "serving", "local", "agree", "p50 ms", "tokens", "cost $", "saved $",
+               "http err")
     rows = [
         (
             s.site,
@@ -93,6 +131,7 @@ def _table(stats: list[Any], http: dict[str, dict[str, Any]] | None = None) -> s
             _pct(s.valid_share),
             _serving(s),
             _pct(s.local_share) if s.calls else "-",
+            _agree_cell(agreement.get(s.site)),
             "-" if s.latency_p50_ms is None else f"{s.latency_p50_ms:.0f}",
             str(s.prompt_tokens + s.completion_tokens),
             f"{s.cost_usd:.4f}",
@@ -127,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         with Store.open(db) as store:
             stats = store.site_stats()
             http = http_stats(store)
+            agreement = agreement_by_site(store, stats, args.data_dir)
             exported = store.export_jsonl(args.export, args.site) if args.export else None
             path = str(store.path)
     except GeneratorError as exc:
@@ -136,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        doc: dict[str, Any] = {"store": path, "sites": [{**msgspec.to_builtins(s), "http": http.get(s.site)}
-                                                         for s in stats]}
+        doc: dict[str, Any] = {"store": path, "sites": [{**msgspec.to_builtins(s), "http": http.get(s.site),
+                                                          "agreement": agreement.get(s.site)} for s in stats]}
         if exported is not None:
             doc["exported"] = {"file": args.export, "calls": exported}
         print(json.dumps(doc))
@@ -145,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stats:
         print(f"no calls recorded yet in {path}; try `python -m generator.generate`")
     else:
-        print(_table(stats, http))
+        print(_table(stats, http, agreement))
         print(f"\nstore: {path}")
     if exported is not None:
         print(f"exported {exported} calls to {args.export}")

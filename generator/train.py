@@ -186,8 +186,10 @@ def _main(args: argparse.Namespace) -> int:
     else:
         h = report.headline()
         print(f"{h['site']}: version {h['version']} ({'promoted' if h['promoted'] else 'not promoted'})")
-        for key in ("validity", "validity_lower95", "quantized_validity", "controllability", "diversity", "novelty",
-                    "train_seconds", "tokens_per_s"):
+        for key in ("validity", "validity_lower95", "agreement", "agreement_lower95", "weakest_field",
+                    "quantized_validity", "controllability", "diversity", "novelty", "train_seconds", "tokens_per_s"):
+            if key.startswith(("agreement", "weakest")) and h.get("agreement") is None:
+                continue  # a site judged by validity alone
             v = h.get(key)
             print(f"  {key:<18} {v:.3f}" if isinstance(v, float) else f"  {key:<18} {v}")
         why = (report.stages.get("register") or {}).get("why")

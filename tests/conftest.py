@@ -38,19 +38,7 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def load_fake(name: str):
-    """Import ``tests/fakes/<name>.py`` (tests are not a package); see tests/fakes/jac_support.py."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    mod_name = f"forge_fakes_{name}"
-    if mod_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(mod_name, Path(__file__).parent / "fakes" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[mod_name]
+from tests.fakes.jac_support import load_fake  # noqa: E402  (one loader for the fakes)
 
 
 @pytest.fixture(scope="session")

@@ -156,6 +156,9 @@ class GateConfig:
     min_control_joint: float = 0.3  #: every spec field honoured at once
     min_diversity_ratio: float = 0.5  #: student diversity / teacher diversity
     min_novelty: float = 0.0
+    min_agreement: float | None = 0.90
+    """Held-out whole-answer agreement with the teacher (sites judged by agreement, see
+    ``[judge]`` in forge.toml); below it the version is registered but not promoted."""
     max_latency_p50_ms: float | None = None
     not_worse_margin: float = 0.02  #: may trail the version it replaces by this much (noise)
     likeness: bool = True  #: level site: measure likeness to the teacher beside the controls (trainer.likeness)

@@ -208,11 +208,17 @@ def examples_from_calls(
     The first output schema seen is appended to ``schemas`` when given.
     """
     out: list[Example] = []
-    for key in ("records", "not_valid", "unencodable"):
+    for key in ("records", "not_valid", "unencodable", "student_answers"):
         stats.setdefault(key, 0)
+    level = is_level_site(site)
     for call in calls:
         rec = call.record
         stats["records"] += 1
+        if rec.backend == "student" and not level:
+            # A generic site learns the teacher's answers only: its students' own (shadow, served) answers
+            # are valid but may be wrong, and are judged against the teacher's (D26).
+            stats["student_answers"] += 1
+            continue
         if rec.valid is not True or not isinstance(rec.result, dict):
             stats["not_valid"] += 1
             continue

@@ -11,7 +11,11 @@ the same functions, so numbers agree across reports:
 - ``diversity`` (mean pairwise tile Hamming) and its ratio to the teacher's
   on the same specs,
 - ``novelty`` (share not within 5 % of the tiles of any training level),
-- latency and tokens per output.
+- latency and tokens per output,
+- ``agreement`` (other sites, unless judged ``validity-only``): the share of
+  held-out calls on which the student gave the teacher's answer, with its
+  Wilson interval and agreement per output field
+  (:mod:`generator.agreement`).
 
 :func:`decide` applies a preset's :class:`~trainer.config.GateConfig`: a new
 version is promoted for its call site only if every gate passes, the int8
@@ -31,7 +35,7 @@ from generator.local.codec import is_level_site, spec_from_args
 from generator.metrics import controllability, diversity, novelty, summarize, validity
 from trainer.config import GateConfig
 
-__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "decide", "likeness_checks"]
+__all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "agreement", "decide", "likeness_checks"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class Sample:
     text: str = ""
     first_valid: bool | None = None  #: the first candidate's verdict when judged as served
     placements: list[Any] = field(default_factory=list)  #: the level grammar's record of placed things
+    agree: bool | None = None  #: the whole answer is the teacher's (None: not compared)
+    disagree: list[str] = field(default_factory=list)  #: fields that differ from the teacher's answer
 
 
 def judge(
@@ -178,8 +184,15 @@ def score(
     *,
     teacher_results: Sequence[Mapping[str, Any] | None] = (),
     training_results: Sequence[Mapping[str, Any] | None] = (),
+    judge_spec: Any = None,
+    output_schema: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The gate metrics of ``samples``; level metrics only for the level site."""
+    """The gate metrics of ``samples``; level metrics only for the level site.
+
+    With ``judge_spec`` (a :class:`generator.agreement.JudgeSpec` that
+    compares) each sample is compared with ``teacher_results[i]``, the
+    teacher's answer to the same call, and ``agreement`` is added.
+    """
     v = validity(s.valid for s in samples)
     first_fail: dict[str, int] = {}
     for s in samples:
@@ -198,6 +211,8 @@ def score(
         "latency_ms": summarize(s.latency_ms for s in samples).to_dict(),
         "tokens_per_output": summarize(s.tokens for s in samples).to_dict(),
     }
+    if judge_spec is not None and judge_spec.compares and not is_level_site(site):
+        out["agreement"] = agreement(samples, teacher_results, judge_spec, output_schema)
     specs = _specs(site, samples)
     if specs is not None:
         levels = [s.result for s in samples]
@@ -209,6 +224,22 @@ def score(
         out["diversity_ratio"] = (out["diversity"] / out["teacher_diversity"]) if out["teacher_diversity"] else None
         out["novelty"] = novelty(levels, list(training_results))
     return out
+
+
+def agreement(samples: Sequence[Sample], teacher_results: Sequence[Any], judge_spec: Any,
+              output_schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Whole-answer and per-field agreement of ``samples`` with the teacher's answers (sets ``Sample.agree``)."""
+    from generator.agreement import AgreementStats, compare
+
+    if len(teacher_results) != len(samples):
+        raise ValueError(f"agreement needs the teacher's answer to each of the {len(samples)} calls, "
+                         f"got {len(teacher_results)}")
+    comparisons = []
+    for s, t in zip(samples, teacher_results):
+        c = compare(s.result, t, schema=output_schema, spec=judge_spec)
+        s.agree, s.disagree = c.agree, c.disagreeing()
+        comparisons.append(c)
+    return {**AgreementStats.of(comparisons).to_dict(), "judge": judge_spec.to_dict()}
 
 
 @dataclass
@@ -246,6 +277,18 @@ def _at_least(name: str, value: float | None, threshold: float | None) -> GateCh
     return GateCheck(name, value, threshold, ok, f"{name} {value:.3f} {'>=' if ok else '<'} {threshold}")
 
 
+def _agreement_check(agreement: Mapping[str, Any], threshold: float | None) -> GateCheck:
+    """Held-out whole-answer agreement against ``threshold``; a failure names the weakest field."""
+    check = _at_least("agreement", agreement.get("rate"), threshold)
+    n, k = agreement.get("n", 0), agreement.get("agree", 0)
+    check.why += f" ({k}/{n} answers the teacher's, 95 % lower bound {float(agreement.get('lower95', 0.0)):.3f})"
+    weakest = agreement.get("weakest_field")
+    fields = agreement.get("fields") or {}
+    if weakest is not None and weakest in fields:
+        check.why += f"; weakest field {weakest!r} agrees {float(fields[weakest]['rate']):.2f}"
+    return check
+
+
 def decide(
     metrics: Mapping[str, Any],
     cfg: GateConfig,
@@ -274,6 +317,9 @@ def decide(
                                                                "teacher diversity unknown: not gated"),
             _at_least("novelty", metrics.get("novelty"), cfg.min_novelty),
         ]
+    agreement = metrics.get("agreement")
+    if isinstance(agreement, Mapping):
+        checks.append(_agreement_check(agreement, cfg.min_agreement))
     if cfg.max_latency_p50_ms is not None:
         p50 = float((metrics.get("latency_ms") or {}).get("p50", 0.0))
         ok = p50 <= cfg.max_latency_p50_ms
@@ -284,9 +330,12 @@ def decide(
     if "controllability" in metrics:  # the level site: likeness to the teacher beside the controls
         checks += likeness_checks(likeness, cfg)
     if current:
+        current_agreement = current.get("agreement") if isinstance(current.get("agreement"), Mapping) else {}
         for key, value in (("validity", metrics.get("validity")),
-                           ("control_joint", control.get("joint"))):
-            old = current.get(key) if key == "validity" else (current.get("controllability") or {}).get("joint")
+                           ("control_joint", control.get("joint")),
+                           ("agreement", (agreement or {}).get("rate") if isinstance(agreement, Mapping) else None)):
+            old = (current.get(key) if key == "validity" else current_agreement.get("rate") if key == "agreement"
+                   else (current.get("controllability") or {}).get("joint"))
             if old is None or value is None:
                 continue
             floor = float(old) - cfg.not_worse_margin

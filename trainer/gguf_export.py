@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from generator.local.prompting import byte_symbols
 from generator.local.prompting import is_byte_level as _is_byte_level
 from trainer.errors import TrainerError
 
@@ -70,18 +71,6 @@ def _load(model_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[
     return config, tensors, tokenizer
 
 
-def _byte_symbols() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte (llama.cpp's "gpt2" vocabularies are written in it)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
-    table = {b: chr(b) for b in keep}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
 def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any], vocab_size: int,
                         model_dir: Path) -> None:
     import gguf
@@ -100,7 +89,7 @@ def _tokenizer_metadata(writer: Any, tok: dict[str, Any], config: dict[str, Any]
         def spell(text: str) -> str:
             return text
     else:
-        table = _byte_symbols()
+        table = byte_symbols()
 
         def spell(text: str) -> str:
             return "".join(table[b] for b in text.encode("utf-8"))

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 STAGES: Final = ("dataset", "train", "quantize", "export", "evaluate", "register")
 #: The keys ``python -m generator.train --json`` always prints.
 HEADLINE: Final = ("site", "version", "base", "train_examples", "heldout_examples", "validity", "validity_lower95",
-                   "controllability", "diversity", "novelty", "quantized_validity", "gguf_validity", "promoted", "train_seconds",
+                   "agreement", "agreement_lower95", "weakest_field", "controllability", "diversity", "novelty", "quantized_validity", "gguf_validity", "promoted", "train_seconds",
                    "tokens_per_s")
 
 
@@ -63,6 +63,7 @@ class RunReport:
         m = ev.get("metrics", {})
         q = ev.get("int8_metrics", {})
         control = m.get("controllability")
+        agreement = m.get("agreement") or {}
         return {
             "site": self.site,
             "version": reg.get("version"),
@@ -71,6 +72,9 @@ class RunReport:
             "heldout_examples": ds.get("heldout_examples"),
             "validity": m.get("validity"),
             "validity_lower95": m.get("validity_lower95"),
+            "agreement": agreement.get("rate"),
+            "agreement_lower95": agreement.get("lower95"),
+            "weakest_field": agreement.get("weakest_field"),
             "controllability": control.get("joint") if isinstance(control, dict) else None,
             "diversity": m.get("diversity"),
             "novelty": m.get("novelty"),
@@ -88,6 +92,8 @@ class RunReport:
             "preset": self.config.name,
             "run_dir": str(self.run_dir),
             "controllability_fields": (ev.get("metrics") or {}).get("controllability"),
+            "agreement_fields": ((ev.get("metrics") or {}).get("agreement") or {}).get("fields"),
+            "judge": ((ev.get("metrics") or {}).get("agreement") or {}).get("judge"),
             "gates": ev.get("gates"),
             "likeness": _likeness_headline(ev.get("likeness")),
             "quantization": ev.get("quantization"),
@@ -285,7 +291,7 @@ def _stage_export(cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, current: dict[str, Any] | None,
-                    progress: bool) -> dict[str, Any]:
+                    progress: bool, data_dir: Path | None = None) -> dict[str, Any]:
     from generator.local.student import LocalStudent
     from trainer.gates import decide, run_student, score
     from trainer.quantize import quantization_verdict
@@ -299,6 +305,11 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
             teacher.append(ex.result)
     calls, teacher = calls[: g.eval_specs], teacher[: g.eval_specs]
     training = [ex.result for ex in ds.train]
+    from generator.agreement import JudgeConfig
+
+    judge_spec = JudgeConfig.load(data_dir).for_site(site, ds.output_schema, teacher[0] if teacher else None)
+    judged = {"teacher_results": teacher, "training_results": training, "judge_spec": judge_spec,
+              "output_schema": ds.output_schema}
     art = run_dir / "artefact"
     common = {"seed": cfg.train.seed, "max_new_tokens": g.max_new_tokens, "output_schema": ds.output_schema,
               # a generic site is served greedily (one answer per call): judge it that way
@@ -308,7 +319,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     student = LocalStudent.load(art, quantize=None, site=site)
     samples = run_student(student, site, calls, desc="evaluate fp32", **common)
     _fail_if_systematic(samples, "fp32")
-    metrics = score(site, samples, teacher_results=teacher, training_results=training)
+    metrics = score(site, samples, **judged)
     likeness = None
     if is_level_site(site) and g.likeness:
         from trainer.likeness import evaluate_likeness, teacher_noise_levels
@@ -324,8 +335,11 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         student_q = LocalStudent.load(art, quantize="int8", site=site)
         samples_q = run_student(student_q, site, calls, desc="evaluate int8", **common)
         _fail_if_systematic(samples_q, "int8")
-        metrics_q = score(site, samples_q, teacher_results=teacher, training_results=training)
+        metrics_q = score(site, samples_q, **judged)
         verdict = quantization_verdict(metrics["validity"], metrics_q["validity"], cfg.quantize.max_validity_drop)
+        if verdict.ok and "agreement" in metrics and "agreement" in metrics_q:
+            verdict = quantization_verdict(metrics["agreement"]["rate"], metrics_q["agreement"]["rate"],
+                                           cfg.quantize.max_validity_drop, measure="agreement")
     metrics_g, verdict_g = _evaluate_gguf(site, art, calls, teacher, training, common), None
     if metrics_g is not None:
         verdict_g = quantization_verdict(metrics["validity"], metrics_g["validity"], cfg.quantize.max_validity_drop,
@@ -342,8 +356,9 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
     result = decide(metrics, g, current=current, quantization_ok=verdict.ok if verdict else None,
                     quantization_reason=verdict.reason() if verdict else "", likeness=likeness)
     (run_dir / "samples.jsonl").write_text("".join(
-        json.dumps({"args": s.args, "valid": s.valid, "failures": s.failures, "latency_ms": s.latency_ms,
-                    "tokens": s.tokens, "text": s.text}) + "\n" for s in samples))
+        json.dumps({"args": s.args, "valid": s.valid, "failures": s.failures, "agree": s.agree,
+                    "disagree": s.disagree, "result": s.result, "teacher": t, "latency_ms": s.latency_ms,
+                    "tokens": s.tokens, "text": s.text}) + "\n" for s, t in zip(samples, teacher)))
     return {"metrics": metrics, "int8_metrics": metrics_q, "gguf_metrics": metrics_g,
             "gguf_quantization": verdict_g.to_dict() if verdict_g is not None else None,
             "quantization": verdict.to_dict() if verdict else None,
@@ -455,6 +470,14 @@ def _markdown(report: RunReport) -> str:
              "| metric | value |", "|---|---|"]
     for key in HEADLINE[3:]:
         lines.append(f"| {key} | {_fmt(d.get(key))} |")
+    agreement = d.get("agreement_fields") or {}
+    if agreement:
+        judge = d.get("judge") or {}
+        lines += ["", f"## Agreement with the teacher (judge `{judge.get('mode')}`: {judge.get('source', '')})", "",
+                  "| field | agrees | 95 % lower | similarity |", "|---|---|---|---|"]
+        for path, f in sorted(agreement.items(), key=lambda kv: kv[1]["rate"]):
+            lines.append(f"| `{path}` | {f['agree']}/{f['n']} ({f['rate']:.2f}) | {f['lower95']:.3f} "
+                         f"| {_fmt(f.get('similarity'))} |")
     fields = d.get("controllability_fields") or {}
     if fields:
         lines += ["", "Controllability per field: " + ", ".join(f"{k} {_fmt(v)}" for k, v in fields.items())]
@@ -613,7 +636,7 @@ def run(
     stage("export", lambda: _stage_export(cfg, run_dir))
     current = registry.current(site)
     current_metrics = ({**current.metrics, "version": current.version} if current else None)
-    stage("evaluate", lambda: _stage_evaluate(site, ds, cfg, run_dir, current_metrics, progress))
+    stage("evaluate", lambda: _stage_evaluate(site, ds, cfg, run_dir, current_metrics, progress, root))
     try:
         stage("register", lambda: _stage_register(site, cfg, report, registry, promote))
     except RegistryError as exc:

@@ -49,8 +49,10 @@ def merge_lora(src_dir: str | Path, out_dir: str | Path) -> Path:
                 f"merge: the adapters in {src} name base {base_name!r}, which is not a local model folder; "
                 "set base_model_name_or_path in adapter_config.json to the base's directory"
             )
+        if not (src / "adapter_model.safetensors").is_file():
+            raise TrainerError(f"merge: {src} has no adapter_model.safetensors (pickled adapters are never read)")
         log.info("merging LoRA adapters in %s into %s", src, base_dir)
-        base = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True)
+        base = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True, use_safetensors=True)
         merged = PeftModel.from_pretrained(base, str(src), local_files_only=True).merge_and_unload()
         merged.save_pretrained(str(out), safe_serialization=True)
         for cand in (src / "tokenizer.json", base_dir / "tokenizer.json"):
@@ -78,6 +80,7 @@ class QuantVerdict:
     quantized_validity: float
     max_drop: float
     label: str = "int8"  #: which quantized artefact ("int8", "gguf q8_0")
+    measure: str = "validity"  #: what was compared ("validity", "agreement")
 
     @property
     def drop(self) -> float:
@@ -90,9 +93,9 @@ class QuantVerdict:
 
     def reason(self) -> str:
         if self.ok:
-            return (f"{self.label} validity {self.quantized_validity:.3f} vs {self.unquantized_validity:.3f} "
+            return (f"{self.label} {self.measure} {self.quantized_validity:.3f} vs {self.unquantized_validity:.3f} "
                     f"(drop {self.drop:+.3f} within {self.max_drop:.3f})")
-        return (f"{self.label} validity {self.quantized_validity:.3f} is {self.drop:.3f} below unquantized "
+        return (f"{self.label} {self.measure} {self.quantized_validity:.3f} is {self.drop:.3f} below unquantized "
                 f"{self.unquantized_validity:.3f} (allowed {self.max_drop:.3f}): not promoted")
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +104,7 @@ class QuantVerdict:
 
 
 def quantization_verdict(unquantized_validity: float, quantized_validity: float, max_drop: float = 0.01,
-                         label: str = "int8") -> QuantVerdict:
+                         label: str = "int8", measure: str = "validity") -> QuantVerdict:
     """Is the quantized model good enough to ship?
 
     >>> quantization_verdict(0.90, 0.895).ok
@@ -109,4 +112,4 @@ def quantization_verdict(unquantized_validity: float, quantized_validity: float,
     >>> quantization_verdict(0.90, 0.88).ok
     False
     """
-    return QuantVerdict(float(unquantized_validity), float(quantized_validity), float(max_drop), label)
+    return QuantVerdict(float(unquantized_validity), float(quantized_validity), float(max_drop), label, measure)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
 import logging
+import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from generator import answering
@@ -28,7 +31,7 @@ from generator.capture.describe import (
     v0,
     verdict,
 )
-from generator.capture.shadow import shadow_later
+from generator.capture.shadow import shadow_later, submit
 from generator.capture.sink import emit, store_record
 from generator.records import CallRecord
 from generator.store.redact import scrub
@@ -87,6 +90,7 @@ def _ask_local(call: Call, mt_run: Any, server: answering.LocalServer) -> None:
     rec.model_version = local.model_version
     rec.confidence = local.confidence
     rec.served = True
+    call.served_id = rec.call_id
     emit(rec)
 
 
@@ -123,6 +127,7 @@ def finish(
     if call is None:
         return
     streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
+    rec: CallRecord | None = None
     try:
         json_result = None if (exc is not None or streamed) else to_jsonable(result)
         raw = None if streamed else raw_output(mt_run, json_result, exc)
@@ -137,7 +142,7 @@ def finish(
     except Exception:
         log.warning("capture: recording a call at %s failed; the program is unaffected", call.site, exc_info=True)
     if exc is None and not streamed:
-        shadow_later(call)
+        shadow_later(call, rec.call_id if rec is not None else None)
 
 
 def _record(call: Call, *, raw: str | None, result: Any, error: BaseException | None, start: float) -> CallRecord:
@@ -166,3 +171,45 @@ def _record(call: Call, *, raw: str | None, result: Any, error: BaseException | 
 def _local_model_name() -> str:
     fn = answering.get_local_server()
     return str(getattr(fn, "model_name", None) or getattr(fn, "__qualname__", None) or "local")
+
+
+_spot_rng = random.Random(0)  #: seeded, as the facade's spot checks are: the same program checks the same calls
+
+
+def spot_check_later(call: Call, ask_model: Callable[[], Any]) -> None:
+    """After a student served ``call``: for a share of calls (the local server's ``spot_check_rate``), ask the
+    model the same call in the background and record its answer unserved, paired with the student's
+    (``request_id`` = the served record's ``call_id``): the live agreement that can roll a student back.
+    A busy worker skips the check."""
+    rate = float(getattr(answering.get_local_server(), "spot_check_rate", 0.0) or 0.0)
+    if call.served_id is None or rate <= 0 or _spot_rng.random() >= rate:
+        return
+    if not submit(functools.partial(_run_spot_check, call, ask_model)):
+        log.debug("capture: shadow worker busy; a served call at %s is not spot-checked", call.site)
+
+
+def _run_spot_check(call: Call, ask_model: Callable[[], Any]) -> None:
+    import threading
+
+    if getattr(threading, "_SHUTTING_DOWN", False):
+        # The program has ended: a model call cannot start the threads it needs any more (Python >= 3.12).
+        log.debug("capture: a spot check at %s is dropped: the program ended first", call.site)
+        return
+    token = metering.current_usage.set(metering.Usage())
+    start = time.perf_counter()
+    try:
+        with answering.teacher_only():
+            result = ask_model()
+        usage = metering.current_usage.get()
+        rec = _record(call, raw=None, result=to_jsonable(result), error=None, start=start)
+        rec.raw_output = dumps(rec.result)
+        if usage is not None:
+            rec.prompt_tokens, rec.completion_tokens = usage.prompt, usage.completion
+            rec.cost_usd = metering.cost(call.backend, call.model, usage)
+        rec.served, rec.request_id = False, call.served_id
+        store_record(rec)
+    except Exception as exc:  # noqa: BLE001 - a failed check is no evidence either way
+        log.info("capture: a spot check at %s failed (%s: %s); not recorded", call.site, type(exc).__name__,
+                 scrub(str(exc))[:200])
+    finally:
+        metering.current_usage.reset(token)

@@ -31,6 +31,7 @@ class Call:
     backend: str
     resp_type: Any = None
     answer: Any = NOT_ANSWERED
+    served_id: str | None = None  #: call id of the student's served record, when a student answered
 
 
 def verdict(call: Call, result: Any) -> tuple[bool | None, list[dict[str, Any]]]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import time
 from typing import Any
 
 from generator.capture import byllm_api, metering
-from generator.capture.call import begin, finish
+from generator.capture.call import begin, finish, spot_check_later
 from generator.capture.describe import NOT_ANSWERED
 from generator.http_faults import observe_unless_observed
 from generator.output_guard import quiet_provider_libraries
@@ -84,6 +85,8 @@ def resolve() -> type[CapturePlugin]:
 def _capture_sync(model: Any, mt_run: Any) -> Any:
     call = begin(model, mt_run)
     if call is not None and call.answer is not NOT_ANSWERED:
+        spot_check_later(call, functools.partial(byllm_api.call_below, "call_llm", CapturePlugin,
+                                                 model=model, mt_run=mt_run))
         return call.answer
     meter_token = metering.current_usage.set(metering.Usage()) if call is not None else None
     start = time.perf_counter()

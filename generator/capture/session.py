@@ -15,7 +15,7 @@ from typing import Any
 
 from generator import answering
 from generator.capture import sink
-from generator.capture.shadow import drain_shadows
+from generator.capture import shadow
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,14 @@ def _start_session() -> Any:
         return None
     from generator.routing import start_foreign_session
 
-    return start_foreign_session(store, root)
+    session = start_foreign_session(store, root)
+    if session is not None:
+        # Queued shadow answers get their bounded wait before the interpreter stops thread pools.
+        shadow.finish_at_exit(end_session)
+        preload = getattr(session[1], "preload", None)
+        if preload is not None:  # students of local sites load now, of shadowed sites first on the shadow worker
+            preload(background=shadow.preload)
+    return session
 
 
 def end_session() -> None:
@@ -91,7 +98,7 @@ def _end_session_locked() -> None:
     router, server = session
     if answering.get_local_server() is server:
         answering.set_local_server(None)
-    drain_shadows(30.0)
+    shadow.finish_queued(getattr(server, "shadow_exit_wait_s", None))
     try:
         router.close()
     except Exception:

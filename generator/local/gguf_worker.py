@@ -66,6 +66,7 @@ from generator.local.codec import (
     is_level_site,
     spec_from_args,
 )
+from generator.local.prompting import byte_decoder
 from generator.local.student import StudentOutput
 
 if TYPE_CHECKING:
@@ -94,18 +95,6 @@ def runtime_available(runtime: str = "ctransformers") -> bool:
 
 
 # ------------------------------------------------------------ GGUF files
-
-
-def _gpt2_byte_decoder() -> dict[str, int]:
-    """GPT-2's printable stand-ins for bytes, mapped back to the bytes."""
-    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
-    table = {chr(b): b for b in printable}
-    n = 0
-    for b in range(256):
-        if b not in printable:
-            table[chr(256 + n)] = b
-            n += 1
-    return table
 
 
 def _read_gguf(path: Path) -> Any:
@@ -150,7 +139,7 @@ def _raw_tokens(reader: Any) -> list[str]:
     types = list(_field(reader, "tokenizer.ggml.token_type") or [_NORMAL] * len(tokens))
     if _field(reader, "tokenizer.ggml.model") != "gpt2":
         return tokens
-    table = _gpt2_byte_decoder()
+    table = byte_decoder()
     out = []
     for text, kind in zip(tokens, types, strict=False):
         if kind != _NORMAL or any(c not in table for c in text):

@@ -33,15 +33,16 @@ from typing import Any, Final
 
 from generator.errors import ModelLoadError
 
-__all__ = ["SYSTEM", "PromptFormat", "byte_decoder", "is_byte_level", "token_texts"]
+__all__ = ["SYSTEM", "PromptFormat", "byte_decoder", "byte_symbols", "is_byte_level", "token_texts"]
 
 #: The system turn of the chat form: short, because every token of it is paid on every call.
 SYSTEM: Final = "Answer with the JSON result."
 
 
 @lru_cache(maxsize=1)
-def byte_decoder() -> dict[str, int]:
-    """GPT-2's printable stand-in character -> the byte it stands for."""
+def byte_symbols() -> dict[int, str]:
+    """Each byte -> GPT-2's printable stand-in character (what byte-level vocabularies, llama.cpp's "gpt2"
+    included, are written in).  The one copy of this table; do not mutate the cached dict."""
     keep = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
     table = {b: chr(b) for b in keep}
     extra = 0
@@ -49,7 +50,13 @@ def byte_decoder() -> dict[str, int]:
         if b not in table:
             table[b] = chr(256 + extra)
             extra += 1
-    return {ch: b for b, ch in table.items()}
+    return table
+
+
+@lru_cache(maxsize=1)
+def byte_decoder() -> dict[str, int]:
+    """GPT-2's printable stand-in character -> the byte it stands for."""
+    return {ch: b for b, ch in byte_symbols().items()}
 
 
 def is_byte_level(tokenizer_json: dict[str, Any]) -> bool:

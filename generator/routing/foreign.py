@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from generator.answering import LocalAnswer, Shadow, set_local_server
-from generator.errors import GeneratorError
+from generator.answering import LocalAnswer, Shadow, StudentUnavailable, set_local_server
 from generator.routing.policy import RouteState, RoutingPolicy
 from generator.routing.router import Router
 from generator.routing.state_machine import SiteStatus
@@ -52,6 +53,13 @@ class SiteServer:
     def __init__(self, router: Router, factory: LocalFactory | None = None) -> None:
         self.router = router
         self.model_name = "student"
+        #: read by the capture plugin: its shadow backlog and its bounded wait for shadow answers at exit
+        self.shadow_backlog = router.policy.shadow_backlog
+        self.shadow_exit_wait_s = router.policy.shadow_exit_wait_s
+        #: read by the capture plugin: the share of locally served calls it also asks the model, in the background
+        self.spot_check_rate = router.policy.spot_check_rate
+        #: ``(site, version) -> seconds`` each student took to load in this session
+        self.load_seconds: dict[tuple[str, str], float] = {}
         self._make = factory or _default_local_factory
         self._loaded: dict[tuple[str, str], LocalAnswerer] = {}
         self._broken: set[tuple[str, str]] = set()
@@ -76,17 +84,40 @@ class SiteServer:
     def shadow_for(self, site: str) -> Any:
         """A :class:`~generator.answering.Shadow` for a site in state ``shadow``, else None (cheap: one store read)."""
         status = self._status(site, RouteState.SHADOW)
-        if status is None or (site, status.version) in self._broken:
+        if status is None:
             return None
         version = status.version or ""
 
         def answer(args: dict[str, Any]) -> Any:
             answerer = self._answerer(site, version)
-            if answerer is None:
-                raise GeneratorError(f"site {site}: student {version} could not be loaded")
+            if answerer is None:  # recorded as a skipped call, not as a wrong answer
+                raise StudentUnavailable(f"site {site}: student {version} could not be loaded")
             return answerer(args)
 
         return Shadow(answer=answer, model_version=version)
+
+    def preload(self, background: Callable[[Callable[[], Any]], bool] | None = None) -> None:
+        """Load the students this session routes to, at its start rather than at their first call.
+
+        Students of sites in state ``local`` load now (the program's first call
+        there needs them anyway); those of sites in state ``shadow`` load on
+        ``background`` (the plugin's shadow worker, so the answers queued behind
+        the load find it ready), or now without one.  Each load's time is logged
+        (``INFO``, shown by ``jac run``) and kept in :attr:`load_seconds`.
+        """
+        from generator.callsite import LEVEL_SITE
+
+        for site in self.router.sites():
+            if site == LEVEL_SITE:
+                continue
+            status = self.router.status(site)
+            if not status.version or status.state not in (RouteState.LOCAL, RouteState.SHADOW):
+                continue
+            load = functools.partial(self._answerer, site, status.version)
+            if status.state is RouteState.SHADOW and background is not None:
+                if background(load):
+                    continue
+            load()
 
     def _status(self, site: str, wanted: RouteState) -> SiteStatus | None:
         from generator.callsite import LEVEL_SITE
@@ -104,14 +135,48 @@ class SiteServer:
             if key in self._broken:
                 return None
             if key not in self._loaded:
+                started = time.perf_counter()
                 try:
                     model_dir = Path(self.router.registry.model_dir(site, version))
-                    self._loaded[key] = self._make(site, model_dir, version)
+                    self._loaded[key] = _load_even_at_exit(self._make, site, model_dir, version)
                 except Exception:  # noqa: BLE001 - a broken model means the model answers, as before
                     log.exception("site %s: cannot load student %s; the model keeps answering", site, version)
                     self._broken.add(key)
                     return None
+                seconds = time.perf_counter() - started
+                self.load_seconds[key] = seconds
+                log.info("site %s: student %s loaded in %.2f s", site, version, seconds)
             return self._loaded[key]
+
+
+def _interpreter_exiting() -> bool:
+    """True once the interpreter has begun to exit (``threading``'s exit hooks are running)."""
+    return bool(getattr(threading, "_SHUTTING_DOWN", False))
+
+
+def _load_even_at_exit(make: LocalFactory, site: str, model_dir: Path, version: str) -> LocalAnswerer:
+    """``make(site, model_dir, version)``, also while the program is exiting.
+
+    From Python 3.12 no thread can be started once the interpreter exits, and
+    transformers loads weights on a thread pool by default, so a student whose
+    load was still running (or had not begun) when a short program ended
+    failed with "can't create new thread at interpreter shutdown".  At exit
+    the load runs single-threaded (``HF_DEACTIVATE_ASYNC_LOAD``; the program
+    has finished, nothing else loads), and a load that the exit interrupted is
+    tried once more that way.
+    """
+    import os
+
+    if _interpreter_exiting():
+        os.environ["HF_DEACTIVATE_ASYNC_LOAD"] = "1"
+    try:
+        return make(site, model_dir, version)
+    except Exception:
+        if not _interpreter_exiting() or os.environ.get("HF_DEACTIVATE_ASYNC_LOAD") == "1":
+            raise
+        log.info("site %s: the program exited while student %s loaded; loading it single-threaded", site, version)
+        os.environ["HF_DEACTIVATE_ASYNC_LOAD"] = "1"
+        return make(site, model_dir, version)
 
 
 def _stamp(answer: Any, version: str) -> Any:
@@ -155,7 +220,9 @@ def start_foreign_session(
     from generator.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
-    router = Router(store, registry, policy=RoutingPolicy.from_data_dir(data_dir))
+    from generator.agreement import JudgeConfig
+
+    router = Router(store, registry, policy=RoutingPolicy.from_data_dir(data_dir), judges=JudgeConfig.load(data_dir))
     sites = [s for s in router.sites() if s != LEVEL_SITE]
     if not sites:
         return None

@@ -44,8 +44,11 @@ class Router:
         policy: RoutingPolicy | None = None,
         student_factory: StudentFactory | None = None,
         seed: int = 0,
+        judges: Any = None,
     ) -> None:
         self.store = store
+        #: how each site's answers are compared with the teacher's (a ``JudgeConfig``; None: defaults per return type)
+        self.judges = judges
         self.registry = registry
         self.policy = policy or RoutingPolicy()
         self._student_factory = student_factory or _default_student_factory
@@ -130,8 +133,10 @@ class Router:
         base_flags: list[bool] = []
         base_fun: list[float] = []
         previous = self._previous(site, status.version)
+        records = []
         for sc in self.store.iter_calls(site):
             r = sc.record
+            records.append(r)
             if r.valid is None or r.attempt != 1:
                 continue
             is_student = r.backend == "student"
@@ -147,13 +152,34 @@ class Router:
                 base_flags.append(bool(r.valid))
                 if sc.fun is not None:
                     base_fun.append(float(sc.fun))
+        shadow_agreement, live_agreement = self._agreement(site, records, status, promoted)
         return {
             "shadow": Evidence.of(shadow_flags),
+            "shadow_agreement": shadow_agreement,
+            "live_agreement": live_agreement,
             "live": Evidence.of(live_flags, live_fun),
             "live_fun": live_fun,
             "baseline": Evidence.of(base_flags, base_fun),
             "baseline_fun": base_fun,
         }
+
+    def _agreement(self, site: str, records: list[Any], status: SiteStatus,
+                   promoted: str | None) -> tuple[Evidence | None, Evidence | None]:
+        """Shadow agreement of ``promoted`` and spot-checked live agreement of ``status.version``
+        (None, None for a site judged by validity alone, such as the level site)."""
+        from generator.callsite import LEVEL_SITE
+
+        if site == LEVEL_SITE or not records:
+            return None, None
+        from generator.agreement import JudgeConfig, site_agreement
+
+        config = self.judges if self.judges is not None else JudgeConfig()
+        shadow = site_agreement(records, config=config)
+        if not shadow.spec.compares:
+            return None, None
+        live = site_agreement(records, shadow.spec, since=status.since) if status.state is RouteState.LOCAL else None
+        return (Evidence.of([c.agree for c in shadow.shadow.get(promoted, [])]),
+                Evidence.of([c.agree for c in live.spot.get(status.version, [])]) if live is not None else None)
 
     def _previous(self, site: str, version: str | None) -> str | None:
         for m in self.registry.versions(site):
@@ -181,6 +207,7 @@ class Router:
                 site, status, promoted=promoted, previous=self._previous(site, status.version),
                 shadow=ev["shadow"], live=ev["live"], live_fun=ev["live_fun"],
                 baseline=ev["baseline"], baseline_fun=ev["baseline_fun"], policy=self.policy,
+                shadow_agreement=ev["shadow_agreement"], live_agreement=ev["live_agreement"],
             )
             if d.changed:
                 if d.after.state is RouteState.ROLLED_BACK or (d.after.state is RouteState.LOCAL and d.after.version != promoted):

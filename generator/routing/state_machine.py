@@ -92,6 +92,8 @@ def decide(
     baseline: Evidence,
     baseline_fun: Sequence[float],
     policy: RoutingPolicy,
+    shadow_agreement: Evidence | None = None,
+    live_agreement: Evidence | None = None,
 ) -> Decision:
     """The routing state machine as a pure function (tested without a store or a model).
 
@@ -100,6 +102,13 @@ def decide(
     ``promoted``; ``live`` / ``live_fun`` the first-attempt validity and fun
     scores of ``status.version`` while it serves; ``baseline`` / ``baseline_fun``
     those of its predecessor (the teacher, or the previous version).
+
+    For a site judged by agreement (``[judge]``, :mod:`generator.agreement`)
+    ``shadow_agreement`` counts the shadow answers that were the teacher's answer
+    to the same call, and it, not validity, must clear ``promote_lower_bound``;
+    ``live_agreement`` (the served answers spot-checked against the teacher) rolls
+    the version back when its Wilson upper bound falls below ``promote_lower_bound``.
+    None: the site is judged by validity alone.
     """
     s = status
     if promoted is None:
@@ -120,15 +129,19 @@ def decide(
 
     if s.state is RouteState.SHADOW:
         ev = {"shadow": asdict(shadow), "threshold": policy.promote_lower_bound, "min_samples": policy.min_shadow_samples}
-        if shadow.n < policy.min_shadow_samples:
-            return Decision(site, s, s, f"shadowing: {shadow.n}/{policy.min_shadow_samples} samples", ev)
-        if shadow.lower >= policy.promote_lower_bound:
+        judged, what = shadow, "validity"
+        if shadow_agreement is not None:
+            ev["shadow_agreement"] = asdict(shadow_agreement)
+            judged, what = shadow_agreement, "agreement with the teacher"
+        if judged.n < policy.min_shadow_samples:
+            return Decision(site, s, s, f"shadowing: {judged.n}/{policy.min_shadow_samples} samples ({what})", ev)
+        if judged.lower >= policy.promote_lower_bound:
             return Decision(
                 site, s, SiteStatus(RouteState.LOCAL, promoted, s.rejected),
-                f"shadow validity {shadow.rate:.1%} (95 % lower bound {shadow.lower:.3f} ≥ {policy.promote_lower_bound}) over {shadow.n}: serving locally",
+                f"shadow {what} {judged.rate:.1%} (95 % lower bound {judged.lower:.3f} ≥ {policy.promote_lower_bound}) over {judged.n}: serving locally",
                 ev,
             )
-        return Decision(site, s, s, f"shadow lower bound {shadow.lower:.3f} < {policy.promote_lower_bound}: keep shadowing", ev)
+        return Decision(site, s, s, f"shadow {what} {judged.rate:.1%}, lower bound {judged.lower:.3f} < {policy.promote_lower_bound} over {judged.n}: keep shadowing", ev)
 
     # LOCAL: watch for a regression against the predecessor.
     ev = {"live": asdict(live), "baseline": asdict(baseline)}
@@ -137,6 +150,13 @@ def decide(
         if live.upper < baseline.rate - policy.rollback_validity_margin:
             reasons.append(
                 f"live validity {live.rate:.1%} (upper bound {live.upper:.3f}) below predecessor {baseline.rate:.1%} - {policy.rollback_validity_margin}"
+            )
+    if live_agreement is not None:
+        ev["live_agreement"] = asdict(live_agreement)
+        if live_agreement.n >= policy.rollback_min_samples and live_agreement.upper < policy.promote_lower_bound:
+            reasons.append(
+                f"spot-checked agreement with the teacher {live_agreement.rate:.1%} (upper bound {live_agreement.upper:.3f}) "
+                f"over {live_agreement.n} below {policy.promote_lower_bound}"
             )
     significant, p = _fun_drop_significant(live_fun, baseline_fun, policy)
     ev["fun_p_value"] = p

@@ -100,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from generator.store.dialect import is_postgres_url
 
             if not is_postgres_url(args.to):
-                raise GeneratorError(f"--to must be a postgresql:// URL, got {args.to.split('://')[0]!r}…")
+                scheme = args.to.split("://")[0] if "://" in args.to else "no scheme"
+                raise GeneratorError(f"--to must be a postgresql:// URL, got {scheme!r}")
             source = args.source or resolve(args.data_dir, create=False) / DB_NAME
             out = _copy(lambda: _open_file(source, must_exist=True), lambda: _open_configured(None, args.to))
         elif args.command == "export":

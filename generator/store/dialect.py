@@ -66,25 +66,34 @@ def sqlite_path_of(value: str) -> Path | None:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (what logs, errors and reports show)."""
+    """The URL with its password (in the user part or a ``password=`` parameter) replaced by ``***``
+    (what logs, errors and reports show); a URL too broken to split shows as a placeholder."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable store URL>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    user, at, hostport = netloc.rpartition("@")
+    if at and ":" in user:  # the raw text: a bad port must not stop the redaction
+        netloc = f"{user.split(':', 1)[0]}:***@{hostport}"
+    query = "&".join(f"{k}=***" if k.strip().lower() == "password" else f"{k}{eq}{v}"
+                     for k, eq, v in (item.partition("=") for item in parts.query.split("&"))) \
+        if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def url_password(url: str) -> str | None:
     try:
-        return urlsplit(url).password
+        parts = urlsplit(url)
     except ValueError:
         return None
+    user = parts.netloc.rpartition("@")[0]
+    if ":" in user:
+        return user.split(":", 1)[1]
+    for key, _, value in (item.partition("=") for item in parts.query.split("&")):
+        if key.strip().lower() == "password" and value:
+            return value
+    return None
 
 
 def configured_url(data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None) -> str | None:
@@ -282,6 +291,11 @@ class _Postgres(Dialect):
             import psycopg
         except ImportError:
             raise StoreError(_PG_HINT) from None
+        if "," not in url.partition("?")[0]:  # one host (libpq's multi-host lists are not urllib's business)
+            try:
+                urlsplit(url).port
+            except ValueError as exc:  # a typo, not an outage: buffering would wait for ever
+                raise StoreError(f"store URL {redact_url(url)} is malformed: {exc}") from None
         try:
             return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout_s)))
         except psycopg.Error as exc:

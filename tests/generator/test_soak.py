@@ -39,7 +39,6 @@ def test_every_fault_kind_was_injected_and_left_a_trace(report):
     for kind, t in report["trace"].items():
         # at least what was injected: a real timeout of a loaded machine is recorded too, and is no injected fault
         assert t["recorded"] >= t["injected"], (kind, t, report["faults_recorded"])
-    assert report["trace"]["content"]["recorded"] == report["trace"]["content"]["injected"]
     assert report["faults_unrecorded"] == 0
     assert report["faults_recorded"]["abandoned"] == 0
 

@@ -46,6 +46,20 @@ def test_lora_adapters_are_merged_into_a_plain_folder(tmp_path):
     assert not any("lora" in n for n, _ in merged.named_parameters())
 
 
+def test_pickled_adapters_are_never_read(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base_dir, base = _base(tmp_path)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    peft_model.peft_config["default"].base_model_name_or_path = str(base_dir)
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(str(adapter), safe_serialization=False)
+    assert (adapter / "adapter_model.bin").is_file()
+    with pytest.raises(TrainerError, match="adapter_model.safetensors"):
+        merge_lora(adapter, tmp_path / "merged")
+    assert not (tmp_path / "merged" / "model.safetensors").exists()
+
+
 def test_plain_folder_is_copied_and_incomplete_is_refused(tmp_path):
     base_dir, _ = _base(tmp_path)
     out = merge_lora(base_dir, tmp_path / "copy")

@@ -132,7 +132,7 @@ def _first_haiku_run(recipes: Any, home: Path) -> str:
 
 def test_a_promoted_foreign_site_is_shadowed_then_served_locally_at_a_later_run(recipes, _forge_home, monkeypatch):
     _policy(_forge_home, min_shadow_samples=5, promote_lower_bound=0.5)
-    students = FakeStudents(lambda args: f"local haiku about {args['dish']}")
+    students = FakeStudents(lambda args: f"a haiku about {args['dish']}")  # the teacher's answers, learnt
     monkeypatch.setattr(routing.foreign, "_default_local_factory", students)
     site = _first_haiku_run(recipes, _forge_home)
     assert _state(_forge_home, site) is None and students.loads == []
@@ -141,21 +141,23 @@ def test_a_promoted_foreign_site_is_shadowed_then_served_locally_at_a_later_run(
     # Run 2: the promotion is picked up at the session start; the model still answers every call.
     _new_run()
     dishes = ["tea", "miso", "plum", "pear", "soba"]
-    recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(len(dishes))])
-    for i, dish in enumerate(dishes):
-        assert recipes.haiku_for(dish) == f"teacher haiku {i}"
-        capture.drain_shadows(30)  # one at a time: the worker skips calls while it is busy
+    recipes.llm = support.mock_llm(*[f"A haiku about {d}." for d in dishes])
+    for dish in dishes:
+        assert recipes.haiku_for(dish) == f"A haiku about {dish}."
     assert _state(_forge_home, site) == ("shadow", version)
+    _new_run()  # the queued shadow answers are finished when the run ends
     shadows = [r for r in _calls(_forge_home, site) if r.backend == "student"]
     assert [r.args for r in shadows] == [{"dish": d} for d in dishes]
     assert all(not r.served and r.valid is True and r.model_version == version for r in shadows)
-    assert shadows[0].result == "local haiku about tea"
+    assert shadows[0].result == "a haiku about tea"
+    teacher_ids = {r.call_id for r in _calls(_forge_home, site) if r.backend == "mock"}
+    assert all(r.request_id in teacher_ids for r in shadows)  # each paired with the model's answer
 
-    # Run 3: five valid shadow answers clear the policy: the student answers, the model is not called.
-    _new_run()
+    # Run 3: five shadow answers that agree with the model's clear the policy: the student answers,
+    # the model is not called.
     model = support.mock_llm()  # no outputs: calling it would fail
     recipes.llm = model
-    assert recipes.haiku_for("udon") == "local haiku about udon"
+    assert recipes.haiku_for("udon") == "a haiku about udon"
     assert model.seen_prompts == []
     assert _state(_forge_home, site) == ("local", version)
     assert _events(_forge_home, site) == ["teacher->shadow", "shadow->local"]
@@ -170,24 +172,23 @@ def test_a_local_student_that_stops_answering_is_rolled_back_at_the_next_run(rec
 
     def student(args: dict[str, Any]) -> Any:
         if mode["answer"]:
-            return f"local haiku about {args['dish']}"
+            return f"haiku {args['dish'][-1]}"
         if args["dish"].endswith(("1", "3")):
             raise RuntimeError("worker process died")
         return None
 
     students = FakeStudents(student)
     monkeypatch.setattr(routing.foreign, "_default_local_factory", students)
-    recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(4)])
+    recipes.llm = support.mock_llm(*[f"haiku {i}" for i in range(4)])
     for i in range(4):  # the teacher's served answers: the baseline a student is compared with
         recipes.haiku_for(f"dish {i}")
     site = _site(_forge_home, "recipes:haiku_for#")
     version = _promote(_forge_home, site)
 
     _new_run()  # shadow
-    recipes.llm = support.mock_llm(*[f"teacher haiku {i}" for i in range(3)])
+    recipes.llm = support.mock_llm(*[f"haiku {i}" for i in range(3)])
     for i in range(3):
         recipes.haiku_for(f"shadowed {i}")
-        capture.drain_shadows(30)
 
     _new_run()  # local; then the student stops giving usable answers (nothing, or a crash)
     mode["answer"] = False
@@ -257,10 +258,12 @@ def test_a_student_that_cannot_load_never_breaks_the_program(recipes, _forge_hom
     _new_run()  # shadow: the load fails in the background
     recipes.llm = support.mock_llm("first", "second")
     assert recipes.haiku_for("tea") == "first"
-    capture.drain_shadows(30)
     assert recipes.haiku_for("miso") == "second"
+    capture.drain_shadows(30)
     shadows = [r for r in _calls(_forge_home, site) if r.backend == "student"]
-    assert len(shadows) == 1 and shadows[0].valid is False and "could not be loaded" in shadows[0].error
+    # No answer at all is a skipped call, counted but never judged: not evidence against the student.
+    assert len(shadows) == 2 and all(r.valid is None and r.failures[0]["code"] == "V0.skipped" for r in shadows)
+    assert "could not be loaded" in shadows[0].failures[0]["message"]
     assert len(students.loads) == 1  # a broken model is tried once per session, not once per call
 
     _set_state(_forge_home, site, "local", version)  # as if it had passed its shadow phase
@@ -369,4 +372,7 @@ def test_jac_run_starts_the_session_and_shadows_a_promoted_site(_forge_home, tin
     assert _state(_forge_home, site) == ("shadow", version)
     (shadow,) = [r for r in _calls(_forge_home, site) if r.backend == "student"]
     assert not shadow.served and shadow.model_version == version and shadow.args == {"dish": "Egg rice"}
-    assert shadow.valid is False  # an untrained student: its answer is judged, and counted against it
+    # An untrained student: it loaded (even though the program ended first) and its answer was judged.
+    assert shadow.valid is False and shadow.failures[0]["code"] != "V0.skipped"
+    teacher = next(r for r in _calls(_forge_home, site) if r.call_id == shadow.request_id)
+    assert teacher.backend == "llm" and teacher.served  # paired with the model's answer to the same call

@@ -1,0 +1,37 @@
+"""Benchmark CLIs refuse a bad argument with a message before doing any work (exit 2, nothing on stdout)."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize(("module", "argv", "says"), [
+    ("benchmarks.generic_student", ["--examples", "0"], "--examples"),
+    ("benchmarks.generic_student", ["--max-minutes", "0"], "--max-minutes"),
+    ("benchmarks.generic_student", ["--heldout", "5", "--control-calls", "6"], "--control-calls"),
+    ("benchmarks.level_student", ["--controls", "untrained,bogus"], "bogus"),
+    ("benchmarks.level_student", ["--specs", "2"], "--specs"),
+    ("benchmarks.soak", ["--requests", "0"], "--requests"),
+    ("benchmarks.serve", ["--connections", "0"], "--connections"),
+    ("benchmarks.store", ["--clients", "0"], "--clients"),
+    ("benchmarks.constrained", ["--libraries", "bogus"], "bogus"),
+])
+def test_a_bad_argument_is_refused_with_a_message(module, argv, says, capsys):
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(module).main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert out == ""
+    assert says in err
+
+
+def test_level_student_without_a_training_run_says_how_to_make_one(tmp_path, capsys):
+    from benchmarks.level_student import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--data-dir", str(tmp_path), "--json"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2 and out == ""
+    assert "no finished training run" in err and "python -m generator.train" in err
