@@ -285,10 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(libs) - set(LIBRARIES))
     if unknown:
         p.error(f"unknown libraries {unknown}; choose from {', '.join(LIBRARIES)}")
-    out = run({"libraries": libs, "max_new_tokens": a.max_new_tokens, "threads": a.threads, "data_dir": a.data_dir})
-    if a.json:
-        print(json.dumps(out))
-    else:
+    from generator.output_guard import json_stdout
+
+    with json_stdout(a.json) as emit:  # what libraries print goes to stderr
+        out = run({"libraries": libs, "max_new_tokens": a.max_new_tokens, "threads": a.threads, "data_dir": a.data_dir})
+        if a.json:
+            emit(out)
+    if not a.json:
         for lib, e in out["libraries"].items():
             if "error" in e:
                 print(f"{lib:<14} {e['error']}")

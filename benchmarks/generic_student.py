@@ -14,8 +14,10 @@ and towns the training set never saw.  ``python -m generator.train``'s
 pipeline then trains a LoRA student on the base (preset ``smollm2``), and
 the held-out calls are answered by:
 
-* ``student``: the registered version, int8, schema-constrained, greedy --
-  as the site is served;
+* ``student``: the registered version as the site serves it: asked for
+  int8, schema-constrained, greedy (int8 only where the trainer found it
+  answering as fp32 does, else fp32);
+* ``student_fp32``: the same version in fp32;
 * ``untrained``: the same base without the adapters, through the same
   prompt and constrained decoding (the control);
 * ``count``: each field's most common training value (the floor).
@@ -117,8 +119,15 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     heldout = calls(args["heldout"], args["seed"] + 1)  # fresh names and towns
     truth = [teacher(a) for a in heldout]
     student = LocalStudent.load(vdir, quantize="int8", site=SITE, threads=args["threads"])
+    served_precision = student.quantize or "fp32"
     s_answers, s_ms, s_tokens = _answers(student, heldout)
     del student
+    if served_precision == "fp32":
+        f_answers, f_ms = s_answers, s_ms
+    else:
+        fp32 = LocalStudent.load(vdir, quantize=None, site=SITE, threads=args["threads"])
+        f_answers, f_ms, _ = _answers(fp32, heldout)
+        del fp32
     base = ensure_base("smollm2-135m", home)
     control_dir = Path(tempfile.mkdtemp(prefix="untrained-", dir=home))
     for f in base.iterdir():
@@ -147,12 +156,15 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "promoted": head["promoted"],
         "overrides": args.get("set", []),
         "agreement": {"student": _agreement(s_answers, truth),
+                      "student_fp32": _agreement(f_answers, truth),
                       "untrained": _agreement(c_answers, truth[: len(c_answers)]),
                       "count": _agreement(count_answers, truth)},
         "served": {"p50_ms": round(statistics.median(s_ms), 1),
                    "p95_ms": round(float(np.percentile(s_ms, 95)), 1),
                    "tokens_per_call": round(float(np.mean(s_tokens)), 1),
-                   "untrained_p50_ms": round(statistics.median(c_ms), 1), "runtime": "torch int8, llguidance",
+                   "fp32_p50_ms": round(statistics.median(f_ms), 1),
+                   "untrained_p50_ms": round(statistics.median(c_ms), 1),
+                   "runtime": f"torch {served_precision}, llguidance",
                    "threads": args["threads"]},
         "disk_mb": {"version": round(version_bytes / 1e6, 1), "run_folder": round(run_bytes / 1e6, 1)},
         "examples": [{"args": a, "teacher": t, "student": s} for a, t, s in list(zip(heldout, truth, s_answers))[:3]],
@@ -167,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", type=int, default=240, help="captured teacher calls (default 240)")
     p.add_argument("--heldout", type=int, default=30, help="fresh held-out calls judged (default 30)")
     p.add_argument("--control-calls", type=int, default=10, help="held-out calls for the untrained control (default 10)")
-    p.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
-    p.add_argument("--max-minutes", type=float, default=7.0, help="training time bound (default 7)")
+    p.add_argument("--steps", type=int, default=160, help="optimizer steps (default 160, the preset's)")
+    p.add_argument("--max-minutes", type=float, default=9.0, help="training time bound (default 9)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a value of the smollm2 preset, e.g. --set train.lora_layers=10 (repeatable)")
@@ -181,11 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--examples, --heldout, --control-calls, --steps and --threads must be >= 1 and --max-minutes > 0")
     if a.control_calls > a.heldout:
         p.error(f"--control-calls ({a.control_calls}) cannot exceed --heldout ({a.heldout})")
-    out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,
-               "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir, "set": a.set})
-    if a.json:
-        print(json.dumps(out))
-    else:
+    from generator.output_guard import json_stdout
+
+    with json_stdout(a.json) as emit:  # what libraries print goes to stderr
+        out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,
+                   "max_minutes": a.max_minutes, "threads": a.threads, "seed": a.seed, "data_dir": a.data_dir,
+                   "set": a.set})
+        if a.json:
+            emit(out)
+    if not a.json:
         ag = out["agreement"]
         print(f"student   whole {ag['student']['whole']:.2f}  {ag['student']['fields']}")
         print(f"untrained whole {ag['untrained']['whole']:.2f}  {ag['untrained']['fields']}")

@@ -112,6 +112,10 @@ def _event_dict(event: Any, msgspec: Any) -> dict[str, Any]:
     return out
 
 
+#: Where run_one hands each client process its store (SQLite file or PostgreSQL URL).
+_TARGET_ENV = "FORGE_BENCH_STORE_TARGET"
+
+
 def _client(target: str, seconds: float, seed: int, warmup_levels: int) -> dict[str, Any]:
     import msgspec
 
@@ -203,9 +207,11 @@ def run_one(backend: str, clients: int, seconds: float, seed: int, *, url: str |
 
         Store.open(target).close()  # create and migrate once, before the clients race
         procs = [
-            subprocess.Popen([sys.executable, "-m", "benchmarks.store", "--client", target, "--seconds", str(seconds),
+            # The target reaches the clients through the environment: a URL's password stays out of `ps`.
+            subprocess.Popen([sys.executable, "-m", "benchmarks.store", "--client", "env", "--seconds", str(seconds),
                               "--seed", str(seed + i), "--warmup-levels", str(warmup_levels)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**env, _TARGET_ENV: target})
             for i in range(clients)
         ]
         for p in procs:
@@ -323,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.client:
-        print(json.dumps(_client(args.client, args.seconds, args.seed, args.warmup_levels)), flush=True)
+        target = os.environ[_TARGET_ENV] if args.client == "env" else args.client
+        print(json.dumps(_client(target, args.seconds, args.seed, args.warmup_levels)), flush=True)
         return 0
     if args.clients < 1 or args.seconds <= 0 or args.warmup_levels < 1 or args.repeat < 1:
         p.error("--clients, --warmup-levels and --repeat must be >= 1 and --seconds > 0")

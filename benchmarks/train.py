@@ -98,7 +98,6 @@ def _texts(n: int, seed: int) -> list[str]:
 
 
 def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
     import torch
     from transformers import LlamaForCausalLM
 
@@ -113,6 +112,15 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
     model = LlamaForCausalLM(micro_config(args["preset"], tok.get_vocab_size())).to(device)
     model.config.use_cache = False
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    return _textbook_loop(model, opt, seqs, pad, args, device=device, clip=1.0)
+
+
+def _textbook_loop(model: Any, opt: Any, seqs: list[list[int]], pad: int, args: dict[str, Any], *,
+                   device: Any = None, clip: float | None = None) -> dict[str, Any]:
+    """Random padded batches of ``seqs``, loss on every real token; the time of forward, backward and step."""
+    import numpy as np
+    import torch
+
     rng = np.random.default_rng(args["seed"])
     bs = args["batch_size"]
     tokens, seconds = 0, 0.0
@@ -127,14 +135,16 @@ def _plain(texts: list[str], args: dict[str, Any]) -> dict[str, Any]:
             ids[r, : len(s)] = torch.tensor(s)
             mask[r, : len(s)] = 1
         labels = ids.masked_fill(mask == 0, -100)
-        ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
+        if device is not None:
+            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
         started, cpu_started = time.perf_counter(), time.process_time()
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if device.type == "cuda":
+        if device is not None and device.type == "cuda":
             torch.cuda.synchronize()  # count the GPU's work, not only the launches
         seconds += time.perf_counter() - started
         tokens += int(mask.sum())
@@ -178,7 +188,6 @@ def _pairs(n: int, seed: int) -> list[tuple[str, str]]:
 
 def _plain_base(pairs: list[tuple[str, str]], args: dict[str, Any], lora: bool) -> dict[str, Any]:
     """The textbook loop on a pretrained base: padded random batches, attention mask, loss on every token."""
-    import numpy as np
     import torch
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
@@ -201,30 +210,7 @@ def _plain_base(pairs: list[tuple[str, str]], args: dict[str, Any], lora: bool) 
                                                  bias="none", task_type="CAUSAL_LM"))
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    rng = np.random.default_rng(args["seed"])
-    bs = args["batch_size"]
-    tokens, seconds, steady_tokens, steady_cpu = 0, 0.0, 0, 0.0
-    for step in range(args["steps"]):
-        batch = [seqs[i] for i in rng.choice(len(seqs), size=bs, replace=False)]
-        width = max(map(len, batch))
-        ids = torch.full((bs, width), fmt.pad_id, dtype=torch.long)
-        mask = torch.zeros((bs, width), dtype=torch.long)
-        for r, seq in enumerate(batch):
-            ids[r, : len(seq)] = torch.tensor(seq)
-            mask[r, : len(seq)] = 1
-        labels = ids.masked_fill(mask == 0, -100)
-        started, cpu_started = time.perf_counter(), time.process_time()
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        seconds += time.perf_counter() - started
-        tokens += int(mask.sum())
-        if step:
-            steady_cpu += time.process_time() - cpu_started
-            steady_tokens += int(mask.sum())
-    return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": float(loss.detach()),
-            "steady_cpu_tokens_per_s": steady_tokens / max(steady_cpu, 1e-9) * args["threads"]}
+    return _textbook_loop(model, opt, seqs, fmt.pad_id, args)
 
 
 def _trainer_base(pairs: list[tuple[str, str]], args: dict[str, Any], top_layers: int | None = None) -> dict[str, Any]:
@@ -369,13 +355,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="OpenMP wait policy of every variant (default passive; inherit: this environment's)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
+    if a.steps < 2 or min(a.rounds, a.batch_size, a.threads) < 1 or a.examples < a.batch_size:
+        p.error("--steps must be >= 2 (the first step is warm-up), --rounds, --batch-size and --threads >= 1, "
+                "and --examples >= --batch-size")
+    if a.base != "micro":
+        from trainer.errors import TrainerError
+        from trainer.model import resolve_base
+
+        try:
+            resolve_base(a.base, a.data_dir)  # converted once here, not in every variant's process
+        except TrainerError as exc:
+            p.error(str(exc))
     args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
             "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy,
             "device": a.device, "base": a.base, "data_dir": a.data_dir}
-    out = run(args)
-    if a.json:
-        print(json.dumps(out))
-    elif a.base != "micro":
+    from generator.output_guard import json_stdout
+
+    with json_stdout(a.json) as emit:  # what libraries and the variant processes print goes to stderr
+        out = run(args)
+        if a.json:
+            emit(out)
+            return 0
+    if a.base != "micro":
         for name, v in out["variants"].items():
             print(f"{name:<18} {v['tokens_per_s']:>7,.1f} tok/s (wall)  {v['steady_cpu_tokens_per_s']:>7,.1f} tok/s "
                   f"(steady, CPU time)  peak {v['peak_rss_mb']:,.0f} MB")

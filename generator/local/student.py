@@ -157,11 +157,15 @@ class LocalStudent:
             threads = 1
         if threads:
             torch.set_num_threads(threads)
+        meta = _read_meta(model_dir)
+        if quantize == "int8" and meta.get("int8") is False:
+            # the trainer found int8 changing this student's answers (trainer.pipeline._int8_or_fp32)
+            log.info("student %s: served in fp32 (int8 changed its held-out answers)", model_dir)
+            quantize = None
         if quantize == "int8":
             from generator.local.quantize import quantize_int8
 
             model = quantize_int8(model)
-        meta = _read_meta(model_dir)
         site = site or meta.get("site") or LEVEL_FORM
         version = meta.get("version") or model_dir.name
         log.info("student %s loaded from %s (site %s, %s)", version, model_dir, site, quantize or "fp32")
@@ -418,5 +422,5 @@ def _read_meta(model_dir: Path) -> dict[str, Any]:
             except ValueError as exc:
                 raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
             if isinstance(data, dict):
-                return {k: data.get(k) for k in ("site", "version", "max_new_tokens")}
+                return {k: data.get(k) for k in ("site", "version", "max_new_tokens", "int8")}
     return {}

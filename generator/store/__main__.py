@@ -47,11 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _open_configured(data_dir: str | None, url: str | None) -> Any:
+def _open_configured(data_dir: str | None, url: str | None, *, source: bool = False) -> Any:
     from generator.paths import DB_NAME
     from generator.paths import data_dir as resolve
     from generator.store import Store
+    from generator.store.dialect import is_postgres_url, sqlite_path_of
 
+    if url and source and not is_postgres_url(url):  # a typo must not read as a new, empty store
+        path = sqlite_path_of(url) or Path(url).expanduser()
+        if not path.is_file():
+            raise GeneratorError(f"{path} does not exist; give an existing SQLite store file or a postgresql:// URL")
     if url:
         return Store.open(url) if "://" in url or url.lower().startswith("sqlite:") else Store.open(
             Path(url), configured=False)
@@ -71,7 +76,7 @@ def _status(args: argparse.Namespace) -> dict[str, Any]:
     from generator.store.schema import TABLES
     from generator.store.transfer import store_summary
 
-    with _open_configured(args.data_dir, args.url) as store:
+    with _open_configured(args.data_dir, args.url, source=True) as store:
         counts = {t: int(store._read(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in TABLES}
         dropped = sum(int(e.payload.get("dropped_rows", 0)) for e in store.iter_events(type="store_buffer_overflow"))
         out: dict[str, Any] = {"backend": store.backend, "store": str(store.path),
@@ -106,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out = _copy(lambda: _open_file(source, must_exist=True), lambda: _open_configured(None, args.to))
         elif args.command == "export":
             target = Path(args.file).expanduser()
-            out = _copy(lambda: _open_configured(args.data_dir, args.source), lambda: _open_file(target, must_exist=False))
+            out = _copy(lambda: _open_configured(args.data_dir, args.source, source=True),
+                        lambda: _open_file(target, must_exist=False))
         else:  # import
             out = _copy(lambda: _open_file(args.file, must_exist=True), lambda: _open_configured(args.data_dir, args.to))
     except GeneratorError as exc:

@@ -40,12 +40,18 @@ _MIN_SECRET_LEN: Final = 8  # shorter values would blank out ordinary words
 
 
 def secret_values() -> list[str]:
-    """Values of the provider key variables and other key-like environment variables, longest first."""
+    """Values of the provider key variables and other key-like environment variables, and the password
+    in ``FORGE_DB_URL``, longest first."""
     found = {
         value
         for name, value in os.environ.items()
         if len(value) >= _MIN_SECRET_LEN and (name in KEY_VARIABLES or _KEY_NAME.search(name))
     }
+    from generator.store.dialect import url_password  # not at the top: dialect is the heavier module
+
+    password = url_password(os.environ.get("FORGE_DB_URL", ""))
+    if password and len(password) >= _MIN_SECRET_LEN:
+        found.add(password)
     return sorted(found, key=len, reverse=True)
 
 

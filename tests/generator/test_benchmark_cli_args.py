@@ -17,6 +17,9 @@ import pytest
     ("benchmarks.serve", ["--connections", "0"], "--connections"),
     ("benchmarks.store", ["--clients", "0"], "--clients"),
     ("benchmarks.constrained", ["--libraries", "bogus"], "bogus"),
+    ("benchmarks.train", ["--steps", "1"], "--steps"),
+    ("benchmarks.train", ["--base", "no-such-base"], "neither 'micro'"),
+    ("benchmarks.train", ["--examples", "4", "--batch-size", "8"], "--examples"),
 ])
 def test_a_bad_argument_is_refused_with_a_message(module, argv, says, capsys):
     with pytest.raises(SystemExit) as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import time
 import urllib.error
 import urllib.request
 
@@ -185,10 +184,8 @@ def test_a_stalled_body_is_closed_within_the_timeout(server):
     srv, _, _ = server
     srv.io_timeout_s = 0.5
     host, port = srv.server_address
-    started = time.monotonic()
     reply = _raw(srv, (f"POST /api/ratings HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                        f"X-CSRF-Token: {_token(srv.url + 'api/ratings')}\r\nContent-Length: 100\r\n\r\n"
                        '{"level_id"').encode(), wait_s=5)
-    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
-    assert time.monotonic() - started < 5
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]  # within _raw's 5 s wait, 0.5 s timeout
     assert _get(srv.url + "api/levels")[0] == 200

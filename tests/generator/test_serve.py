@@ -178,16 +178,21 @@ def test_a_chunked_body_over_the_limit_is_cut_off(server):
     assert reply.startswith("HTTP/1.1 413") and '"code":"body_too_large"' in reply
 
 
-class _SlowEngine:
-    """A generic site's engine that takes ``seconds`` per answer."""
+class _HeldEngine:
+    """A generic site's engine that answers only once ``release`` is set (at once when there is none)."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, release=None) -> None:
+        import threading
+
+        self.release = release
+        self.entered = threading.Event()
 
     def generate(self, args, **_):
         from types import SimpleNamespace
 
-        time.sleep(self.seconds)
+        self.entered.set()
+        if self.release is not None:
+            assert self.release.wait(60), "the test never released the engine"
         return SimpleNamespace(result={"ok": True}, text='{"ok":true}', mean_logprob=-1.0, prompt_tokens=3, tokens=4)
 
 
@@ -196,19 +201,24 @@ def test_health_and_other_models_answer_while_a_model_is_busy():
 
     from generator.serve import ServedModel
 
-    slow = ServedModel("app.slow:f#00000001", "v0001", 0.0, False, _SlowEngine(3.0), max_tries=1)
-    quick = ServedModel("app.quick:f#00000002", "v0001", 0.0, False, _SlowEngine(0.0), max_tries=1)
+    release = threading.Event()
+    held = _HeldEngine(release)
+    slow = ServedModel("app.slow:f#00000001", "v0001", 0.0, False, held, max_tries=1)
+    quick = ServedModel("app.quick:f#00000002", "v0001", 0.0, False, _HeldEngine(), max_tries=1)
     with StudentServer([slow, quick], "127.0.0.1", 0) as srv:
         got = {}
         worker = threading.Thread(target=lambda: got.setdefault("slow", _request(
             srv, "POST", "/v1/chat/completions", _chat('{"a":1}', model=slow.site))))
         worker.start()
-        time.sleep(0.5)  # the slow model is now working
-        started = time.monotonic()
-        assert _request(srv, "GET", "/healthz")[0] == 200
-        status, body = _request(srv, "POST", "/v1/chat/completions", _chat('{"a":1}', model=quick.site))
-        assert status == 200 and json.loads(body["choices"][0]["message"]["content"]) == {"ok": True}
-        assert time.monotonic() - started < 2.0  # not queued behind the slow model
+        try:
+            assert held.entered.wait(30)  # the slow model is now working, and stays so until released
+            # Queued behind it, these would wait for the release, which only comes after them.
+            assert _request(srv, "GET", "/healthz")[0] == 200
+            status, body = _request(srv, "POST", "/v1/chat/completions", _chat('{"a":1}', model=quick.site))
+            assert status == 200 and json.loads(body["choices"][0]["message"]["content"]) == {"ok": True}
+            assert "slow" not in got
+        finally:
+            release.set()
         worker.join(timeout=30)
         assert got["slow"][0] == 200
 
@@ -241,10 +251,8 @@ def test_a_dead_server_is_a_quick_backend_error():
     with StudentServer([], "127.0.0.1", 0) as srv:
         url = srv.url
     backend = RemoteStudentBackend(url, LEVEL_SITE, timeout_s=5)
-    started = time.monotonic()
-    with pytest.raises(BackendError, match="cannot connect"):
+    with pytest.raises(BackendError, match="cannot connect"):  # refused, not "timed out"
         backend.generate(BackendRequest(spec=LevelSpec(**SPEC), seed=1))
-    assert time.monotonic() - started < 5  # refused at once, not after the timeout
     with pytest.raises(BackendError, match="deadline"):
         backend.generate(BackendRequest(spec=LevelSpec(**SPEC), seed=1, deadline=time.monotonic() - 1))
 

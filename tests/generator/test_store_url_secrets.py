@@ -47,3 +47,21 @@ def test_status_with_a_bad_port_in_the_configured_url_is_a_clear_error(capsys, t
     assert code == 2, out + err
     assert "malformed" in json.loads(out)["error"] and "port" in json.loads(out)["error"].lower()
     assert SECRET not in out + err
+
+
+def test_the_password_of_the_configured_store_url_is_scrubbed_like_a_key(monkeypatch):
+    from generator.store.redact import scrub
+
+    monkeypatch.setenv("FORGE_DB_URL", f"postgresql://forge:{SECRET}@db.example/forge")
+    assert SECRET not in scrub(f"psycopg said: password {SECRET} rejected")
+    monkeypatch.setenv("FORGE_DB_URL", f"postgresql://db.example/forge?password={SECRET}")
+    assert SECRET not in scrub(f"psycopg said: password {SECRET} rejected")
+
+
+@pytest.mark.parametrize("argv", [["status", "--url", "{d}/typo.db"], ["status", "--url", "sqlite:///{d}/typo.db"],
+                                  ["export", "{d}/out.db", "--from", "{d}/typo.db"]])
+def test_a_misspelt_source_store_is_an_error_not_a_new_empty_store(argv, tmp_path, capsys):
+    code = main([a.format(d=tmp_path) for a in argv] + ["--data-dir", str(tmp_path / "home"), "--json"])
+    out, _ = capsys.readouterr()
+    assert code == 2 and "typo.db does not exist" in json.loads(out)["error"]
+    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "out.db").exists()

@@ -274,6 +274,11 @@ def test_the_pipeline_registers_a_small_constrained_generic_student(_forge_home,
     vdir = reg.model_dir(SITE, m.version)
     student = LocalStudent.load(vdir, quantize="int8")
     assert student.site == SITE and student.constrained and student.answer_budget < 100
+    # int8 is served only where it answered the held-out calls as fp32 did
+    ev = report.stages["evaluate"]
+    same = ev["int8_metrics"]["same_answer_as_fp32"]
+    assert json.loads((vdir / "student.json").read_text())["int8"] is (same >= 0.99)
+    assert student.quantize == ("int8" if same >= 0.99 else None)
     # every held-out answer was in the schema, however little the student learnt in 4 steps
     samples = [json.loads(line) for line in (report.run_dir / "samples.jsonl").read_text().splitlines()]
     assert samples and all(s["failures"] == [] for s in samples), samples
@@ -325,3 +330,31 @@ def test_lora_layers_puts_adapters_on_the_top_layers_only(chat_base):
     model = build_model(str(chat_base), lora=True, lora_r=4, lora_layers=1)
     adapted = {n.split(".layers.")[1].split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
     assert adapted == {"1"}  # the tiny base has layers 0 and 1
+
+
+def test_a_version_marked_fp32_is_served_in_fp32_even_when_int8_is_asked_for(chat_base, tmp_path):
+    import shutil
+
+    from generator.local.student import LocalStudent
+
+    d = tmp_path / "v"
+    shutil.copytree(chat_base, d)
+    assert LocalStudent.load(d, quantize="int8", site=SITE).quantize == "int8"
+    (d / "student.json").write_text(json.dumps({"site": SITE, "int8": False}))
+    assert LocalStudent.load(d, quantize="int8").quantize is None
+
+
+def test_the_default_preset_follows_the_kind_of_site(monkeypatch):
+    from generator import train as train_cli
+    from generator.local import bases
+
+    def preset(*argv):
+        return train_cli._config(train_cli._parser().parse_args(list(argv))).name
+
+    monkeypatch.setattr(bases, "wheel_file", lambda name: bases.Path("/nonexistent/x.gguf"))
+    assert preset("--site", SITE) == "smollm2"
+    assert preset("--site", "jac.levels:design_level#00000000") == "quick"
+    assert preset("--site", SITE, "--base", "micro") == "quick"
+    assert preset("--site", SITE, "--preset", "tiny-test") == "tiny-test"
+    monkeypatch.setattr(bases, "wheel_file", lambda name: None)
+    assert preset("--site", SITE) == "quick"  # without the wheel: the micro path, and a warning
