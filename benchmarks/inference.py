@@ -163,7 +163,7 @@ def _gguf_worker_variants(model_dir: Path, levels: int, batch: int, threads: int
     reported apart.  Without ctransformers the result says so instead.
     """
     from generator.local.gguf_worker import GGUFWorker, runtime_available
-    from trainer.gguf_export import export_gguf
+    from generator.local.gguf import export_gguf
 
     if not runtime_available("ctransformers"):
         return {"gguf_worker": "skipped: ctransformers not installed (pip install 'dungeon-forge[gguf]')"}

@@ -82,7 +82,8 @@ GGUF_TYPES: Final = ("f16", "f32", "q8_0")
 def serving_gguf(model_dir: Path, out_path: Path, qtype: str = "f16") -> Path:
     """Export ``model_dir`` (a student's safetensors) to ``out_path`` as llama.cpp's server needs it.
 
-    The student's special tokens (``<pad> <s> </s> <unk>``) are marked as
+    The student's special tokens (those its ``tokenizer.json`` marks
+    special: ``<pad> <s> </s> <unk>`` for a micro student) are marked as
     control tokens, so the chat template's ``<s>`` becomes the BOS token the
     student was trained with (a character vocabulary exports them as plain
     text, which llama.cpp would spell out as ``<``, ``s``, ``>``).
@@ -90,21 +91,43 @@ def serving_gguf(model_dir: Path, out_path: Path, qtype: str = "f16") -> Path:
     try:
         import gguf
 
-        from trainer.gguf_export import export_gguf
-        from trainer.tokenizer import SPECIAL_TOKENS
+        from generator.local.gguf import export_gguf
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise GeneratorError(f"exporting a GGUF needs the gguf package ({exc}); "
                              "pip install 'dungeon-forge[gguf]'") from None
+    special = _special_tokens(Path(model_dir))
     path = export_gguf(model_dir, out_path, qtype)
     reader = gguf.GGUFReader(path, "r+")  # edit the token types in place (same size)
     names = reader.get_field("tokenizer.ggml.tokens").contents()
     types = reader.get_field("tokenizer.ggml.token_type")
     for i, name in enumerate(names):
-        if name in SPECIAL_TOKENS:
+        if name in special:
             types.parts[types.data[i]][0] = gguf.TokenType.CONTROL
     reader.data.flush()
     del reader
     return path.resolve()
+
+
+def _special_tokens(model_dir: Path) -> frozenset[str]:
+    """The model's own special tokens: those ``tokenizer.json`` marks special, its unknown token, and the
+    tokens at ``config.json``'s BOS/EOS/PAD ids (a micro student's character vocabulary holds ``<pad> <s>
+    </s> <unk>`` as plain entries).  Taken from the folder, never guessed by name."""
+    try:
+        tok = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise GeneratorError(f"{model_dir} has no readable tokenizer.json/config.json: {exc}") from None
+    special = {t["content"] for t in tok.get("added_tokens") or [] if isinstance(t, dict) and t.get("special")}
+    model = tok.get("model") or {}
+    if isinstance(model.get("unk_token"), str):
+        special.add(model["unk_token"])
+    by_id = {i: t for t, i in (model.get("vocab") or {}).items()} if isinstance(model.get("vocab"), dict) else {}
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        ids = config.get(key)
+        for i in ids if isinstance(ids, list) else [ids]:
+            if isinstance(i, int) and i in by_id:
+                special.add(by_id[i])
+    return frozenset(special)
 
 
 def _slug(site: str) -> str:

@@ -22,8 +22,8 @@ CLI_MODULES = frozenset({
     "generator.generate", "generator.validate", "generator.train", "generator.sites", "generator.models",
     "generator.serve", "generator.llama_server", "generator.evaluate.__main__", "games.sample_dungeon.__main__",
 })
-#: The command lines that run or export with the trainer (lazily, so the game never pays for torch).
-TRAINER_CLIS = frozenset({"generator.train", "generator.llama_server"})
+#: The command line that runs the trainer (lazily, so the game never pays for torch).
+TRAINER_CLIS = frozenset({"generator.train"})
 
 
 def _module_name(path: Path) -> str:

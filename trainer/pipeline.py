@@ -256,7 +256,7 @@ def _stage_export(cfg: PipelineConfig, run_dir: Path) -> dict[str, Any]:
     import shutil
     import tempfile
 
-    from trainer.gguf_export import export_gguf
+    from generator.local.gguf import export_gguf
 
     art = run_dir / "artefact"
     files = {}

@@ -1,7 +1,7 @@
 """Which runtime serves a promoted level student: the GGUF worker or torch.
 
 A promoted version directory holds the merged safetensors weights (torch)
-and ``student-q8_0.gguf`` (written by ``trainer.gguf_export``).  The GGUF
+and ``student-q8_0.gguf`` (written by ``generator.local.gguf``).  The GGUF
 file in a worker process (:class:`~generator.local.gguf_worker.GGUFBackend`)
 answers several times faster than torch int8 at these model sizes and keeps
 a native crash out of the game (decision D18); it needs the optional

@@ -23,7 +23,7 @@ one evaluation.  The runtime's own tokenizer is never used: prompts are
 tokenized with the student's ``tokenizer.json`` (beside the GGUF file) or,
 without one, with a tokenizer rebuilt from the vocabulary the GGUF file holds.
 
-The export (:func:`trainer.gguf_export.export_gguf`) is not loaded as it
+The export (:func:`generator.local.gguf.export_gguf`) is not loaded as it
 is: a character vocabulary has no merges, and both runtimes refuse a ``gpt2``
 vocabulary without them; ctransformers' 2023 llama.cpp also wants token
 scores, the vocabulary as raw text (it looks up ``"\\n"`` itself and
@@ -121,7 +121,7 @@ def _read_gguf(path: Path) -> Any:
 
 def _check_header(path: Path) -> None:
     if not path.is_file():
-        raise ModelLoadError(f"GGUF student {path} does not exist; export it (trainer.gguf_export) or roll back")
+        raise ModelLoadError(f"GGUF student {path} does not exist; export it (generator.local.gguf) or roll back")
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"GGUF":
@@ -150,7 +150,7 @@ def _raw_tokens(reader: Any) -> list[str]:
 
 
 def runtime_gguf(src: str | Path, dst: str | Path, runtime: str = "ctransformers") -> Path:
-    """Rewrite ``src`` (an :func:`trainer.gguf_export.export_gguf` file) into a copy ``runtime`` loads.
+    """Rewrite ``src`` (an :func:`generator.local.gguf.export_gguf` file) into a copy ``runtime`` loads.
 
     Both runtimes refuse a ``gpt2`` vocabulary without a merge list, which a
     character tokenizer does not have: a placeholder merge is added (their
@@ -274,7 +274,7 @@ class _Served:
         reader = _read_gguf(src)
         self.tokens = _raw_tokens(reader)
         if not self.tokens:
-            raise ModelLoadError(f"{src} has no tokenizer.ggml.tokens; re-export it with trainer.gguf_export")
+            raise ModelLoadError(f"{src} has no tokenizer.ggml.tokens; re-export it with generator.local.gguf")
         self.eos_id = _field(reader, "tokenizer.ggml.eos_token_id")
         self.bos_id = _field(reader, "tokenizer.ggml.bos_token_id")
         if self.eos_id is None:

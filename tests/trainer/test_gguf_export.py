@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 gguf = pytest.importorskip("gguf")
 
-from trainer.gguf_export import GGUFExportError, export_gguf, read_gguf_summary  # noqa: E402
+from generator.local.gguf import GGUFExportError, export_gguf, read_gguf_summary  # noqa: E402
 
 N_LAYER, D, HEADS, KV, FF = 2, 64, 4, 2, 128
 

@@ -112,7 +112,7 @@ def test_gguf_export_of_a_chat_student_keeps_its_special_tokens_and_loads_in_tra
     import torch
     from transformers import AutoModelForCausalLM
 
-    from trainer.gguf_export import export_gguf
+    from generator.local.gguf import export_gguf
 
     path = export_gguf(chat_base, tmp_path / "student-f32.gguf", "f32")
     reader = gguf.GGUFReader(str(path))

@@ -30,7 +30,7 @@ def student(tmp_path_factory):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from generator.local.codec import LEVEL_FORM, encode_example
-    from trainer.gguf_export import export_gguf
+    from generator.local.gguf import export_gguf
     from trainer.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("gguf-student")
@@ -179,7 +179,7 @@ def test_vocabulary_this_runtime_would_crash_on_is_refused(tmp_path):
     from tokenizers import Tokenizer, models
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from trainer.gguf_export import export_gguf
+    from generator.local.gguf import export_gguf
 
     vocab = {t: i for i, t in enumerate(["<pad>", "<s>", "</s>", "<unk>", "#", "."])}
     cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

@@ -24,7 +24,7 @@ def version_dir(tiny_student_dir, tmp_path_factory):
     """A promoted-version folder as the trainer leaves it: weights, tokenizer and the q8_0 GGUF."""
     import shutil
 
-    from trainer.gguf_export import export_gguf
+    from generator.local.gguf import export_gguf
 
     out = tmp_path_factory.mktemp("serving") / "v0001"
     shutil.copytree(tiny_student_dir, out)

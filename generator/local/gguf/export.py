@@ -30,7 +30,7 @@ import numpy as np
 
 from generator.local.prompting import byte_symbols
 from generator.local.prompting import is_byte_level as _is_byte_level
-from trainer.errors import TrainerError
+from generator.errors import GeneratorError
 
 __all__ = ["GGUF_TYPES", "GGUFExportError", "export_gguf", "read_gguf_summary"]
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 GGUF_TYPES: Final = ("f16", "q8_0", "f32")
 
 
-class GGUFExportError(TrainerError):
+class GGUFExportError(GeneratorError):
     """The model folder cannot be written as GGUF (not Llama, missing files, unknown type)."""
 
 
