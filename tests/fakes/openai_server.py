@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass
@@ -59,25 +59,29 @@ class Reply:
 Script = list[Reply] | Callable[[dict[str, Any]], Reply]
 
 
-class FakeOpenAIServer:
-    """Start with ``with FakeOpenAIServer(script) as server:``; ``server.requests`` holds the bodies."""
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) that runs while the ``with`` block does.
 
-    def __init__(self, script: Script | None = None) -> None:
-        self._script = script if script is not None else [Reply.ok('"ok"')]
-        self._lock = threading.Lock()
-        self._served = 0
-        self.requests: list[dict[str, Any]] = []
-        self.auth_headers: list[str] = []
+    Subclasses give the request handler (:meth:`_handler_class`); ``url`` is
+    the OpenAI-style base URL (``http://127.0.0.1:PORT/v1``).
+    """
+
+    def __init__(self, *, name: str = "fake-openai", queue_size: int | None = None) -> None:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-openai", daemon=True)
+        if queue_size is not None:
+            self._httpd.request_queue_size = queue_size
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=name, daemon=True)
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
 
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def __enter__(self) -> FakeOpenAIServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -88,6 +92,18 @@ class FakeOpenAIServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+class FakeOpenAIServer(LoopbackServer):
+    """Start with ``with FakeOpenAIServer(script) as server:``; ``server.requests`` holds the bodies."""
+
+    def __init__(self, script: Script | None = None) -> None:
+        self._script = script if script is not None else [Reply.ok('"ok"')]
+        self._lock = threading.Lock()
+        self._served = 0
+        self.requests: list[dict[str, Any]] = []
+        self.auth_headers: list[str] = []
+        super().__init__(name="fake-openai")
 
     def _next(self, body: dict[str, Any]) -> Reply:
         with self._lock:

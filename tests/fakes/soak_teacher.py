@@ -38,8 +38,14 @@ import socket
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
+
+# loaded by file path too (benchmarks.soak, tests.fakes.jac_support.load_fake): its sibling comes from this folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from openai_server import LoopbackServer  # noqa: E402
 
 FAULT_KINDS: tuple[str, ...] = (
     "http_500", "http_429", "slow", "dropped", "non_json", "truncated", "schema",
@@ -48,7 +54,7 @@ FAULT_KINDS: tuple[str, ...] = (
 _SPEC = re.compile(r"Spec\(width=(\d+), height=(\d+), difficulty=(\d+), enemies=(\d+), items=(\d+), theme='(\w+)'\)")
 
 
-class SoakTeacher:
+class SoakTeacher(LoopbackServer):
     """``with SoakTeacher(seed=0, fault_rate=0.3) as t:`` then point the teacher at ``t.url``."""
 
     def __init__(self, *, seed: int = 0, fault_rate: float = 0.3, kinds: tuple[str, ...] = FAULT_KINDS,
@@ -58,27 +64,7 @@ class SoakTeacher:
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 256
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="soak-teacher", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> SoakTeacher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(name="soak-teacher", queue_size=256)
 
     # ------------------------------------------------------------------ the schedule
 
