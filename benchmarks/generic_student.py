@@ -72,10 +72,12 @@ def calls(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _agreement(answers: list[dict[str, Any] | None], truth: list[dict[str, Any]]) -> dict[str, Any]:
-    fields = {k: float(np.mean([a is not None and a.get(k) == t[k] for a, t in zip(answers, truth)]))
-              for k in SCHEMA["properties"]}
-    whole = float(np.mean([a == t for a, t in zip(answers, truth)]))
-    return {"whole": round(whole, 3), "fields": {k: round(v, 3) for k, v in fields.items()}, "n": len(truth)}
+    """Whole-answer and per-field agreement as the gates and routing judge it (``generator.agreement``)."""
+    from generator.agreement import compare_many
+
+    stats = compare_many(answers, truth, schema=SCHEMA)
+    return {"whole": round(stats.rate, 3), "lower95": round(stats.lower95, 3),
+            "fields": {k: round(f.rate, 3) for k, f in stats.fields.items()}, "n": stats.n}
 
 
 def _answers(student: Any, heldout: list[dict[str, Any]]) -> tuple[list[Any], list[float], list[int]]:

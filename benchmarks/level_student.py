@@ -152,45 +152,49 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if not (run / "artefact").is_dir() or not (run / "dataset").is_dir():
         ap.error(f"{run} is not a training run folder (needs artefact/ and dataset/)")
-    ds = load_exported(run / "dataset")
-    specs = heldout_specs(args.specs, args.seed)
-    calls = [{"spec": s} for s in specs]
-    teacher = [generate_procedural(LevelSpec.from_dict(s), seed=args.seed * 1000 + i).to_dict()
-               for i, s in enumerate(specs)]
-    noise = [generate_procedural(LevelSpec.from_dict(s), seed=args.seed * 1000 + 500 + i).to_dict()
-             for i, s in enumerate(specs)]
-    student = LocalStudent.load(run / "artefact", quantize=None, site=LEVEL_SITE)
-    started = time.perf_counter()
-    report = evaluate_likeness(student, LEVEL_SITE, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
-                               seed=args.seed, temperature=args.temperature, noise=noise,
-                               controls=controls)
-    levels = report.pop("levels")
-    play = None if args.no_play else difficulty_by_play(specs, teacher, levels, args.seed)
-    train_sizes = [(ex.args.get("spec", ex.args)["width"], ex.args.get("spec", ex.args)["height"]) for ex in ds.train]
-    out = {
-        "benchmark": "level_student",
-        "seed": args.seed,
-        "specs": len(specs),
-        "run": run.name,
-        "train_examples": len(ds.train),
-        "train_size_range": {"width": [min(w for w, _ in train_sizes), max(w for w, _ in train_sizes)],
-                             "height": [min(h for _, h in train_sizes), max(h for _, h in train_sizes)]},
-        "seconds": round(time.perf_counter() - started, 1),
-        "likeness": report,
-        "acceptance": acceptance(report),
-        "difficulty_by_play": play,
-    }
+    from generator.output_guard import json_stdout
+
+    with json_stdout(args.json) as emit:  # what libraries print goes to stderr under --json
+        ds = load_exported(run / "dataset")
+        specs = heldout_specs(args.specs, args.seed)
+        calls = [{"spec": s} for s in specs]
+        teacher = [generate_procedural(LevelSpec.from_dict(s), seed=args.seed * 1000 + i).to_dict()
+                   for i, s in enumerate(specs)]
+        noise = [generate_procedural(LevelSpec.from_dict(s), seed=args.seed * 1000 + 500 + i).to_dict()
+                 for i, s in enumerate(specs)]
+        student = LocalStudent.load(run / "artefact", quantize=None, site=LEVEL_SITE)
+        started = time.perf_counter()
+        report = evaluate_likeness(student, LEVEL_SITE, calls, teacher, [(ex.args, ex.result) for ex in ds.train],
+                                   seed=args.seed, temperature=args.temperature, noise=noise,
+                                   controls=controls)
+        levels = report.pop("levels")
+        play = None if args.no_play else difficulty_by_play(specs, teacher, levels, args.seed)
+        train_sizes = [(ex.args.get("spec", ex.args)["width"], ex.args.get("spec", ex.args)["height"]) for ex in ds.train]
+        out = {
+            "benchmark": "level_student",
+            "seed": args.seed,
+            "specs": len(specs),
+            "run": run.name,
+            "train_examples": len(ds.train),
+            "train_size_range": {"width": [min(w for w, _ in train_sizes), max(w for w, _ in train_sizes)],
+                                 "height": [min(h for _, h in train_sizes), max(h for _, h in train_sizes)]},
+            "seconds": round(time.perf_counter() - started, 1),
+            "likeness": report,
+            "acceptance": acceptance(report),
+            "difficulty_by_play": play,
+        }
+        if args.json:
+            emit(out)
     if args.json:
-        print(json.dumps(out))
-    else:
-        print(likeness_markdown(report))
-        print("latency ms per level (p50) by band:", json.dumps(report.get("latency_ms_p50")))
-        print("acceptance:", json.dumps(out["acceptance"]))
-        if play:
-            print("difficulty by play (Spearman of requested vs bots' damage + deaths):")
-            for name, d in play.items():
-                print(f"  {name:>10}: rho {d['spearman']}, band {d['difficulty_band']:.2f}, "
-                      f"damage {d['mean_damage']}, deaths {d['death_share']}, turns {d['mean_turns']}")
+        return 0
+    print(likeness_markdown(report))
+    print("latency ms per level (p50) by band:", json.dumps(report.get("latency_ms_p50")))
+    print("acceptance:", json.dumps(out["acceptance"]))
+    if play:
+        print("difficulty by play (Spearman of requested vs bots' damage + deaths):")
+        for name, d in play.items():
+            print(f"  {name:>10}: rho {d['spearman']}, band {d['difficulty_band']:.2f}, "
+                  f"damage {d['mean_damage']}, deaths {d['death_share']}, turns {d['mean_turns']}")
     return 0
 
 

@@ -290,15 +290,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.connections <= 5000 or args.max_tokens < 1 or not args.timeout_s > 0:
         parser.error("--connections must be 1..5000, --max-tokens >= 1, --timeout-s > 0")
-    try:
-        result = run(args.connections, max_tokens=args.max_tokens, timeout_s=args.timeout_s, seed=args.seed,
-                     llama_cpp=args.llama_cpp)
-    except (RuntimeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result))
-    else:
+    from generator.output_guard import json_stdout
+
+    with json_stdout(args.json) as emit:  # what the server and libraries print goes to stderr under --json
+        try:
+            result = run(args.connections, max_tokens=args.max_tokens, timeout_s=args.timeout_s, seed=args.seed,
+                         llama_cpp=args.llama_cpp)
+        except (RuntimeError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if args.json:
+                emit({"benchmark": "serve", "error": str(exc)})
+            return 1
+        if args.json:
+            emit(result)
+    if not args.json:
         print(f"generator.serve under {args.connections} concurrent connections ({result['model']})")
         for name in ("healthz", "completions"):
             r = result[name]
