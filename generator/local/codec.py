@@ -5,7 +5,12 @@ learns ``prompt -> completion`` pairs in a compact form that any runtime
 (this package's own, or a GGUF/llama.cpp server) can serve.
 
 Generic sites
-    prompt ``<args as compact JSON>\\t``, completion ``<result as compact JSON>\\n``.
+    prompt ``<args as compact JSON, keys sorted>\\t``, completion ``<result as compact JSON>\\n``.
+    The arguments' keys are sorted at every depth, so a call reads the same
+    to the student whatever order its arguments were recorded, exported or
+    passed in (a dataset's held-out arguments come back from JSON sorted; the
+    program passes them in declaration order).  The answer keeps the
+    teacher's order, which is the output schema's.
 
 The level site (``design_level``)
     The structure a decoder needs is put *in the token stream*, so a standard
@@ -152,7 +157,7 @@ def encode_prompt(site: str, args: dict[str, Any]) -> str:
     """The prompt the student continues for a call with ``args``."""
     if is_level_site(site):
         return level_header(spec_from_args(args))
-    return _compact_json(args) + GENERIC_SEP
+    return _compact_json(args, sort_keys=True) + GENERIC_SEP
 
 
 def encode_completion(site: str, args: dict[str, Any], result: dict[str, Any], *,
@@ -173,8 +178,8 @@ def encode_example(site: str, args: dict[str, Any], result: dict[str, Any], *,
     return encode_prompt(site, args) + encode_completion(site, args, result, row_stride=row_stride)
 
 
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
+def _compact_json(value: Any, *, sort_keys: bool = False) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
 
 
 def _encode_level_rows(spec: dict[str, Any], level: dict[str, Any], row_stride: int | None = None) -> str:

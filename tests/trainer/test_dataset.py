@@ -10,6 +10,7 @@ import pytest
 
 from engine.core.level import Level, Placed
 from generator.callsite import LEVEL_SITE
+from generator.local.codec import encode_prompt
 from generator.records import CallRecord
 from generator.store import Store
 from trainer.config import DatasetConfig
@@ -153,3 +154,19 @@ def test_output_schema_travels_with_the_dataset(store, tmp_path):
     assert ds.output_schema == schema
     ds.export(tmp_path / "e")
     assert load_exported(tmp_path / "e").output_schema == schema
+
+
+def test_held_out_arguments_read_back_from_the_export_give_the_prompt_the_student_was_trained_on(store, tmp_path):
+    # The trainer judges a student on the exported held-out split; its arguments come back from JSON with
+    # sorted keys, while the program recorded them in declaration order.
+    site = "bounty_board:post_bounty#0f113f41"
+    for i in range(12):
+        store.record_call(CallRecord(site=site, backend="llm", valid=True,
+                                     args={"monster": {"name": f"m{i}", "level": i, "heads": 1}, "town": "Ashford"},
+                                     result={"title": f"Slay the m{i} of Ashford", "reward": 40 * i + 25}))
+    ds = build_dataset(store, site, DatasetConfig(min_examples=5))
+    ds.export(tmp_path / "e")
+    again = load_exported(tmp_path / "e")
+    for example in [*again.train, *again.eval]:
+        assert encode_prompt(site, example.args) == example.prompt
+        assert example.text.startswith(example.prompt)

@@ -88,6 +88,19 @@ def test_generic_round_trip_is_lossless(args, result):
     assert decode_result(site, text) == result
 
 
+def test_a_call_reads_the_same_to_the_student_whatever_order_its_arguments_come_in():
+    # The program passes (name, level, heads); a dataset's held-out arguments come back from JSON with sorted
+    # keys.  Before, the two gave different prompts: a student with 20/20 right answers on its training
+    # order was judged 8/20 on the reordered held-out prompts.
+    site = "bounty_board:post_bounty#0f113f41"
+    in_program_order = {"monster": {"name": "Ogre", "level": 7, "heads": 2}, "town": "Ashford"}
+    reordered = {"town": "Ashford", "monster": {"heads": 2, "level": 7, "name": "Ogre"}}
+    assert encode_prompt(site, in_program_order) == encode_prompt(site, reordered)
+    result = {"title": "Slay the Ogre of Ashford", "reward": 330, "band": "high"}
+    assert encode_example(site, reordered, result).endswith('{"title":"Slay the Ogre of Ashford","reward":330,'
+                                                            '"band":"high"}\n')  # the answer keeps its order
+
+
 def test_level_site_is_recognised_by_its_qualname_not_its_hash():
     assert is_level_site("jac.levels:design_level#deadbeef")
     assert is_level_site("level")
