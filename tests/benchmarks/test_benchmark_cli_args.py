@@ -13,6 +13,7 @@ import pytest
     ("benchmarks.generic_student", ["--heldout", "5", "--control-calls", "6"], "--control-calls"),
     ("benchmarks.level_student", ["--controls", "untrained,bogus"], "bogus"),
     ("benchmarks.level_student", ["--specs", "2"], "--specs"),
+    ("benchmarks.distil_site", ["--capture", "10"], "--capture"),
     ("benchmarks.soak", ["--requests", "0"], "--requests"),
     ("benchmarks.serve", ["--connections", "0"], "--connections"),
     ("benchmarks.store", ["--clients", "0"], "--clients"),
