@@ -133,7 +133,7 @@ def _phase(requests: int, *, workers: int, seed: int, fault_rate: float, time_li
     from generator.backends.teacher import LLMTeacherBackend
     from generator.facade import LevelGenerator
     from generator.store import Store
-    from generator.teacher_config import TeacherConfig
+    from generator.settings import TeacherConfig
     from generator.validation import validate_level
 
     fake = _load_teacher_fake()

@@ -72,7 +72,7 @@ def teacher_configured(
     env = os.environ if env is None else env
     try:
         return teacher_settings(data_dir, env=env).usable(env)
-    except ImportError:  # pragma: no cover - teacher_config ships with the package
+    except ImportError:  # pragma: no cover - defensive
         return any(env.get(k) for k in (*KEY_VARIABLES, ENDPOINT_VARIABLE))
     except ConfigError:
         log.warning("teacher settings are invalid; the LLM teacher is off", exc_info=True)
@@ -196,8 +196,35 @@ class RoutingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TeacherConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The teacher model and its explicit limits, never library defaults (``[teacher]``; see
-    :mod:`generator.teacher_config` for the environment variables)."""
+    """The teacher model and its explicit limits, never library defaults (``[teacher]``).
+
+    Settings come from, in order of precedence: environment variables, the
+    ``[teacher]`` table of ``forge.toml`` in the data directory (or a TOML file
+    given explicitly), then the defaults.
+
+    ===================  ========================  ==================================
+    environment          TOML key                  meaning
+    ===================  ========================  ==================================
+    FORGE_TEACHER        model                     litellm model name: ``gpt-4o-mini``,
+                                                   ``anthropic/claude-3-5-haiku-latest``,
+                                                   ``gemini/gemini-2.0-flash``,
+                                                   ``openai/<name>`` for a local server
+    OPENAI_BASE_URL      base_url                  an OpenAI-compatible endpoint
+                                                   (vLLM, llama.cpp server, a proxy)
+    FORGE_TEACHER_TIMEOUT  timeout_s               seconds per HTTP request
+    FORGE_TEACHER_RETRIES  max_retries             HTTP retries (429 honours Retry-After)
+    ===================  ========================  ==================================
+
+    API keys are never part of this config: litellm reads them from the
+    provider's usual variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``,
+    ``GEMINI_API_KEY``), and nothing here logs, stores or formats them.
+
+    >>> cfg = TeacherConfig.load(env={"FORGE_TEACHER": "anthropic/claude-3-5-haiku-latest"}, toml_path=None)
+    >>> cfg.model, cfg.key_env()
+    ('anthropic/claude-3-5-haiku-latest', 'ANTHROPIC_API_KEY')
+    >>> cfg.usable(env={})
+    False
+    """
 
     model: str = "gpt-4o-mini"
     base_url: str | None = None

@@ -4,7 +4,7 @@
 running ``design_level`` from ``jac/levels.jac`` (a ``by llm()`` function) with
 the previous attempt's validation failures as feedback.  The teacher model,
 endpoint, timeouts and retry limits come from
-:class:`generator.teacher_config.TeacherConfig`; API keys stay in the
+:class:`generator.settings.TeacherConfig`; API keys stay in the
 provider's environment variables and never pass through this module's
 messages.
 
@@ -34,7 +34,7 @@ from typing import Any
 from generator.backends import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
 from generator.store.redact import scrub
-from generator.teacher_config import TeacherConfig
+from generator.settings import TeacherConfig
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ def one_json_object(stdout: str) -> dict:
 def test_python_api_never_prints_or_logs_the_key(echoing, monkeypatch, _forge_home, capfd, caplog):
     from generator.backends.teacher import LLMTeacherBackend
     from generator.facade import LevelGenerator
-    from generator.teacher_config import TeacherConfig
+    from generator.settings import TeacherConfig
     from engine.core.level import LevelSpec
 
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
