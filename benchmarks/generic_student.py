@@ -96,7 +96,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
 
     from generator.local.bases import ensure_base
     from generator.local.student import LocalStudent
-    from generator.records import CallRecord
+    from generator.store.records import CallRecord
     from generator.registry import Registry
     from generator.store import Store
     from trainer import pipeline

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from engine.core.level import LevelSpec
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.evaluate.likeness import likeness_markdown
     from generator.local.student import LocalStudent
     from generator.paths import data_dir as resolve_data_dir

@@ -76,7 +76,7 @@ def _texts(n: int, seed: int) -> list[str]:
     import numpy as np
 
     from engine.core.level import Level, Placed
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.local.codec import encode_example
 
     rng = np.random.default_rng(seed)

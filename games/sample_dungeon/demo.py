@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.facade import LevelGenerator
     from generator.paths import data_dir as resolve_data_dir
     from generator.store import Store

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from generator.backends.base import Backend
 from generator.backends.procedural import ProceduralBackend
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 :class:`CapturePlugin` is a jaclang plugin (entry point group ``jac``, name
 ``dungeon_forge_capture``).  With this package installed, jaclang loads it in
 every process that runs Jac code, and its ``call_llm`` / ``acall_llm`` hooks
-wrap byllm's: each call is recorded as a :class:`~generator.records.CallRecord`
+wrap byllm's: each call is recorded as a :class:`~generator.store.records.CallRecord`
 with its call-site id (``module:qualname#schema-hash``, from the *caller
 function*, never from prompt text), arguments, messages, output schema, raw
 output, parsed result, model, latency, tokens, cost, error and a validity
@@ -11,7 +11,7 @@ verdict from :mod:`generator.validation.sites`.
 
 Where the record goes:
 
-* if :data:`generator.records.CURRENT_SLOT` holds a slot, the facade is
+* if :data:`generator.store.records.CURRENT_SLOT` holds a slot, the facade is
   recording this call itself: the plugin fills the slot and stores nothing;
 * else through a sink set with :func:`set_record_sink`, by default the
   SQLite store (``generator.store.Store``) of the data directory, or, while

@@ -57,7 +57,7 @@ def ensure_session() -> None:
 
 
 def _start_session() -> Any:
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.paths import data_dir
     from generator.registry import Registry
 

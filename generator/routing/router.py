@@ -167,7 +167,7 @@ class Router:
                    promoted: str | None) -> tuple[Evidence | None, Evidence | None]:
         """Shadow agreement of ``promoted`` and spot-checked live agreement of ``status.version``
         (None, None for a site judged by validity alone, such as the level site)."""
-        from generator.callsite import LEVEL_SITE
+        from generator.store.callsite import LEVEL_SITE
 
         if site == LEVEL_SITE or not records:
             return None, None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.errors import ConfigError
 from generator.agreement import AgreementStats, JudgeConfig, JudgeSpec, compare, default_mode
 
@@ -135,7 +135,7 @@ def test_forge_toml_sets_the_judge_per_site_and_rejects_typos(tmp_path):
 
 
 def _rec(**kw):
-    from generator.records import CallRecord
+    from generator.store.records import CallRecord
 
     return CallRecord(site="bounty_board:post_bounty#0f113f41", output_schema=BOUNTY_SCHEMA, **kw)
 

@@ -84,7 +84,7 @@ def test_the_config_serves_each_promoted_generic_site_under_its_id(generic_home,
 
 
 def test_the_level_site_and_an_empty_registry_are_refused(generic_home, tmp_path, capsys):
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
 
     with pytest.raises(GeneratorError, match="level site"):
         write_server_config(generic_home, tmp_path, sites=[LEVEL_SITE])

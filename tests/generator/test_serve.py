@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 from engine.core.level import LevelSpec  # noqa: E402
 from generator.backends import Backend, BackendRequest  # noqa: E402
-from generator.callsite import LEVEL_SITE  # noqa: E402
+from generator.store.callsite import LEVEL_SITE  # noqa: E402
 from generator.errors import BackendError  # noqa: E402
 from generator.backends.remote import RemoteStudentBackend  # noqa: E402
 from generator.serve import MAX_BODY_BYTES, StudentServer, load_models, main  # noqa: E402

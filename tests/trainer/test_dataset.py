@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from engine.core.level import Level, Placed
-from generator.callsite import LEVEL_SITE
-from generator.records import CallRecord
+from generator.store.callsite import LEVEL_SITE
+from generator.store.records import CallRecord
 from generator.store import Store
 from trainer.config import DatasetConfig
 from generator.bootstrap import SpecRanges, random_spec

@@ -244,7 +244,7 @@ def test_a_micro_char_tokenizer_student_is_constrained_too(tiny_student_dir, tmp
 
 
 def _fill_generic(home, n=24):
-    from generator.records import CallRecord
+    from generator.store.records import CallRecord
     from generator.store import Store
 
     schema = {"type": "json_schema", "json_schema": {"name": "Quest", "schema": SCHEMA, "strict": True}}

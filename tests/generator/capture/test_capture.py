@@ -13,8 +13,8 @@ import pytest
 from tests.fakes import jac_support as support  # noqa: E402  (tests are imported from the project root)
 
 from generator import capture  # noqa: E402
-from generator.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402
-from generator.records import CURRENT_SLOT, CaptureSlot  # noqa: E402
+from generator.store.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402
+from generator.store.records import CURRENT_SLOT, CaptureSlot  # noqa: E402
 
 
 @pytest.fixture(scope="module")

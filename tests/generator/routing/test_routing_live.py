@@ -16,7 +16,7 @@ import pytest
 from engine.core.level import LevelSpec
 from generator.errors import ConfigError
 from generator.backends import BackendOutput, BackendRequest
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
 from generator.backends.procedural import generate_procedural
 from generator.registry import Registry
