@@ -48,7 +48,7 @@ from generator.backends import Backend, BackendOutput, BackendRequest, Procedura
 from generator.backends.factory import make_backend
 from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
-from generator.http_faults import observe as observe_http
+from generator.capture.transport import observe as observe_http
 from generator.store.records import CURRENT_SLOT, CallRecord, CaptureSlot
 from generator.validation.report import failure_dict
 

@@ -52,7 +52,7 @@ def _serving(s: Any) -> str:
 
 
 def http_stats(store: Any) -> dict[str, dict[str, Any]]:
-    """Per site, the HTTP requests behind its calls (``CallRecord.transport``, see generator.http_faults).
+    """Per site, the HTTP requests behind its calls (``CallRecord.transport``, see generator.capture.transport).
 
     ``requests`` sent, ``failed`` ones (a status of 400 or more, a timeout, a
     dropped connection) and their ``faults`` by kind, ``retries`` the client

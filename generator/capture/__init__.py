@@ -47,7 +47,8 @@ it imports neither jaclang nor byllm at module level; every use of either is in
 Modules: ``byllm_api`` (the jaclang/byllm boundary), ``plugin`` (the hooks and
 their load order), ``call`` (one call: describe, ask the local answerer,
 record), ``describe`` (site, arguments, schema, raw output, verdict),
-``metering`` (tokens and cost), ``sink`` (where records go), ``shadow``
+``metering`` (tokens and cost), ``transport`` (the HTTP requests
+behind a call, also observed by the facade per attempt), ``sink`` (where records go), ``shadow``
 (background student answers), ``session`` (the routing session of a run).
 The local-answer interface shared with :mod:`generator.routing` is
 :mod:`generator.answering`.
