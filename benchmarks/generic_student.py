@@ -97,7 +97,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     from generator.local.bases import ensure_base
     from generator.local.student import LocalStudent
     from generator.store.records import CallRecord
-    from generator.registry import Registry
+    from generator.local.registry import Registry
     from generator.store import Store
     from trainer import pipeline
     from trainer.config import load_preset

@@ -227,7 +227,7 @@ def run(connections: int = 200, *, max_tokens: int = 4, timeout_s: float = 60.0,
         startup_s: float = 180.0, llama_cpp: bool = False) -> dict[str, Any]:
     """Start the server on a tiny student, then fire one burst of ``connections`` at each endpoint."""
     from benchmarks.inference import _build_micro
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     with tempfile.TemporaryDirectory(prefix="forge-bench-serve-") as tmp:
         home = Path(tmp)

@@ -148,7 +148,7 @@ class LevelGenerator:
 
     def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> RoutingHook | None:
         """``router="auto"``: per-site routing from the store and the model registry."""
-        from generator.registry import Registry
+        from generator.local.registry import Registry
         from generator.routing import Router, RoutingPolicy
 
         store = self.store if self._store_arg is not False else None

@@ -257,7 +257,7 @@ def load_models(
     site has no promoted version, an artefact is corrupt, or nothing is promoted at all.
     """
     from generator.local.codec import is_level_site
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
     if not sites:

@@ -182,7 +182,7 @@ def _main(args: argparse.Namespace) -> int:
                 return 0
             if args.if_needed:
                 from generator.paths import data_dir, db_path
-                from generator.registry import Registry
+                from generator.local.registry import Registry
                 from generator.store import Store
 
                 with Store.open(db_path(args.data_dir)) as store:

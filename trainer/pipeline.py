@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.local.codec import is_level_site
-from generator.registry import Registry, RegistryError
+from generator.local.registry import Registry, RegistryError
 from trainer.config import PipelineConfig, from_dict
 from trainer.dataset import Dataset, build_dataset, load_exported
 from trainer.errors import DatasetError, TrainerError

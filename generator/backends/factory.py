@@ -54,7 +54,7 @@ def make_backend(
             )
         return LLMTeacherBackend(settings)
     if name == "student":
-        from generator.registry import Registry
+        from generator.local.registry import Registry
 
         registry = Registry.in_data_dir(data_dir)
         current = registry.current(site)

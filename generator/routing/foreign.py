@@ -217,7 +217,7 @@ def start_foreign_session(
     routing state, so a data dir without models costs a directory listing.
     """
     from generator.store.callsite import LEVEL_SITE
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
     from generator.agreement import JudgeConfig

@@ -267,7 +267,7 @@ def test_the_cli_refuses_to_start_without_a_promoted_version(tmp_path, data_dir,
 
 
 def test_a_corrupt_artefact_refuses_the_start(tmp_path, capsys):
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     src = tmp_path / "src"
     src.mkdir()

@@ -66,7 +66,7 @@ def _state(home: Path) -> tuple[str, str | None] | None:
 
 def _promote_stand_in(home: Path) -> str:
     """What `python -m generator.train` does once the gates pass: a registered, promoted version."""
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     model_dir = home / "stand-in-model"
     model_dir.mkdir()

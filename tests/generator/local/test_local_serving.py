@@ -74,7 +74,7 @@ def test_closing_the_router_stops_its_gguf_workers(version_dir, tmp_path):
     import shutil
 
     from generator.store.callsite import LEVEL_SITE
-    from generator.registry import Registry
+    from generator.local.registry import Registry
     from generator.routing import Router
     from generator.store import Store
 
