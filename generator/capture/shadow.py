@@ -29,7 +29,7 @@ from generator.capture.describe import NO_ANSWER, Call, dumps, misfit, to_jsonab
 from generator.capture.sink import store_record
 from generator.store.records import CallRecord
 from generator.store.redact import scrub
-from generator.worker import BoundedWorker
+from generator.answering.worker import BoundedWorker
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import GeneratorError
-from generator.worker import BoundedWorker
+from generator.answering.worker import BoundedWorker
 from generator.routing.policy import RouteState, RoutingPolicy
 from generator.routing.state_machine import Decision, Evidence, SiteStatus, decide
 from generator.routing.wrappers import ConfidenceGate, ShadowBackend, SpotCheckBackend
