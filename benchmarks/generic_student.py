@@ -72,8 +72,8 @@ def calls(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _agreement(answers: list[dict[str, Any] | None], truth: list[dict[str, Any]]) -> dict[str, Any]:
-    """Whole-answer and per-field agreement as the gates and routing judge it (``generator.agreement``)."""
-    from generator.agreement import compare_many
+    """Whole-answer and per-field agreement as the gates and routing judge it (``generator.evaluate.agreement``)."""
+    from generator.evaluate.agreement import compare_many
 
     stats = compare_many(answers, truth, schema=SCHEMA)
     return {"whole": round(stats.rate, 3), "lower95": round(stats.lower95, 3),

@@ -154,7 +154,7 @@ class LevelGenerator:
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        from generator.agreement import JudgeConfig
+        from generator.evaluate.agreement import JudgeConfig
 
         return Router(store, Registry.in_data_dir(data_dir), policy=RoutingPolicy.from_data_dir(data_dir),
                       judges=JudgeConfig.load(data_dir))

@@ -90,7 +90,7 @@ def _http_cell(h: dict[str, Any] | None) -> str:
 def agreement_by_site(store: Any, stats: list[Any], data_dir: Any = None) -> dict[str, dict[str, Any]]:
     """Per site with student answers to compare: agreement of the routed (else latest) version."""
     from generator.store.callsite import LEVEL_SITE
-    from generator.agreement import JudgeConfig, site_agreement
+    from generator.evaluate.agreement import JudgeConfig, site_agreement
 
     config = JudgeConfig.load(data_dir)
     out: dict[str, dict[str, Any]] = {}

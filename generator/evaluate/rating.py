@@ -38,7 +38,7 @@ import numpy as np
 
 from generator.errors import StoreError
 from generator.evaluate.rubrics import RATED_RUBRICS
-from generator.metrics import as_level
+from generator.evaluate.metrics import as_level
 
 __all__ = ["RatingServer", "rating_agreement", "mean_ratings", "open_store", "MAX_BODY"]
 

@@ -120,7 +120,7 @@ def _plot_counts(ev: Evaluation, path: Path) -> str:
 
 
 def _plot_diversity(ev: Evaluation, path: Path) -> str:
-    from generator.metrics import tile_distance_matrix
+    from generator.evaluate.metrics import tile_distance_matrix
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))

@@ -312,7 +312,7 @@ def training_levels_from_store(data_dir: str | os.PathLike[str] | None = None,
                                limit: int = MAX_TRAINING_LEVELS) -> list[Level]:
     """The most recent valid levels recorded at the level call site (what a student trains on)."""
     from generator.store.callsite import LEVEL_SITE
-    from generator.metrics import as_level
+    from generator.evaluate.metrics import as_level
     from generator.paths import data_dir as resolve_data_dir
     from generator.paths import DB_NAME
 

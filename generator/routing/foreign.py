@@ -220,7 +220,7 @@ def start_foreign_session(
     from generator.local.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
-    from generator.agreement import JudgeConfig
+    from generator.evaluate.agreement import JudgeConfig
 
     router = Router(store, registry, policy=RoutingPolicy.from_data_dir(data_dir), judges=JudgeConfig.load(data_dir))
     sites = [s for s in router.sites() if s != LEVEL_SITE]

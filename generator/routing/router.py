@@ -171,7 +171,7 @@ class Router:
 
         if site == LEVEL_SITE or not records:
             return None, None
-        from generator.agreement import JudgeConfig, site_agreement
+        from generator.evaluate.agreement import JudgeConfig, site_agreement
 
         config = self.judges if self.judges is not None else JudgeConfig()
         shadow = site_agreement(records, config=config)

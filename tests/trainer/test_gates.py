@@ -9,7 +9,7 @@ import pytest
 
 from engine.core.level import Level, Placed
 from generator.store.callsite import LEVEL_SITE
-from generator.metrics import wilson_interval
+from generator.evaluate.metrics import wilson_interval
 from trainer.config import GateConfig, load_preset
 from trainer.gates import Sample, decide, run_student, score
 

@@ -175,7 +175,7 @@ def test_the_guide_names_the_site_and_config_the_program_really_has(tmp_path):
     """docs/distil-a-call-site.md walks this program: its site id and its [judge] example must be real."""
     import re
 
-    from generator.agreement import JudgeConfig
+    from generator.evaluate.agreement import JudgeConfig
 
     guide = (Path(__file__).resolve().parents[3] / "docs" / "distil-a-call-site.md").read_text(encoding="utf-8")
     assert "docs/examples/bounty_board.jac" in guide and bounty.site() in guide

@@ -375,7 +375,7 @@ class AgreementStats:
 
     @classmethod
     def of(cls, comparisons: Iterable[Comparison]) -> AgreementStats:
-        from generator.metrics import wilson_interval
+        from generator.evaluate.metrics import wilson_interval
 
         comps = list(comparisons)
         n = len(comps)

@@ -6,7 +6,7 @@ import pytest
 
 from generator.store.callsite import LEVEL_SITE
 from generator.errors import ConfigError
-from generator.agreement import AgreementStats, JudgeConfig, JudgeSpec, compare, default_mode
+from generator.evaluate.agreement import AgreementStats, JudgeConfig, JudgeSpec, compare, default_mode
 
 BOUNTY_SCHEMA = {
     "type": "json_schema",
@@ -141,7 +141,7 @@ def _rec(**kw):
 
 
 def test_recorded_shadow_and_spot_check_answers_pair_with_the_teachers_answer_to_the_same_call():
-    from generator.agreement import SKIPPED, site_agreement
+    from generator.evaluate.agreement import SKIPPED, site_agreement
 
     args = {"monster": {"name": "Ogre"}, "town": "Ashford"}
     t1 = _rec(backend="llm", args=args, result=TEACHER, valid=True, served=True)
