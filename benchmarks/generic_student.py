@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--examples, --heldout, --control-calls, --steps and --threads must be >= 1 and --max-minutes > 0")
     if a.control_calls > a.heldout:
         p.error(f"--control-calls ({a.control_calls}) cannot exceed --heldout ({a.heldout})")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(a.json) as emit:  # what libraries print goes to stderr
         out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,

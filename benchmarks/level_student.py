@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if not (run / "artefact").is_dir() or not (run / "dataset").is_dir():
         ap.error(f"{run} is not a training run folder (needs artefact/ and dataset/)")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(args.json) as emit:  # what libraries print goes to stderr under --json
         ds = load_exported(run / "dataset")

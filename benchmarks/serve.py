@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.connections <= 5000 or args.max_tokens < 1 or not args.timeout_s > 0:
         parser.error("--connections must be 1..5000, --max-tokens >= 1, --timeout-s > 0")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(args.json) as emit:  # what the server and libraries print goes to stderr under --json
         try:

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.requests < 1 or args.workers < 1 or not 0.0 <= args.fault_rate <= 1.0:
         p.error("--requests and --workers must be at least 1, --fault-rate in 0..1")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # Every injected fault makes byllm/litellm log an ERROR: expected here, so only the soak's own output shows.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

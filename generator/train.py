@@ -131,7 +131,7 @@ def _quiet_transformers_bars() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # With --json stdout carries one object, whatever torch/transformers/litellm print meanwhile.
     with json_stdout(args.json) as emit:

@@ -307,7 +307,7 @@ def load_preset(
         path = PRESETS_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise PresetError(f"no preset {str(name_or_path)!r}; known presets: {', '.join(preset_names())} (or a YAML path)")
-    from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
 
     try:
         data = yaml.safe_load(read_file_text(path, max_bytes=MAX_CONFIG_BYTES, what="preset")) or {}

@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     args = ap.parse_args(argv)
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # The teacher's libraries print on stdout; with --json it carries the one summary object.
     with json_stdout(args.json) as emit:

@@ -73,7 +73,7 @@ def levels_module() -> ModuleType:
                 ) from exc
             levels.llm = _ModelSelector(levels.llm)
             _levels = levels
-            from generator.output_guard import quiet_provider_libraries
+            from generator.guards.output import quiet_provider_libraries
 
             quiet_provider_libraries()  # byllm (loguru) and litellm output: keys redacted, no stdout banners
     return _levels
@@ -103,7 +103,7 @@ def _using(model: Any, timeout_s: float | None) -> Iterator[None]:
 def _teacher_model(cfg: TeacherConfig) -> Any:
     """A byllm ``Model`` with the config's limits applied to every request."""
     from generator.capture.byllm_api import model_class
-    from generator.output_guard import quiet_provider_libraries
+    from generator.guards.output import quiet_provider_libraries
 
     Model = model_class()
     defaults = {

@@ -12,7 +12,7 @@ from generator.capture import byllm_api, metering
 from generator.capture.call import begin, finish, spot_check_later
 from generator.capture.describe import NOT_ANSWERED
 from generator.capture.transport import observe_unless_observed
-from generator.output_guard import quiet_provider_libraries
+from generator.guards.output import quiet_provider_libraries
 
 log = logging.getLogger(__name__)
 

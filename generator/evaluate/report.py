@@ -467,7 +467,7 @@ def write_report(
 def report_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read ``levels.jsonl`` back from a report folder (or the file itself)."""
     from generator.errors import GeneratorError
-    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
 
     p = Path(path)
     if p.is_dir():

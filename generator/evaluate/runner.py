@@ -108,7 +108,7 @@ class Evaluation:
 
 def load_specs(path: str | os.PathLike[str]) -> list[LevelSpec]:
     """Specs from a JSONL file (one spec object per line; blank lines and ``#`` comments skipped)."""
-    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
 
     p = Path(path)
     try:

@@ -23,7 +23,7 @@ from tests.fakes import jac_support as support  # noqa: E402
 
 fake = support.load_fake("openai_server")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CANARY = "forgecanary7Q2xW9vB4nL0pZ8rT6yK3m"
 SPEC = json.dumps(support.SMALL_SPEC)
 
