@@ -12,7 +12,7 @@ Examples::
     python -m generator.train --export-dataset out/ds    # JSONL that HF `datasets` loads
 
 A game launches this command in the background with
-:func:`generator.background.launch_background`.  This is the only generator
+:func:`generator.training.background.launch_background`.  This is the only generator
 module that imports ``trainer``, lazily, so the game never pays for torch.
 """
 
@@ -159,7 +159,7 @@ def _main(args: argparse.Namespace) -> int:
             cfg = _config(args)
             out: dict[str, Any] = {}
             if args.bootstrap:
-                from generator.bootstrap import SpecRanges, bootstrap
+                from generator.training.bootstrap import SpecRanges, bootstrap
 
                 d = cfg.dataset
                 ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items)

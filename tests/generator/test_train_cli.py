@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-from generator import background
+from generator.training import background
 from generator import train as train_cli
 from generator.store.callsite import LEVEL_SITE
 from generator.store import Store

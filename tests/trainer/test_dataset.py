@@ -13,7 +13,7 @@ from generator.store.callsite import LEVEL_SITE
 from generator.store.records import CallRecord
 from generator.store import Store
 from trainer.config import DatasetConfig
-from generator.bootstrap import SpecRanges, random_spec
+from generator.training.bootstrap import SpecRanges, random_spec
 from trainer.dataset import build_dataset, load_exported
 from trainer.errors import DatasetError
 
