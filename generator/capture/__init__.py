@@ -47,9 +47,11 @@ it imports neither jaclang nor byllm at module level; every use of either is in
 Modules: ``byllm_api`` (the jaclang/byllm boundary), ``plugin`` (the hooks and
 their load order), ``call`` (one call: describe, ask the local answerer,
 record), ``describe`` (site, arguments, schema, raw output, verdict),
-``metering`` (tokens and cost), ``transport`` (the HTTP requests
-behind a call, also observed by the facade per attempt), ``sink`` (where records go), ``shadow``
-(background student answers), ``session`` (the routing session of a run).
+``metering`` (tokens and cost), ``transport`` (the HTTP requests behind a
+call, also observed by the facade per attempt), ``sink`` (where records go),
+``shadow`` (background student answers), ``session`` (the routing session of
+a run).  The record type and call-site ids are the store's
+(:mod:`generator.store.records`, :mod:`generator.store.callsite`).
 The local-answer interface shared with :mod:`generator.routing` is
 :mod:`generator.answering`.
 """
