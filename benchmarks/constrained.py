@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(libs) - set(LIBRARIES))
     if unknown:
         p.error(f"unknown libraries {unknown}; choose from {', '.join(LIBRARIES)}")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(a.json) as emit:  # what libraries print goes to stderr
         out = run({"libraries": libs, "max_new_tokens": a.max_new_tokens, "threads": a.threads, "data_dir": a.data_dir})

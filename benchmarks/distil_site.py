@@ -89,7 +89,7 @@ def _train(env: dict[str, str], site: str, *extra: str) -> dict[str, Any]:
 
 def _controls(run_dir: Path, site: str, schema: dict[str, Any], home: Path, n_base: int) -> dict[str, Any]:
     """The count baseline and the untrained base on the trainer's held-out calls."""
-    from generator.agreement import compare_many
+    from generator.evaluate.agreement import compare_many
     from generator.local.bases import ensure_base
     from generator.local.student import LocalStudent
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.capture < 40 or a.calls < 1 or a.max_runs < 1 or a.control_calls < 0:
         p.error("--capture must be >= 40 (the preset's minimum), --calls and --max-runs >= 1")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(a.json) as emit:
         out = run(a)

@@ -72,8 +72,8 @@ def calls(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _agreement(answers: list[dict[str, Any] | None], truth: list[dict[str, Any]]) -> dict[str, Any]:
-    """Whole-answer and per-field agreement as the gates and routing judge it (``generator.agreement``)."""
-    from generator.agreement import compare_many
+    """Whole-answer and per-field agreement as the gates and routing judge it (``generator.evaluate.agreement``)."""
+    from generator.evaluate.agreement import compare_many
 
     stats = compare_many(answers, truth, schema=SCHEMA)
     return {"whole": round(stats.rate, 3), "lower95": round(stats.lower95, 3),
@@ -96,8 +96,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
 
     from generator.local.bases import ensure_base
     from generator.local.student import LocalStudent
-    from generator.records import CallRecord
-    from generator.registry import Registry
+    from generator.store.records import CallRecord
+    from generator.local.registry import Registry
     from generator.store import Store
     from trainer import pipeline
     from trainer.config import load_preset
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--examples, --heldout, --control-calls, --steps and --threads must be >= 1 and --max-minutes > 0")
     if a.control_calls > a.heldout:
         p.error(f"--control-calls ({a.control_calls}) cannot exceed --heldout ({a.heldout})")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(a.json) as emit:  # what libraries print goes to stderr
         out = run({"examples": a.examples, "heldout": a.heldout, "control_calls": a.control_calls, "steps": a.steps,

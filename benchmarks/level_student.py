@@ -47,7 +47,7 @@ def heldout_specs(n: int, seed: int) -> list[dict[str, Any]]:
 
     from engine.core.content import ALL_THEMES
     from engine.core.level import SPEC_RANGES
-    from generator.metrics import SIZE_BANDS, size_band
+    from generator.evaluate.metrics import SIZE_BANDS, size_band
 
     rng = np.random.default_rng(seed)
     bands = [b for b, *_ in SIZE_BANDS]
@@ -99,10 +99,10 @@ def difficulty_by_play(specs: list[dict[str, Any]], teacher: list[Any], levels: 
                        seed: int) -> dict[str, Any]:
     """Bots play every level; Spearman correlation of requested difficulty with what they measured.
 
-    The difficulty band of the level-read proxy (``generator.metrics.estimate_difficulty`` within 2)
+    The difficulty band of the level-read proxy (``generator.evaluate.metrics.estimate_difficulty`` within 2)
     is kept beside it as a secondary number.
     """
-    from generator.metrics import controllability, difficulty_rank_correlation, play_difficulty
+    from generator.evaluate.metrics import controllability, difficulty_rank_correlation, play_difficulty
 
     out: dict[str, Any] = {}
     for name, lvls in [("teacher", teacher), *levels.items()]:
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     from engine.core.level import LevelSpec
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.evaluate.likeness import likeness_markdown
     from generator.local.student import LocalStudent
     from generator.paths import data_dir as resolve_data_dir
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     if not (run / "artefact").is_dir() or not (run / "dataset").is_dir():
         ap.error(f"{run} is not a training run folder (needs artefact/ and dataset/)")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(args.json) as emit:  # what libraries print goes to stderr under --json
         ds = load_exported(run / "dataset")

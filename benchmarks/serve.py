@@ -227,7 +227,7 @@ def run(connections: int = 200, *, max_tokens: int = 4, timeout_s: float = 60.0,
         startup_s: float = 180.0, llama_cpp: bool = False) -> dict[str, Any]:
     """Start the server on a tiny student, then fire one burst of ``connections`` at each endpoint."""
     from benchmarks.inference import _build_micro
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     with tempfile.TemporaryDirectory(prefix="forge-bench-serve-") as tmp:
         home = Path(tmp)
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.connections <= 5000 or args.max_tokens < 1 or not args.timeout_s > 0:
         parser.error("--connections must be 1..5000, --max-tokens >= 1, --timeout-s > 0")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(args.json) as emit:  # what the server and libraries print goes to stderr under --json
         try:

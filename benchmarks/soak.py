@@ -133,7 +133,7 @@ def _phase(requests: int, *, workers: int, seed: int, fault_rate: float, time_li
     from generator.backends.teacher import LLMTeacherBackend
     from generator.facade import LevelGenerator
     from generator.store import Store
-    from generator.teacher_config import TeacherConfig
+    from generator.settings import TeacherConfig
     from generator.validation import validate_level
 
     fake = _load_teacher_fake()
@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.requests < 1 or args.workers < 1 or not 0.0 <= args.fault_rate <= 1.0:
         p.error("--requests and --workers must be at least 1, --fault-rate in 0..1")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # Every injected fault makes byllm/litellm log an ERROR: expected here, so only the soak's own output shows.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")

@@ -76,7 +76,7 @@ def _texts(n: int, seed: int) -> list[str]:
     import numpy as np
 
     from engine.core.level import Level, Placed
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.local.codec import encode_example
 
     rng = np.random.default_rng(seed)
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     args = {"preset": a.preset, "steps": a.steps, "rounds": a.rounds, "batch_size": a.batch_size,
             "examples": a.examples, "threads": a.threads, "seed": a.seed, "omp_wait_policy": a.omp_wait_policy,
             "device": a.device, "base": a.base, "data_dir": a.data_dir}
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(a.json) as emit:  # what libraries and the variant processes print goes to stderr
         out = run(args)

@@ -25,7 +25,7 @@ _EXPORTS = {
     "ProceduralBackend": "generator.backends",
     "Store": "generator.store",
     "StoreSink": "generator.store.telemetry_sink",
-    "launch_background": "generator.background",
+    "launch_background": "generator.training.background",
 }
 
 __all__ = sorted(_EXPORTS)

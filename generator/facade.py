@@ -15,7 +15,7 @@ A per-request deadline bounds the whole: backend calls run in a worker thread
 and are abandoned when the time left (minus what the procedural fallback
 needs) runs out, so a hung API cannot freeze the game.
 
-Every attempt becomes one :class:`~generator.records.CallRecord` at the level
+Every attempt becomes one :class:`~generator.store.records.CallRecord` at the level
 call site, grouped by ``request_id``; the attempt whose level was returned has
 ``served=True`` and its ``call_id`` is the level's generation id (what
 telemetry and fun scores join to).
@@ -48,8 +48,8 @@ from generator.backends import Backend, BackendOutput, BackendRequest, Procedura
 from generator.backends.factory import make_backend
 from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
-from generator.http_faults import observe as observe_http
-from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
+from generator.capture.transport import observe as observe_http
+from generator.store.records import CURRENT_SLOT, CallRecord, CaptureSlot
 from generator.validation.report import failure_dict
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 __all__ = ["GeneratedLevel", "LevelGenerator", "RoutingHook", "make_backend"]
 
 try:  # the call-site id of jac/levels.jac design_level
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
 except ImportError:  # pragma: no cover - callsite ships with the package
     LEVEL_SITE = "jac.levels:design_level#00000000"
 
@@ -148,13 +148,13 @@ class LevelGenerator:
 
     def _auto_router(self, data_dir: str | os.PathLike[str] | None) -> RoutingHook | None:
         """``router="auto"``: per-site routing from the store and the model registry."""
-        from generator.registry import Registry
+        from generator.local.registry import Registry
         from generator.routing import Router, RoutingPolicy
 
         store = self.store if self._store_arg is not False else None
         if store is None:
             raise ConfigError("router='auto' needs a store (routing state lives there); do not pass store=False")
-        from generator.agreement import JudgeConfig
+        from generator.evaluate.agreement import JudgeConfig
 
         return Router(store, Registry.in_data_dir(data_dir), policy=RoutingPolicy.from_data_dir(data_dir),
                       judges=JudgeConfig.load(data_dir))
@@ -498,7 +498,7 @@ def _merge_slot(rec: CallRecord, slot: CaptureSlot) -> None:
         return
     if slot.site and slot.site != rec.site and slot.site not in _warned_sites:
         _warned_sites.add(slot.site)
-        log.warning("the capture plugin saw site %s but the facade records %s; check generator.callsite.LEVEL_SITE",
+        log.warning("the capture plugin saw site %s but the facade records %s; check generator.store.callsite.LEVEL_SITE",
                     slot.site, rec.site)
     rec.model = rec.model or slot.model
     rec.messages = slot.messages if slot.messages is not None else rec.messages

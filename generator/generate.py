@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_spec(text: str) -> LevelSpec:
-    """``--spec``: JSON, ``@path`` or a path (a regular file of at most 64 kB; see :mod:`generator.inputs`)."""
-    from generator.inputs import MAX_SPEC_BYTES, InputFileError, read_file_text
+    """``--spec``: JSON, ``@path`` or a path (a regular file of at most 64 kB; see :mod:`generator.guards.inputs`)."""
+    from generator.guards.inputs import MAX_SPEC_BYTES, InputFileError, read_file_text
 
     stripped = text.strip()
     if not stripped.startswith("{"):
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except _InputError as exc:
         return _fail(str(exc), args.json)
 
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # Provider libraries print banners on stdout; with --json stdout carries one object only.
     with json_stdout(args.json) as emit:

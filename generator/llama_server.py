@@ -147,7 +147,7 @@ def write_server_config(data_dir: str | os.PathLike[str] | None, out: str | os.P
     if qtype not in GGUF_TYPES:
         raise GeneratorError(f"GGUF type {qtype!r} is not one of {', '.join(GGUF_TYPES)}")
     from generator.local.codec import is_level_site
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
     if sites:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from generator.errors import GeneratorError
-from generator.registry import Manifest, Registry, RegistryError
+from generator.local.registry import Manifest, Registry, RegistryError
 
 _HEADLINE = ("validity", "validity_lower95", "agreement", "quantized_validity", "controllability", "diversity", "novelty")
 

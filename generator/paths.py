@@ -75,7 +75,7 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, object]:
     """The whole TOML file ``path`` as a dict (empty when the file is absent)."""
     import tomllib
 
-    from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
 
     path = Path(path)
     if not os.path.lexists(path):

@@ -2,7 +2,7 @@
 
 Size: over 400 lines on purpose. The command line, model loading and the
 request/response shapes of one OpenAI-compatible service; the HTTP plumbing
-is in :mod:`generator.asgi`.
+is in :mod:`generator.serving.asgi`.
 
 A studio can run the students on another machine and point games at it
 (:class:`generator.backends.remote.RemoteStudentBackend`)::
@@ -10,7 +10,7 @@ A studio can run the students on another machine and point games at it
     python -m generator.serve --port 8088                     # every site with a promoted version
     python -m generator.serve --site 'jac.levels:design_level#fa462d2e' --quantize none
 
-Endpoints (Starlette on uvicorn, :mod:`generator.asgi`; requests are served
+Endpoints (Starlette on uvicorn, :mod:`generator.serving.asgi`; requests are served
 concurrently, each model answers one request at a time on a worker thread):
 
 ``GET /v1/models``
@@ -69,7 +69,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from generator.asgi import BodyError, read_body
+from generator.serving.asgi import BodyError, read_body
 from generator.errors import BackendError, GeneratorError
 
 __all__ = [
@@ -257,7 +257,7 @@ def load_models(
     site has no promoted version, an artefact is corrupt, or nothing is promoted at all.
     """
     from generator.local.codec import is_level_site
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
     if not sites:
@@ -325,7 +325,7 @@ class StudentServer:
     def __init__(self, models: Sequence[ServedModel], host: str = "127.0.0.1", port: int = 8088, *,
                  api_key: str | None = None, max_body: int = MAX_BODY_BYTES, io_timeout_s: float = 30.0,
                  access_log: bool = False) -> None:
-        from generator.asgi import ASGIServer
+        from generator.serving.asgi import ASGIServer
 
         self.served = list(models)
         self.models: dict[str, ServedModel] = {m.site: m for m in self.served}

@@ -1,22 +1,32 @@
 """Settings: one typed model of ``forge.toml`` and the ``FORGE_*`` environment, read once.
 
+Size: over 400 lines on purpose. Every table this model owns shares one
+reader, one precedence rule and one error format; splitting it by table
+would split those, and the tables' defaults are documented where they are
+defined.
+
     # forge.toml in the data directory
     [generator]                 # GeneratorConfig: the facade's cascade, deadline, retries
     backends = ["llm", "procedural"]
     deadline_s = 20.0
     [routing]                   # RoutingPolicy (docs/routing.md)
     min_shadow_samples = 30
+    [store]                     # StoreSettings: postgresql://… or sqlite:///… (docs/store.md)
+    url = "postgresql://forge@db.example/forge"
 
 :func:`load` reads the file once, lays the environment over it
 (``FORGE_BACKENDS=llm,procedural``, ``FORGE_DEADLINE_S``,
-``FORGE_MAX_ATTEMPTS``, ``FORGE_PROCEDURAL_RESERVE_S``, ``FORGE_RECORD``) and
+``FORGE_MAX_ATTEMPTS``, ``FORGE_PROCEDURAL_RESERVE_S``, ``FORGE_RECORD``,
+``FORGE_DB_URL``, …; :data:`ENV` lists them) and
 converts the whole with ``msgspec.convert``, so a bad value is an error that
 says where it is::
 
     /home/me/.local/share/dungeon-forge/forge.toml: Expected `int`, got `str` - at `$.generator.max_attempts`
 
-It owns ``[generator]``, ``[routing]``, ``[teacher]`` and ``[student_server]``;
-``[store]`` is still read by :mod:`generator.store`.
+It owns ``[generator]``, ``[routing]``, ``[teacher]``, ``[student_server]`` and
+``[store]`` (:func:`store_settings` reads that table alone, so the store opens
+whatever is wrong elsewhere in the file).  This module imports nothing of the
+store: the store asks it for its URL.
 
 >>> s = convert({"generator": {"backends": ["procedural"], "deadline_s": 5}}, origin="example")
 >>> s.generator.backends, s.generator.deadline_s, s.routing.min_shadow_samples
@@ -38,7 +48,6 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from generator.errors import ConfigError
-from generator.store.redact import KEY_VARIABLES
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +56,14 @@ __all__ = [
     "RemoteStudentConfig",
     "TeacherConfig",
     "ENV",
-    "KEY_VARIABLES",
     "GeneratorConfig",
     "RoutingPolicy",
     "Settings",
+    "StoreSettings",
     "config_path",
     "convert",
     "load",
+    "store_settings",
     "teacher_configured",
     "teacher_settings",
 ]
@@ -61,8 +71,8 @@ __all__ = [
 
 #: Backend names a cascade may list.
 BACKEND_NAMES: Final = ("llm", "student", "remote_student", "procedural")
-#: Environment variables that hold a teacher's API key (their values are never read here).
-#: Setting an OpenAI-compatible endpoint (a local server) also enables the LLM teacher.
+#: Setting an OpenAI-compatible endpoint (a local server) also enables the LLM teacher (the key
+#: variables are ``generator.store.redact.KEY_VARIABLES``; their values are never read here).
 ENDPOINT_VARIABLE: Final = "OPENAI_BASE_URL"
 
 def teacher_configured(
@@ -72,8 +82,6 @@ def teacher_configured(
     env = os.environ if env is None else env
     try:
         return teacher_settings(data_dir, env=env).usable(env)
-    except ImportError:  # pragma: no cover - teacher_config ships with the package
-        return any(env.get(k) for k in (*KEY_VARIABLES, ENDPOINT_VARIABLE))
     except ConfigError:
         log.warning("teacher settings are invalid; the LLM teacher is off", exc_info=True)
         return False
@@ -196,8 +204,35 @@ class RoutingPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TeacherConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The teacher model and its explicit limits, never library defaults (``[teacher]``; see
-    :mod:`generator.teacher_config` for the environment variables)."""
+    """The teacher model and its explicit limits, never library defaults (``[teacher]``).
+
+    Settings come from, in order of precedence: environment variables, the
+    ``[teacher]`` table of ``forge.toml`` in the data directory (or a TOML file
+    given explicitly), then the defaults.
+
+    ===================  ========================  ==================================
+    environment          TOML key                  meaning
+    ===================  ========================  ==================================
+    FORGE_TEACHER        model                     litellm model name: ``gpt-4o-mini``,
+                                                   ``anthropic/claude-3-5-haiku-latest``,
+                                                   ``gemini/gemini-2.0-flash``,
+                                                   ``openai/<name>`` for a local server
+    OPENAI_BASE_URL      base_url                  an OpenAI-compatible endpoint
+                                                   (vLLM, llama.cpp server, a proxy)
+    FORGE_TEACHER_TIMEOUT  timeout_s               seconds per HTTP request
+    FORGE_TEACHER_RETRIES  max_retries             HTTP retries (429 honours Retry-After)
+    ===================  ========================  ==================================
+
+    API keys are never part of this config: litellm reads them from the
+    provider's usual variable (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``,
+    ``GEMINI_API_KEY``), and nothing here logs, stores or formats them.
+
+    >>> cfg = TeacherConfig.load(env={"FORGE_TEACHER": "anthropic/claude-3-5-haiku-latest"}, toml_path=None)
+    >>> cfg.model, cfg.key_env()
+    ('anthropic/claude-3-5-haiku-latest', 'ANTHROPIC_API_KEY')
+    >>> cfg.usable(env={})
+    False
+    """
 
     model: str = "gpt-4o-mini"
     base_url: str | None = None
@@ -312,6 +347,29 @@ class RemoteStudentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
         return load(data_dir, env=env).student_server
 
 
+class StoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where the store is (``[store]``; ``FORGE_DB_URL`` wins over the file, see :func:`store_settings`).
+
+    ``url`` is a ``postgresql://`` or ``sqlite:///`` URL; empty means ``forge.db``
+    in the data directory.  It may hold a password, so nothing here shows it:
+    a type error names only the location (``$.store.url``), ``repr`` hides the
+    value, and the store checks the URL's form and shows it redacted
+    (:func:`generator.store.dialect.configured_url`).
+
+    >>> convert({"store": {"url": 5432}}, origin="forge.toml").store
+    Traceback (most recent call last):
+    ...
+    generator.errors.ConfigError: forge.toml: Expected `str`, got `int` - at `$.store.url`
+    >>> StoreSettings(url="postgresql://forge:secret@db/forge")
+    StoreSettings(url='***')
+    """
+
+    url: str = ""
+
+    def __repr__(self) -> str:
+        return f"StoreSettings(url={'***' if self.url else ''!r})"
+
+
 class Settings(msgspec.Struct, frozen=True):
     """The tables of ``forge.toml`` this model owns; other tables are left to their readers."""
 
@@ -319,8 +377,11 @@ class Settings(msgspec.Struct, frozen=True):
     routing: RoutingPolicy = msgspec.field(default_factory=RoutingPolicy)
     teacher: TeacherConfig = msgspec.field(default_factory=TeacherConfig)
     student_server: RemoteStudentConfig = msgspec.field(default_factory=RemoteStudentConfig)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
 
 
+#: Environment variable naming the store's database URL (wins over ``[store] url``; its value is never shown).
+STORE_URL_ENV: Final = "FORGE_DB_URL"
 #: Environment variable -> (table, key) it sets; the environment wins over the file.
 ENV: Final[dict[str, tuple[str, str]]] = {
     "FORGE_BACKENDS": ("generator", "backends"),
@@ -335,8 +396,9 @@ ENV: Final[dict[str, tuple[str, str]]] = {
     "FORGE_STUDENT_URL": ("student_server", "url"),
     "FORGE_STUDENT_SITE": ("student_server", "site"),
     "FORGE_STUDENT_TIMEOUT_S": ("student_server", "timeout_s"),
+    STORE_URL_ENV: ("store", "url"),
 }
-_TABLES: Final = ("generator", "routing", "teacher", "student_server")
+_TABLES: Final = ("generator", "routing", "teacher", "student_server", "store")
 #: Environment variable holding the key shared with ``python -m generator.serve`` (never read from a file).
 STUDENT_API_KEY_ENV: Final = "FORGE_STUDENT_API_KEY"
 _NO_KEY_PLACEHOLDER: Final = "unused"  # keyless local servers still need a non-empty header
@@ -344,29 +406,32 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
-def convert(doc: Mapping[str, Any], *, origin: str, hints: Mapping[str, str] | None = None) -> Settings:
+def convert(doc: Mapping[str, Any], *, origin: str, hints: Mapping[str, str] | None = None,
+            tables: tuple[str, ...] = _TABLES) -> Settings:
     """``doc`` (TOML tables as dicts) as :class:`Settings`; a :class:`ConfigError` naming ``origin`` and the path.
 
-    ``hints`` maps a location (``$.generator.record``) to where its value came from (an environment variable).
+    ``hints`` maps a location (``$.generator.record``) to where its value came from (an environment variable);
+    only ``tables`` are read (the others keep their defaults).
     """
     server = doc.get("student_server")
     if isinstance(server, Mapping) and "api_key" in server:
         raise ConfigError(f"{origin}: the remote student's key is never read from a file; "
                           f"set {STUDENT_API_KEY_ENV} in the environment instead")
     try:
-        return msgspec.convert({k: doc[k] for k in _TABLES if k in doc}, Settings, strict=False)
+        return msgspec.convert({k: doc[k] for k in tables if k in doc}, Settings, strict=False)
     except msgspec.ValidationError as exc:
         message = str(exc)
         where = next((f" (set by {var})" for at, var in (hints or {}).items() if message.endswith(f"`{at}`")), "")
         table = message.rpartition("- at `$.")[2].rstrip("`")
         if message.startswith("Object contains unknown field") and table in _TABLES:
-            where += f"; known: {', '.join(_section_type(table).__struct_fields__)}"
+            where += (f"; known: {', '.join(_section_type(table).__struct_fields__)}"
+                      f"; rename or remove the unknown {table} setting")
         raise ConfigError(f"{origin}: {message}{where}") from None
 
 
 def _section_type(table: str) -> type[msgspec.Struct]:
     return {"generator": GeneratorConfig, "routing": RoutingPolicy, "teacher": TeacherConfig,
-            "student_server": RemoteStudentConfig}[table]
+            "student_server": RemoteStudentConfig, "store": StoreSettings}[table]
 
 
 def _env_value(key: str, raw: str) -> Any:
@@ -392,18 +457,38 @@ def load(data_dir: str | os.PathLike[str] | None = None, *, env: Mapping[str, st
     return _load_file(path if os.path.lexists(path) else None, env, shown=path)
 
 
-def _load_file(path: Path | None, env: Mapping[str, str], *, shown: Path | None = None) -> Settings:
+def store_settings(data_dir: str | os.PathLike[str] | None = None, *,
+                   env: Mapping[str, str] | None = None) -> StoreSettings:
+    """``[store]`` of ``<data dir>/forge.toml`` (this table alone), or ``FORGE_DB_URL`` when it is set.
+
+    The environment wins outright: with ``FORGE_DB_URL`` set the file is not
+    read (a blank value counts as unset).  Nothing is created.
+    """
+    from generator.paths import CONFIG_NAME
+    from generator.paths import data_dir as resolve
+
+    env = os.environ if env is None else env
+    path: Path | None = resolve(data_dir, create=False) / CONFIG_NAME
+    if env.get(STORE_URL_ENV, "").strip():
+        path = None
+    else:
+        env = {k: v for k, v in env.items() if k != STORE_URL_ENV}
+    return _load_file(path if path is not None and os.path.lexists(path) else None, env, tables=("store",)).store
+
+
+def _load_file(path: Path | None, env: Mapping[str, str], *, shown: Path | None = None,
+               tables: tuple[str, ...] = _TABLES) -> Settings:
     from generator.paths import read_toml
 
     doc: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v
-                           for k, v in (read_toml(path) if path is not None else {}).items() if k in _TABLES}
+                           for k, v in (read_toml(path) if path is not None else {}).items() if k in tables}
     origin = str(path or shown or "settings")
-    settings = convert(doc, origin=origin)
+    settings = convert(doc, origin=origin, tables=tables)
     hints: dict[str, str] = {}
     for var, (table, key) in ENV.items():
-        if env.get(var):
+        if table in tables and env.get(var):
             section = doc.setdefault(table, {})
             if isinstance(section, dict):
                 section[key] = _env_value(key, env[var])
             hints[f"$.{table}.{key}"] = var
-    return convert(doc, origin=f"{origin} and the environment", hints=hints) if hints else settings
+    return convert(doc, origin=f"{origin} and the environment", hints=hints, tables=tables) if hints else settings

@@ -52,7 +52,7 @@ def _serving(s: Any) -> str:
 
 
 def http_stats(store: Any) -> dict[str, dict[str, Any]]:
-    """Per site, the HTTP requests behind its calls (``CallRecord.transport``, see generator.http_faults).
+    """Per site, the HTTP requests behind its calls (``CallRecord.transport``, see generator.capture.transport).
 
     ``requests`` sent, ``failed`` ones (a status of 400 or more, a timeout, a
     dropped connection) and their ``faults`` by kind, ``retries`` the client
@@ -89,8 +89,8 @@ def _http_cell(h: dict[str, Any] | None) -> str:
 
 def agreement_by_site(store: Any, stats: list[Any], data_dir: Any = None) -> dict[str, dict[str, Any]]:
     """Per site with student answers to compare: agreement of the routed (else latest) version."""
-    from generator.callsite import LEVEL_SITE
-    from generator.agreement import JudgeConfig, site_agreement
+    from generator.store.callsite import LEVEL_SITE
+    from generator.evaluate.agreement import JudgeConfig, site_agreement
 
     config = JudgeConfig.load(data_dir)
     out: dict[str, dict[str, Any]] = {}

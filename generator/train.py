@@ -12,7 +12,7 @@ Examples::
     python -m generator.train --export-dataset out/ds    # JSONL that HF `datasets` loads
 
 A game launches this command in the background with
-:func:`generator.background.launch_background`.  This is the only generator
+:func:`generator.training.background.launch_background`.  This is the only generator
 module that imports ``trainer``, lazily, so the game never pays for torch.
 """
 
@@ -131,7 +131,7 @@ def _quiet_transformers_bars() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # With --json stdout carries one object, whatever torch/transformers/litellm print meanwhile.
     with json_stdout(args.json) as emit:
@@ -159,7 +159,7 @@ def _main(args: argparse.Namespace) -> int:
             cfg = _config(args)
             out: dict[str, Any] = {}
             if args.bootstrap:
-                from generator.bootstrap import SpecRanges, bootstrap
+                from generator.training.bootstrap import SpecRanges, bootstrap
 
                 d = cfg.dataset
                 ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items)
@@ -182,7 +182,7 @@ def _main(args: argparse.Namespace) -> int:
                 return 0
             if args.if_needed:
                 from generator.paths import data_dir, db_path
-                from generator.registry import Registry
+                from generator.local.registry import Registry
                 from generator.store import Store
 
                 with Store.open(db_path(args.data_dir)) as store:

@@ -31,7 +31,7 @@ from typing import Any, Final
 import msgspec
 import yaml
 
-from generator.bootstrap import SpecRanges
+from generator.training.bootstrap import SpecRanges
 from trainer.errors import TrainerError
 
 __all__ = [
@@ -69,7 +69,7 @@ class DatasetConfig:
     fun_weighting: bool = True  #: oversample levels players enjoyed (fun score) where one exists
     fun_oversample: float = 0.5  #: extra draws, as a share of the training set, weighted by fun
     seed: int = 0
-    # --bootstrap: specs drawn uniformly from these ranges (generator.bootstrap.SpecRanges' defaults)
+    # --bootstrap: specs drawn uniformly from these ranges (generator.training.bootstrap.SpecRanges' defaults)
     bootstrap_width: tuple[int, int] = SpecRanges.width
     bootstrap_height: tuple[int, int] = SpecRanges.height
     bootstrap_enemies: tuple[int, int] = SpecRanges.enemies
@@ -307,7 +307,7 @@ def load_preset(
         path = PRESETS_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
         raise PresetError(f"no preset {str(name_or_path)!r}; known presets: {', '.join(preset_names())} (or a YAML path)")
-    from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
 
     try:
         data = yaml.safe_load(read_file_text(path, max_bytes=MAX_CONFIG_BYTES, what="preset")) or {}

@@ -2,7 +2,7 @@
 
 :func:`build_dataset` keeps only outputs that passed validation, removes exact
 copies and near-duplicates (levels closer than a share of differing tiles,
-via :func:`generator.metrics.near_duplicates`), holds out whole specs for
+via :func:`generator.evaluate.metrics.near_duplicates`), holds out whole specs for
 evaluation (no spec is in both splits), and oversamples levels that players
 enjoyed where a fun score exists.  Each example is written in the compact
 per-site form of :mod:`generator.local.codec` (``args -> result``), not
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from generator.local.codec import CodecError, encode_example, encode_prompt, is_level_site, spec_from_args
-from generator.metrics import as_level, near_duplicates
+from generator.evaluate.metrics import as_level, near_duplicates
 from trainer.config import DatasetConfig
 from trainer.errors import DatasetError
 

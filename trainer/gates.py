@@ -3,7 +3,7 @@
 :func:`run_student` asks a student for one output per held-out call and
 judges each one (levels: every validation gate against the requested spec;
 other sites: the site's validator).  :func:`score` turns the samples into the
-shared metrics of :mod:`generator.metrics` -- the evaluation framework uses
+shared metrics of :mod:`generator.evaluate.metrics` -- the evaluation framework uses
 the same functions, so numbers agree across reports:
 
 - ``validity`` with its Wilson 95 % lower bound (first try, no retries),
@@ -15,7 +15,7 @@ the same functions, so numbers agree across reports:
 - ``agreement`` (other sites, unless judged ``validity-only``): the share of
   held-out calls on which the student gave the teacher's answer, with its
   Wilson interval and agreement per output field
-  (:mod:`generator.agreement`).
+  (:mod:`generator.evaluate.agreement`).
 
 :func:`decide` applies a preset's :class:`~trainer.config.GateConfig`: a new
 version is promoted for its call site only if every gate passes, the int8
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generator.local.codec import is_level_site, spec_from_args
-from generator.metrics import controllability, diversity, novelty, summarize, validity
+from generator.evaluate.metrics import controllability, diversity, novelty, summarize, validity
 from trainer.config import GateConfig
 
 __all__ = ["Sample", "GateCheck", "GateResult", "judge", "run_student", "score", "agreement", "decide", "likeness_checks"]
@@ -189,7 +189,7 @@ def score(
 ) -> dict[str, Any]:
     """The gate metrics of ``samples``; level metrics only for the level site.
 
-    With ``judge_spec`` (a :class:`generator.agreement.JudgeSpec` that
+    With ``judge_spec`` (a :class:`generator.evaluate.agreement.JudgeSpec` that
     compares) each sample is compared with ``teacher_results[i]``, the
     teacher's answer to the same call, and ``agreement`` is added.
     """
@@ -229,7 +229,7 @@ def score(
 def agreement(samples: Sequence[Sample], teacher_results: Sequence[Any], judge_spec: Any,
               output_schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Whole-answer and per-field agreement of ``samples`` with the teacher's answers (sets ``Sample.agree``)."""
-    from generator.agreement import AgreementStats, compare
+    from generator.evaluate.agreement import AgreementStats, compare
 
     if len(teacher_results) != len(samples):
         raise ValueError(f"agreement needs the teacher's answer to each of the {len(samples)} calls, "

@@ -18,7 +18,7 @@ from typing import Any
 
 from generator.evaluate.likeness import likeness_table
 from generator.local.codec import spec_from_args
-from generator.metrics import size_band
+from generator.evaluate.metrics import size_band
 
 __all__ = ["evaluate_likeness", "teacher_noise_levels", "sample_first_tries"]
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.local.codec import is_level_site
-from generator.registry import Registry, RegistryError
+from generator.local.registry import Registry, RegistryError
 from trainer.config import PipelineConfig, from_dict
 from trainer.dataset import Dataset, build_dataset, load_exported
 from trainer.errors import DatasetError, TrainerError
@@ -305,7 +305,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
             teacher.append(ex.result)
     calls, teacher = calls[: g.eval_specs], teacher[: g.eval_specs]
     training = [ex.result for ex in ds.train]
-    from generator.agreement import JudgeConfig
+    from generator.evaluate.agreement import JudgeConfig
 
     judge_spec = JudgeConfig.load(data_dir).for_site(site, ds.output_schema, teacher[0] if teacher else None)
     judged = {"teacher_results": teacher, "training_results": training, "judge_spec": judge_spec,
@@ -355,7 +355,7 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
         if verdict is None or (verdict.ok and not verdict_g.ok):
             verdict = verdict_g  # the served artefact must be as good as the model it came from
     if is_level_site(site):
-        from generator.metrics import controllability
+        from generator.evaluate.metrics import controllability
         from generator.local.codec import spec_from_args
 
         c = controllability(teacher, [spec_from_args(a) for a in calls])

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     if args.headless:
         from games.sample_dungeon.headless import format_summary, run_headless
-        from generator.output_guard import json_stdout
+        from generator.guards.output import json_stdout
 
         # Libraries (litellm's banners) print on stdout: with --json it carries the one summary object.
         with json_stdout(args.json) as emit:

@@ -58,7 +58,7 @@ TRAINABLE_SOURCES = ("auto", "generator")
 def _launch_training(data_dir: str) -> subprocess.Popen[bytes] | None:
     """Start ``python -m generator.train --if-needed`` detached; ``None`` (and a warning) if it cannot start."""
     try:
-        from generator.background import launch_background
+        from generator.training.background import launch_background
 
         return launch_background(data_dir)
     except Exception as exc:  # noqa: BLE001 - training is a bonus, play must go on

@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
     args = ap.parse_args(argv)
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     # The teacher's libraries print on stdout; with --json it carries the one summary object.
     with json_stdout(args.json) as emit:
@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.facade import LevelGenerator
     from generator.paths import data_dir as resolve_data_dir
     from generator.store import Store

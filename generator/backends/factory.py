@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from generator.backends.base import Backend
 from generator.backends.procedural import ProceduralBackend
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def make_backend(
             )
         return LLMTeacherBackend(settings)
     if name == "student":
-        from generator.registry import Registry
+        from generator.local.registry import Registry
 
         registry = Registry.in_data_dir(data_dir)
         current = registry.current(site)

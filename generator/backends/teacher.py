@@ -4,7 +4,7 @@
 running ``design_level`` from ``jac/levels.jac`` (a ``by llm()`` function) with
 the previous attempt's validation failures as feedback.  The teacher model,
 endpoint, timeouts and retry limits come from
-:class:`generator.teacher_config.TeacherConfig`; API keys stay in the
+:class:`generator.settings.TeacherConfig`; API keys stay in the
 provider's environment variables and never pass through this module's
 messages.
 
@@ -34,7 +34,7 @@ from typing import Any
 from generator.backends import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
 from generator.store.redact import scrub
-from generator.teacher_config import TeacherConfig
+from generator.settings import TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def levels_module() -> ModuleType:
                 ) from exc
             levels.llm = _ModelSelector(levels.llm)
             _levels = levels
-            from generator.output_guard import quiet_provider_libraries
+            from generator.guards.output import quiet_provider_libraries
 
             quiet_provider_libraries()  # byllm (loguru) and litellm output: keys redacted, no stdout banners
     return _levels
@@ -103,7 +103,7 @@ def _using(model: Any, timeout_s: float | None) -> Iterator[None]:
 def _teacher_model(cfg: TeacherConfig) -> Any:
     """A byllm ``Model`` with the config's limits applied to every request."""
     from generator.capture.byllm_api import model_class
-    from generator.output_guard import quiet_provider_libraries
+    from generator.guards.output import quiet_provider_libraries
 
     Model = model_class()
     defaults = {

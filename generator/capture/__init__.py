@@ -3,7 +3,7 @@
 :class:`CapturePlugin` is a jaclang plugin (entry point group ``jac``, name
 ``dungeon_forge_capture``).  With this package installed, jaclang loads it in
 every process that runs Jac code, and its ``call_llm`` / ``acall_llm`` hooks
-wrap byllm's: each call is recorded as a :class:`~generator.records.CallRecord`
+wrap byllm's: each call is recorded as a :class:`~generator.store.records.CallRecord`
 with its call-site id (``module:qualname#schema-hash``, from the *caller
 function*, never from prompt text), arguments, messages, output schema, raw
 output, parsed result, model, latency, tokens, cost, error and a validity
@@ -11,7 +11,7 @@ verdict from :mod:`generator.validation.sites`.
 
 Where the record goes:
 
-* if :data:`generator.records.CURRENT_SLOT` holds a slot, the facade is
+* if :data:`generator.store.records.CURRENT_SLOT` holds a slot, the facade is
   recording this call itself: the plugin fills the slot and stores nothing;
 * else through a sink set with :func:`set_record_sink`, by default the
   SQLite store (``generator.store.Store``) of the data directory, or, while
@@ -47,8 +47,11 @@ it imports neither jaclang nor byllm at module level; every use of either is in
 Modules: ``byllm_api`` (the jaclang/byllm boundary), ``plugin`` (the hooks and
 their load order), ``call`` (one call: describe, ask the local answerer,
 record), ``describe`` (site, arguments, schema, raw output, verdict),
-``metering`` (tokens and cost), ``sink`` (where records go), ``shadow``
-(background student answers), ``session`` (the routing session of a run).
+``metering`` (tokens and cost), ``transport`` (the HTTP requests behind a
+call, also observed by the facade per attempt), ``sink`` (where records go),
+``shadow`` (background student answers), ``session`` (the routing session of
+a run).  The record type and call-site ids are the store's
+(:mod:`generator.store.records`, :mod:`generator.store.callsite`).
 The local-answer interface shared with :mod:`generator.routing` is
 :mod:`generator.answering`.
 """

@@ -13,7 +13,7 @@ from typing import Any
 
 from generator import answering
 from generator.answering import LocalAnswer, as_local_answer
-from generator.callsite import site_id
+from generator.store.callsite import site_id
 from generator.capture import metering, session
 from generator.capture.describe import (
     NO_ANSWER,
@@ -33,7 +33,7 @@ from generator.capture.describe import (
 )
 from generator.capture.shadow import shadow_later, submit
 from generator.capture.sink import emit, store_record
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store.redact import scrub
 
 log = logging.getLogger(__name__)

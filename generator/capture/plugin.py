@@ -11,8 +11,8 @@ from typing import Any
 from generator.capture import byllm_api, metering
 from generator.capture.call import begin, finish, spot_check_later
 from generator.capture.describe import NOT_ANSWERED
-from generator.http_faults import observe_unless_observed
-from generator.output_guard import quiet_provider_libraries
+from generator.capture.transport import observe_unless_observed
+from generator.guards.output import quiet_provider_libraries
 
 log = logging.getLogger(__name__)
 

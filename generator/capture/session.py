@@ -57,9 +57,9 @@ def ensure_session() -> None:
 
 
 def _start_session() -> Any:
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
     from generator.paths import data_dir
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     root = data_dir(create=False)
     if not any(site != LEVEL_SITE for site in Registry(root / "models").sites()):

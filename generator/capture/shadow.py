@@ -27,9 +27,9 @@ from generator import answering
 from generator.answering import SKIPPED, LocalAnswer, Shadow, StudentUnavailable, as_local_answer
 from generator.capture.describe import NO_ANSWER, Call, dumps, misfit, to_jsonable, to_program_value, v0, verdict
 from generator.capture.sink import store_record
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store.redact import scrub
-from generator.worker import BoundedWorker
+from generator.answering.worker import BoundedWorker
 
 log = logging.getLogger(__name__)
 

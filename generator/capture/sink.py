@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from generator.records import CURRENT_SLOT, CallRecord, CaptureSlot
+from generator.store.records import CURRENT_SLOT, CallRecord, CaptureSlot
 from generator.store.redact import scrub
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,16 @@
 
 Run it as ``python -m generator.evaluate --help``; the scores are explained in
 ``docs/evaluation.md``.
+
+Importing this package gives what a level is scored by: the rubrics, the
+structure features and the level metrics (:mod:`generator.evaluate.metrics`,
+shared with the training gates) and agreement with the teacher
+(:mod:`generator.evaluate.agreement`, shared with routing and the gates).  It
+does not import the runner: :mod:`generator.evaluate.runner` (``evaluate``,
+``EvaluationConfig``) runs backends through the facade, and routing imports
+the metrics, so a package that ran the facade would close an import cycle
+(``tests/test_layers.py``).  The report (``write_report``) is in
+:mod:`generator.evaluate.report`.
 """
 
 from __future__ import annotations
@@ -24,53 +34,23 @@ from generator.evaluate.rubrics import (
     rubric,
     score_backend,
 )
-from generator.evaluate.runner import (
-    Evaluation,
-    EvaluationConfig,
-    EvaluationError,
-    evaluate,
-    generation_rows,
-    load_specs,
-    random_specs,
-    resolve_backend,
-    run_backend,
-    training_levels_from_store,
-)
 from generator.evaluate.structure import StructureFeatures, layout_style, structure_features
 
 __all__ = [
     "RATED_RUBRICS",
     "RUBRICS",
     "Attempt",
-    "Evaluation",
-    "EvaluationConfig",
-    "EvaluationError",
     "Generation",
     "Play",
     "RubricContext",
     "RubricScore",
     "StructureFeatures",
-    "evaluate",
-    "generation_rows",
     "layout_style",
     "level_id",
     "level_scores",
-    "load_specs",
     "pass_at_k",
-    "random_specs",
-    "resolve_backend",
     "rubric",
-    "run_backend",
     "score_backend",
     "structure_features",
-    "training_levels_from_store",
-    "write_report",
 ]
 
-
-def __getattr__(name: str):
-    if name == "write_report":  # matplotlib is imported only when a report is written
-        from generator.evaluate.report import write_report
-
-        return write_report
-    raise AttributeError(f"module 'generator.evaluate' has no attribute {name!r}")

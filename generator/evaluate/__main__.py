@@ -123,7 +123,7 @@ def _serve_ratings(rows: list[dict[str, Any]], args: argparse.Namespace) -> None
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from generator.output_guard import json_stdout
+    from generator.guards.output import json_stdout
 
     with json_stdout(args.json) as emit:
         try:

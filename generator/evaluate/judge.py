@@ -78,7 +78,7 @@ def judge_evaluation(evaluation: Any, rows: Sequence[dict[str, Any]], *, teacher
                      limit: int = 60) -> dict[str, Mapping[str, Any]]:
     """Judge up to ``limit`` distinct valid levels; adds ``row["judge"]`` and returns the rank agreement
     between the judge and the automatic per-level scores (``{rubric: {rho, p, n}}``)."""
-    from generator.metrics import as_level
+    from generator.evaluate.metrics import as_level
 
     judged: list[dict[str, Any]] = []
     seen: set[str] = set()

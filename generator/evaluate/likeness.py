@@ -2,12 +2,12 @@
 
 :func:`likeness_table` takes each generator's levels for the same held-out
 specs (the teacher's own levels for those specs are the reference) and
-reports, overall and per :func:`~generator.metrics.size_band`:
+reports, overall and per :func:`~generator.evaluate.metrics.size_band`:
 
 - ``pattern_jsd``: 3x3 wall/floor pattern Jensen-Shannon divergence to the
-  teacher (:func:`generator.metrics.pattern_jsd`);
+  teacher (:func:`generator.evaluate.metrics.pattern_jsd`);
 - ``structure_w1``: mean normalised Wasserstein-1 over the layout statistics
-  (:func:`generator.metrics.structure_distances`), with each statistic's
+  (:func:`generator.evaluate.metrics.structure_distances`), with each statistic's
   distance and mean beside the teacher's mean;
 - ``nll``: the teacher's held-out levels' negative log-likelihood (nats per
   interior tile) where the generator is a model that can score them;
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from generator.evaluate.structure import layout_stats
-from generator.metrics import (
+from generator.evaluate.metrics import (
     SIZE_BANDS,
     LevelLike,
     pattern_jsd,
@@ -49,7 +49,7 @@ def _row_bin(y: int, height: int) -> int:
 
 def placement_rows(level: LevelLike) -> list[int]:
     """Row tenth (0 = top of the interior, 9 = bottom) of every thing on a level: spawn, exit, enemies, items."""
-    from generator.metrics import as_level
+    from generator.evaluate.metrics import as_level
 
     lv = as_level(level)
     if lv is None:
@@ -64,7 +64,7 @@ def _placement_entry(idx: Sequence[int], specs: Sequence[Mapping[str, Any]], lev
     import numpy as np
     from scipy.spatial.distance import jensenshannon
 
-    from generator.metrics import as_level
+    from generator.evaluate.metrics import as_level
 
     from engine.core.level import Level
     from generator.evaluate.structure import structure_features

@@ -38,7 +38,7 @@ import numpy as np
 
 from generator.errors import StoreError
 from generator.evaluate.rubrics import RATED_RUBRICS
-from generator.metrics import as_level
+from generator.evaluate.metrics import as_level
 
 __all__ = ["RatingServer", "rating_agreement", "mean_ratings", "open_store", "MAX_BODY"]
 
@@ -179,7 +179,7 @@ class RatingServer:
 
     def __init__(self, rows: Sequence[Mapping[str, Any]], store: Any, *, host: str = "127.0.0.1",
                  port: int = 0, seed: int = 0, tile_px: int = 12, io_timeout_s: float = 10.0) -> None:
-        from generator.asgi import ASGIServer
+        from generator.serving.asgi import ASGIServer
 
         seen: dict[str, Mapping[str, Any]] = {}
         for row in rows:
@@ -299,7 +299,7 @@ def _app(server: RatingServer, *, allowed_hosts: Sequence[str]) -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from generator.asgi import BodyError, read_body
+    from generator.serving.asgi import BodyError, read_body
 
     def index(request: Request) -> Response:  # plain functions run on Starlette's thread pool
         return Response(server.page(), media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})

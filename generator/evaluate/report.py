@@ -120,7 +120,7 @@ def _plot_counts(ev: Evaluation, path: Path) -> str:
 
 
 def _plot_diversity(ev: Evaluation, path: Path) -> str:
-    from generator.metrics import tile_distance_matrix
+    from generator.evaluate.metrics import tile_distance_matrix
 
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -467,7 +467,7 @@ def write_report(
 def report_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read ``levels.jsonl`` back from a report folder (or the file itself)."""
     from generator.errors import GeneratorError
-    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
 
     p = Path(path)
     if p.is_dir():

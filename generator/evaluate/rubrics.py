@@ -10,7 +10,7 @@ A rubric turns the generations of one backend into a :class:`RubricScore`
 (``score``, a 95 % interval ``ci`` and the ``parts`` behind it).
 
 The metrics themselves (Wilson intervals, controllability, tile distances,
-diversity, novelty, summaries) come from :mod:`generator.metrics`, the same
+diversity, novelty, summaries) come from :mod:`generator.evaluate.metrics`, the same
 code the training gates use; this module only decides what to feed them and
 adds what is evaluation-only (theme adherence from the level's content and
 layout, pass@k, bot play, cost).
@@ -39,7 +39,7 @@ import numpy as np
 
 from engine.core.content import ENEMY_KINDS, ITEM_KINDS
 from engine.core.level import Level, LevelSpec
-from generator import metrics
+from generator.evaluate import metrics
 from generator.evaluate.structure import StructureFeatures, expected_style, layout_style
 
 __all__ = [
@@ -302,7 +302,7 @@ def structural(gens: Sequence[Generation], ctx: RubricContext) -> RubricScore:
 
 @rubric("constraints")
 def constraints(gens: Sequence[Generation], ctx: RubricContext) -> RubricScore:
-    """Spec fields honoured one by one (:func:`generator.metrics.controllability`) and theme from content and layout."""
+    """Spec fields honoured one by one (:func:`generator.evaluate.metrics.controllability`) and theme from content and layout."""
     levels = [g.level for g in gens]
     specs = [g.spec for g in gens]
     ctrl = metrics.controllability(levels, specs)

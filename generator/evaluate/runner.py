@@ -108,7 +108,7 @@ class Evaluation:
 
 def load_specs(path: str | os.PathLike[str]) -> list[LevelSpec]:
     """Specs from a JSONL file (one spec object per line; blank lines and ``#`` comments skipped)."""
-    from generator.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
+    from generator.guards.inputs import MAX_LIST_BYTES, InputFileError, read_file_text
 
     p = Path(path)
     try:
@@ -311,8 +311,8 @@ def run_backend(backend: Any, specs: Sequence[LevelSpec], config: EvaluationConf
 def training_levels_from_store(data_dir: str | os.PathLike[str] | None = None,
                                limit: int = MAX_TRAINING_LEVELS) -> list[Level]:
     """The most recent valid levels recorded at the level call site (what a student trains on)."""
-    from generator.callsite import LEVEL_SITE
-    from generator.metrics import as_level
+    from generator.store.callsite import LEVEL_SITE
+    from generator.evaluate.metrics import as_level
     from generator.paths import data_dir as resolve_data_dir
     from generator.paths import DB_NAME
 

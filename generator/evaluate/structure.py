@@ -189,14 +189,14 @@ def expected_style(theme: str) -> LayoutStyle | None:
 
 
 def layout_stats(level: Any) -> dict[str, float] | None:
-    """The :data:`generator.metrics.STRUCTURE_KEYS` statistics of one level (``None`` if it does not parse).
+    """The :data:`generator.evaluate.metrics.STRUCTURE_KEYS` statistics of one level (``None`` if it does not parse).
 
     ``rooms`` counts open areas: connected blobs of the union of fully walkable 3x3 blocks (a
     morphological opening, so one-tile corridors are not rooms); ``path`` is the walking distance
     from spawn to exit (-1 if unreachable); the rest come from
     :func:`structure_features`.
     """
-    from generator.metrics import as_level
+    from generator.evaluate.metrics import as_level
 
     lv = as_level(level)
     if lv is None:

@@ -5,6 +5,7 @@ Importing this package does not import torch; loading a model does.
 * :mod:`generator.local.codec` -- ``encode_prompt`` / ``encode_example`` / ``decode_result`` per call site.
 * :mod:`generator.local.decoding` -- the level grammar, masked (batched) sampling, bounded resampling.
 * :mod:`generator.local.student` -- ``LocalStudent.load(dir, quantize="int8")`` and ``StudentBackend``.
+* :mod:`generator.local.registry` -- versioned students per call site (the trainer writes, routing reads).
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ learned.  These controls go through the *identical* decoding path:
 - :func:`uniform_like`: all-equal logits through the same masking (what the
   same model with a zeroed output head, :func:`zero_head_like`, samples);
 - :class:`CountStudent`: the left+up Markov count model
-  (:class:`generator.metrics.TileMarkov`) fitted on the student's training
+  (:class:`generator.evaluate.metrics.TileMarkov`) fitted on the student's training
   levels, sampling through the same masked loop.
 
 :func:`student_nll` scores the teacher's held-out levels under any of them
 (nats per interior tile, unmasked): the Markov model's own
-:meth:`~generator.metrics.TileMarkov.nll` is the baseline a student must beat.
+:meth:`~generator.evaluate.metrics.TileMarkov.nll` is the baseline a student must beat.
 
 >>> level_char_grid({"spec": {"width": 4, "height": 3, "difficulty": 1, "enemies": 0, "items": 0,
 ...     "theme": "crypt"}}, {"rows": ["####", "#..#", "####"], "spawn": {"x": 1, "y": 1},
@@ -34,7 +34,7 @@ import numpy as np
 
 from generator.local.codec import LEVEL_FORM, ROW_PREFIX_LEN, encode_completion, encode_prompt, spec_from_args
 from generator.local.student import LocalStudent, StudentOutput
-from generator.metrics import TileMarkov
+from generator.evaluate.metrics import TileMarkov
 
 __all__ = ["CONTROL_NAMES", "CountStudent", "UniformStudent", "level_char_grid", "pooled_nll", "student_nll",
            "student_nll_parts", "uniform_like", "untrained_like", "zero_head_like"]
@@ -108,7 +108,7 @@ def student_nll_parts(student: LocalStudent,
     """Per level ``(nats, interior cells)`` of ``(args, level)`` pairs under ``student``.
 
     Unmasked: the model's own softmax over its whole vocabulary, for exactly the
-    characters :class:`~generator.metrics.TileMarkov` scores (the interior cells,
+    characters :class:`~generator.evaluate.metrics.TileMarkov` scores (the interior cells,
     entities inline), so the two numbers compare directly.  Needs a
     one-character-per-token tokenizer (the level students' ``char`` kind).
     """

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.errors import ModelLoadError
-from generator.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
+from generator.guards.inputs import MAX_CONFIG_BYTES, InputFileError, read_file_text
 
 __all__ = ["CONFIG_BOUNDS", "check_model_dir"]
 

@@ -105,7 +105,7 @@ class SiteServer:
         the load find it ready), or now without one.  Each load's time is logged
         (``INFO``, shown by ``jac run``) and kept in :attr:`load_seconds`.
         """
-        from generator.callsite import LEVEL_SITE
+        from generator.store.callsite import LEVEL_SITE
 
         for site in self.router.sites():
             if site == LEVEL_SITE:
@@ -120,7 +120,7 @@ class SiteServer:
             load()
 
     def _status(self, site: str, wanted: RouteState) -> SiteStatus | None:
-        from generator.callsite import LEVEL_SITE
+        from generator.store.callsite import LEVEL_SITE
 
         if site == LEVEL_SITE:
             return None
@@ -216,11 +216,11 @@ def start_foreign_session(
     Returns None, installing nothing, when no non-level site has a model or a
     routing state, so a data dir without models costs a directory listing.
     """
-    from generator.callsite import LEVEL_SITE
-    from generator.registry import Registry
+    from generator.store.callsite import LEVEL_SITE
+    from generator.local.registry import Registry
 
     registry = Registry.in_data_dir(data_dir)
-    from generator.agreement import JudgeConfig
+    from generator.evaluate.agreement import JudgeConfig
 
     router = Router(store, registry, policy=RoutingPolicy.from_data_dir(data_dir), judges=JudgeConfig.load(data_dir))
     sites = [s for s in router.sites() if s != LEVEL_SITE]

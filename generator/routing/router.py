@@ -10,7 +10,7 @@ from typing import Any
 
 from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import GeneratorError
-from generator.worker import BoundedWorker
+from generator.answering.worker import BoundedWorker
 from generator.routing.policy import RouteState, RoutingPolicy
 from generator.routing.state_machine import Decision, Evidence, SiteStatus, decide
 from generator.routing.wrappers import ConfidenceGate, ShadowBackend, SpotCheckBackend
@@ -167,11 +167,11 @@ class Router:
                    promoted: str | None) -> tuple[Evidence | None, Evidence | None]:
         """Shadow agreement of ``promoted`` and spot-checked live agreement of ``status.version``
         (None, None for a site judged by validity alone, such as the level site)."""
-        from generator.callsite import LEVEL_SITE
+        from generator.store.callsite import LEVEL_SITE
 
         if site == LEVEL_SITE or not records:
             return None, None
-        from generator.agreement import JudgeConfig, site_agreement
+        from generator.evaluate.agreement import JudgeConfig, site_agreement
 
         config = self.judges if self.judges is not None else JudgeConfig()
         shadow = site_agreement(records, config=config)

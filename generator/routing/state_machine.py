@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from generator.metrics import wilson_interval
+from generator.evaluate.metrics import wilson_interval
 from generator.routing.policy import RouteState, RoutingPolicy
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def decide(
     scores of ``status.version`` while it serves; ``baseline`` / ``baseline_fun``
     those of its predecessor (the teacher, or the previous version).
 
-    For a site judged by agreement (``[judge]``, :mod:`generator.agreement`)
+    For a site judged by agreement (``[judge]``, :mod:`generator.evaluate.agreement`)
     ``shadow_agreement`` counts the shadow answers that were the teacher's answer
     to the same call, and it, not validity, must clear ``promote_lower_bound``;
     ``live_agreement`` (the served answers spot-checked against the teacher) rolls

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import BackendError
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ server takes many writers at once; when it is away (at open or mid-session),
 writes wait in a bounded in-memory buffer and are written when it is back.
 
 >>> import tempfile, pathlib
->>> from generator.records import CallRecord
+>>> from generator.store.records import CallRecord
 >>> with Store.open(pathlib.Path(tempfile.mkdtemp()) / "forge.db") as store:
 ...     store.record_call(CallRecord(site="demo:f#00000000", backend="mock", valid=True))
 ...     [s.valid_share for s in store.site_stats()]
@@ -40,7 +40,7 @@ import msgspec
 import numpy as np
 
 from generator.errors import StoreError
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store.dialect import (
     POSTGRES,
     SQLITE,
@@ -838,7 +838,7 @@ def _scrubbed_json(value: Any, secrets: list[str]) -> str:
 
 def _call_row(record: CallRecord, secrets: list[str]) -> tuple[Any, ...]:
     if not isinstance(record, CallRecord):
-        raise StoreError(f"record_call needs a generator.records.CallRecord, got {type(record).__name__}")
+        raise StoreError(f"record_call needs a generator.store.records.CallRecord, got {type(record).__name__}")
     data = msgspec.structs.asdict(record)
     row: list[Any] = []
     for col in CALL_COLUMNS:

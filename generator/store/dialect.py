@@ -27,6 +27,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from generator.errors import ConfigError, StoreError
+from generator.settings import STORE_URL_ENV, store_settings
 from generator.store.schema import MIGRATIONS, PG_MIGRATIONS, SCHEMA_VERSION, TABLES
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = ["POSTGRES", "SQLITE", "Dialect", "configured_url", "StoreUnreachable", "is_postgres_url", "redact_url", "sqlite_path_of"]
 
 #: Environment variable naming the store's database URL (beats ``[store] url`` in forge.toml).
-URL_ENV: Final = "FORGE_DB_URL"
+URL_ENV: Final = STORE_URL_ENV
 _PG_SCHEMES: Final = ("postgresql", "postgres")
 #: Key of the transaction-scoped advisory lock that serialises migrations on PostgreSQL.
 _MIGRATION_LOCK: Final = 0x466F726765  # "Forge"
@@ -100,27 +101,18 @@ def configured_url(data_dir: str | os.PathLike[str] | None = None, *, env: Mappi
     """The store URL the environment (``FORGE_DB_URL``) or ``[store] url`` in forge.toml names, else None (SQLite).
 
     ``data_dir`` is where forge.toml is looked for (default: ``$FORGE_HOME`` or
-    the platform data dir; nothing is created).
+    the platform data dir; nothing is created).  The table is read and checked
+    by :func:`generator.settings.store_settings`; here the URL's form is
+    checked, and a message shows it only redacted.
     """
-    from generator.paths import CONFIG_NAME, read_table
+    from generator.paths import CONFIG_NAME
     from generator.paths import data_dir as resolve
 
     env = os.environ if env is None else env
-    url = env.get(URL_ENV, "").strip()
-    origin = URL_ENV
-    if not url:
-        path = resolve(data_dir, create=False) / CONFIG_NAME
-        table = read_table(path, "store")
-        unknown = sorted(set(table) - {"url"})
-        if unknown:
-            raise ConfigError(f"unknown store setting(s) {unknown} in {path}; known: ['url']")
-        url = table.get("url") or ""
-        if not isinstance(url, str):
-            raise ConfigError(f"{path}: [store] url must be a string like postgresql://user@host/db")
-        origin = str(path)
-    url = url.strip()
+    url = store_settings(data_dir, env=env).url.strip()
     if not url:
         return None
+    origin = URL_ENV if env.get(URL_ENV, "").strip() else str(resolve(data_dir, create=False) / CONFIG_NAME)
     if not is_postgres_url(url) and sqlite_path_of(url) is None:
         raise ConfigError(
             f"store URL from {origin} is neither postgresql://… nor sqlite:///…: {redact_url(url)!r}"

@@ -17,7 +17,7 @@ from typing import Final
 #: JSON-encoded columns of ``calls`` (msgspec JSON text).
 CALL_JSON_COLUMNS: Final = ("args", "messages", "output_schema", "result", "failures")
 
-#: Columns of ``calls`` in the order of :class:`generator.records.CallRecord`;
+#: Columns of ``calls`` in the order of :class:`generator.store.records.CallRecord`;
 #: fields a newer CallRecord adds before a migration lands go to ``extra``.
 CALL_COLUMNS: Final = (
     "call_id",

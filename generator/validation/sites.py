@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from generator.callsite import LEVEL_SITE, SPEC_SITE, site_name
+from generator.store.callsite import LEVEL_SITE, SPEC_SITE, site_name
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ TOWNS = ["Greyhollow", "Ashford", "Millbrook", "Stonemere", "Duskvale", "Ravenmo
 
 def site() -> str:
     """The call-site id of ``post_bounty``."""
-    from generator.callsite import site_id
+    from generator.store.callsite import site_id
 
     return site_id("bounty_board", "post_bounty", OUTPUT_SCHEMA)
 

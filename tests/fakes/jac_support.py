@@ -59,7 +59,7 @@ def read_calls(home: str | os.PathLike[str]) -> list[Any]:
     """Every CallRecord captured into a data dir: from the store, or the pending JSONL file."""
     import msgspec
 
-    from generator.records import CallRecord
+    from generator.store.records import CallRecord
 
     records: list[Any] = []
     pending = Path(home) / "runs" / "capture-pending.jsonl"

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.core.level import Level, Placed
-from generator.callsite import LEVEL_SITE
-from generator.records import CallRecord
+from generator.store.callsite import LEVEL_SITE
+from generator.store.records import CallRecord
 from generator.store import Store
 
 

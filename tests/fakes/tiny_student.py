@@ -44,8 +44,8 @@ def build_tiny_student(out: str | Path, *, preset: str = "micro-1m", seed: int =
 
 def promote_tiny_student(data_dir: str | Path, model_dir: str | Path, site: str | None = None) -> str:
     """Add ``model_dir`` as a new version of ``site`` (default: the level site) and promote it; return the version."""
-    from generator.callsite import LEVEL_SITE
-    from generator.registry import Registry
+    from generator.store.callsite import LEVEL_SITE
+    from generator.local.registry import Registry
 
     site = site or LEVEL_SITE
     registry = Registry(Path(data_dir) / "models")

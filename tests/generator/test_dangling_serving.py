@@ -16,9 +16,9 @@ import pytest
 from generator import models
 from generator.backends import BackendOutput
 from generator.backends.procedural import generate_procedural
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
-from generator.registry import SERVING_NAME, Registry
+from generator.local.registry import SERVING_NAME, Registry
 from generator.routing import Router, RoutingPolicy, RouteState
 from generator.store import Store
 

@@ -15,11 +15,11 @@ import pytest
 from engine.core.level import Level, LevelSpec, Placed
 from engine.core.source import LevelSource, SourcedLevel
 from generator.backends import BackendOutput, BackendRequest, ProceduralBackend
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.settings import GeneratorConfig
 from generator.errors import BackendError, ConfigError, GeneratorError
 from generator.facade import GeneratedLevel, LevelGenerator, make_backend
-from generator.records import CURRENT_SLOT
+from generator.store.records import CURRENT_SLOT
 from generator.store import Store
 
 SPEC = LevelSpec(width=20, height=14, difficulty=3, enemies=1, items=1, theme="crypt")

@@ -14,7 +14,7 @@ import pytest
 
 from engine.core.level import LevelSpec
 from generator.backends import BackendOutput
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
 from generator.backends.procedural import generate_procedural as procedural_generate
 from generator.store import Store

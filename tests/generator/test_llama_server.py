@@ -44,7 +44,7 @@ def generic_home(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("gguf")
     from generator.local.codec import encode_example
-    from generator.registry import Registry
+    from generator.local.registry import Registry
     from trainer.model import build_model
     from trainer.tokenizer import train_tokenizer
 
@@ -84,7 +84,7 @@ def test_the_config_serves_each_promoted_generic_site_under_its_id(generic_home,
 
 
 def test_the_level_site_and_an_empty_registry_are_refused(generic_home, tmp_path, capsys):
-    from generator.callsite import LEVEL_SITE
+    from generator.store.callsite import LEVEL_SITE
 
     with pytest.raises(GeneratorError, match="level site"):
         write_server_config(generic_home, tmp_path, sites=[LEVEL_SITE])
@@ -187,7 +187,7 @@ def _cuda() -> bool:
 @pytest.mark.skipif(not _cuda() or importlib.util.find_spec("vllm") is None,
                     reason="vLLM is tested only on a GPU machine with vllm installed")
 def test_vllm_serves_the_student_with_schema_constrained_json(generic_home, tmp_path):
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     registry = Registry(generic_home / "models")
     model_dir = registry.model_dir(SITE, registry.current(SITE).version)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from generator import models
-from generator.registry import Registry
+from generator.local.registry import Registry
 
 SITE = "jac.levels:design_level#1a2b3c4d"
 

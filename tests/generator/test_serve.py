@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 
 from engine.core.level import LevelSpec  # noqa: E402
 from generator.backends import Backend, BackendRequest  # noqa: E402
-from generator.callsite import LEVEL_SITE  # noqa: E402
+from generator.store.callsite import LEVEL_SITE  # noqa: E402
 from generator.errors import BackendError  # noqa: E402
 from generator.backends.remote import RemoteStudentBackend  # noqa: E402
 from generator.serve import MAX_BODY_BYTES, StudentServer, load_models, main  # noqa: E402
@@ -267,7 +267,7 @@ def test_the_cli_refuses_to_start_without_a_promoted_version(tmp_path, data_dir,
 
 
 def test_a_corrupt_artefact_refuses_the_start(tmp_path, capsys):
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     src = tmp_path / "src"
     src.mkdir()

@@ -50,3 +50,44 @@ def test_teacher_and_student_server_tables_share_the_model(_forge_home):
     assert s.student_server == RemoteStudentConfig(url="http://box:8088/v1")
     with pytest.raises(ConfigError, match=r"at `\$\.teacher\.timeout_s` \(set by FORGE_TEACHER_TIMEOUT\)"):
         settings.load(env={"FORGE_TEACHER_TIMEOUT": "soon"})
+
+
+def test_a_bad_store_url_in_the_file_is_a_located_error(_forge_home, monkeypatch):
+    from generator.store import Store, configured_url
+
+    monkeypatch.delenv("FORGE_DB_URL", raising=False)
+    _toml(_forge_home, "[store]\nurl = 5432\n")
+    with pytest.raises(ConfigError, match=r"forge\.toml: Expected `str`, got `int` - at `\$\.store\.url`"):
+        configured_url()
+    with pytest.raises(ConfigError, match=r"at `\$\.store\.url`"):
+        Store.open()
+    _toml(_forge_home, "[store]\nurll = 'postgresql://x@db/forge'\n")
+    with pytest.raises(ConfigError, match=r"unknown field `urll` - at `\$\.store`; known: url"):
+        settings.store_settings()
+
+
+def test_the_store_table_is_part_of_the_model_and_the_environment_wins(_forge_home):
+    secret = "hunter2-canary"
+    _toml(_forge_home, f"[store]\nurl = 'postgresql://forge:{secret}@db.example/forge'\n")
+    s = settings.load(env={})
+    assert s.store.url == f"postgresql://forge:{secret}@db.example/forge"
+    assert secret not in repr(s) and secret not in repr(s.store)
+    env_url = "sqlite:///elsewhere/forge.db"
+    assert settings.load(env={"FORGE_DB_URL": env_url}).store.url == env_url
+    assert settings.store_settings(env={"FORGE_DB_URL": env_url}).url == env_url
+    # FORGE_DB_URL wins outright: a broken [store] table is not read then; a blank value counts as unset
+    _toml(_forge_home, "[store]\nurl = 1\n")
+    assert settings.store_settings(env={"FORGE_DB_URL": env_url}).url == env_url
+    with pytest.raises(ConfigError, match=r"\$\.store\.url"):
+        settings.store_settings(env={"FORGE_DB_URL": "  "})
+
+
+def test_the_store_reads_its_table_alone_and_never_shows_the_password(_forge_home, monkeypatch):
+    from generator.store import configured_url
+
+    monkeypatch.delenv("FORGE_DB_URL", raising=False)
+    secret = "hunter2-canary"
+    _toml(_forge_home, f"[routing]\nspot_check_rate = 'often'\n[store]\nurl = 'mysql://forge:{secret}@db/forge'\n")
+    with pytest.raises(ConfigError, match="neither postgresql") as err:  # [routing] is not the store's concern
+        configured_url()
+    assert secret not in str(err.value) and "forge.toml" in str(err.value)

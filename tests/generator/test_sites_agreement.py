@@ -6,7 +6,7 @@ import json
 
 from tests.fakes import jac_support as support  # noqa: E402
 from generator import sites  # noqa: E402
-from generator.records import CallRecord  # noqa: E402
+from generator.store.records import CallRecord  # noqa: E402
 from generator.store import Store  # noqa: E402
 
 bounty = support.load_fake("bounty_teacher")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.sites import main
 from generator.store import Store
 

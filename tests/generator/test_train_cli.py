@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 
-from generator import background
+from generator.training import background
 from generator import train as train_cli
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.store import Store
 from tests.fakes.recorded_levels import fill as _fill
 

@@ -15,8 +15,8 @@ pytest.importorskip("torch")
 from tests.fakes import jac_support as support  # noqa: E402
 from generator import train as train_cli  # noqa: E402
 from generator.local import student as student_mod  # noqa: E402
-from generator.records import CallRecord  # noqa: E402
-from generator.registry import Registry  # noqa: E402
+from generator.store.records import CallRecord  # noqa: E402
+from generator.local.registry import Registry  # noqa: E402
 from generator.store import Store  # noqa: E402
 from trainer import pipeline  # noqa: E402
 from trainer.config import load_preset  # noqa: E402

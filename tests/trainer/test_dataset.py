@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from engine.core.level import Level, Placed
-from generator.callsite import LEVEL_SITE
 from generator.local.codec import encode_prompt
-from generator.records import CallRecord
+from generator.store.callsite import LEVEL_SITE
+from generator.store.records import CallRecord
 from generator.store import Store
 from trainer.config import DatasetConfig
-from generator.bootstrap import SpecRanges, random_spec
+from generator.training.bootstrap import SpecRanges, random_spec
 from trainer.dataset import build_dataset, load_exported
 from trainer.errors import DatasetError
 

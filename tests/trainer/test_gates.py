@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from engine.core.level import Level, Placed
-from generator.callsite import LEVEL_SITE
-from generator.metrics import wilson_interval
+from generator.store.callsite import LEVEL_SITE
+from generator.evaluate.metrics import wilson_interval
 from trainer.config import GateConfig, load_preset
 from trainer.gates import Sample, decide, run_student, score
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.level_student import acceptance, heldout_specs
-from generator.metrics import size_band
+from generator.evaluate.metrics import size_band
 
 
 def test_heldout_set_is_seeded_and_spread_over_every_size_band():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.core.level import LevelSpec
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.backends.procedural import generate_procedural
 from trainer.config import GateConfig, load_preset
 from trainer.gates import decide, likeness_checks, run_student, score

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("torch")
 
 from generator import train as train_cli  # noqa: E402
-from generator.callsite import LEVEL_SITE  # noqa: E402
-from generator.registry import Registry  # noqa: E402
+from generator.store.callsite import LEVEL_SITE  # noqa: E402
+from generator.local.registry import Registry  # noqa: E402
 from trainer import pipeline  # noqa: E402
 from trainer.config import load_preset  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402

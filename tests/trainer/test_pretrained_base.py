@@ -244,7 +244,7 @@ def test_a_micro_char_tokenizer_student_is_constrained_too(tiny_student_dir, tmp
 
 
 def _fill_generic(home, n=24):
-    from generator.records import CallRecord
+    from generator.store.records import CallRecord
     from generator.store import Store
 
     schema = {"type": "json_schema", "json_schema": {"name": "Quest", "schema": SCHEMA, "strict": True}}
@@ -258,7 +258,7 @@ def _fill_generic(home, n=24):
 @pytest.mark.slow
 def test_the_pipeline_registers_a_small_constrained_generic_student(_forge_home, chat_base):
     from generator.local.student import LocalStudent
-    from generator.registry import Registry
+    from generator.local.registry import Registry
     from trainer import pipeline
     from trainer.config import load_preset
 
@@ -302,7 +302,7 @@ def test_an_evaluation_where_every_call_crashes_fails_loudly(_forge_home, chat_b
     cfg = load_preset("tiny-test", overrides=[f"train.base={chat_base}", "train.steps=1", "quantize.gguf_types=[]"])
     with pytest.raises(TrainerError, match=r"failed systematically: all \d+ held-out calls raised ValueError.*<s>"):
         pipeline.run(cfg, site=SITE, data_dir=_forge_home)
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     assert Registry(_forge_home / "models").versions(SITE) == []  # nothing registered, nothing promoted
 

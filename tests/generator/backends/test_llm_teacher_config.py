@@ -6,7 +6,7 @@ import pytest
 
 from generator.errors import ConfigError
 from generator.store.redact import scrub
-from generator.teacher_config import TeacherConfig
+from generator.settings import TeacherConfig
 
 
 def test_defaults_are_explicit_limits_not_library_defaults():

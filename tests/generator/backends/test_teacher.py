@@ -15,10 +15,10 @@ Reply, FakeOpenAIServer = fake.Reply, fake.FakeOpenAIServer
 from engine.core.level import LevelSpec  # noqa: E402
 from generator import capture  # noqa: E402
 from generator.backends import Backend, BackendRequest  # noqa: E402
-from generator.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402
+from generator.store.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402
 from generator.errors import BackendError  # noqa: E402
 from generator.backends.teacher import LLMTeacherBackend, teacher_backend_from_config  # noqa: E402
-from generator.teacher_config import TeacherConfig  # noqa: E402
+from generator.settings import TeacherConfig  # noqa: E402
 
 SPEC = LevelSpec(**support.SMALL_SPEC)
 FAKE_KEY = "sk-forge-test-SECRET-0123456789abcdefXYZ"

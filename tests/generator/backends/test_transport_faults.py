@@ -20,10 +20,10 @@ Reply, FakeOpenAIServer = fake.Reply, fake.FakeOpenAIServer
 from engine.core.level import LevelSpec  # noqa: E402
 from generator import sites  # noqa: E402
 from generator.backends.teacher import LLMTeacherBackend  # noqa: E402
-from generator.callsite import LEVEL_SITE  # noqa: E402
+from generator.store.callsite import LEVEL_SITE  # noqa: E402
 from generator.facade import LevelGenerator  # noqa: E402
 from generator.store import Store  # noqa: E402
-from generator.teacher_config import TeacherConfig  # noqa: E402
+from generator.settings import TeacherConfig  # noqa: E402
 
 SPEC = LevelSpec(**support.SMALL_SPEC)
 OK = Reply.ok(support.level_json())

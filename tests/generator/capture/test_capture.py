@@ -13,8 +13,8 @@ import pytest
 from tests.fakes import jac_support as support  # noqa: E402  (tests are imported from the project root)
 
 from generator import capture  # noqa: E402
-from generator.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402
-from generator.records import CURRENT_SLOT, CaptureSlot  # noqa: E402
+from generator.store.callsite import LEVEL_SITE, SPEC_SITE  # noqa: E402
+from generator.store.records import CURRENT_SLOT, CaptureSlot  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +305,7 @@ def test_local_answer_carries_confidence_and_version_into_the_record(levels, rec
 
 
 def test_router_serves_a_promoted_foreign_site_locally_and_only_when_local(records, tmp_path):
-    from generator.registry import Registry
+    from generator.local.registry import Registry
     from generator.routing import Router, install_local_server
     from generator.store import Store
 

@@ -111,7 +111,7 @@ def _events(home: Path, site: str) -> list[str]:
 
 
 def _promote(home: Path, site: str, model_dir: Path | None = None) -> str:
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     if model_dir is None:
         model_dir = home / "stand-in-model"
@@ -206,7 +206,7 @@ def test_a_local_student_that_stops_answering_is_rolled_back_at_the_next_run(rec
     assert len(students.asked) == asked
     assert _state(_forge_home, site) == ("rolled_back", None)
     assert _events(_forge_home, site) == ["teacher->shadow", "shadow->local", "local->rolled_back"]
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     assert Registry(_forge_home / "models").current(site) is None  # the registry pointer follows
 

@@ -66,7 +66,7 @@ def _state(home: Path) -> tuple[str, str | None] | None:
 
 def _promote_stand_in(home: Path) -> str:
     """What `python -m generator.train` does once the gates pass: a registered, promoted version."""
-    from generator.registry import Registry
+    from generator.local.registry import Registry
 
     model_dir = home / "stand-in-model"
     model_dir.mkdir()
@@ -175,7 +175,7 @@ def test_the_guide_names_the_site_and_config_the_program_really_has(tmp_path):
     """docs/distil-a-call-site.md walks this program: its site id and its [judge] example must be real."""
     import re
 
-    from generator.agreement import JudgeConfig
+    from generator.evaluate.agreement import JudgeConfig
 
     guide = (Path(__file__).resolve().parents[3] / "docs" / "distil-a-call-site.md").read_text(encoding="utf-8")
     assert "docs/examples/bounty_board.jac" in guide and bounty.site() in guide

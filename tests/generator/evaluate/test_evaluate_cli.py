@@ -8,7 +8,7 @@ import pytest
 
 from engine.core.level import LevelSpec
 from generator.backends import BackendOutput, BackendRequest, ProceduralBackend
-from generator.evaluate import EvaluationConfig, evaluate
+from generator.evaluate.runner import EvaluationConfig, evaluate
 from generator.evaluate.__main__ import main
 from generator.evaluate.runner import generation_seed
 

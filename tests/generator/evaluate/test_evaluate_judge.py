@@ -15,7 +15,7 @@ from generator.evaluate.rubrics import level_id
 
 def _teacher(*answers: dict):
     from generator.backends.teacher import LLMTeacherBackend
-    from generator.teacher_config import TeacherConfig
+    from generator.settings import TeacherConfig
 
     model = support.mock_llm(*(support.raw(json.dumps(a)) for a in answers))
     return LLMTeacherBackend(TeacherConfig(), model=model), model

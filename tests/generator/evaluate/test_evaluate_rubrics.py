@@ -18,7 +18,7 @@ from generator.evaluate.rubrics import (
     theme_content_ok,
 )
 from generator.evaluate.structure import structure_features
-from generator.metrics import wilson_interval
+from generator.evaluate.metrics import wilson_interval
 
 SPEC = LevelSpec(width=16, height=12, difficulty=3, enemies=2, items=1, theme="crypt")
 

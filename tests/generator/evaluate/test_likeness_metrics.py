@@ -11,7 +11,7 @@ from engine.core.level import LevelSpec
 from generator.local.controls import level_char_grid
 from generator.backends.procedural import generate_procedural
 from generator.evaluate.structure import layout_stats
-from generator.metrics import TileMarkov, pattern_jsd, size_band, structure_distances
+from generator.evaluate.metrics import TileMarkov, pattern_jsd, size_band, structure_distances
 
 
 def _levels(theme: str, n: int, seed: int, w: int = 24, h: int = 16) -> tuple[list[dict], list[dict]]:

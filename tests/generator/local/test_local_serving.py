@@ -73,8 +73,8 @@ def test_runtime_comes_from_the_environment_and_bad_names_are_refused(monkeypatc
 def test_closing_the_router_stops_its_gguf_workers(version_dir, tmp_path):
     import shutil
 
-    from generator.callsite import LEVEL_SITE
-    from generator.registry import Registry
+    from generator.store.callsite import LEVEL_SITE
+    from generator.local.registry import Registry
     from generator.routing import Router
     from generator.store import Store
 

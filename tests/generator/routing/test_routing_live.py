@@ -16,10 +16,10 @@ import pytest
 from engine.core.level import LevelSpec
 from generator.errors import ConfigError
 from generator.backends import BackendOutput, BackendRequest
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.facade import LevelGenerator
 from generator.backends.procedural import generate_procedural
-from generator.registry import Registry
+from generator.local.registry import Registry
 from generator.routing import Router, RoutingPolicy, RouteState
 from generator.store import Store
 

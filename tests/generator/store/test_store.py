@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from generator.errors import StoreError
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store import SCHEMA_VERSION, Store
 
 SITE = "jac.levels:design_level#0123abcd"
@@ -282,7 +282,7 @@ def test_a_killed_writer_loses_nothing_committed(store_target):
     script = textwrap.dedent(
         f"""
         import sys
-        from generator.records import CallRecord
+        from generator.store.records import CallRecord
         from generator.store import Store
         s = Store.open({str(path)!r})
         batch = 0

@@ -9,7 +9,7 @@ import pytest
 
 from generator.errors import ConfigError, StoreError
 from generator.paths import db_path
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store import SCHEMA_VERSION, Store, StoreUnreachable
 from generator.store.schema import TABLES
 

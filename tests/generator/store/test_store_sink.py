@@ -6,7 +6,7 @@ import pytest
 
 from engine.core.telemetry import LevelEnd, LevelScored, Move, TelemetrySink
 from generator.errors import StoreError
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store import Store
 from generator.store.telemetry_sink import StoreSink
 

@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from generator.records import CallRecord
+from generator.store.records import CallRecord
 from generator.store import Store
 from generator.store.__main__ import main
 from generator.store.transfer import store_summary

@@ -23,7 +23,7 @@ from tests.fakes import jac_support as support  # noqa: E402
 
 fake = support.load_fake("openai_server")
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CANARY = "forgecanary7Q2xW9vB4nL0pZ8rT6yK3m"
 SPEC = json.dumps(support.SMALL_SPEC)
 
@@ -65,7 +65,7 @@ def one_json_object(stdout: str) -> dict:
 def test_python_api_never_prints_or_logs_the_key(echoing, monkeypatch, _forge_home, capfd, caplog):
     from generator.backends.teacher import LLMTeacherBackend
     from generator.facade import LevelGenerator
-    from generator.teacher_config import TeacherConfig
+    from generator.settings import TeacherConfig
     from engine.core.level import LevelSpec
 
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)

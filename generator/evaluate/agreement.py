@@ -375,7 +375,7 @@ class AgreementStats:
 
     @classmethod
     def of(cls, comparisons: Iterable[Comparison]) -> AgreementStats:
-        from generator.metrics import wilson_interval
+        from generator.evaluate.metrics import wilson_interval
 
         comps = list(comparisons)
         n = len(comps)
@@ -470,7 +470,7 @@ class JudgeConfig:
         return cls.from_mapping(read_table(path, "judge"), origin=str(path))
 
     def _entry(self, site: str) -> Mapping[str, Any] | None:
-        from generator.callsite import site_name
+        from generator.store.callsite import site_name
 
         return self.sites.get(site) or self.sites.get(site_name(site))
 
@@ -549,7 +549,7 @@ def site_agreement(records: Iterable[Any], spec: JudgeSpec | None = None, *, con
                    since: float | None = None) -> SiteAgreement:
     """Pair a site's student answers with the teacher's answers to the same calls and compare them.
 
-    ``records``: the site's :class:`~generator.records.CallRecord` s (any order).
+    ``records``: the site's :class:`~generator.store.records.CallRecord` s (any order).
     ``spec``: how to compare; by default ``config`` (or the defaults) for the
     site, from its recorded output schema.  ``since``: only student answers
     recorded at or after this time.  A teacher answer judged invalid is no

@@ -25,7 +25,7 @@ the file and says what to do; CLIs turn it into exit status 2.
 >>> read_file_text("/dev/zero", max_bytes=100, what="spec")
 Traceback (most recent call last):
 ...
-generator.inputs.InputFileError: spec /dev/zero is not a regular file (a device, FIFO or socket); give a file
+generator.guards.inputs.InputFileError: spec /dev/zero is not a regular file (a device, FIFO or socket); give a file
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.callsite import LEVEL_SITE, SPEC_SITE, schema_hash, site_id, site_name, split_site
+from generator.store.callsite import LEVEL_SITE, SPEC_SITE, schema_hash, site_id, site_name, split_site
 
 
 def test_hash_ignores_key_order_but_not_content():

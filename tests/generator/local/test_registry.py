@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from generator.errors import ModelLoadError
-from generator.registry import SERVING_NAME, CorruptModelError, Registry, RegistryError, site_slug
+from generator.local.registry import SERVING_NAME, CorruptModelError, Registry, RegistryError, site_slug
 
 SITE = "jac.levels:design_level#1a2b3c4d"
 
@@ -100,7 +100,7 @@ def test_crash_before_the_pointer_is_replaced_keeps_the_old_version(reg, tmp_pat
     reg.promote(SITE, "v0001")
     script = textwrap.dedent(f"""
         import os
-        from generator.registry import Registry
+        from generator.local.registry import Registry
         os.replace = lambda *a, **k: os._exit(9)   # die exactly between write and swap
         Registry({str(reg.root)!r}).promote({SITE!r}, "v0002")
     """)
@@ -116,7 +116,7 @@ def test_killing_a_process_mid_promote_never_tears_the_pointer(reg, tmp_path):
     reg.promote(SITE, "v0001")
     script = textwrap.dedent(f"""
         import sys
-        from generator.registry import Registry
+        from generator.local.registry import Registry
         r = Registry({str(reg.root)!r})
         print("ready", flush=True)
         i = 0
@@ -139,7 +139,7 @@ def test_concurrent_promotes_from_two_processes_lose_no_history(reg, tmp_path):
         reg.add_version(SITE, _artefacts(tmp_path, tag), {})
     script = textwrap.dedent(f"""
         import sys
-        from generator.registry import Registry
+        from generator.local.registry import Registry
         r = Registry({str(reg.root)!r})
         for _ in range(15):
             for v in sys.argv[1:]:

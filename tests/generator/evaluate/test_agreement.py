@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from generator.callsite import LEVEL_SITE
+from generator.store.callsite import LEVEL_SITE
 from generator.errors import ConfigError
-from generator.agreement import AgreementStats, JudgeConfig, JudgeSpec, compare, default_mode
+from generator.evaluate.agreement import AgreementStats, JudgeConfig, JudgeSpec, compare, default_mode
 
 BOUNTY_SCHEMA = {
     "type": "json_schema",
@@ -135,13 +135,13 @@ def test_forge_toml_sets_the_judge_per_site_and_rejects_typos(tmp_path):
 
 
 def _rec(**kw):
-    from generator.records import CallRecord
+    from generator.store.records import CallRecord
 
     return CallRecord(site="bounty_board:post_bounty#0f113f41", output_schema=BOUNTY_SCHEMA, **kw)
 
 
 def test_recorded_shadow_and_spot_check_answers_pair_with_the_teachers_answer_to_the_same_call():
-    from generator.agreement import SKIPPED, site_agreement
+    from generator.evaluate.agreement import SKIPPED, site_agreement
 
     args = {"monster": {"name": "Ogre"}, "town": "Ashford"}
     t1 = _rec(backend="llm", args=args, result=TEACHER, valid=True, served=True)

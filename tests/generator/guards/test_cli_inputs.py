@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SPEC = '{"width":20,"height":14,"difficulty":3,"enemies":2,"items":1,"theme":"cave"}'
 MEMORY_CAP = 3 << 30
 

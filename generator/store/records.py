@@ -42,7 +42,7 @@ class CallRecord(msgspec.Struct, kw_only=True):
     attempt: int = 1
     served: bool = False  #: True for the attempt whose output the caller received
     confidence: float | None = None
-    #: the HTTP requests behind the call: ``{"requests", "retries", "faults": {kind: n}}`` (generator.http_faults)
+    #: the HTTP requests behind the call: ``{"requests", "retries", "faults": {kind: n}}`` (generator.capture.transport)
     transport: dict[str, Any] | None = None
 
 

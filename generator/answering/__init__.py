@@ -2,7 +2,7 @@
 
 The capture plugin (:mod:`generator.capture`) asks the installed *local
 server* before calling the model; the routing package (:mod:`generator.routing`)
-provides one (``SiteServer``).  Both sides import this leaf module and
+provides one (``SiteServer``).  Both sides import this leaf package and
 nothing of each other's internals, so neither package imports the other at
 module level (the plugin starts a routing session through
 ``generator.routing``'s public ``start_foreign_session`` only).
@@ -11,6 +11,11 @@ A local server is ``fn(site, args) -> result | LocalAnswer | None``.  One that
 also has ``shadow_for(site) -> Shadow | None`` (a :class:`SiteAnswerer`) is
 asked, after the model answered, whether a student should answer the same call
 in the background.
+
+Those background answers (the plugin's shadows, routing's shadows and spot
+checks) run on :class:`generator.answering.worker.BoundedWorker`, a short-backlog
+thread that both sides share; the package imports nothing heavy, since the
+capture plugin loads while jaclang itself is loading.
 """
 
 from __future__ import annotations
