@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--specs", metavar="FILE.jsonl", help="one LevelSpec JSON object per line")
     src.add_argument("--random-specs", type=int, metavar="K", help="instead of --specs: K seeded random specs")
     src.add_argument("--backends", default="teacher,student",
-                     help="comma list: teacher, student, student:PATH, procedural (default: %(default)s)")
+                     help="comma list: teacher, student, student:PATH, procedural, and controls through the "
+                          "student's decoding: control:untrained, control:uniform, control:count "
+                          "(each may end in :PATH, the student folder it borrows; default: %(default)s)")
     src.add_argument("--student-tries", type=int, default=None, metavar="K",
                      help="candidates a student samples and validates per attempt (default: its own; 1 = raw model)")
     src.add_argument("--student-raw", action="store_true",
@@ -80,6 +82,8 @@ def _label(name: str, names: list[str]) -> str:
     kind, _, path = name.partition(":")
     if not path:
         return name
+    if kind == "control":  # control:KIND[:PATH] -> control:KIND
+        return ":".join(name.split(":")[:2])
     p = Path(path)
     short = p.parent.name if p.name in ("model", "artefact", "checkpoint") and p.parent.name else p.name
     label = f"{kind}:{short[:32]}"

@@ -166,7 +166,8 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
     - ``procedural``: the embedded generator;
     - ``teacher`` (or ``llm``): the configured large model when a key or endpoint is set, else procedural;
     - ``student``: the promoted local model for the level call site;
-    - ``student:PATH``: a local model folder that need not be promoted.
+    - ``student:PATH``: a local model folder that need not be promoted;
+    - ``control:KIND[:PATH]``: a control through the student's decoding (:func:`control_backend`).
 
     ``student_tries`` caps the candidates a student samples per attempt (its
     own validate-and-resample loop); 1 measures the raw model.
@@ -197,7 +198,70 @@ def resolve_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
             raise EvaluationError(
                 f"student: local inference is unavailable ({exc}); pip install 'dungeon-forge[train]'"
             ) from exc
-    raise EvaluationError(f"unknown backend {name!r}; use teacher, student, student:PATH or procedural")
+    if name.startswith("control:"):
+        return _cap_tries(control_backend(name, data_dir=data_dir), student_tries, student_repair)
+    raise EvaluationError(f"unknown backend {name!r}; use teacher, student, student:PATH, control:KIND[:PATH] "
+                          "or procedural")
+
+
+def control_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None) -> Any:
+    """``control:KIND`` or ``control:KIND:PATH``: what the decoding rules give a level student without learning.
+
+    KIND is ``untrained`` (the student's architecture with random weights),
+    ``uniform`` (all-equal logits) or ``count`` (the left+up Markov count
+    model fitted on the store's valid teacher levels); each goes through the
+    student's own masked decoding, post-step and validate-and-resample loop
+    (:mod:`generator.local.controls`).  PATH is the student folder whose
+    vocabulary and architecture the control borrows (default: the promoted
+    level student).  Its reports carry the name, so a student's rubric scores
+    can be read beside what its decoding rules alone score.
+    """
+    from generator.local.controls import CONTROL_NAMES
+
+    _, _, rest = name.partition(":")
+    kind, _, path = rest.partition(":")
+    if kind not in CONTROL_NAMES:
+        raise EvaluationError(f"unknown control {kind!r} in {name!r}; use control:{'|'.join(CONTROL_NAMES)}[:PATH]")
+    try:
+        from generator.local.controls import CountStudent, uniform_like, untrained_like
+        from generator.local.student import StudentBackend
+    except ImportError as exc:
+        raise EvaluationError(f"controls need local inference ({exc}); pip install 'dungeon-forge[train]'") from exc
+    from generator.store.callsite import LEVEL_SITE
+
+    if path:
+        model_dir = Path(path).expanduser()
+        if not model_dir.is_dir():
+            raise EvaluationError(f"{name}: model folder {model_dir} does not exist")
+    else:
+        from generator.local.registry import Registry
+
+        try:
+            model_dir = Registry.in_data_dir(data_dir).model_dir(LEVEL_SITE)
+        except Exception as exc:  # noqa: BLE001 - no promoted student, or a corrupt one: say which
+            raise EvaluationError(f"{name}: no level student to borrow from ({exc}); pass control:{kind}:PATH") from None
+    backend = StudentBackend(model_dir, quantize=None, batch=1)
+    like = backend.student
+    if kind == "untrained":
+        backend.student = untrained_like(like, seed=0)
+    elif kind == "uniform":
+        backend.student = uniform_like(like)
+    else:
+        from generator.paths import DB_NAME
+        from generator.paths import data_dir as resolve_data_dir
+        from generator.store import Store
+
+        db = resolve_data_dir(data_dir, create=False) / DB_NAME
+        if not db.is_file():
+            raise EvaluationError(f"{name}: {db} does not exist; the count model is fitted on the store's levels")
+        with Store.open(db) as store:
+            levels = [(c.record.args, c.record.result) for c in store.iter_calls(site=LEVEL_SITE, valid_only=True)
+                      if c.record.backend != "student" and isinstance(c.record.result, dict)]
+        if not levels:
+            raise EvaluationError(f"{name}: the store holds no valid teacher levels to fit the count model on")
+        backend.student = CountStudent.fit(levels, like)
+    backend.model_version = f"control-{kind}"
+    return backend
 
 
 def _cap_tries(backend: Any, tries: int | None, repair: bool | None = None) -> Any:

@@ -114,6 +114,31 @@ def test_cli_compares_procedural_with_a_student_folder(untrained_student, tmp_pa
 
 
 @pytest.mark.slow
+def test_controls_are_evaluated_beside_the_student_through_its_decoding(untrained_student, tmp_path, capsys):
+    # What the decoding rules give without learning, read beside the student's scores (issue 14).
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps(SPECS[0]) + "\n", encoding="utf-8")
+    from tests.fakes.recorded_levels import fill
+
+    (tmp_path / "home").mkdir()
+    fill(tmp_path / "home", 12)  # the teacher's levels the count model is fitted on
+    controls = ",".join(f"control:{kind}:{untrained_student}" for kind in ("uniform", "untrained", "count"))
+    code = main(["--specs", str(one), "--backends", f"student:{untrained_student},{controls}",
+                 "--student-raw", "--max-attempts", "1", "--bots", "none", "--json", "--quiet", "--no-report",
+                 "--data-dir", str(tmp_path / "home")])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    for label in ("control:uniform", "control:untrained", "control:count"):
+        assert set(data["backends"][label]) == RUBRIC_NAMES
+        assert data["backend_info"][label]["model_versions"] == [label.replace(":", "-")]
+    # a control with nothing to borrow from, or an unknown one, is a clear error (exit 2), not a crash
+    for bad, says in (("control:count", "no level student"), ("control:bogus", "unknown control")):
+        assert main(["--specs", str(one), "--backends", bad, "--bots", "none", "--no-report", "--quiet",
+                     "--data-dir", str(tmp_path / "empty")]) == 2
+        assert says in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_student_raw_means_one_candidate_and_no_repair(untrained_student):
     from generator.evaluate.runner import resolve_backend
 
