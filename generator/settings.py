@@ -13,6 +13,10 @@ defined.
     min_shadow_samples = 30
     [store]                     # StoreSettings: postgresql://… or sqlite:///… (docs/store.md)
     url = "postgresql://forge@db.example/forge"
+    [judge]                     # JudgeSettings: how answers are compared (generator.evaluate.agreement)
+    float_tolerance = 0.01
+    [judge.sites]
+    "bounty_board:post_bounty" = "fields"
 
 :func:`load` reads the file once, lays the environment over it
 (``FORGE_BACKENDS=llm,procedural``, ``FORGE_DEADLINE_S``,
@@ -23,10 +27,12 @@ says where it is::
 
     /home/me/.local/share/dungeon-forge/forge.toml: Expected `int`, got `str` - at `$.generator.max_attempts`
 
-It owns ``[generator]``, ``[routing]``, ``[teacher]``, ``[student_server]`` and
+It owns ``[generator]``, ``[routing]``, ``[teacher]``, ``[student_server]``,
 ``[store]`` (:func:`store_settings` reads that table alone, so the store opens
-whatever is wrong elsewhere in the file).  This module imports nothing of the
-store: the store asks it for its URL.
+whatever is wrong elsewhere in the file) and ``[judge]`` (a call site's entry
+is located by its name: ``$.judge.sites['bounty_board:post_bounty'].mode``).
+This module imports nothing of the store or of the judge: they ask it for
+their settings.
 
 >>> s = convert({"generator": {"backends": ["procedural"], "deadline_s": 5}}, origin="example")
 >>> s.generator.backends, s.generator.deadline_s, s.routing.min_shadow_samples
@@ -35,15 +41,20 @@ store: the store asks it for its URL.
 Traceback (most recent call last):
 ...
 generator.errors.ConfigError: example: Expected `int`, got `str` - at `$.routing.min_shadow_samples`
+>>> convert({"judge": {"sites": {"a:b": {"mode": "fuzzy"}}}}, origin="example")
+Traceback (most recent call last):
+...
+generator.errors.ConfigError: example: Invalid enum value 'fuzzy' - at `$.judge.sites['a:b'].mode`; judge mode 'fuzzy' is not one of exact, fields, similarity, validity-only
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
@@ -57,6 +68,9 @@ __all__ = [
     "TeacherConfig",
     "ENV",
     "GeneratorConfig",
+    "JUDGE_MODES",
+    "JudgeSettings",
+    "JudgeSiteSettings",
     "RoutingPolicy",
     "Settings",
     "StoreSettings",
@@ -370,6 +384,65 @@ class StoreSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f"StoreSettings(url={'***' if self.url else ''!r})"
 
 
+JudgeMode = Literal["exact", "fields", "similarity", "validity-only"]
+#: Judge modes a call site can have (``generator.evaluate.agreement`` says what each compares).
+JUDGE_MODES: Final[tuple[str, ...]] = get_args(JudgeMode)
+_Tolerance = Annotated[float, msgspec.Meta(ge=0)]
+_Similarity = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+def _check_tolerance(value: float | None) -> None:
+    # msgspec turns a ValueError raised while converting into a located error
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"judge float_tolerance must be a finite number >= 0, got {value}")
+
+
+class JudgeSiteSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One call site's entry in ``[judge.sites]``: a key left out takes ``[judge]``'s value."""
+
+    mode: JudgeMode | None = None
+    float_tolerance: _Tolerance | None = None
+    min_similarity: _Similarity | None = None
+
+    def __post_init__(self) -> None:
+        _check_tolerance(self.float_tolerance)
+
+
+#: A ``[judge.sites]`` value: a mode string (``"a:b" = "exact"``) or a table with the keys of :class:`JudgeSiteSettings`.
+JudgeSiteValue = JudgeMode | JudgeSiteSettings
+
+
+class JudgeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How call sites' answers are compared with the teacher's (``[judge]``; used by
+    :class:`generator.evaluate.agreement.JudgeConfig`).
+
+    ``sites`` is keyed by call-site name (``module:qualname``, or the full site id).
+
+    >>> j = convert({"judge": {"float_tolerance": 0.05, "sites": {"a:b": "exact", "c:d": {"min_similarity": 0.9}}}},
+    ...             origin="example").judge
+    >>> j.mode, j.float_tolerance, j.sites["a:b"], j.sites["c:d"].min_similarity
+    (None, 0.05, 'exact', 0.9)
+    """
+
+    mode: JudgeMode | None = None
+    """Every site's mode; None: the default for the site's return type."""
+    float_tolerance: _Tolerance = 0.01
+    """Relative tolerance of a float field (finite, >= 0)."""
+    min_similarity: _Similarity = 0.85
+    """``similarity`` mode: a string agrees at or above this score (0..1)."""
+    sites: dict[str, JudgeSiteValue] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_tolerance(self.float_tolerance)
+
+    def site(self, name: str) -> JudgeSiteSettings | None:
+        """``sites[name]`` as a table (a mode string becomes ``mode = …``); None when absent or empty."""
+        entry = self.sites.get(name)
+        if isinstance(entry, str):
+            return JudgeSiteSettings(mode=entry)
+        return entry if entry is not None and entry != JudgeSiteSettings() else None
+
+
 class Settings(msgspec.Struct, frozen=True):
     """The tables of ``forge.toml`` this model owns; other tables are left to their readers."""
 
@@ -378,6 +451,7 @@ class Settings(msgspec.Struct, frozen=True):
     teacher: TeacherConfig = msgspec.field(default_factory=TeacherConfig)
     student_server: RemoteStudentConfig = msgspec.field(default_factory=RemoteStudentConfig)
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    judge: JudgeSettings = msgspec.field(default_factory=JudgeSettings)
 
 
 #: Environment variable naming the store's database URL (wins over ``[store] url``; its value is never shown).
@@ -398,7 +472,7 @@ ENV: Final[dict[str, tuple[str, str]]] = {
     "FORGE_STUDENT_TIMEOUT_S": ("student_server", "timeout_s"),
     STORE_URL_ENV: ("store", "url"),
 }
-_TABLES: Final = ("generator", "routing", "teacher", "student_server", "store")
+_TABLES: Final = ("generator", "routing", "teacher", "student_server", "store", "judge")
 #: Environment variable holding the key shared with ``python -m generator.serve`` (never read from a file).
 STUDENT_API_KEY_ENV: Final = "FORGE_STUDENT_API_KEY"
 _NO_KEY_PLACEHOLDER: Final = "unused"  # keyless local servers still need a non-empty header
@@ -420,18 +494,60 @@ def convert(doc: Mapping[str, Any], *, origin: str, hints: Mapping[str, str] | N
     try:
         return msgspec.convert({k: doc[k] for k in tables if k in doc}, Settings, strict=False)
     except msgspec.ValidationError as exc:
-        message = str(exc)
+        message = _name_the_site(str(exc), doc)
         where = next((f" (set by {var})" for at, var in (hints or {}).items() if message.endswith(f"`{at}`")), "")
-        table = message.rpartition("- at `$.")[2].rstrip("`")
-        if message.startswith("Object contains unknown field") and table in _TABLES:
-            where += (f"; known: {', '.join(_section_type(table).__struct_fields__)}"
-                      f"; rename or remove the unknown {table} setting")
-        raise ConfigError(f"{origin}: {message}{where}") from None
+        raise ConfigError(f"{origin}: {message}{where}{_explain(message)}") from None
+
+
+_SITE_AT: Final = "judge.sites["
+
+
+def _name_the_site(message: str, doc: Mapping[str, Any]) -> str:
+    """msgspec writes a table's key as ``[...]``: put the name of the call site whose entry failed there."""
+    marker = f"`$.{_SITE_AT}...]"
+    judge = doc.get("judge")
+    sites = judge.get("sites") if isinstance(judge, Mapping) else None
+    if marker not in message or not isinstance(sites, Mapping):
+        return message
+    for name, value in sites.items():  # msgspec stops at the first bad entry, in this order
+        try:
+            msgspec.convert(value, JudgeSiteValue, strict=False)
+        except msgspec.ValidationError:
+            return message.replace(marker, f"`$.{_SITE_AT}{str(name)!r}]")
+    return message
+
+
+def _explain(message: str) -> str:
+    """What the value at a failed location should be: a table's known keys, a judge setting's rule."""
+    at = message.rpartition("- at `$.")[2].rstrip("`")
+    site = at.startswith(_SITE_AT) and "]." not in at
+    if message.startswith("Object contains unknown field"):
+        known = _section_type(at) if at in _TABLES else JudgeSiteSettings if site else None
+        if known is None:
+            return ""
+        table = "judge" if site else at
+        return (f"; known: {', '.join(known.__struct_fields__)}"
+                f"; rename or remove the unknown {table} setting `{message.split('`')[1]}`")
+    if not at.startswith("judge"):
+        return ""
+    key = at.rpartition(".")[2]
+    if message.startswith("Invalid enum value") and (key == "mode" or site):
+        value = message.removeprefix("Invalid enum value ").rpartition(" - at ")[0]
+        return f"; judge mode {value} is not one of {', '.join(JUDGE_MODES)}"
+    if key == "min_similarity":
+        return "; judge min_similarity must be within [0, 1]"
+    if key == "float_tolerance":
+        return "; judge float_tolerance must be a finite number >= 0"
+    if at == "judge.sites":
+        return "; [judge.sites] must be a table of call sites"
+    if site and message.startswith("Expected"):
+        return f"; a call site's judge is a mode ({', '.join(JUDGE_MODES)}) or a table"
+    return ""
 
 
 def _section_type(table: str) -> type[msgspec.Struct]:
     return {"generator": GeneratorConfig, "routing": RoutingPolicy, "teacher": TeacherConfig,
-            "student_server": RemoteStudentConfig, "store": StoreSettings}[table]
+            "student_server": RemoteStudentConfig, "store": StoreSettings, "judge": JudgeSettings}[table]
 
 
 def _env_value(key: str, raw: str) -> Any:

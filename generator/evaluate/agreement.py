@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.errors import ConfigError
+from generator.settings import JUDGE_MODES, JudgeSettings
 
 __all__ = [
     "MODES",
@@ -75,8 +76,8 @@ __all__ = [
     "site_agreement",
 ]
 
-#: Judge modes a site can have.
-MODES: Final = ("exact", "fields", "similarity", "validity-only")
+#: Judge modes a site can have (declared with the ``[judge]`` settings).
+MODES: Final = JUDGE_MODES
 #: The path of the whole answer when the answer is not an object.
 ROOT: Final = "$"
 
@@ -416,9 +417,6 @@ class AgreementStats:
 # ----------------------------------------------------------------------------- configuration
 
 
-_SPEC_KEYS: Final = ("mode", "float_tolerance", "min_similarity")
-
-
 @dataclass(frozen=True)
 class JudgeConfig:
     """The ``[judge]`` table of ``forge.toml``: defaults for every site, and per-site settings.
@@ -431,62 +429,45 @@ class JudgeConfig:
         [judge.sites."bounty_board:post_bounty"]  # module:qualname, or the full site id
         mode = "fields"                       # exact | fields | similarity | validity-only
 
+    The table is read and checked with the rest of ``forge.toml`` by
+    :mod:`generator.settings` (:class:`~generator.settings.JudgeSettings`).
     A site without a ``mode`` gets :func:`default_mode` from its return type.
     The level site is always ``validity-only``.
+
+    >>> from generator.settings import convert
+    >>> cfg = JudgeConfig.from_settings(convert({"judge": {"sites": {"a:b": "exact"}}}, origin="example").judge)
+    >>> cfg.for_site("a:b#12345678").mode, cfg.for_site("a:c#12345678", None, "a poem").mode
+    ('exact', 'similarity')
     """
 
-    defaults: Mapping[str, Any] = field(default_factory=dict)
-    sites: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    settings: JudgeSettings = field(default_factory=JudgeSettings)
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, origin: str = "[judge]") -> JudgeConfig:
-        defaults = {k: v for k, v in table.items() if k != "sites"}
-        _check_keys(defaults, origin)
-        sites_raw = table.get("sites", {})
-        if not isinstance(sites_raw, Mapping):
-            raise ConfigError(f"{origin}: judge.sites must be a table of call sites")
-        sites: dict[str, Mapping[str, Any]] = {}
-        for name, value in sites_raw.items():
-            entry = {"mode": value} if isinstance(value, str) else value
-            if not isinstance(entry, Mapping):
-                raise ConfigError(f"{origin}: judge.sites.{name!r} must be a mode string or a table")
-            _check_keys(entry, f"{origin} judge.sites.{name!r}")
-            sites[str(name)] = dict(entry)
-        cfg = cls(defaults, sites)
-        for name in [None, *sites]:  # bad values fail at load time, naming the site
-            try:
-                cfg._build(name or "", "fields")
-            except ConfigError as exc:
-                raise ConfigError(f"{origin}{f' judge.sites.{name!r}' if name else ''}: {exc}") from None
-        return cfg
+    def from_settings(cls, settings: JudgeSettings) -> JudgeConfig:
+        """From the typed ``[judge]`` table (``generator.settings.load(...).judge``)."""
+        return cls(settings)
 
     @classmethod
     def load(cls, data_dir: str | Path | None = None) -> JudgeConfig:
-        """From ``<data dir>/forge.toml`` (empty when the file or the table is absent)."""
-        from generator.paths import CONFIG_NAME, read_table
-        from generator.paths import data_dir as resolve
+        """From ``<data dir>/forge.toml`` (the defaults when the file or the table is absent)."""
+        from generator.settings import load
 
-        path = resolve(data_dir, create=False) / CONFIG_NAME
-        return cls.from_mapping(read_table(path, "judge"), origin=str(path))
+        return cls.from_settings(load(data_dir, env={}).judge)
 
-    def _entry(self, site: str) -> Mapping[str, Any] | None:
+    def _build(self, site: str, mode: str, source: str) -> JudgeSpec:
         from generator.store.callsite import site_name
 
-        return self.sites.get(site) or self.sites.get(site_name(site))
-
-    def _build(self, key: str, mode: str, source: str = "default") -> JudgeSpec:
-        entry = (self._entry(key) or {}) if key else {}
-        merged = {**self.defaults, **entry}
-        chosen = merged.get("mode", mode)
-        if "mode" in entry:
-            source = "forge.toml [judge.sites]"
-        elif "mode" in self.defaults:
+        judge = self.settings
+        entry = judge.site(site) or judge.site(site_name(site))
+        chosen, tolerance, minimum = judge.mode or mode, judge.float_tolerance, judge.min_similarity
+        if judge.mode is not None:
             source = "forge.toml [judge]"
-        try:
-            return JudgeSpec(mode=str(chosen), float_tolerance=float(merged.get("float_tolerance", 0.01)),
-                             min_similarity=float(merged.get("min_similarity", 0.85)), source=source)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"judge settings {dict(merged)}: {exc}") from None
+        if entry is not None:
+            if entry.mode is not None:
+                chosen, source = entry.mode, "forge.toml [judge.sites]"
+            tolerance = judge.float_tolerance if entry.float_tolerance is None else entry.float_tolerance
+            minimum = judge.min_similarity if entry.min_similarity is None else entry.min_similarity
+        return JudgeSpec(mode=chosen, float_tolerance=tolerance, min_similarity=minimum, source=source)
 
     def for_site(self, site: str, schema: Mapping[str, Any] | None = None, example: Any = None) -> JudgeSpec:
         """The spec a site is judged with: its own entry, else the defaults, else :func:`default_mode`."""
@@ -496,12 +477,6 @@ class JudgeConfig:
         if is_level_site(site):
             return JudgeSpec("validity-only", source="the level site is judged by its gates")
         return self._build(site, mode, source=f"default for its return type ({mode})")
-
-
-def _check_keys(table: Mapping[str, Any], origin: str) -> None:
-    unknown = sorted(set(table) - set(_SPEC_KEYS))
-    if unknown:
-        raise ConfigError(f"{origin}: unknown judge setting(s) {unknown}; known: {', '.join(_SPEC_KEYS)}")
 
 
 def compare_many(

@@ -91,3 +91,22 @@ def test_the_store_reads_its_table_alone_and_never_shows_the_password(_forge_hom
     with pytest.raises(ConfigError, match="neither postgresql") as err:  # [routing] is not the store's concern
         configured_url()
     assert secret not in str(err.value) and "forge.toml" in str(err.value)
+
+
+def test_a_bad_judge_value_in_the_file_is_a_located_error(_forge_home):
+    from generator.evaluate.agreement import JudgeConfig
+
+    _toml(_forge_home, "[judge]\nfloat_tolerance = 0.05\n[judge.sites]\n'bounty_board:post_bounty' = 'exact'\n"
+                       "[judge.sites.'recipes:haiku_for']\nmin_similarity = 1.5\n")
+    located = r"forge\.toml: Expected `float` <= 1\.0 - at `\$\.judge\.sites\['recipes:haiku_for'\]\.min_similarity`"
+    with pytest.raises(ConfigError, match=located):
+        settings.load(env={})
+    with pytest.raises(ConfigError, match=located):  # the judge reads the same model, not the file by hand
+        JudgeConfig.load()
+    _toml(_forge_home, "[judge.sites.'recipes:haiku_for']\nmdoe = 'similarity'\n")
+    with pytest.raises(ConfigError, match=r"unknown field `mdoe` - at `\$\.judge\.sites\['recipes:haiku_for'\]`; "
+                                          r"known: mode, float_tolerance, min_similarity"):
+        settings.load(env={})
+    _toml(_forge_home, "[judge]\nfloat_tolerance = 0.05\n[judge.sites.'recipes:haiku_for']\nmode = 'similarity'\n")
+    judge = settings.load(env={}).judge
+    assert judge.float_tolerance == 0.05 and judge.site("recipes:haiku_for") == settings.JudgeSiteSettings("similarity")
