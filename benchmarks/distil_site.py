@@ -24,7 +24,6 @@ constrained decoding (``--control-calls``).  Prints one JSON object with
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -42,14 +41,9 @@ PROGRAM = ROOT / "docs" / "examples" / "bounty_board.jac"
 
 
 def _load_bounty() -> Any:
-    path = ROOT / "tests" / "fakes" / "bounty_teacher.py"
-    spec = importlib.util.spec_from_file_location("forge_fakes_bounty_teacher", path)
-    if not path.is_file() or spec is None or spec.loader is None:  # an installed package has no tests/
-        raise SystemExit(f"benchmarks.distil_site needs {path} (run it from a source checkout)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import load_fake
+
+    return load_fake("bounty_teacher", "distil_site")
 
 
 def _python(*args: str, env: dict[str, str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:

@@ -59,16 +59,9 @@ CONTENT_KINDS = ("non_json", "truncated", "schema", "gate_V1", "gate_V2", "gate_
 
 
 def _load_teacher_fake() -> Any:
-    import importlib.util
+    from benchmarks import load_fake
 
-    path = ROOT / "tests" / "fakes" / "soak_teacher.py"
-    spec = importlib.util.spec_from_file_location("forge_fakes_soak_teacher", path)
-    if not path.is_file() or spec is None or spec.loader is None:  # an installed package has no tests/
-        raise SystemExit(f"benchmarks.soak needs {path} (run it from a source checkout)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_fake("soak_teacher", "soak")
 
 
 def _specs(n: int, seed: int) -> list[Any]:
