@@ -5,6 +5,11 @@ at a time, so both the raw validity of a first attempt and the validity after
 retries with feedback are known, and no other backend ever stands in for a
 failing one.
 
+Size: over 400 lines on purpose. Resolving a command-line backend name
+(controls included), running it attempt by attempt, playing the levels and
+scoring them share one seeding rule and one record of each generation;
+split, each piece would have to re-derive them.
+
 >>> generation_seed(0, 3, 1) == generation_seed(0, 3, 1) != generation_seed(0, 3, 2)
 True
 """

@@ -14,6 +14,10 @@ safetensors only.  Special ids, the prompt layout (the base's chat template)
 and the text of each token come from the folder's own files
 (:class:`~generator.local.prompting.PromptFormat`), never from token names.
 
+Size: just over 400 lines on purpose. Loading (weights, adapters, checks),
+generation for both kinds of site and the level backend's
+validate-and-resample loop share one loaded model and its lock.
+
 >>> student = LocalStudent.load("models/level/v3", quantize="int8")  # doctest: +SKIP
 >>> out = student.generate({"spec": spec_dict}, seed=7)  # doctest: +SKIP
 >>> out.result["rows"][0]  # doctest: +SKIP
