@@ -68,6 +68,14 @@ def _site_row(env: dict[str, str], site: str) -> dict[str, Any]:
     return rows[0] if rows else {}
 
 
+def _served_locally(home: Path, site: str) -> int:
+    """Calls the student answered for the program so far (not its shadow answers)."""
+    from generator.store import Store
+
+    with Store.open(home / "forge.db") as store:
+        return sum(1 for c in store.iter_calls(site) if c.record.backend == "student" and c.record.served)
+
+
 def _train(env: dict[str, str], site: str, *extra: str) -> dict[str, Any]:
     proc, seconds = _python("-m", "generator.train", "--site", site, "--base", "smollm2-135m", "--json", *extra,
                             env=env, timeout=3600)
@@ -129,7 +137,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         runs = []
         for i in range(a.max_runs):
             seed = 101 + i
-            before = _site_row(env, site)
+            before, local_before = _site_row(env, site), _served_locally(home, site)
             proc, seconds = _jac(env, a.calls, seed)
             row = _site_row(env, site)
             expected = [bounty.bounty(c["monster"], c["town"]) for c in bounty.calls(a.calls, seed)]
@@ -138,7 +146,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             runs.append({"seed": seed, "calls": a.calls, "seconds": round(seconds, 1),
                          "state_before": before.get("state"), "state_after": row.get("state"),
                          "served_by": row.get("served_by"), "answers_right": right,
-                         "local_calls": row.get("local_calls", 0) - before.get("local_calls", 0),
+                         "served_locally": _served_locally(home, site) - local_before,
                          "agreement": row.get("agreement")})
             if before.get("state") == "local":
                 break  # one whole run served locally: done
@@ -187,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"undertrained {out['undertrained']['version']}: promoted {out['undertrained']['promoted']}")
         for r in out["runs"]:
             print(f"run seed {r['seed']}: {r['state_before']} -> {r['state_after']}, right {r['answers_right']}/"
-                  f"{r['calls']}, local {r['local_calls']}, {r['seconds']} s")
+                  f"{r['calls']}, served locally {r['served_locally']}, {r['seconds']} s")
         print(f"reached local: {out['reached_local']}; latency p50 ms {out['latency_ms_p50']}")
     return 0 if out["reached_local"] else 1
 
