@@ -15,9 +15,10 @@ data directory:
    until the site is ``local`` or ``--max-runs`` is reached;
 4. local: one more run, whose printed answers are compared with the rule.
 
-Controls on the same held-out calls as the trainer's gate: the most common
-training value per field, and the base without adapters through the same
-constrained decoding (``--control-calls``).  Prints one JSON object with
+Controls on the held-out calls the trainer's gate judged (its
+``samples.jsonl``): the most common training value per field, and the base
+without adapters through the same constrained decoding (the first
+``--control-calls`` of them).  Prints one JSON object with
 ``--json``.  Takes about 25 minutes on 2 cores.
 """
 
@@ -64,6 +65,8 @@ def _jac(env: dict[str, str], calls: int, seed: int) -> tuple[subprocess.Complet
 
 def _site_row(env: dict[str, str], site: str) -> dict[str, Any]:
     proc, _ = _python("-m", "generator.sites", "--json", env=env, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"generator.sites failed ({proc.returncode}): {proc.stderr[-2000:]}")
     rows = [s for s in json.loads(proc.stdout)["sites"] if s["site"] == site]
     return rows[0] if rows else {}
 
@@ -72,16 +75,20 @@ def _served_locally(home: Path, site: str) -> int:
     """Calls the student answered for the program so far (not its shadow answers)."""
     from generator.store import Store
 
-    with Store.open(home / "forge.db") as store:
+    with Store.open(home / "forge.db", configured=False) as store:
         return sum(1 for c in store.iter_calls(site) if c.record.backend == "student" and c.record.served)
 
 
 def _train(env: dict[str, str], site: str, *extra: str) -> dict[str, Any]:
     proc, seconds = _python("-m", "generator.train", "--site", site, "--base", "smollm2-135m", "--json", *extra,
                             env=env, timeout=3600)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"generator.train failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    out = json.loads(proc.stdout)
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        out = {}
+    if proc.returncode != 0 or not out.get("trained"):
+        why = out.get("error") or out.get("reason") or proc.stderr[-2000:]
+        raise RuntimeError(f"generator.train {' '.join(extra)} did not train ({proc.returncode}): {why}")
     keep = ("version", "promoted", "train_examples", "heldout_examples", "agreement", "agreement_lower95",
             "agreement_fields", "weakest_field", "train_seconds", "tokens_per_s")
     return {**{k: out.get(k) for k in keep}, "steps": (out.get("train") or {}).get("step"),
@@ -90,20 +97,21 @@ def _train(env: dict[str, str], site: str, *extra: str) -> dict[str, Any]:
 
 
 def _controls(run_dir: Path, site: str, schema: dict[str, Any], home: Path, n_base: int) -> dict[str, Any]:
-    """The count baseline and the untrained base on the trainer's held-out calls."""
+    """The count baseline and the untrained base on the calls the trainer's gate judged (``samples.jsonl``)."""
     from generator.evaluate.agreement import compare_many
     from generator.local.bases import ensure_base
     from generator.local.student import LocalStudent
 
-    def rows(name: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in (run_dir / "dataset" / name).read_text().splitlines() if line.strip()]
+    def rows(path: Path) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    train, heldout = rows("train.jsonl"), rows("eval.jsonl")
-    truth = [json.loads(r["result_json"]) for r in heldout]
-    fields = list(truth[0])
-    common = {k: json.loads(Counter(json.dumps(json.loads(r["result_json"])[k]) for r in train).most_common(1)[0][0])
-              for k in fields}
+    train = [json.loads(r["result_json"]) for r in rows(run_dir / "dataset" / "train.jsonl")]
+    judged = rows(run_dir / "samples.jsonl")  # the gate's held-out calls, with the teacher's answers
+    truth = [r["teacher"] for r in judged]
+    common = {k: json.loads(Counter(json.dumps(t[k]) for t in train).most_common(1)[0][0]) for k in truth[0]}
     count = compare_many([dict(common)] * len(truth), truth, schema=schema)
+    if n_base == 0:
+        return {"count": count.to_dict(), "untrained_base": None}
     control_dir = Path(tempfile.mkdtemp(prefix="untrained-", dir=home))
     try:
         for f in ensure_base("smollm2-135m", home).iterdir():
@@ -111,7 +119,7 @@ def _controls(run_dir: Path, site: str, schema: dict[str, Any], home: Path, n_ba
                 os.symlink(f, control_dir / f.name)
         (control_dir / "output_schema.json").write_text(json.dumps(schema))
         base = LocalStudent.load(control_dir, quantize=None, site=site)
-        answers = [base.generate(json.loads(r["args_json"])).result for r in heldout[:n_base]]
+        answers = [base.generate(r["args"]).result for r in judged[:n_base]]
         untrained = compare_many(answers, truth[:n_base], schema=schema)
     finally:
         shutil.rmtree(control_dir, ignore_errors=True)
@@ -122,11 +130,14 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     bounty = _load_bounty()
     site = bounty.site()
     home = Path(a.data_dir or tempfile.mkdtemp(prefix="forge-distil-"))
+    if home.exists() and any(home.iterdir()):
+        raise SystemExit(f"--data-dir {home} is not empty: the benchmark starts from a fresh data directory")
     home.mkdir(parents=True, exist_ok=True)
     (home / "forge.toml").write_text(f"[routing]\nshadow_exit_wait_s = {a.exit_wait}\n")
     out: dict[str, Any] = {"benchmark": "distil_site", "site": site, "data_dir": str(home), "seed": a.seed}
     with bounty.server() as teacher:
-        env = {**os.environ, "OPENAI_BASE_URL": teacher.url, "OPENAI_API_KEY": "sk-forge-distil",
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("FORGE_")}  # not the user's store or settings
+        env = {**clean, "OPENAI_BASE_URL": teacher.url, "OPENAI_API_KEY": "sk-forge-distil",
                "BYLLM_DEFAULT_MODEL": "gpt-4o-mini", "FORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
         _, seconds = _jac(env, a.capture, a.seed)
         out["capture"] = {"calls": a.capture, "seconds": round(seconds, 1)}
@@ -148,20 +159,20 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
                          "served_by": row.get("served_by"), "answers_right": right,
                          "served_locally": _served_locally(home, site) - local_before,
                          "agreement": row.get("agreement")})
-            if before.get("state") == "local":
-                break  # one whole run served locally: done
+            if runs[-1]["served_locally"] == a.calls:
+                break  # a whole run served by the student: done
         out["runs"] = runs
         out["teacher_requests"] = len(teacher.requests)
     from generator.store import Store
 
-    with Store.open(home / "forge.db") as store:
+    with Store.open(home / "forge.db", configured=False) as store:
         recs = [c.record for c in store.iter_calls(site)]
     local = [r.latency_ms for r in recs if r.backend == "student" and r.served]
     shadow = [r.latency_ms for r in recs if r.backend == "student" and not r.served and r.valid is not None]
     llm = [r.latency_ms for r in recs if r.backend == "llm"]
     out["latency_ms_p50"] = {k: (round(statistics.median(v), 1) if v else None)
                              for k, v in (("local", local), ("shadow", shadow), ("teacher_fake", llm))}
-    out["reached_local"] = any(r["state_before"] == "local" for r in runs)
+    out["reached_local"] = any(r["served_locally"] == r["calls"] for r in runs)
     return out
 
 
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     if a.capture < 40 or a.calls < 1 or a.max_runs < 1 or a.control_calls < 0:
-        p.error("--capture must be >= 40 (the preset's minimum), --calls and --max-runs >= 1")
+        p.error("--capture must be >= 40 (the preset's minimum), --calls and --max-runs >= 1, --control-calls >= 0")
     from generator.guards.output import json_stdout
 
     with json_stdout(a.json) as emit:

@@ -18,7 +18,8 @@ server needs::
 * a chat template (``chat_format: hf-tokenizer-config``) that turns a chat
   request into exactly the prompt the student was trained on
   (:func:`generator.local.codec.encode_prompt`): ``<s>`` + the last user
-  message (the call's arguments as compact JSON) + a tab.  Its
+  message (the call's arguments as compact JSON with sorted keys:
+  ``json.dumps(args, separators=(",", ":"), sort_keys=True)``) + a tab.  Its
   ``eos_token`` is a newline, which llama-cpp-python uses as a stop
   string: a student's answer ends at its newline;
 * the client constrains the output with the site's JSON schema:

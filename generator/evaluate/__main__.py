@@ -82,8 +82,10 @@ def _label(name: str, names: list[str]) -> str:
     kind, _, path = name.partition(":")
     if not path:
         return name
-    if kind == "control":  # control:KIND[:PATH] -> control:KIND
-        return ":".join(name.split(":")[:2])
+    if kind == "control":  # control:KIND[:PATH] -> control:KIND, unless another control of that kind is run
+        label = ":".join(name.split(":")[:2])
+        clash = any(n != name and ":".join(n.split(":")[:2]) == label for n in names)
+        return name if clash else label
     p = Path(path)
     short = p.parent.name if p.name in ("model", "artefact", "checkpoint") and p.parent.name else p.name
     label = f"{kind}:{short[:32]}"

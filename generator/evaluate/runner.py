@@ -214,7 +214,8 @@ def control_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
 
     KIND is ``untrained`` (the student's architecture with random weights),
     ``uniform`` (all-equal logits) or ``count`` (the left+up Markov count
-    model fitted on the store's valid teacher levels); each goes through the
+    model fitted on the store's recent valid levels, what a student trains
+    on: :func:`training_levels_from_store`); each goes through the
     student's own masked decoding, post-step and validate-and-resample loop
     (:mod:`generator.local.controls`).  PATH is the student folder whose
     vocabulary and architecture the control borrows (default: the promoted
@@ -252,18 +253,10 @@ def control_backend(name: str, *, data_dir: str | os.PathLike[str] | None = None
     elif kind == "uniform":
         backend.student = uniform_like(like)
     else:
-        from generator.paths import DB_NAME
-        from generator.paths import data_dir as resolve_data_dir
-        from generator.store import Store
-
-        db = resolve_data_dir(data_dir, create=False) / DB_NAME
-        if not db.is_file():
-            raise EvaluationError(f"{name}: {db} does not exist; the count model is fitted on the store's levels")
-        with Store.open(db) as store:
-            levels = [(c.record.args, c.record.result) for c in store.iter_calls(site=LEVEL_SITE, valid_only=True)
-                      if c.record.backend != "student" and isinstance(c.record.result, dict)]
+        levels = _level_pairs_from_store(data_dir)
         if not levels:
-            raise EvaluationError(f"{name}: the store holds no valid teacher levels to fit the count model on")
+            raise EvaluationError(f"{name}: the store holds no valid levels to fit the count model on "
+                                  "(the levels a student trains on); play or bootstrap some first")
         backend.student = CountStudent.fit(levels, like)
     backend.model_version = f"control-{kind}"
     return backend
@@ -377,26 +370,34 @@ def run_backend(backend: Any, specs: Sequence[LevelSpec], config: EvaluationConf
     return out
 
 
+def _level_pairs_from_store(data_dir: str | os.PathLike[str] | None = None,
+                            limit: int = MAX_TRAINING_LEVELS) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(args, level)`` of the most recent valid calls at the level call site (what a student trains on).
+
+    Follows a configured PostgreSQL store; without one, a data dir with no
+    ``forge.db`` gives ``[]`` (nothing is created).
+    """
+    from generator.paths import db_path
+    from generator.store import Store
+    from generator.store.callsite import LEVEL_SITE
+    from generator.store.dialect import configured_url
+
+    db = db_path(data_dir)
+    if configured_url(data_dir) is None and not db.exists():
+        return []
+    with Store.open(db) as store:
+        pairs = [(dict(c.record.args or {}), c.record.result) for c in store.iter_calls(site=LEVEL_SITE, valid_only=True)
+                 if isinstance(c.record.result, Mapping)]
+    return pairs[-limit:]
+
+
 def training_levels_from_store(data_dir: str | os.PathLike[str] | None = None,
                                limit: int = MAX_TRAINING_LEVELS) -> list[Level]:
     """The most recent valid levels recorded at the level call site (what a student trains on)."""
-    from generator.store.callsite import LEVEL_SITE
     from generator.evaluate.metrics import as_level
-    from generator.paths import data_dir as resolve_data_dir
-    from generator.paths import DB_NAME
 
-    db = resolve_data_dir(data_dir) / DB_NAME
-    if not db.exists():
-        return []
-    from generator.store import Store
-
-    levels: list[Level] = []
-    with Store.open(db) as store:
-        for call in store.iter_calls(site=LEVEL_SITE, valid_only=True):
-            level = as_level(call.record.result) if isinstance(call.record.result, Mapping) else None
-            if level is not None:
-                levels.append(level)
-    return levels[-limit:]
+    levels = [as_level(result) for _, result in _level_pairs_from_store(data_dir, limit=limit)]
+    return [level for level in levels if level is not None]
 
 
 def evaluate(specs: Sequence[LevelSpec], backends: Mapping[str, Any], config: EvaluationConfig | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 
 import pytest
 
@@ -39,3 +40,26 @@ def test_level_student_without_a_training_run_says_how_to_make_one(tmp_path, cap
     out, err = capsys.readouterr()
     assert exc.value.code == 2 and out == ""
     assert "no finished training run" in err and "python -m generator.train" in err
+
+
+def test_distil_site_judges_its_count_control_on_the_calls_the_gate_judged(tmp_path):
+    from benchmarks.distil_site import _controls
+
+    run = tmp_path / "run"
+    (run / "dataset").mkdir(parents=True)
+    train = [{"band": "low", "reward": 65}] * 3 + [{"band": "high", "reward": 330}]
+    (run / "dataset" / "train.jsonl").write_text("".join(json.dumps({"result_json": json.dumps(r)}) + "\n" for r in train))
+    judged = [{"args": {"level": 1}, "teacher": {"band": "low", "reward": 65}},
+              {"args": {"level": 7}, "teacher": {"band": "high", "reward": 330}}]
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in judged))
+    out = _controls(run, "app:f#1", {"type": "object"}, tmp_path, n_base=0)
+    assert (out["count"]["n"], out["count"]["agree"]) == (2, 1)  # the constant answer is right once in two
+    assert out["untrained_base"] is None
+
+
+def test_distil_site_refuses_a_data_dir_that_is_not_fresh(tmp_path, capsys):
+    from benchmarks import distil_site
+
+    (tmp_path / "forge.db").write_bytes(b"")
+    with pytest.raises(SystemExit, match="not empty"):
+        distil_site.main(["--data-dir", str(tmp_path), "--json"])

@@ -20,7 +20,7 @@ from generator.llama_server import CONFIG_NAME, main, render_prompt, tokenizer_c
 from generator.local.codec import encode_prompt
 
 SITE = "app.story:write_quest#12345678"
-ARGS = {"hero": "Ann", "town": "Bree"}
+ARGS = {"town": "Bree", "hero": {"name": "Ann", "level": 3}}  # not in key order: the client sorts, as documented
 #: The site's output schema, small enough that an untrained model's constrained answer ends quickly.
 #: (llama-cpp-python 0.3.36's grammar ignores minimum/maximum: an untrained model wrote n=2475 for maximum 9.)
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"},
@@ -28,7 +28,7 @@ SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"typ
           "required": ["ok", "n", "mood"], "additionalProperties": False}
 #: What the game's clients send: the call's arguments as compact JSON in the last user message.
 MESSAGES = [{"role": "system", "content": "ignored"},
-            {"role": "user", "content": json.dumps(ARGS, separators=(",", ":"))}]
+            {"role": "user", "content": json.dumps(ARGS, separators=(",", ":"), sort_keys=True)}]
 
 
 def test_the_chat_template_rebuilds_the_prompt_the_student_was_trained_on():

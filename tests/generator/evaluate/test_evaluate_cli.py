@@ -132,7 +132,8 @@ def test_controls_are_evaluated_beside_the_student_through_its_decoding(untraine
         assert set(data["backends"][label]) == RUBRIC_NAMES
         assert data["backend_info"][label]["model_versions"] == [label.replace(":", "-")]
     # a control with nothing to borrow from, or an unknown one, is a clear error (exit 2), not a crash
-    for bad, says in (("control:count", "no level student"), ("control:bogus", "unknown control")):
+    for bad, says in (("control:count", "no level student"), ("control:bogus", "unknown control"),
+                      (f"control:count:{untrained_student}", "no valid levels to fit the count model")):
         assert main(["--specs", str(one), "--backends", bad, "--bots", "none", "--no-report", "--quiet",
                      "--data-dir", str(tmp_path / "empty")]) == 2
         assert says in capsys.readouterr().err
