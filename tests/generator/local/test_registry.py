@@ -104,7 +104,7 @@ def test_crash_before_the_pointer_is_replaced_keeps_the_old_version(reg, tmp_pat
         os.replace = lambda *a, **k: os._exit(9)   # die exactly between write and swap
         Registry({str(reg.root)!r}).promote({SITE!r}, "v0002")
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[3])
     assert proc.returncode == 9
     assert reg.current(SITE).version == "v0001"
     assert json.loads((reg.site_dir(SITE) / SERVING_NAME).read_text())["current"] == "v0001"
@@ -124,7 +124,7 @@ def test_killing_a_process_mid_promote_never_tears_the_pointer(reg, tmp_path):
             r.promote({SITE!r}, ("v0002", "v0001")[i % 2]); i += 1
     """)
     for delay in (0.05, 0.2, 0.35):
-        proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[2], stdout=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[3], stdout=subprocess.PIPE)
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
@@ -145,7 +145,7 @@ def test_concurrent_promotes_from_two_processes_lose_no_history(reg, tmp_path):
             for v in sys.argv[1:]:
                 r.promote({SITE!r}, v)
     """)
-    root = Path(__file__).parents[2]
+    root = Path(__file__).parents[3]
     procs = [subprocess.Popen([sys.executable, "-c", script, *vs], cwd=root) for vs in (["v0001", "v0002"], ["v0003", "v0004"])]
     assert all(p.wait(timeout=60) == 0 for p in procs)
     serving = json.loads((reg.site_dir(SITE) / SERVING_NAME).read_text())
