@@ -146,21 +146,22 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         run_dir = Path(out["trained"]["run_dir"])
         out["controls"] = _controls(run_dir, site, bounty.OUTPUT_SCHEMA, home, a.control_calls)
         runs = []
+        before, local_before = _site_row(env, site), _served_locally(home, site)
         for i in range(a.max_runs):
             seed = 101 + i
-            before, local_before = _site_row(env, site), _served_locally(home, site)
             proc, seconds = _jac(env, a.calls, seed)
-            row = _site_row(env, site)
+            row, local_after = _site_row(env, site), _served_locally(home, site)
             expected = [bounty.bounty(c["monster"], c["town"]) for c in bounty.calls(a.calls, seed)]
             printed = proc.stdout.splitlines()
             right = sum(p == f"BOUNTY {b['title']} | {b['reward']} | {b['band']}" for p, b in zip(printed, expected))
             runs.append({"seed": seed, "calls": a.calls, "seconds": round(seconds, 1),
                          "state_before": before.get("state"), "state_after": row.get("state"),
                          "served_by": row.get("served_by"), "answers_right": right,
-                         "served_locally": _served_locally(home, site) - local_before,
+                         "served_locally": local_after - local_before,
                          "agreement": row.get("agreement")})
             if runs[-1]["served_locally"] == a.calls:
                 break  # a whole run served by the student: done
+            before, local_before = row, local_after  # nothing runs between two program runs
         out["runs"] = runs
         out["teacher_requests"] = len(teacher.requests)
     from generator.store import Store
