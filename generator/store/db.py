@@ -88,6 +88,20 @@ _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 
 
+def _set_wal(conn: sqlite3.Connection, wait_s: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried within ``wait_s``: the journal mode change takes an exclusive lock
+    and SQLite reports "database is locked" at once (no busy handler) when another connection is opening the
+    same new file, as several game processes or threads starting together do.  The mode is kept in the file,
+    so once one connection has set it the others read it back."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
 class StoredCall(msgspec.Struct, frozen=True):
     """A recorded call plus the fun score of the level it produced (mean over plays)."""
 
@@ -258,7 +272,7 @@ class Store:
             raise StoreError(f"cannot open store {p}: {exc}; check the path and its permissions") from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _set_wal(conn, busy_timeout_ms / 1000)
             if str(mode).lower() != "wal":
                 log.warning("store %s: journal mode is %s, not WAL (network filesystem?)", p, mode)
             # NORMAL in WAL mode survives a killed process; only a power cut can
