@@ -40,14 +40,15 @@ def heldout_specs(n: int, seed: int) -> list[dict[str, Any]]:
 
     Width and height are uniform inside the band; difficulty and theme over
     the contract; enemies and items uniform up to what the area holds
-    comfortably (``area // 50`` and ``area // 80``, at least 6 and 4, at most
-    the contract's 30 and 20).
+    comfortably (:func:`generator.training.bootstrap.count_caps`, at most the
+    contract's 30 and 20).
     """
     import numpy as np
 
     from engine.core.content import ALL_THEMES
     from engine.core.level import SPEC_RANGES
     from generator.evaluate.metrics import SIZE_BANDS, size_band
+    from generator.training.bootstrap import count_caps
 
     rng = np.random.default_rng(seed)
     bands = [b for b, *_ in SIZE_BANDS]
@@ -59,10 +60,10 @@ def heldout_specs(n: int, seed: int) -> list[dict[str, Any]]:
             h = int(rng.integers(SPEC_RANGES["height"][0], SPEC_RANGES["height"][1] + 1))
             if size_band({"width": w, "height": h}) == band:
                 break
-        area = w * h
+        enemy_cap, item_cap = count_caps(w, h)
         out.append({"width": w, "height": h, "difficulty": int(rng.integers(1, 11)),
-                    "enemies": int(rng.integers(0, min(30, max(6, area // 50)) + 1)),
-                    "items": int(rng.integers(0, min(20, max(4, area // 80)) + 1)),
+                    "enemies": int(rng.integers(0, min(SPEC_RANGES["enemies"][1], enemy_cap) + 1)),
+                    "items": int(rng.integers(0, min(SPEC_RANGES["items"][1], item_cap) + 1)),
                     "theme": str(ALL_THEMES[int(rng.integers(len(ALL_THEMES)))])})
     return out
 

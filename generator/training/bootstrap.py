@@ -20,7 +20,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["SpecRanges", "bootstrap", "random_spec"]
+__all__ = ["SpecRanges", "bootstrap", "count_caps", "random_spec"]
+
+
+def count_caps(width: int, height: int) -> tuple[int, int]:
+    """The most enemies and items a ``width`` x ``height`` level holds comfortably.
+
+    One enemy per 50 tiles and one item per 80 (at least 6 and 4): a 64x48
+    level takes the contract's 30 enemies and 20 items, a 16x12 one 6 and 4.
+    Specs drawn for training and for the held-out benchmark both follow it,
+    so a student sees the counts it is later asked for at every size.
+    """
+    area = int(width) * int(height)
+    return max(6, area // 50), max(4, area // 80)
 
 
 @dataclass(frozen=True)
@@ -34,7 +46,11 @@ class SpecRanges:
 
 
 def random_spec(rng: np.random.Generator, ranges: SpecRanges | None = None) -> dict[str, Any]:
-    """A spec drawn uniformly from ``ranges`` (difficulty 1-10, any theme)."""
+    """A spec drawn uniformly from ``ranges`` (difficulty 1-10, any theme).
+
+    Enemy and item counts are drawn up to the smaller of the range's top and
+    what the drawn size holds (:func:`count_caps`).
+    """
     from engine.core.content import ALL_THEMES
 
     ranges = ranges or SpecRanges()
@@ -42,12 +58,14 @@ def random_spec(rng: np.random.Generator, ranges: SpecRanges | None = None) -> d
     def draw(lo_hi: tuple[int, int]) -> int:
         return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
 
+    width, height = draw(ranges.width), draw(ranges.height)
+    enemy_cap, item_cap = count_caps(width, height)
     return {
-        "width": draw(ranges.width),
-        "height": draw(ranges.height),
+        "width": width,
+        "height": height,
         "difficulty": int(rng.integers(1, 11)),
-        "enemies": draw(ranges.enemies),
-        "items": draw(ranges.items),
+        "enemies": draw((ranges.enemies[0], max(ranges.enemies[0], min(ranges.enemies[1], enemy_cap)))),
+        "items": draw((ranges.items[0], max(ranges.items[0], min(ranges.items[1], item_cap)))),
         "theme": str(ALL_THEMES[int(rng.integers(len(ALL_THEMES)))]),
     }
 

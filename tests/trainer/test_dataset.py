@@ -170,3 +170,19 @@ def test_held_out_arguments_read_back_from_the_export_give_the_prompt_the_studen
     for example in [*again.train, *again.eval]:
         assert encode_prompt(site, example.args) == example.prompt
         assert example.text.startswith(example.prompt)
+
+
+def test_bootstrap_specs_ask_big_maps_for_the_contracts_counts_and_small_maps_for_what_fits():
+    # A student trained on the wide preset's bootstrap must see the counts the game asks of a big map
+    # (the contract allows 30 enemies, 20 items), and a small map must not be asked for more than it holds.
+    from generator.training.bootstrap import count_caps
+
+    rng = np.random.default_rng(0)
+    ranges = SpecRanges(width=(16, 64), height=(12, 48), enemies=(0, 30), items=(0, 20))
+    specs = [random_spec(rng, ranges) for _ in range(3000)]
+    for s in specs:
+        enemy_cap, item_cap = count_caps(s["width"], s["height"])
+        assert s["enemies"] <= enemy_cap and s["items"] <= item_cap, s
+    big = [s for s in specs if s["width"] * s["height"] >= 1500]
+    assert max(s["enemies"] for s in big) == 30 and max(s["items"] for s in big) == 20
+    assert count_caps(16, 12) == (6, 4) and count_caps(64, 48) == (61, 38)
