@@ -81,6 +81,11 @@ _SPAWN_SHADOW: Final = 40
 #: At 0.65 a demo student's levels scored as much fun as the teacher's on the same 40 specs (0.640 vs
 #: 0.633; 0.552 at 0.5, when the spawn and the exit were often both left to the crowded last row).
 EXIT_SPAN: Final = 0.65
+#: Pseudo-cells behind a thing's running placement rate (:meth:`LevelGrammar.quota_bias`): until the
+#: model has shown its own rate over this many cells, the rate the count needs stands in for it.
+QUOTA_PRIOR_CELLS: Final = 32
+#: The quota tilt's bound, in nats either way.
+QUOTA_MAX_BIAS: Final = 4.0
 
 
 class LevelGrammar:
@@ -90,8 +95,11 @@ class LevelGrammar:
     is the set of characters (or :data:`EOS`) permitted at the next position.
     """
 
-    def __init__(self, spec: dict[str, Any], *, exit_span: float = EXIT_SPAN, row_stride: int | None = None) -> None:
+    def __init__(self, spec: dict[str, Any], *, exit_span: float = EXIT_SPAN, row_stride: int | None = None,
+                 quota: bool = True) -> None:
         self.width, self.height = int(spec["width"]), int(spec["height"])
+        #: whether :func:`masked_completion` tilts placements toward the counts still needed (:meth:`quota_bias`)
+        self.quota = quota
         #: characters of tiles plus padding per row (the codec's ``row_stride``; the width when unpadded)
         self.stride = max(self.width, int(row_stride or 0))
         #: the exit keeps at least this distance from the spawn (Chebyshev), unless the grid runs out
@@ -129,6 +137,10 @@ class LevelGrammar:
         #: every thing placed, in order: (glyph, x, y, whether the must-place rule forced it there)
         self.placements: list[tuple[str, int, int, bool]] = []
         self._must_here = False
+        # Quota tilt: per kind of thing, the model's summed placement probability and the cells it was seen on.
+        self._rate_sum = {kind: 0.0 for kind in ("spawn", "exit", "enemy", "item")}
+        self._rate_cells = {kind: 0 for kind in ("spawn", "exit", "enemy", "item")}
+        self._rate_prior = {"spawn": 1.0, "exit": 1.0, "enemy": float(self.enemies_left), "item": float(self.items_left)}
 
     # -- state -----------------------------------------------------------
 
@@ -289,6 +301,52 @@ class LevelGrammar:
             return True  # the rest of this row
         return y < last_y and (max(abs(y + 1 - fy), abs(last_y - fy)) >= d or max(fx - 1, last_x - fx) >= d)
 
+    def glyph_kinds(self) -> dict[str, frozenset[str]]:
+        """The things still to place, by kind: ``{"spawn" | "exit" | "enemy" | "item": glyphs}``."""
+        kinds: dict[str, frozenset[str]] = {}
+        if self.spawn is None:
+            kinds["spawn"] = frozenset({SPAWN_GLYPH})
+        if not self.exit_placed:
+            kinds["exit"] = frozenset({EXIT_GLYPH})
+        if self.enemies_left:
+            kinds["enemy"] = self.enemy_glyphs
+        if self.items_left:
+            kinds["item"] = self.item_glyphs
+        return kinds
+
+    def quota_bias(self, chance: dict[str, float]) -> dict[str, float]:
+        """Log-odds to add to each kind of thing at this cell, so the counts come out right by the model's own rate.
+
+        ``chance`` is the unmasked model's probability of each kind here.
+        The grammar keeps each kind's running rate over the cells it was
+        offered on (starting from the rate the count needs, worth
+        :data:`QUOTA_PRIOR_CELLS` cells) and tilts by ``log(left / (rate x
+        cells left))``, bounded by :data:`QUOTA_MAX_BIAS`.  A model whose rate
+        already fits gets no tilt, and *where* things go stays the model's
+        choice; one that places too few is nudged across the whole level
+        instead of the must-place rule crowding the rest into the last rows.
+        Call it once per sampled cell (it updates the rates).
+        """
+        if self.pos < ROW_PREFIX_LEN or self.done:
+            return {}
+        x, y = self.pos - ROW_PREFIX_LEN, self.y
+        if not (0 < x < self.width - 1 and 0 < y < self.height - 1):
+            return {}
+        cells_left = self._interior_cells_after(x, y) + 1
+        left = {"spawn": float(self.spawn is None), "exit": float(not self.exit_placed),
+                "enemy": float(self.enemies_left), "item": float(self.items_left)}
+        out: dict[str, float] = {}
+        for kind, p in chance.items():
+            if left.get(kind, 0.0) <= 0:
+                continue
+            prior_rate = self._rate_prior[kind] / max(1, self.interior_total)
+            rate = (self._rate_sum[kind] + QUOTA_PRIOR_CELLS * prior_rate) / (self._rate_cells[kind] + QUOTA_PRIOR_CELLS)
+            self._rate_sum[kind] += float(p)
+            self._rate_cells[kind] += 1
+            expected = max(rate * cells_left, 1e-9)
+            out[kind] = float(np.clip(math.log(left[kind] / expected), -QUOTA_MAX_BIAS, QUOTA_MAX_BIAS))
+        return out
+
     def _walls_short(self) -> int:
         return max(0, self.interior_walls_min - self.interior_walls)
 
@@ -415,6 +473,7 @@ class LevelGrammar:
         new.spawn_ok = self.spawn_ok.copy()
         new.parent = list(self.parent)
         new.placements = list(self.placements)
+        new._rate_sum, new._rate_cells = dict(self._rate_sum), dict(self._rate_cells)
         return new
 
 
@@ -581,6 +640,15 @@ class _CharTable:
         return out
 
 
+def _tilt_toward_quota(scores: np.ndarray, logits: np.ndarray, logz: float, grammar: LevelGrammar,
+                       table: _CharTable, allowed: set[int]) -> None:
+    """Add :meth:`LevelGrammar.quota_bias` to the allowed tokens of each kind of thing (in place)."""
+    ids = {kind: [i for i in table.ids(glyphs) if i in allowed] for kind, glyphs in grammar.glyph_kinds().items()}
+    chance = {kind: float(np.exp(np.logaddexp.reduce(logits[i]) - logz)) for kind, i in ids.items() if i}
+    for kind, bias in grammar.quota_bias(chance).items():
+        scores[ids[kind]] += bias
+
+
 def masked_completion(
     forward: Callable[[list[int]], Any],
     prompt_ids: list[int],
@@ -658,6 +726,8 @@ def masked_completion(
                 raise ValueError("tokenizer has no token for any character the level grammar allows")
             scores = np.full_like(logits, -np.inf)
             scores[allowed] = logits[allowed]
+            if grammar.quota and len(allowed) > 1:
+                _tilt_toward_quota(scores, logits, logz, grammar, table, set(allowed))
         elif constraint is not None:
             mask = constraint.allowed()
             n = min(len(mask), len(logits))
