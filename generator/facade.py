@@ -47,7 +47,7 @@ from engine.core.source import SourcedLevel
 from generator.backends import Backend, BackendOutput, BackendRequest, ProceduralBackend
 from generator.backends.factory import make_backend
 from generator.settings import GeneratorConfig
-from generator.errors import BackendError, ConfigError, GeneratorError
+from generator.errors import BackendDeclined, BackendError, ConfigError, GeneratorError
 from generator.capture.transport import observe as observe_http
 from generator.store.records import CURRENT_SLOT, CallRecord, CaptureSlot
 from generator.validation.report import failure_dict
@@ -356,6 +356,11 @@ class LevelGenerator:
             self._abandoned += 1
             rec.error = f"timeout: no answer within {timeout:.2f} s (request deadline)"
             log.warning("%s did not answer within %.2f s; abandoned", rec.backend, timeout or 0)
+        except BackendDeclined as exc:
+            rec.error = f"declined: {exc}"
+            log.debug("%s declined: %s", rec.backend, exc)
+            rec.latency_ms = (time.perf_counter() - t0) * 1000.0
+            return rec, None, None, False  # valid stays unset: not the backend's failure
         except BackendError as exc:
             rec.error = f"BackendError: {exc}"
             log.info("%s failed: %s", rec.backend, exc)

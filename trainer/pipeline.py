@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from generator.local.codec import is_level_site
+from generator.local.codec import is_level_site, spec_from_args
 from generator.local.registry import Registry, RegistryError
 from trainer.config import PipelineConfig, from_dict
 from trainer.dataset import Dataset, build_dataset, load_exported
@@ -192,7 +192,29 @@ def _stage_dataset(store: Any, site: str, cfg: PipelineConfig, run_dir: Path) ->
     paths = ds.export(run_dir / "dataset")
     return {"hash": ds.hash, "train_examples": len(ds.train), "heldout_examples": len(ds.eval),
             "train_stream": sum(e.repeat for e in ds.train), "heldout_specs": len(ds.heldout_specs),
-            "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
+            "spec_ranges": spec_ranges(site, ds), "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
+
+
+#: Spec fields whose training range a level student's version records (routing serves it only inside them).
+RANGE_FIELDS: Final = ("width", "height", "enemies", "items")
+
+
+def spec_ranges(site: str, ds: Dataset) -> dict[str, list[int]] | None:
+    """The smallest and largest value of each of :data:`RANGE_FIELDS` over a level site's training specs.
+
+    Registered in the version's ``metrics["spec_ranges"]``; routing
+    (``generator.routing.wrappers.SpecEnvelope``) lets the student serve, and
+    shadows it, only inside them.  None for other sites.
+    """
+    if not is_level_site(site):
+        return None
+    specs = [spec_from_args(ex.args) for ex in ds.train]
+    out = {}
+    for name in RANGE_FIELDS:
+        values = [int(s[name]) for s in specs if isinstance(s.get(name), (int, float))]
+        if values:
+            out[name] = [min(values), max(values)]
+    return out or None
 
 
 def _training_texts(ds: Dataset, cfg: PipelineConfig) -> tuple[list[Any], list[Any]]:
@@ -356,7 +378,6 @@ def _stage_evaluate(site: str, ds: Dataset, cfg: PipelineConfig, run_dir: Path, 
             verdict = verdict_g  # the served artefact must be as good as the model it came from
     if is_level_site(site):
         from generator.evaluate.metrics import controllability
-        from generator.local.codec import spec_from_args
 
         c = controllability(teacher, [spec_from_args(a) for a in calls])
         metrics["teacher"] = {"controllability": {k: p.rate for k, p in c.fields.items()} | {"joint": c.joint.rate},
@@ -443,6 +464,7 @@ def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry:
     metrics["train_seconds"] = st["train"].get("train_seconds")
     metrics["tokens_per_s"] = st["train"].get("tokens_per_s")
     metrics["eval_loss"] = st["train"].get("eval_loss")
+    metrics["spec_ranges"] = st["dataset"].get("spec_ranges")
     manifest = {
         "base": cfg.train.base if cfg.train.base in ("micro", "tinyllama") else Path(cfg.train.base).name,
         "parent": current.version if current else None,

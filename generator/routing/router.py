@@ -13,7 +13,7 @@ from generator.errors import GeneratorError
 from generator.answering.worker import BoundedWorker
 from generator.routing.policy import RouteState, RoutingPolicy
 from generator.routing.state_machine import Decision, Evidence, SiteStatus, decide
-from generator.routing.wrappers import ConfidenceGate, ShadowBackend, SpotCheckBackend
+from generator.routing.wrappers import ConfidenceGate, EnvelopeGate, ShadowBackend, SpecEnvelope, SpotCheckBackend
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +252,11 @@ class Router:
                 self._students[key] = self._student_factory(site, Path(self.registry.model_dir(site, version)), version)
             return self._students[key]
 
+    def envelope(self, site: str, version: str) -> SpecEnvelope | None:
+        """The spec ranges ``version`` was trained on (from its manifest), or None: it serves every spec."""
+        manifest = next((m for m in self.registry.versions(site) if m.version == version), None)
+        return SpecEnvelope.from_metrics(manifest.metrics) if manifest is not None else None
+
     def backends_for(self, site: str, defaults: Sequence[Backend]) -> list[Backend]:
         """The cascade a request at ``site`` uses now (procedural is appended by the facade)."""
         status = self.status(site)
@@ -262,7 +267,8 @@ class Router:
                 log.exception("site %s: cannot load student %s for shadowing", site, status.version)
                 return list(defaults)
             student = _Leased(student, self, (site, status.version))
-            return [ShadowBackend(defaults[0], student, site, self.store, status.version, submit=self._submit_shadow),
+            return [ShadowBackend(defaults[0], student, site, self.store, status.version, submit=self._submit_shadow,
+                                  envelope=self.envelope(site, status.version)),
                     *defaults[1:]]
         if status.state is RouteState.LOCAL and status.version:
             try:
@@ -274,6 +280,9 @@ class Router:
             if defaults and self.policy.spot_check_rate > 0:
                 served = SpotCheckBackend(served, defaults[0], site, self.store, self.policy.spot_check_rate,
                                           seed=self._seed, submit=self._submit_shadow)
+            envelope = self.envelope(site, status.version)
+            if envelope is not None:  # outside it the student declines and the teacher serves, unrecorded as evidence
+                served = EnvelopeGate(served, envelope)
             return [served, *defaults]
         return list(defaults)
 

@@ -6,12 +6,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from generator.backends.base import Backend, BackendOutput, BackendRequest
-from generator.errors import BackendError
+from generator.errors import BackendDeclined, BackendError
 from generator.store.records import CallRecord
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,74 @@ def validate_output(out: BackendOutput, req: BackendRequest) -> tuple[bool, list
 
     report = validate_level(out.level if out.level is not None else out.raw, req.spec)
     return report.valid, [failure_dict(f) for f in report.failures]
+
+
+#: The spec fields a student's envelope bounds.
+ENVELOPE_FIELDS = ("width", "height", "enemies", "items")
+
+
+@dataclass(frozen=True)
+class SpecEnvelope:
+    """The spec ranges a student was trained and judged on: ``{field: (low, high)}``, inclusive.
+
+    A student serves, and is shadowed, only inside them; the teacher takes
+    the rest.  The trainer records them per version (the training set's
+    smallest and largest value of each field, ``metrics["spec_ranges"]`` in
+    its manifest).
+
+    >>> env = SpecEnvelope({"width": (16, 24), "height": (12, 16)})
+    >>> env.outside({"width": 40, "height": 14}) is not None, env.outside({"width": 20, "height": 14})
+    (True, None)
+    """
+
+    ranges: Mapping[str, tuple[int, int]]
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, Any] | None) -> SpecEnvelope | None:
+        """The envelope a version's manifest metrics record, or None (older versions: no limit)."""
+        raw = (metrics or {}).get("spec_ranges")
+        if not isinstance(raw, Mapping):
+            return None
+        ranges: dict[str, tuple[int, int]] = {}
+        for name, lo_hi in raw.items():
+            if name in ENVELOPE_FIELDS and isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2:
+                try:
+                    ranges[name] = (int(lo_hi[0]), int(lo_hi[1]))
+                except (TypeError, ValueError):
+                    continue
+        return cls(ranges) if ranges else None
+
+    def outside(self, spec: Any) -> str | None:
+        """Why ``spec`` (a dict or a ``LevelSpec``) lies outside, or None when it lies inside."""
+        for name, (lo, hi) in self.ranges.items():
+            value = spec.get(name) if isinstance(spec, Mapping) else getattr(spec, name, None)
+            if isinstance(value, (int, float)) and not lo <= value <= hi:
+                return f"{name} {value} is outside the {lo}-{hi} it was trained on"
+        return None
+
+
+@dataclass
+class EnvelopeGate:
+    """Decline (:class:`BackendDeclined`) requests whose spec lies outside the student's envelope."""
+
+    inner: Backend
+    envelope: SpecEnvelope
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.inner.name
+
+    def generate(self, request: BackendRequest) -> BackendOutput:
+        why = self.envelope.outside(request.spec)
+        if why is not None:
+            version = getattr(self.inner, "model_version", None)
+            raise BackendDeclined(f"{self.name} {version or ''}: {why}".replace("  ", " "))
+        return self.inner.generate(request)
+
+    def __getattr__(self, name: str) -> Any:  # model_version, worker, ...: the student's own
+        if name == "inner" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 def _result_of(out: BackendOutput) -> Any:
@@ -66,12 +134,16 @@ class ShadowBackend:
     validator: Validator = validate_output
     name: str = ""
     submit: Callable[[Callable[[], None]], bool] | None = None
+    #: the student is shadowed only on specs inside it (None: on every spec)
+    envelope: SpecEnvelope | None = None
 
     def __post_init__(self) -> None:
         self.name = self.name or self.primary.name
 
     def generate(self, request: BackendRequest) -> BackendOutput:
         out = self.primary.generate(request)
+        if self.envelope is not None and self.envelope.outside(request.spec) is not None:
+            return out  # the student would not serve it, so its answer there is no evidence either
         if self.submit is None:
             self._shadow(request)
         elif not self.submit(lambda: self._shadow(request)):

@@ -20,6 +20,7 @@ def test_tiny_demo_runs_the_loop_and_reports_unmet_goals(tmp_path, capsys):
     assert (out["sessions"], out["levels"], out["valid_share"]) == (3, 6, 1.0)
     assert out["site_state"] == "shadow" and out["student_version"] == "v0001"
     assert out["teacher_latency_ms_p50"] > 0 and out["student_latency_ms_p50"] > 0  # the student shadowed
+    assert out["inside_envelope_share"] is not None and out["largest_spec"] is not None
     report = tmp_path / "reports" / "demo"
     page = (report / "index.html").read_text()
     for column in ("teacher_p50_ms", "student_p50_ms", "fun_teacher", "fun_student", "local_share"):
@@ -41,6 +42,11 @@ def test_demo_goals_hold_routing_to_the_gates_verdict():
     # a promoted student must take over
     assert all(_goals({**base, "training": promoted, "local_share": 0.95}).values())
     assert not _goals({**base, "training": promoted, "local_share": 0.5})["served_as_judged"]
+    # the game's policy asked for sizes beyond what it was trained on: it must take over inside them,
+    # and the teacher serving the rest is no failure
+    assert all(_goals({**base, "training": promoted, "local_share": 0.4, "local_share_inside_envelope": 1.0}).values())
+    assert not _goals({**base, "training": promoted, "local_share": 0.4,
+                       "local_share_inside_envelope": 0.5})["served_as_judged"]
     # a trainer that crashed judged nothing
     crashed = _goals({**base, "training": {"exit_code": 1}, "local_share": 0.0})
     assert not crashed["trained_and_judged"] and not crashed["served_as_judged"]

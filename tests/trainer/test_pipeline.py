@@ -40,6 +40,12 @@ def test_end_to_end_train_register_promote_rollback(_forge_home):
     assert {"model.safetensors", "config.json", "tokenizer.json", "student-f16.gguf", "student-q8_0.gguf"} <= set(cur.files)
     assert cur.dataset_hash == report.stages["dataset"]["hash"] and cur.dataset_size == h["train_examples"]
     assert "validity_lower95" in cur.metrics and "controllability" in cur.metrics
+    # the sizes and counts it was trained on: routing serves it only inside them
+    from trainer.dataset import load_exported
+
+    specs = [ex.args["spec"] for ex in load_exported(report.run_dir / "dataset").train]
+    assert cur.metrics["spec_ranges"]["width"] == [min(s["width"] for s in specs), max(s["width"] for s in specs)]
+    assert set(cur.metrics["spec_ranges"]) == {"width", "height", "enemies", "items"}
     reg.verify(LEVEL_SITE, "v0001")
     assert (report.run_dir / "report.md").read_text().startswith("# Training run")
     assert json.loads((report.run_dir / "report.json").read_text())["version"] == "v0001"

@@ -224,3 +224,36 @@ def test_routing_policy_comes_from_forge_toml(tmp_path):
     (tmp_path / "forge.toml").write_text("[routing]\nmin_shadow_sample = 3\n")
     with pytest.raises(ConfigError, match=r"forge\.toml: Object contains unknown field `min_shadow_sample` - at `\$\.routing`"):
         LevelGenerator(data_dir=tmp_path, router="auto")
+
+
+def test_a_student_serves_only_the_sizes_it_was_trained_on_and_the_teacher_takes_the_rest(setup):
+    # The version's manifest says it saw 16-24 x 12-16; the game asks for 40x24 too. The student is
+    # neither shadowed nor served there, and its declining is not counted against it.
+    gen, router, registry, store, students, tmp = setup
+    src = tmp / "art"
+    src.mkdir()
+    (src / "model.safetensors").write_bytes(b"stand-in weights")
+    ranges = {"width": [16, 24], "height": [12, 16], "enemies": [0, 6], "items": [0, 4]}
+    version = registry.add_version(LEVEL_SITE, src, {"base": "micro", "state": "passed",
+                                                     "metrics": {"spec_ranges": ranges}})
+    registry.promote(LEVEL_SITE, version)
+    big = LevelSpec(width=40, height=24, difficulty=3, enemies=4, items=3, theme="crypt")
+
+    gen.start_session("s1")
+    assert [gen.generate(big, seed=i).backend for i in range(3)] == ["procedural"] * 3
+    _play(gen, 6, 100)
+    router.drain(30)
+    shadowed = [c.record for c in store.iter_calls(LEVEL_SITE) if c.record.backend == "student"]
+    assert len(shadowed) == 6 and all(r.args["spec"]["width"] == 24 for r in shadowed), "shadowed inside only"
+
+    gen.start_session("s2")
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL
+    assert {gen.generate(SPEC, seed=300 + i).backend for i in range(3)} == {"student"}
+    served_big = [gen.generate(big, seed=400 + i) for i in range(6)]
+    assert {g.backend for g in served_big} == {"procedural"} and all(g.level.width == 40 for g in served_big)
+    declined = [c.record for c in store.iter_calls(LEVEL_SITE)
+                if c.record.backend == "student" and (c.record.error or "").startswith("declined")]
+    assert len(declined) == 6 and all(r.valid is None for r in declined)
+    assert "width 40 is outside the 16-24" in declined[0].error
+    gen.start_session("s3")  # six declines are no regression: the student keeps its site
+    assert router.status(LEVEL_SITE).state is RouteState.LOCAL
