@@ -23,6 +23,15 @@ next, and :func:`sample` masks every other token's logit.  That forces
   Without it a small student puts the exit next to the spawn, and players
   (the bots' fun score) notice at once.
 
+Not a mask but a tilt: the *quota tilt* (:meth:`LevelGrammar.quota_bias`)
+adds to each kind of thing's logits the log of (things still needed) over
+(what the model's own running rate would place in the cells left). A model
+that places at the rate its counts need is left alone; a shy one is nudged
+evenly over the whole level, so the must-place rule (which places what is
+left when the cells run out, in the last rows) rarely has to. Measured on
+the count control fitted on the wide preset's data, 30 whole-range specs:
+must-place share 0.53 → 0.05, row-tenth JSD to the teacher 0.158 → 0.006.
+
 What masking cannot force (the wall density's lower bound when it clashes
 with connectivity, things a grammar cannot see) is checked by the validator; :func:`generate_valid_level`
 samples again with another seed when it fails, a bounded number of times.
