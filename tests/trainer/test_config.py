@@ -62,5 +62,13 @@ def test_every_preset_makes_a_training_loop_config(name):
     tc = cfg.train
     assert isinstance(tc, TrainConfig) and tc.steps and tc.max_len > 0  # the preset's section is the loop's config
     assert tc.model_preset in MICRO_PRESETS
+    import yaml
+
+    from trainer.config import PRESETS_DIR
+
+    pinned = (yaml.safe_load((PRESETS_DIR / f"{name}.yaml").read_text()).get("train") or {}).get("lora")
+    if pinned is not None:  # wide-tall continues a micro student from its folder: trained whole, as it says
+        assert tc.lora is pinned and load_preset(name, overrides=["train.base=tinyllama"]).train.lora is pinned
+        return
     assert tc.lora is (cfg.train.base != "micro")  # micro trains every weight; a pretrained base adapters
     assert load_preset(name, overrides=["train.base=tinyllama"]).train.lora is True
