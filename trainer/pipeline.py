@@ -192,29 +192,35 @@ def _stage_dataset(store: Any, site: str, cfg: PipelineConfig, run_dir: Path) ->
     paths = ds.export(run_dir / "dataset")
     return {"hash": ds.hash, "train_examples": len(ds.train), "heldout_examples": len(ds.eval),
             "train_stream": sum(e.repeat for e in ds.train), "heldout_specs": len(ds.heldout_specs),
-            "spec_ranges": spec_ranges(site, ds), "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
+            "spec_ranges": spec_ranges(site, ds, cfg.train.max_len), "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
 
 
-#: Spec fields whose training range a level student's version records (routing serves it only inside them).
-RANGE_FIELDS: Final = ("width", "height", "enemies", "items")
+#: Spec fields whose training range a level student's version records (routing serves it only inside them);
+#: ``area`` is width x height.
+RANGE_FIELDS: Final = ("width", "height", "enemies", "items", "area")
 
 
-def spec_ranges(site: str, ds: Dataset) -> dict[str, list[int]] | None:
-    """The smallest and largest value of each of :data:`RANGE_FIELDS` over a level site's training specs.
+def spec_ranges(site: str, ds: Dataset, max_len: int | None = None) -> dict[str, list[int]] | None:
+    """The smallest and largest value of each of :data:`RANGE_FIELDS` over the level specs the student learned whole.
 
-    Registered in the version's ``metrics["spec_ranges"]``; routing
+    Only training examples whose text fits in ``max_len`` count (characters:
+    a bound on tokens for the char tokenizer micro students use): the loop
+    cuts longer ones, so a student has never written a whole level of their
+    size. Registered in the version's ``metrics["spec_ranges"]``; routing
     (``generator.routing.wrappers.SpecEnvelope``) lets the student serve, and
-    shadows it, only inside them.  None for other sites.
+    shadows it, only inside them. None for other sites; an empty area range
+    when no example fits.
     """
     if not is_level_site(site):
         return None
-    specs = [spec_from_args(ex.args) for ex in ds.train]
+    specs = [spec_from_args(ex.args) for ex in ds.train if max_len is None or len(ex.text) + 2 <= max_len]
+    if not specs:
+        return {"area": [0, 0]}
     out = {}
     for name in RANGE_FIELDS:
-        values = [int(s[name]) for s in specs if isinstance(s.get(name), (int, float))]
-        if values:
-            out[name] = [min(values), max(values)]
-    return out or None
+        values = [int(s["width"]) * int(s["height"]) if name == "area" else int(s[name]) for s in specs]
+        out[name] = [min(values), max(values)]
+    return out
 
 
 def _training_texts(ds: Dataset, cfg: PipelineConfig) -> tuple[list[Any], list[Any]]:

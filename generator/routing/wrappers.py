@@ -37,8 +37,8 @@ def validate_output(out: BackendOutput, req: BackendRequest) -> tuple[bool, list
     return report.valid, [failure_dict(f) for f in report.failures]
 
 
-#: The spec fields a student's envelope bounds.
-ENVELOPE_FIELDS = ("width", "height", "enemies", "items")
+#: The spec fields a student's envelope bounds (``area`` is width x height).
+ENVELOPE_FIELDS = ("width", "height", "enemies", "items", "area")
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ class SpecEnvelope:
     smallest and largest value of each field, ``metrics["spec_ranges"]`` in
     its manifest).
 
-    >>> env = SpecEnvelope({"width": (16, 24), "height": (12, 16)})
-    >>> env.outside({"width": 40, "height": 14}) is not None, env.outside({"width": 20, "height": 14})
-    (True, None)
+    >>> env = SpecEnvelope({"width": (16, 40), "height": (12, 16), "area": (192, 480)})
+    >>> env.outside({"width": 20, "height": 14}), env.outside({"width": 40, "height": 16})
+    (None, 'area 640 is outside the 192-480 it was trained on')
     """
 
     ranges: Mapping[str, tuple[int, int]]
@@ -75,7 +75,11 @@ class SpecEnvelope:
     def outside(self, spec: Any) -> str | None:
         """Why ``spec`` (a dict or a ``LevelSpec``) lies outside, or None when it lies inside."""
         for name, (lo, hi) in self.ranges.items():
-            value = spec.get(name) if isinstance(spec, Mapping) else getattr(spec, name, None)
+            if name == "area":
+                w, h = (spec.get(k) if isinstance(spec, Mapping) else getattr(spec, k, None) for k in ("width", "height"))
+                value = w * h if isinstance(w, int) and isinstance(h, int) else None
+            else:
+                value = spec.get(name) if isinstance(spec, Mapping) else getattr(spec, name, None)
             if isinstance(value, (int, float)) and not lo <= value <= hi:
                 return f"{name} {value} is outside the {lo}-{hi} it was trained on"
         return None

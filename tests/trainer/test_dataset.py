@@ -186,3 +186,22 @@ def test_bootstrap_specs_ask_big_maps_for_the_contracts_counts_and_small_maps_fo
     big = [s for s in specs if s["width"] * s["height"] >= 1500]
     assert max(s["enemies"] for s in big) == 30 and max(s["items"] for s in big) == 20
     assert count_caps(16, 12) == (6, 4) and count_caps(64, 48) == (61, 38)
+
+
+def test_a_level_students_envelope_counts_only_the_levels_it_learned_whole():
+    # The loop cuts texts longer than max_len: a student trained on cut 40x24 levels never wrote one whole,
+    # so its version must not claim that size (routing would let it serve there).
+    from types import SimpleNamespace
+
+    from trainer.pipeline import spec_ranges
+
+    def ex(w, h, enemies):
+        spec = {"width": w, "height": h, "difficulty": 3, "enemies": enemies, "items": 1, "theme": "crypt"}
+        return SimpleNamespace(args={"spec": spec}, text="x" * (22 + h * (w + 8)))
+
+    ds = SimpleNamespace(train=[ex(16, 12, 2), ex(24, 16, 6), ex(40, 24, 12)])
+    assert spec_ranges(LEVEL_SITE, ds, 640) == {"width": [16, 24], "height": [12, 16], "enemies": [2, 6],
+                                               "items": [1, 1], "area": [192, 384]}
+    assert spec_ranges(LEVEL_SITE, ds, 2000)["width"] == [16, 40]
+    assert spec_ranges(LEVEL_SITE, ds, 100) == {"area": [0, 0]}  # nothing learned whole: it serves nothing
+    assert spec_ranges("shop.jac:price#0", ds, 640) is None
