@@ -91,6 +91,10 @@ def _print_manifest(m: Manifest) -> None:
           f"  code {m.code_revision or '?'}")
     if m.metrics:
         print(f"  {_headline(m)}")
+    ranges = m.metrics.get("spec_ranges") if m.metrics else None
+    if isinstance(ranges, dict) and ranges:  # routing serves the version only inside these (D35)
+        print("  serves specs with " + ", ".join(f"{k} {v[0]}-{v[1]}" for k, v in ranges.items()
+                                                 if isinstance(v, list) and len(v) == 2))
     for rel, digest in m.files.items():
         print(f"  {digest[:12]}  {rel}")
 

@@ -70,3 +70,13 @@ def test_list_shows_agreement_beside_validity(_forge_home, capsys):
     assert models.main(["list"]) == 0
     out = capsys.readouterr().out
     assert "validity=1.000" in out and "agreement=0.000" in out
+
+
+def test_show_says_which_specs_a_level_version_serves(_forge_home, capsys):
+    reg = Registry(_forge_home / "models")
+    d = _forge_home / "src"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(b"w")
+    reg.add_version(SITE, d, {"base": "micro", "metrics": {"spec_ranges": {"width": [16, 24], "area": [192, 384]}}})
+    assert models.main(["show", "--site", SITE, "--version", "v0001"]) == 0
+    assert "serves specs with width 16-24, area 192-384" in capsys.readouterr().out
