@@ -371,10 +371,10 @@ def _winding_level():
     return level
 
 
-def test_spawn_and_exit_go_to_the_ends_of_the_longest_walk_and_the_level_stays_valid():
+def test_the_exit_goes_to_the_far_end_of_the_walk_from_the_models_spawn_and_the_level_stays_valid():
     from engine.core.content import WALKABLE
     from engine.core.level import Level
-    from engine.core.pathing import critical_path_length
+    from engine.core.pathing import critical_path_length, dijkstra
     from generator.local.decoding import place_spawn_and_exit
     from generator.validation import validate_level
 
@@ -386,22 +386,27 @@ def test_spawn_and_exit_go_to_the_ends_of_the_longest_walk_and_the_level_stays_v
     par_before = critical_path_length(walk, lv_before.spawn, lv_before.exit)
     par_after = critical_path_length(walk, lv_after.spawn, lv_after.exit)
     assert par_before == 1 and par_after >= 20, (par_before, par_after)
-    assert validate_level(after).valid  # grid, enemies and items untouched; spawn still clear of enemies
+    assert after["spawn"] == before["spawn"]  # the model's spawn stays where it chose
+    steps = dijkstra(walk.astype("int8"), [lv_after.spawn], 1, 0)
+    farthest = max(int(steps[y, x]) for y in range(walk.shape[0]) for x in range(walk.shape[1])
+                   if walk[y, x] and steps[y, x] < 2**31 - 1
+                   and (x, y) not in {(t["x"], t["y"]) for t in (*after["enemies"], *after["items"])})
+    assert int(steps[lv_after.exit[1], lv_after.exit[0]]) == farthest
+    assert validate_level(after).valid  # grid, enemies and items untouched
     assert (after["rows"], after["enemies"], after["items"]) == (before["rows"], before["enemies"], before["items"])
-    assert place_spawn_and_exit(after) == after  # already the longest: nothing moves
+    assert place_spawn_and_exit(after) == after  # already the farthest: nothing moves
 
 
-def test_placement_never_puts_the_spawn_near_an_enemy_nor_the_exit_on_a_thing():
-    from generator.local.decoding import SPAWN_CLEARANCE, place_spawn_and_exit
+def test_the_exit_never_lands_on_a_thing():
+    from generator.local.decoding import place_spawn_and_exit
 
     level = _winding_level()
-    level["enemies"] = [{"kind": "rat", "x": 2, "y": 7}, {"kind": "rat", "x": 17, "y": 5}]
-    level["items"] = [{"kind": "potion", "x": 1, "y": 7}]
     after = place_spawn_and_exit(level)
-    sx, sy = after["spawn"]["x"], after["spawn"]["y"]
-    assert all(max(abs(e["x"] - sx), abs(e["y"] - sy)) > SPAWN_CLEARANCE for e in after["enemies"])
-    taken = {(t["x"], t["y"]) for t in (*after["enemies"], *after["items"])}
-    assert (after["exit"]["x"], after["exit"]["y"]) not in taken and (sx, sy) not in taken
+    far = (after["exit"]["x"], after["exit"]["y"])
+    level["items"] = [*level["items"], {"kind": "potion", "x": far[0], "y": far[1]}]  # a thing on the far cell
+    moved = place_spawn_and_exit(level)
+    taken = {(t["x"], t["y"]) for t in (*moved["enemies"], *moved["items"])}
+    assert (moved["exit"]["x"], moved["exit"]["y"]) not in taken and moved["spawn"] == level["spawn"]
 
 
 def test_unreadable_or_disconnected_levels_are_left_to_the_validator():
