@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", help="data directory (default $FORGE_HOME or the platform data dir)")
     ap.add_argument("--specs", type=int, default=12, help="held-out specs, split evenly over 3 size bands (default 12)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--temperature", type=float, default=0.8)
+    ap.add_argument("--temperature", type=float, default=1.0,
+                    help="sampling temperature (default 1.0, what StudentBackend serves levels at)")
     ap.add_argument("--controls", default="untrained,uniform,count", help="comma-separated controls")
     ap.add_argument("--no-play", action="store_true", help="skip difficulty by bot play")
     ap.add_argument("--json", action="store_true", help="print one JSON object")

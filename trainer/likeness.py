@@ -56,7 +56,7 @@ def evaluate_likeness(
     training: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     *,
     seed: int = 0,
-    temperature: float = 0.8,
+    temperature: float = 1.0,
     noise: Sequence[Any] | None = None,
     controls: Sequence[str] = ("untrained", "uniform", "count"),
     progress: bool = False,
