@@ -472,7 +472,7 @@ def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry:
     metrics["eval_loss"] = st["train"].get("eval_loss")
     metrics["spec_ranges"] = st["dataset"].get("spec_ranges")
     manifest = {
-        "base": cfg.train.base if cfg.train.base in ("micro", "tinyllama") else Path(cfg.train.base).name,
+        "base": cfg.train.base if cfg.train.base in ("micro", "tinyllama") else _base_label(cfg.train.base),
         "parent": current.version if current else None,
         "preset": cfg.name,
         "code_revision": code_revision(),
@@ -496,6 +496,12 @@ def _stage_register(site: str, cfg: PipelineConfig, report: RunReport, registry:
                                        else "not promoted: " + "; ".join(ev["gates"]["reasons"]))
     return {"version": version, "promoted": promoted, "state": manifest["state"], "why": why,
             "replaces": manifest["parent"]}
+
+
+def _base_label(base: str) -> str:
+    """A base folder as the registry lists it: its name, or ``<run>/artefact`` for an earlier run's student."""
+    path = Path(base)
+    return f"{path.parent.name}/{path.name}" if path.name == "artefact" and path.parent.name else path.name
 
 
 # ------------------------------------------------------------------ report
