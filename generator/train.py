@@ -162,7 +162,8 @@ def _main(args: argparse.Namespace) -> int:
                 from generator.training.bootstrap import SpecRanges, bootstrap
 
                 d = cfg.dataset
-                ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items)
+                ranges = SpecRanges(d.bootstrap_width, d.bootstrap_height, d.bootstrap_enemies, d.bootstrap_items,
+                                    d.bootstrap_balance_bands)
                 out["bootstrap"] = bootstrap(args.bootstrap, data_dir=args.data_dir, ranges=ranges,
                                              seed=args.seed, progress=progress)
                 if not args.json:

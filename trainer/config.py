@@ -74,6 +74,7 @@ class DatasetConfig:
     bootstrap_height: tuple[int, int] = SpecRanges.height
     bootstrap_enemies: tuple[int, int] = SpecRanges.enemies
     bootstrap_items: tuple[int, int] = SpecRanges.items
+    bootstrap_balance_bands: bool = SpecRanges.balance_bands  #: as many small, medium and large levels
     #: level site: pad every row to this many tiles (the largest width, 64), so the tile above is always
     #: the same number of tokens back (generator.local.codec); None keeps rows unpadded
     row_stride: int | None = None

@@ -43,6 +43,10 @@ class SpecRanges:
     height: tuple[int, int] = (12, 16)
     enemies: tuple[int, int] = (0, 6)
     items: tuple[int, int] = (0, 4)
+    #: draw the size band first (small / medium / large, ``generator.evaluate.metrics.SIZE_BANDS``) and
+    #: the size inside it, so each band the ranges reach gets as many levels (uniform sizes over 16-64 x
+    #: 12-48 make 2 % of them small)
+    balance_bands: bool = False
 
 
 def random_spec(rng: np.random.Generator, ranges: SpecRanges | None = None) -> dict[str, Any]:
@@ -59,6 +63,16 @@ def random_spec(rng: np.random.Generator, ranges: SpecRanges | None = None) -> d
         return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
 
     width, height = draw(ranges.width), draw(ranges.height)
+    if ranges.balance_bands:
+        from generator.evaluate.metrics import SIZE_BANDS, size_band
+
+        reachable = sorted({size_band({"width": w, "height": h})
+                            for w in range(ranges.width[0], ranges.width[1] + 1)
+                            for h in range(ranges.height[0], ranges.height[1] + 1)},
+                           key=[b for b, *_ in SIZE_BANDS].index)
+        band = reachable[int(rng.integers(len(reachable)))]
+        while size_band({"width": width, "height": height}) != band:
+            width, height = draw(ranges.width), draw(ranges.height)
     enemy_cap, item_cap = count_caps(width, height)
     return {
         "width": width,

@@ -205,3 +205,16 @@ def test_a_level_students_envelope_counts_only_the_levels_it_learned_whole():
     assert spec_ranges(LEVEL_SITE, ds, 2000)["width"] == [16, 40]
     assert spec_ranges(LEVEL_SITE, ds, 100) == {"area": [0, 0]}  # nothing learned whole: it serves nothing
     assert spec_ranges("shop.jac:price#0", ds, 640) is None
+
+
+def test_balanced_bootstrap_specs_give_each_size_band_a_third():
+    # Drawn uniformly over 16-64 x 12-48 only ~2 % of specs are small; the held-out set and the game's
+    # first levels are small, so a whole-range preset asks for the bands evenly.
+    from generator.evaluate.metrics import size_band
+
+    rng = np.random.default_rng(0)
+    plain = SpecRanges(width=(16, 64), height=(12, 48))
+    share = sum(size_band(random_spec(rng, plain)) == "small" for _ in range(600)) / 600
+    balanced = SpecRanges(width=(16, 64), height=(12, 48), balance_bands=True)
+    bands = [size_band(random_spec(rng, balanced)) for _ in range(600)]
+    assert share < 0.06 and all(0.28 < bands.count(b) / 600 < 0.39 for b in ("small", "medium", "large"))
