@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.level_student", description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", help="training run folder (artefact/ + dataset/); default: newest in --data-dir")
     ap.add_argument("--data-dir", help="data directory (default $FORGE_HOME or the platform data dir)")
-    ap.add_argument("--specs", type=int, default=12, help="held-out specs, split evenly over 3 size bands (default 12)")
+    ap.add_argument("--specs", type=int, default=60,
+                    help="held-out specs, split evenly over 3 size bands (default 60, as issue 14 measured: "
+                         "with 4 per band, a student 4 %% over the teacher's mean rooms on 60 specs measured 62 %% over)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=1.0,
                     help="sampling temperature (default 1.0, what StudentBackend serves levels at)")
