@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 log = logging.getLogger("games.sample_dungeon.demo")
 
 

@@ -46,9 +46,9 @@ class SpecEnvelope:
     """The spec ranges a student was trained and judged on: ``{field: (low, high)}``, inclusive.
 
     A student serves, and is shadowed, only inside them; the teacher takes
-    the rest.  The trainer records them per version (the training set's
-    smallest and largest value of each field, ``metrics["spec_ranges"]`` in
-    its manifest).
+    the rest.  The trainer records them per version (the smallest and
+    largest value of each field over the training levels it learned whole,
+    ``metrics["spec_ranges"]`` in its manifest; ``trainer.pipeline.spec_ranges``).
 
     >>> env = SpecEnvelope({"width": (16, 40), "height": (12, 16), "area": (192, 480)})
     >>> env.outside({"width": 20, "height": 14}), env.outside({"width": 40, "height": 16})
