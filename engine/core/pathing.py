@@ -50,6 +50,12 @@ def distance_map(walkable: NDArray[np.bool_], goals: list[tuple[int, int]] | tup
     return dijkstra(cost, goals, CARDINAL, DIAGONAL)
 
 
+def steps_from(walkable: NDArray[np.bool_], start: tuple[int, int]) -> NDArray[np.int32]:
+    """Fewest 4-connected steps ``[y, x]`` from ``start`` ``(x, y)`` to every tile, as gate V6 and the
+    procedural teacher walk; unreachable tiles hold :data:`UNREACHABLE`."""
+    return dijkstra(walkable.astype(np.int8), [start], 1, 0)
+
+
 def dijkstra(cost: NDArray[np.integer], roots: Iterable[tuple[int, int]], cardinal: int, diagonal: int) -> NDArray[np.int32]:
     """Distance ``[y, x]`` from the nearest root ``(x, y)``; a tile's ``cost`` 0 is a wall; unreachable = int32 max.
 

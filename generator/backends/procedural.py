@@ -43,7 +43,7 @@ from scipy import ndimage
 
 from engine.core.content import ENEMY_KINDS, THEME_LAYOUT, Tile, theme_enemy_kinds, theme_item_kinds
 from engine.core.level import Level, LevelSpec, Placed
-from engine.core.pathing import dijkstra
+from engine.core.pathing import steps_from
 
 from generator.backends.base import BackendOutput, BackendRequest
 from generator.errors import BackendError, GeneratorError
@@ -240,11 +240,6 @@ def _fit_density(grid: NDArray[np.uint8], rng: np.random.Generator) -> NDArray[n
 # ------------------------------------------------------------------ things
 
 
-def _walk_distance(walk: NDArray[np.bool_], x: int, y: int) -> NDArray[np.int32]:
-    """Steps from ``(x, y)`` to every tile, moving like gate V6 (4-connected); unreachable = int32 max."""
-    return dijkstra(walk.astype(np.int8), [(x, y)], 1, 0)  # dijkstra2d leaked native memory per call
-
-
 def _populate(grid: NDArray[np.uint8], spec: LevelSpec, rng: np.random.Generator, name: str, *,
               corner_spawn: bool) -> Level | None:
     """Choose spawn, exit, enemies and items; None when this layout has too little room."""
@@ -258,9 +253,9 @@ def _populate(grid: NDArray[np.uint8], spec: LevelSpec, rng: np.random.Generator
     else:
         # Two sweeps find a far pair: the far end from a random tile, then the far end from there.
         start = int(rng.choice(floor_tiles))
-        d0 = _walk_distance(walk, start % w, start // w)
+        d0 = steps_from(walk, (start % w, start // w))
         sy, sx = divmod(_pick_far(d0, rng), w)
-    dist = _walk_distance(walk, sx, sy)
+    dist = steps_from(walk, (sx, sy))
     ey, ex = divmod(_pick_far(dist, rng), w)
     ys, xs = np.divmod(np.arange(h * w), w)
     cheb = np.maximum(np.abs(xs - sx), np.abs(ys - sy))
@@ -276,7 +271,7 @@ def _populate(grid: NDArray[np.uint8], spec: LevelSpec, rng: np.random.Generator
     # Difficulty 1 keeps enemies far from the spawn, 10 brings them close (still beyond the safe radius),
     # and harder levels also crowd the spawn-exit route.
     toward = (spec.difficulty - 5.5) / 4.5  # -1 .. 1
-    exit_dist = _walk_distance(walk, ex, ey).ravel().astype(np.float64)
+    exit_dist = steps_from(walk, (ex, ey)).ravel().astype(np.float64)
     on_route = (reach + exit_dist) <= (reach[ey * w + ex] * 1.15 + 2)
     weight = np.exp(-2.0 * toward * near + 0.8 * max(toward, 0.0) * on_route)
     enemies_at = _sample(rng, enemy_ok, weight, spec.enemies)

@@ -491,13 +491,6 @@ def _clear_square(grid: np.ndarray, x: int, y: int, r: int = SPAWN_CLEARANCE) ->
     grid[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1] = False
 
 
-def _steps_from(walk: np.ndarray, start: tuple[int, int]) -> np.ndarray:
-    """Fewest 4-connected steps from ``start`` to every cell (how gate V6 and the teacher walk); unreachable = int32 max."""
-    from engine.core.pathing import dijkstra  # tcod's dijkstra2d leaked native memory per call
-
-    return dijkstra(walk.astype(np.int8), [start], 1, 0)
-
-
 def place_spawn_and_exit(level: dict[str, Any]) -> dict[str, Any]:
     """Keep the model's spawn and put the exit on the free cell farthest from it, when that is farther than the model's.
 
@@ -513,6 +506,8 @@ def place_spawn_and_exit(level: dict[str, Any]) -> dict[str, Any]:
     grid never move, so every gate that held still holds. The level is
     returned unchanged when nothing is farther or it cannot be read.
     """
+    from engine.core.pathing import UNREACHABLE, steps_from
+
     try:
         rows = level["rows"]
         walk = np.array([[c != "#" for c in r] for r in rows], dtype=bool)
@@ -521,13 +516,12 @@ def place_spawn_and_exit(level: dict[str, Any]) -> dict[str, Any]:
             free[int(t["y"]), int(t["x"])] = False
         spawn = (int(level["spawn"]["x"]), int(level["spawn"]["y"]))
         exit_ = (int(level["exit"]["x"]), int(level["exit"]["y"]))
-        unreachable = np.iinfo(np.int32).max
-        from_spawn = _steps_from(walk, spawn)
-        if from_spawn[exit_[1], exit_[0]] >= unreachable:
+        from_spawn = steps_from(walk, spawn)
+        if from_spawn[exit_[1], exit_[0]] >= UNREACHABLE:
             return level  # the validator will say why; nothing to improve here
     except (KeyError, TypeError, ValueError, IndexError):
         return level
-    ends = np.where(free & (from_spawn < unreachable), from_spawn, -1)
+    ends = np.where(free & (from_spawn < UNREACHABLE), from_spawn, -1)
     ends[spawn[1], spawn[0]] = -1
     far = np.unravel_index(int(np.argmax(ends)), ends.shape)
     if int(ends[far]) <= int(from_spawn[exit_[1], exit_[0]]):

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 import generator.backends.procedural as procedural
 from engine.core.content import ALL_THEMES, ENEMY_KINDS, THEME_LAYOUT, Tile, theme_enemy_kinds, theme_item_kinds
 from engine.core.level import SPEC_RANGES, Level, LevelSpec
-from generator.backends.procedural import _walk_distance, generate_procedural
+from engine.core.pathing import steps_from
+from generator.backends.procedural import generate_procedural
 from generator.validation import SPAWN_SAFE_RADIUS, validate_level
 
 
@@ -24,7 +25,7 @@ def check(level: Level, spec: LevelSpec) -> None:
     sx, sy = level.spawn
     assert all(max(abs(e.x - sx), abs(e.y - sy)) > SPAWN_SAFE_RADIUS for e in level.enemies)
     # The exit is at the far end: within 10 % of the farthest walk from the spawn.
-    dist = _walk_distance(level.grid != Tile.WALL, sx, sy)
+    dist = steps_from(level.grid != Tile.WALL, (sx, sy))
     reachable = dist[dist < np.iinfo(np.int32).max]
     ex, ey = level.exit
     assert dist[ey, ex] >= 0.9 * reachable.max()
@@ -107,7 +108,7 @@ def test_difficulty_brings_tougher_enemies_closer():
         for seed in range(12):
             spec = LevelSpec(width=48, height=32, difficulty=difficulty, enemies=10, items=2, theme="fortress")
             level = generate_procedural(spec, seed)
-            d = _walk_distance(level.grid != Tile.WALL, *level.spawn)
+            d = steps_from(level.grid != Tile.WALL, level.spawn)
             far = d[d < np.iinfo(np.int32).max].max()
             for e in level.enemies:
                 k = ENEMY_KINDS[e.kind]
