@@ -13,6 +13,7 @@ the store, whoever filled it (``tests/test_layers.py`` checks the arrows).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,12 +65,9 @@ def random_spec(rng: np.random.Generator, ranges: SpecRanges | None = None) -> d
 
     width, height = draw(ranges.width), draw(ranges.height)
     if ranges.balance_bands:
-        from generator.evaluate.metrics import SIZE_BANDS, size_band
+        from generator.evaluate.metrics import size_band
 
-        reachable = sorted({size_band({"width": w, "height": h})
-                            for w in range(ranges.width[0], ranges.width[1] + 1)
-                            for h in range(ranges.height[0], ranges.height[1] + 1)},
-                           key=[b for b, *_ in SIZE_BANDS].index)
+        reachable = _bands_within(ranges.width, ranges.height)
         band = reachable[int(rng.integers(len(reachable)))]
         while size_band({"width": width, "height": height}) != band:
             width, height = draw(ranges.width), draw(ranges.height)
@@ -82,6 +80,16 @@ def random_spec(rng: np.random.Generator, ranges: SpecRanges | None = None) -> d
         "items": draw((ranges.items[0], max(ranges.items[0], min(ranges.items[1], item_cap)))),
         "theme": str(ALL_THEMES[int(rng.integers(len(ALL_THEMES)))]),
     }
+
+
+@functools.lru_cache(maxsize=32)
+def _bands_within(width: tuple[int, int], height: tuple[int, int]) -> tuple[str, ...]:
+    """The size bands some size inside the ranges falls in, smallest first (once per ranges, not per spec)."""
+    from generator.evaluate.metrics import SIZE_BANDS, size_band
+
+    found = {size_band({"width": w, "height": h})
+             for w in range(width[0], width[1] + 1) for h in range(height[0], height[1] + 1)}
+    return tuple(b for b, *_ in SIZE_BANDS if b in found)
 
 
 def bootstrap(
