@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from generator.local.codec import is_level_site, spec_from_args
-from generator.local.registry import Registry, RegistryError
+from generator.local.registry import SPEC_RANGE_FIELDS, Registry, RegistryError
 from trainer.config import PipelineConfig, from_dict
 from trainer.dataset import Dataset, build_dataset, load_exported
 from trainer.errors import DatasetError, TrainerError
@@ -195,13 +195,8 @@ def _stage_dataset(store: Any, site: str, cfg: PipelineConfig, run_dir: Path) ->
             "spec_ranges": spec_ranges(site, ds, cfg.train.max_len), "stats": ds.stats, "files": {k: str(v) for k, v in paths.items()}}
 
 
-#: Spec fields whose training range a level student's version records (routing serves it only inside them);
-#: ``area`` is width x height.
-RANGE_FIELDS: Final = ("width", "height", "enemies", "items", "area")
-
-
 def spec_ranges(site: str, ds: Dataset, max_len: int | None = None) -> dict[str, list[int]] | None:
-    """The smallest and largest value of each of :data:`RANGE_FIELDS` over the level specs the student learned whole.
+    """The smallest and largest value of each of ``SPEC_RANGE_FIELDS`` over the level specs the student learned whole.
 
     Only training examples whose text fits in ``max_len`` count (characters:
     a bound on tokens for the char tokenizer micro students use): the loop
@@ -217,7 +212,7 @@ def spec_ranges(site: str, ds: Dataset, max_len: int | None = None) -> dict[str,
     if not specs:
         return {"area": [0, 0]}
     out = {}
-    for name in RANGE_FIELDS:
+    for name in SPEC_RANGE_FIELDS:
         values = [int(s["width"]) * int(s["height"]) if name == "area" else int(s[name]) for s in specs]
         out[name] = [min(values), max(values)]
     return out

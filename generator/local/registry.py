@@ -61,6 +61,7 @@ __all__ = [
     "sha256_file",
     "MANIFEST_NAME",
     "SERVING_NAME",
+    "SPEC_RANGE_FIELDS",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,11 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME: Final = "manifest.json"
 SERVING_NAME: Final = "SERVING.json"
 _VERSION_RE: Final = re.compile(r"^v(\d{4,})$")
+
+#: The spec fields whose range a level version records in ``metrics["spec_ranges"]`` (``area`` is
+#: width x height): the trainer writes them (``trainer.pipeline.spec_ranges``), routing serves the
+#: version only inside them (``generator.routing.wrappers.SpecEnvelope``).
+SPEC_RANGE_FIELDS: Final = ("width", "height", "enemies", "items", "area")
 
 #: Verdicts the trainer records when it adds a version.
 VERDICTS: Final = ("candidate", "passed", "rejected")

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from generator.backends.base import Backend, BackendOutput, BackendRequest
 from generator.errors import BackendDeclined, BackendError
+from generator.local.registry import SPEC_RANGE_FIELDS
 from generator.store.records import CallRecord
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ def validate_output(out: BackendOutput, req: BackendRequest) -> tuple[bool, list
 
     report = validate_level(out.level if out.level is not None else out.raw, req.spec)
     return report.valid, [failure_dict(f) for f in report.failures]
-
-
-#: The spec fields a student's envelope bounds (``area`` is width x height).
-ENVELOPE_FIELDS = ("width", "height", "enemies", "items", "area")
 
 
 @dataclass(frozen=True)
@@ -65,7 +62,7 @@ class SpecEnvelope:
             return None
         ranges: dict[str, tuple[int, int]] = {}
         for name, lo_hi in raw.items():
-            if name in ENVELOPE_FIELDS and isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2:
+            if name in SPEC_RANGE_FIELDS and isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2:
                 try:
                     ranges[name] = (int(lo_hi[0]), int(lo_hi[1]))
                 except (TypeError, ValueError):
