@@ -98,9 +98,11 @@ def _set_wal(conn: sqlite3.Connection, wait_s: float) -> str:
         try:
             return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+            contended = "locked" in str(exc) or "busy" in str(exc)
+            if not contended or time.monotonic() >= deadline:
                 raise
             time.sleep(0.005)
+
 
 class StoredCall(msgspec.Struct, frozen=True):
     """A recorded call plus the fun score of the level it produced (mean over plays)."""
