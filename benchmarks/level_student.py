@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="held-out specs, split evenly over 3 size bands (default 60, as issue 14 measured: "
                          "with 4 per band, a student 4 %% over the teacher's mean rooms on 60 specs measured 62 %% over)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--temperature", type=float, default=1.0,
-                    help="sampling temperature (default 1.0, what StudentBackend serves levels at)")
+    ap.add_argument("--temperature", type=float, default=1.0,  # generator.local.student.LEVEL_TEMPERATURE
+                    help="sampling temperature (default 1.0, what students serve levels at)")
     ap.add_argument("--controls", default="untrained,uniform,count", help="comma-separated controls")
     ap.add_argument("--no-play", action="store_true", help="skip difficulty by bot play")
     ap.add_argument("--json", action="store_true", help="print one JSON object")

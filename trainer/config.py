@@ -31,6 +31,7 @@ from typing import Any, Final
 import msgspec
 import yaml
 
+from generator.local.student import LEVEL_TEMPERATURE
 from generator.training.bootstrap import SpecRanges
 from trainer.errors import TrainerError
 
@@ -157,7 +158,7 @@ class GateConfig:
 
     eval_specs: int = 50  #: held-out specs the student generates for (at most)
     max_new_tokens: int | None = None  #: None: enough for the largest spec
-    temperature: float = 1.0  #: sampling temperature of level candidates: what ``StudentBackend`` serves at
+    temperature: float = LEVEL_TEMPERATURE  #: sampling temperature of level candidates: what students serve at
     serve_tries: int = 1
     """Candidates judged per spec, as ``StudentBackend`` serves them (1: raw first try).
     With more, validity is "valid as served": the first of up to ``serve_tries``

@@ -18,6 +18,7 @@ from typing import Any
 
 from generator.evaluate.likeness import likeness_table
 from generator.local.codec import spec_from_args
+from generator.local.student import LEVEL_TEMPERATURE
 from generator.evaluate.metrics import size_band
 
 __all__ = ["evaluate_likeness", "teacher_noise_levels", "sample_first_tries"]
@@ -56,7 +57,7 @@ def evaluate_likeness(
     training: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     *,
     seed: int = 0,
-    temperature: float = 1.0,
+    temperature: float = LEVEL_TEMPERATURE,
     noise: Sequence[Any] | None = None,
     controls: Sequence[str] = ("untrained", "uniform", "count"),
     progress: bool = False,

@@ -67,7 +67,7 @@ from generator.local.codec import (
     spec_from_args,
 )
 from generator.local.prompting import byte_decoder
-from generator.local.student import StudentOutput
+from generator.local.student import LEVEL_TEMPERATURE, StudentOutput
 
 if TYPE_CHECKING:
     from generator.backends.base import BackendOutput, BackendRequest
@@ -667,7 +667,8 @@ class GGUFBackend:
 
     name = "student-gguf"
 
-    def __init__(self, gguf_path: str | Path, *, max_tries: int = 8, batch: int = 1, temperature: float = 1.0,
+    def __init__(self, gguf_path: str | Path, *, max_tries: int = 8, batch: int = 1,
+                 temperature: float = LEVEL_TEMPERATURE,
                  repair: bool = True, validate: Any = None, name: str | None = None, **worker_kw: Any) -> None:
         if name:
             self.name = name  # e.g. "student", to count with the torch student in routing

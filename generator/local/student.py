@@ -46,7 +46,7 @@ from generator.local.codec import (
 if TYPE_CHECKING:
     from generator.backends.base import BackendOutput, BackendRequest
 
-__all__ = ["REQUIRED_FILES", "LocalStudent", "StudentBackend", "StudentOutput"]
+__all__ = ["LEVEL_TEMPERATURE", "REQUIRED_FILES", "LocalStudent", "StudentBackend", "StudentOutput"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,10 @@ REQUIRED_FILES: Final = ("config.json", "model.safetensors", "tokenizer.json")
 ADAPTER_FILES: Final = ("adapter_config.json", "adapter_model.safetensors", "student_base.json")
 _TORCH_HINT: Final = "local students need torch and transformers: pip install 'dungeon-forge[train]'"
 
+
+#: The temperature level students sample at when they serve (variety); the promotion gates and
+#: ``benchmarks.level_student`` judge at the same one (``trainer.config.GateConfig.temperature``).
+LEVEL_TEMPERATURE: Final = 1.0
 
 #: Below this many parameters a student runs on one torch thread unless told otherwise.
 SMALL_MODEL_PARAMS: Final = 50_000_000
@@ -228,7 +232,7 @@ class LocalStudent:
         started = time.perf_counter()
         level = is_level_site(self.site)
         if temperature is None:  # levels are sampled (variety); any other site answers its most likely answer
-            temperature = 1.0 if level else 0.0
+            temperature = LEVEL_TEMPERATURE if level else 0.0
         prompt_ids = self.format.prompt_ids(self.tokenizer, encode_prompt(self.site, args))
         grammar = None
         if level:
@@ -310,7 +314,7 @@ class StudentBackend:
     name = "student"
 
     def __init__(self, model_dir: str | Path, quantize: str | None = "int8", *, max_tries: int = 8,
-                 batch: int = 4, temperature: float = 1.0, site: str | None = None,
+                 batch: int = 4, temperature: float = LEVEL_TEMPERATURE, site: str | None = None,
                  repair: bool = True, validate: Any = None) -> None:
         self.student = LocalStudent.load(model_dir, quantize=quantize, site=site or LEVEL_FORM)
         self.model_version = self.student.version
